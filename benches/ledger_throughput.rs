@@ -1,0 +1,201 @@
+//! Load generator for the ledger write and verify paths, reporting ratios
+//! against raw ed25519 baselines measured in the same run on all cores.
+//!
+//! `cargo bench --bench ledger_throughput -- [append|verify|all] [--events N]`
+//!
+//! - append: durable appends/s with 64 concurrent appenders through the real
+//!   writer into the embedded store, vs raw ed25519 signing/s on all cores.
+//! - verify: `verify_bundle` records/s on an N-event bundle (default 1M), vs
+//!   raw ed25519 batch verification/s on all cores; peak RSS before and after.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer, SigningKey};
+use rayon::prelude::*;
+
+use keyledger::ledger::{InitialAdmin, Ledger};
+use keyledger::sample_events::realistic_event;
+use keyledger::store::embedded::EmbeddedStore;
+use keyledger::writer::{WriterConfig, origin_for};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let what = args.first().map(String::as_str).unwrap_or("all").to_string();
+    let events: u64 = args
+        .iter()
+        .position(|a| a == "--events")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    println!("cores: {}", rayon::current_num_threads());
+    if what == "append" || what == "all" {
+        append_bench();
+    }
+    if what == "verify" || what == "all" {
+        verify_bench(events);
+    }
+    if what == "verify-only" {
+        let bundle = args
+            .iter()
+            .position(|a| a == "--bundle")
+            .and_then(|i| args.get(i + 1))
+            .expect("--bundle DIR");
+        verify_only(std::path::Path::new(bundle));
+    }
+}
+
+fn raw_sign_rate(duration: Duration) -> f64 {
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let message = keyledger::chain::signing_message(&[1u8; 32]);
+    let count = AtomicU64::new(0);
+    let start = Instant::now();
+    rayon::broadcast(|_| {
+        let mut n = 0u64;
+        while start.elapsed() < duration {
+            for _ in 0..256 {
+                std::hint::black_box(key.sign(std::hint::black_box(&message)));
+            }
+            n += 256;
+        }
+        count.fetch_add(n, Ordering::Relaxed);
+    });
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn raw_batch_verify_rate(duration: Duration) -> f64 {
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let messages: Vec<_> = (0..4096u32)
+        .map(|i| keyledger::chain::signing_message(&blake3::hash(&i.to_le_bytes()).into()))
+        .collect();
+    let signatures: Vec<_> = messages.iter().map(|m| key.sign(m)).collect();
+    let keys = vec![key.verifying_key(); 64];
+    let start = Instant::now();
+    let mut total = 0u64;
+    while start.elapsed() < duration {
+        let ok = messages
+            .par_chunks(64)
+            .zip(signatures.par_chunks(64))
+            .all(|(m, s)| {
+                let refs: Vec<&[u8]> = m.iter().map(|x| x.as_slice()).collect();
+                ed25519_dalek::verify_batch(&refs, s, &keys[..m.len()]).is_ok()
+            });
+        assert!(ok);
+        total += messages.len() as u64;
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn new_ledger(dir: &std::path::Path) -> Ledger {
+    let store = EmbeddedStore::open(dir).expect("store");
+    let admin = InitialAdmin {
+        admin_id: "bench-admin".into(),
+        public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+    };
+    Ledger::create(&store, dir, "bench", &admin, "bench", WriterConfig::default()).expect("ledger")
+}
+
+fn append_bench() {
+    const APPENDERS: usize = 64;
+    const EVENTS: u64 = 200_000;
+    let dir = tempfile::tempdir_in(".").expect("tempdir");
+    let ledger = new_ledger(dir.path());
+    let raw_before = raw_sign_rate(Duration::from_secs(2));
+    let next = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..APPENDERS {
+            let (ledger, next) = (&ledger, &next);
+            s.spawn(move || loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= EVENTS {
+                    break;
+                }
+                ledger.append(realistic_event(n, t).expect("draft")).expect("append");
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let stats = ledger.writer().stats();
+    let batches = stats.batches.load(Ordering::Relaxed);
+    let records = stats.records.load(Ordering::Relaxed);
+    ledger.shutdown();
+    let raw_after = raw_sign_rate(Duration::from_secs(2));
+    let raw = (raw_before + raw_after) / 2.0;
+    let rate = EVENTS as f64 / elapsed;
+    println!("raw ed25519 sign, all cores: {raw:.0}/s (before {raw_before:.0}, after {raw_after:.0})");
+    println!(
+        "durable appends, {APPENDERS} appenders: {rate:.0}/s over {EVENTS} events; {batches} batches (mean {:.1} records/fsync)",
+        records as f64 / batches.max(1) as f64
+    );
+    println!("RATIO append/raw-sign = {:.3} (target >= 0.5)", rate / raw);
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn verify_bench(events: u64) {
+    let dir = tempfile::tempdir_in(".").expect("tempdir");
+    let ledger = new_ledger(dir.path());
+    let generate_start = Instant::now();
+    let next = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..64 {
+            let (ledger, next) = (&ledger, &next);
+            s.spawn(move || loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n + 1 >= events {
+                    break;
+                }
+                ledger.append(realistic_event(n, t).expect("draft")).expect("append");
+            });
+        }
+    });
+    let note = ledger.writer().checkpoint().expect("checkpoint");
+    let size = ledger.log().head().size;
+    let keys = vec![ledger.writer().current_key().note_verifier().to_string()];
+    let bundle = dir.path().join("bundle");
+    keyledger::bundle::export(ledger.log().as_ref(), &origin_for("bench"), size, &note, &keys, &bundle)
+        .expect("export");
+    ledger.shutdown();
+    let bytes = std::fs::metadata(bundle.join("records.bin")).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "generated {size} events ({:.1} MiB) in {:.1}s",
+        bytes as f64 / 1048576.0,
+        generate_start.elapsed().as_secs_f64()
+    );
+    // Verify in a fresh process so its peak memory is its own.
+    let status = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["verify-only", "--bundle"])
+        .arg(&bundle)
+        .status()
+        .expect("spawn verify");
+    assert!(status.success());
+}
+
+fn verify_only(bundle: &std::path::Path) {
+    let bytes = std::fs::metadata(bundle.join("records.bin")).map(|m| m.len()).unwrap_or(0);
+    let raw_before = raw_batch_verify_rate(Duration::from_secs(2));
+    let rss_before = peak_rss_kib();
+    let start = Instant::now();
+    let report = keyledger::verify::verify_bundle(&bundle, &Default::default(), &|_| {}).expect("verify");
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(report.ok(), "{:?}", report.failure);
+    let size = report.records;
+    let rss_after = peak_rss_kib();
+    let raw_after = raw_batch_verify_rate(Duration::from_secs(2));
+    let raw = (raw_before + raw_after) / 2.0;
+    let rate = size as f64 / elapsed;
+    println!("raw ed25519 batch verify, all cores: {raw:.0}/s (before {raw_before:.0}, after {raw_after:.0})");
+    println!("verify: {size} records in {elapsed:.2}s = {rate:.0}/s");
+    println!("peak RSS before verify {rss_before} KiB, after {rss_after} KiB (bundle {:.1} MiB)", bytes as f64 / 1048576.0);
+    println!("RATIO verify/raw-batch-verify = {:.3} (target >= 0.8)", rate / raw);
+}

@@ -1,0 +1,28 @@
+//! keyledger: an event-sourced, audit-first key ledger.
+//!
+//! Every key and admin operation is an ed25519-signed event appended to a
+//! BLAKE3 hash-chained, RFC 9162 Merkle-committed log (see
+//! `docs/LEDGER-FORMAT.md` for the byte-exact format and
+//! `docs/ARCHITECTURE.md` for how the pieces fit).
+//!
+//! - Verifier core, pure (no network, no database): [`event`], [`record`],
+//!   [`chain`], [`merkle`], [`checkpoint`], [`verify`], [`bundle`].
+//! - Write path: [`ledger_key`], [`writer`] (group commit), [`ledger`]
+//!   (instance lifecycle), [`store`] (the `EventStore` contract and backends).
+//! - [`cli`]: the `keyledger` command line.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod bundle;
+pub mod chain;
+pub mod checkpoint;
+pub mod cli;
+pub mod event;
+pub mod ledger;
+pub mod ledger_key;
+pub mod merkle;
+pub mod record;
+pub mod sample_events;
+pub mod store;
+pub mod verify;
+pub mod writer;

@@ -1,0 +1,4 @@
+//! The `keyledger` command line.
+fn main() -> std::process::ExitCode {
+    keyledger::cli::run()
+}

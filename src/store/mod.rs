@@ -1,0 +1,134 @@
+//! The `EventStore` contract: durable, append-only, per-instance logs of
+//! records plus the RFC 9162 tree's perfect-subtree hashes and the latest
+//! signed checkpoint.
+//!
+//! Every backend passes the same conformance suite (`tests/common/store_conformance.rs`).
+//! Backends: [`embedded`] (the default, nothing to install).
+
+pub mod embedded;
+
+use crate::chain::Link;
+use crate::merkle::{self, Hash};
+use crate::record::Record;
+
+/// A record with the derived values the writer computed for it.
+#[derive(Debug, Clone)]
+pub struct SealedRecord {
+    pub seq: u64,
+    pub record: Record,
+    /// `chain::link(&record.event)`.
+    pub link: Link,
+    /// `record.leaf_hash()`.
+    pub leaf: Hash,
+}
+
+/// The end of an instance's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Number of records (the next `seq`).
+    pub size: u64,
+    /// Link of the last record, `GENESIS_PREV` when empty.
+    pub link: Link,
+}
+
+/// Store errors. Backends map their own failures onto these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("instance {0:?} does not exist")]
+    UnknownInstance(String),
+    #[error("instance {0:?} already exists")]
+    InstanceExists(String),
+    #[error(
+        "invalid instance name {0:?}: 1-64 characters of a-z, 0-9, '-', '_', starting with a letter or digit"
+    )]
+    InvalidInstanceName(String),
+    #[error("append conflict: batch starts at seq {batch_start} but the log has {size} records")]
+    Conflict { batch_start: u64, size: u64 },
+    #[error("batch is not contiguous at seq {seq}")]
+    NonContiguous { seq: u64 },
+    /// A record of a batch is unfit for the log (size, chain fields, or a
+    /// `link`/`leaf` that does not match the record); nothing was written.
+    #[error("record {seq} refused: {reason}")]
+    InvalidRecord { seq: u64, reason: String },
+    #[error("range {start}..{end} is outside the log of {size} records")]
+    OutOfRange { start: u64, end: u64, size: u64 },
+    #[error("log of instance {instance:?} is locked by another process")]
+    Locked { instance: String },
+    #[error("stored log is corrupt at seq {seq}: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    #[error("storage i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// One instance's log. Implementations are safe to share between the writer
+/// and readers: appends are serialised internally, reads see only durable,
+/// complete batches.
+pub trait InstanceLog: Send + Sync {
+    /// The instance this log belongs to.
+    fn instance(&self) -> &str;
+
+    /// The current end of the log.
+    fn head(&self) -> ChainHead;
+
+    /// Appends a contiguous batch starting at `head().size`, durably: when
+    /// this returns `Ok`, every record of the batch survives a crash. On
+    /// error nothing of the batch is visible (now or after restart).
+    fn append(&self, batch: &[SealedRecord]) -> Result<(), StoreError>;
+
+    /// Records `start..end` in order.
+    fn read(&self, start: u64, end: u64) -> Result<Vec<Record>, StoreError>;
+
+    /// Hash of the perfect subtree at (`level`, `index`); see [`merkle::NodeSource`].
+    fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError>;
+
+    /// Stores the latest signed checkpoint note (replacing the previous one).
+    fn save_checkpoint(&self, note: &str) -> Result<(), StoreError>;
+
+    /// The latest signed checkpoint note, if any.
+    fn latest_checkpoint(&self) -> Result<Option<String>, StoreError>;
+}
+
+/// A backend holding many instances' logs.
+pub trait EventStore: Send + Sync {
+    /// Creates an empty log for a new instance.
+    fn create_instance(
+        &self,
+        instance: &str,
+    ) -> Result<std::sync::Arc<dyn InstanceLog>, StoreError>;
+
+    /// Opens an existing instance's log (recovering a torn tail if needed).
+    fn open_instance(&self, instance: &str) -> Result<std::sync::Arc<dyn InstanceLog>, StoreError>;
+
+    /// Names of all instances, sorted.
+    fn list_instances(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Adapts an [`InstanceLog`] to the Merkle proof generators.
+pub struct LogNodes<'a>(pub &'a dyn InstanceLog);
+
+impl merkle::NodeSource for LogNodes<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
+        self.0.node(level, index)
+    }
+}
+
+/// Checks an instance name: 1-64 of `a-z 0-9 - _`, first a letter or digit.
+pub fn check_instance_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInstanceName(name.to_string()))
+    }
+}

@@ -1,0 +1,234 @@
+//! Offline verification of a ledger: chain, signatures, key authority,
+//! sequence, Merkle root and checkpoints, streaming in flat memory and using
+//! every core.
+//!
+//! The verifier trusts nothing but what the caller passes as trusted (a
+//! ledger public key and/or an earlier checkpoint). Every failure is located:
+//! the report names the first bad position and the kind of failure.
+
+mod checks;
+mod sequence;
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::bundle::{self, Manifest};
+use crate::checkpoint::{self, Checkpoint, NoteVerifierKey};
+use crate::merkle::Hash;
+use crate::record::{FrameReader, ReadError, Record};
+
+pub use sequence::SequenceVerifier;
+
+/// Records verified per parallel step.
+pub const CHUNK: usize = 4096;
+
+/// What the caller trusts, beyond the bundle itself.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Ledger public keys the genesis record must be signed by (any one).
+    pub keys: Vec<NoteVerifierKey>,
+    /// An earlier checkpoint the log must extend.
+    pub checkpoint: Option<String>,
+}
+
+/// The kind of a verification failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    #[error("record {seq} is malformed: {reason}")]
+    Malformed { seq: u64, reason: String },
+    #[error("record {seq} belongs to instance {found:?}, not {expected:?}")]
+    WrongInstance {
+        seq: u64,
+        expected: String,
+        found: String,
+    },
+    #[error("record {seq} is missing (the next record present is {found})")]
+    Removed { seq: u64, found: u64 },
+    #[error("records are reordered at position {seq} (found seq {found})")]
+    Reordered { seq: u64, found: u64 },
+    #[error("record {seq} is duplicated at position {position}")]
+    Duplicated { seq: u64, position: u64 },
+    #[error("chain broken at record {seq}: its prev does not match the previous record")]
+    ChainBroken { seq: u64 },
+    #[error("bad signature on record {seq}")]
+    BadSignature { seq: u64 },
+    #[error("record {seq} is signed by key {key_id}, which is not the ledger key in force ({expected})")]
+    UnauthorizedKey {
+        seq: u64,
+        key_id: String,
+        expected: String,
+    },
+    #[error("record 0 is not a valid genesis record: {reason}")]
+    BadGenesis { reason: String },
+    #[error("the log's genesis key {key_id} is not a trusted key")]
+    UntrustedKey { key_id: String },
+    #[error("log truncated: expected at least {expected} records, found {found}")]
+    Truncated { expected: u64, found: u64 },
+    #[error("checkpoint is invalid: {reason}")]
+    BadCheckpoint { reason: String },
+    #[error("checkpoint size {checkpoint} does not match the {records} records")]
+    CheckpointSizeMismatch { checkpoint: u64, records: u64 },
+    #[error("Merkle root mismatch at size {size}: the records do not match the checkpoint")]
+    RootMismatch { size: u64 },
+    #[error("chain head mismatch at size {size}: the checkpoint names another head")]
+    ChainHeadMismatch { size: u64 },
+    #[error("log is inconsistent with the trusted checkpoint of size {size}")]
+    InconsistentCheckpoint { size: u64 },
+}
+
+impl Failure {
+    /// The first bad position, where the failure has one.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            Failure::Malformed { seq, .. }
+            | Failure::WrongInstance { seq, .. }
+            | Failure::Removed { seq, .. }
+            | Failure::Reordered { seq, .. }
+            | Failure::ChainBroken { seq }
+            | Failure::BadSignature { seq }
+            | Failure::UnauthorizedKey { seq, .. } => Some(*seq),
+            Failure::Duplicated { position, .. } => Some(*position),
+            Failure::BadGenesis { .. } | Failure::UntrustedKey { .. } => Some(0),
+            Failure::Truncated { found, .. } => Some(*found),
+            Failure::RootMismatch { size }
+            | Failure::ChainHeadMismatch { size }
+            | Failure::InconsistentCheckpoint { size } => Some(*size),
+            Failure::BadCheckpoint { .. } | Failure::CheckpointSizeMismatch { .. } => None,
+        }
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// True when no failure was found.
+    pub ok: bool,
+    pub instance: String,
+    pub records: u64,
+    /// Hex root of all verified records.
+    pub root: String,
+    pub checkpoint_size: Option<u64>,
+    pub key_rotations: u64,
+    pub failure: Option<Failure>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.ok && self.failure.is_none()
+    }
+}
+
+/// Errors that stop verification before any verdict (unreadable input).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error("cannot read {file}: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("trusted input is invalid: {0}")]
+    Trust(String),
+}
+
+/// Verifies a bundle directory. `progress` is called with the number of
+/// bytes consumed so far.
+pub fn verify_bundle(
+    dir: &Path,
+    trust: &Trust,
+    progress: &dyn Fn(u64),
+) -> Result<Report, VerifyError> {
+    let manifest = bundle::read_manifest(dir)?;
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|source| VerifyError::Io {
+            file: path.display().to_string(),
+            source,
+        })
+    };
+    let keys_text = read(bundle::KEYS_FILE)?;
+    let published = parse_keys(&String::from_utf8_lossy(&keys_text));
+    let checkpoint_note = read(bundle::CHECKPOINT_FILE)?;
+    let records_path = dir.join(bundle::RECORDS_FILE);
+    let file = File::open(&records_path).map_err(|source| VerifyError::Io {
+        file: records_path.display().to_string(),
+        source,
+    })?;
+    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut verifier = SequenceVerifier::new(&manifest, trust, &published, &checkpoint_note)?;
+    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                chunk.push(record);
+                if chunk.len() == CHUNK {
+                    verifier.push_chunk(std::mem::take(&mut chunk));
+                    progress(reader.offset());
+                    if verifier.failed() {
+                        break;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(ReadError::Frame { source, .. }) => {
+                verifier.push_chunk(std::mem::take(&mut chunk));
+                verifier.frame_error(source.to_string());
+                break;
+            }
+            Err(ReadError::Io(source)) => {
+                return Err(VerifyError::Io {
+                    file: records_path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    verifier.push_chunk(chunk);
+    progress(reader.offset());
+    Ok(verifier.finish())
+}
+
+/// Parses note verifier keys, one per line; ignores blank lines and lines
+/// that are not valid keys (a bundle's key list is untrusted anyway).
+pub fn parse_keys(text: &str) -> Vec<NoteVerifierKey> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| NoteVerifierKey::parse(l).ok())
+        .collect()
+}
+
+/// Parses a trusted key file: note verifier key lines (`name+id+base64`).
+pub fn parse_trusted_keys(text: &str) -> Result<Vec<NoteVerifierKey>, VerifyError> {
+    let mut keys = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        keys.push(
+            NoteVerifierKey::parse(line)
+                .map_err(|e| VerifyError::Trust(format!("bad trusted key {line:?}: {e}")))?,
+        );
+    }
+    if keys.is_empty() {
+        return Err(VerifyError::Trust("trusted key file holds no key".into()));
+    }
+    Ok(keys)
+}
+
+/// Parses a checkpoint without checking its signature (to read its size).
+pub(crate) fn peek_checkpoint(note: &[u8]) -> Result<Checkpoint, String> {
+    checkpoint::parse_unverified(note).map_err(|e| e.to_string())
+}
+
+pub(crate) fn hex_root(root: &Hash) -> String {
+    hex::encode(root)
+}
+
+/// Convenience for tests and tools: verifies a bundle and returns the report
+/// of an intact bundle's manifest.
+pub fn manifest_of(dir: &Path) -> Result<Manifest, VerifyError> {
+    Ok(bundle::read_manifest(dir)?)
+}

@@ -1,0 +1,405 @@
+//! The ordered part of verification: sequence numbers, chain links, the key
+//! in force, the Merkle frontier and the checkpoints.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+
+use super::checks::{self, Checked, Parsed};
+use super::{Failure, Report, Trust, VerifyError, hex_root, peek_checkpoint};
+use crate::bundle::Manifest;
+use crate::chain::{self, GENESIS_PREV, Link};
+use crate::checkpoint::{self, Checkpoint, NoteVerifierKey};
+use crate::event::InstanceCreated;
+use crate::ledger_key;
+use crate::merkle::{Frontier, Hash};
+use crate::record::Record;
+
+/// Streaming verifier state; feed it chunks in order, then [`finish`](Self::finish).
+/// Cloning snapshots the state (the exhaustive tamper trial uses this).
+#[derive(Clone)]
+pub struct SequenceVerifier {
+    instance: String,
+    origin: String,
+    trust: Trust,
+    /// Candidate keys by id (bundle keys file plus keys the log declares).
+    candidates: HashMap<String, VerifyingKey>,
+    /// The key in force: (id, public key). None before genesis.
+    in_force: Option<(String, VerifyingKey)>,
+    /// (first seq signed by the key, key) for checkpoint signatures.
+    history: Vec<(u64, String, VerifyingKey)>,
+    frontier: Frontier,
+    last_link: Link,
+    /// Link of the record before the last one (duplicate detection).
+    last_record: Option<Record>,
+    /// The last record of the previous chunk, checked once its successor is known.
+    carry: Option<Checked>,
+    bundle_checkpoint: Result<Checkpoint, String>,
+    bundle_note: Vec<u8>,
+    trusted_checkpoint: Option<Checkpoint>,
+    /// Root and head link captured at the trusted checkpoint's size.
+    at_trusted: Option<(Hash, Link)>,
+    at_bundle: Option<(Hash, Link)>,
+    rotations: u64,
+    failure: Option<Failure>,
+}
+
+impl SequenceVerifier {
+    /// Prepares verification of the log described by `manifest`.
+    pub fn new(
+        manifest: &Manifest,
+        trust: &Trust,
+        published: &[NoteVerifierKey],
+        bundle_note: &[u8],
+    ) -> Result<Self, VerifyError> {
+        let trusted_checkpoint = match &trust.checkpoint {
+            Some(note) => Some(
+                peek_checkpoint(note.as_bytes())
+                    .map_err(|e| VerifyError::Trust(format!("trusted checkpoint: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut candidates = HashMap::new();
+        for key in published.iter().chain(&trust.keys) {
+            candidates.insert(hex::encode(key.key_id()), key.key);
+        }
+        let mut verifier = SequenceVerifier {
+            instance: manifest.instance.clone(),
+            origin: manifest.origin.clone(),
+            trust: trust.clone(),
+            candidates,
+            in_force: None,
+            history: Vec::new(),
+            frontier: Frontier::new(),
+            last_link: GENESIS_PREV,
+            last_record: None,
+            carry: None,
+            bundle_checkpoint: peek_checkpoint(bundle_note),
+            bundle_note: bundle_note.to_vec(),
+            trusted_checkpoint,
+            at_trusted: None,
+            at_bundle: None,
+            rotations: 0,
+            failure: None,
+        };
+        verifier.capture_roots();
+        Ok(verifier)
+    }
+
+    /// Whether a failure has been found (later input is ignored).
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// Verifies the next chunk of records.
+    pub fn push_chunk(&mut self, records: Vec<Record>) {
+        if self.failed() || records.is_empty() {
+            return;
+        }
+        let checked = checks::check_chunk(records, &self.candidates);
+        for next in checked {
+            if let Some(current) = self.carry.take() {
+                self.step(current, Some(&next));
+                if self.failed() {
+                    return;
+                }
+            }
+            self.carry = Some(next);
+        }
+    }
+
+    /// Records a framing error after the records pushed so far.
+    pub fn frame_error(&mut self, reason: String) {
+        if let Some(current) = self.carry.take() {
+            self.step(current, None);
+        }
+        if self.failure.is_none() {
+            self.failure = Some(Failure::Malformed {
+                seq: self.frontier.size(),
+                reason,
+            });
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    fn fail(&mut self, failure: Failure) {
+        if self.failure.is_none() {
+            self.failure = Some(failure);
+        }
+    }
+
+    fn step(&mut self, current: Checked, next: Option<&Checked>) {
+        let position = self.position();
+        let parsed = match &current.parsed {
+            Ok(p) => p,
+            Err(reason) => {
+                let reason = reason.clone();
+                return self.fail(Failure::Malformed {
+                    seq: position,
+                    reason,
+                });
+            }
+        };
+        if parsed.instance != self.instance {
+            return self.fail(Failure::WrongInstance {
+                seq: position,
+                expected: self.instance.clone(),
+                found: parsed.instance.clone(),
+            });
+        }
+        if parsed.seq != position {
+            return self.fail(self.classify_sequence(position, parsed.seq, &current, next));
+        }
+        if parsed.prev != Some(self.last_link) {
+            return self.fail(Failure::ChainBroken { seq: position });
+        }
+        if position == 0
+            && let Err(failure) = self.accept_genesis(parsed)
+        {
+            return self.fail(failure);
+        }
+        let Some((key_id, key)) = self.in_force.clone() else {
+            return self.fail(Failure::BadGenesis {
+                reason: "no ledger key in force".into(),
+            });
+        };
+        if parsed.ledger_key != key_id {
+            return self.fail(Failure::UnauthorizedKey {
+                seq: position,
+                key_id: parsed.ledger_key.clone(),
+                expected: key_id,
+            });
+        }
+        let verified = current.verified_with == Some(key)
+            || ledger_key::verify_record(&key, &current.link, &current.record.signature);
+        if !verified {
+            return self.fail(Failure::BadSignature { seq: position });
+        }
+        if let Some(rotation) = &parsed.rotation {
+            match rotation {
+                Ok(declared) => match declared.public_key {
+                    Some(new_key)
+                        if hex::encode(NoteVerifierKey::new(&self.origin, new_key).key_id())
+                            == declared.key_id =>
+                    {
+                        self.candidates.insert(declared.key_id.clone(), new_key);
+                        self.in_force = Some((declared.key_id.clone(), new_key));
+                        self.history.push((position + 1, declared.key_id.clone(), new_key));
+                        self.rotations += 1;
+                    }
+                    _ => {
+                        return self.fail(Failure::Malformed {
+                            seq: position,
+                            reason: "rotation names a key id that does not match its key".into(),
+                        });
+                    }
+                },
+                Err(reason) => {
+                    let reason = reason.clone();
+                    return self.fail(Failure::Malformed {
+                        seq: position,
+                        reason,
+                    });
+                }
+            }
+        }
+        self.frontier.push(current.leaf);
+        self.last_link = current.link;
+        self.last_record = Some(current.record);
+        self.capture_roots();
+    }
+
+    fn accept_genesis(&mut self, parsed: &Parsed) -> Result<(), Failure> {
+        let bad = |reason: &str| Failure::BadGenesis {
+            reason: reason.to_string(),
+        };
+        if parsed.event_type != <InstanceCreated as crate::event::EventPayload>::TYPE {
+            return Err(bad("the first record is not instance.created"));
+        }
+        let declared = match &parsed.genesis {
+            Some(Ok(d)) => d,
+            Some(Err(reason)) => return Err(bad(reason)),
+            None => return Err(bad("unsupported instance.created version")),
+        };
+        let Some(key) = declared.public_key else {
+            return Err(bad("no ledger public key"));
+        };
+        let key_id = hex::encode(NoteVerifierKey::new(&self.origin, key).key_id());
+        if key_id != declared.key_id {
+            return Err(bad("ledger key id does not match the ledger public key"));
+        }
+        if !self.trust.keys.is_empty() && !self.trust.keys.iter().any(|t| t.key == key) {
+            return Err(Failure::UntrustedKey { key_id });
+        }
+        self.candidates.insert(key_id.clone(), key);
+        self.in_force = Some((key_id.clone(), key));
+        self.history.push((0, key_id, key));
+        Ok(())
+    }
+
+    fn classify_sequence(
+        &self,
+        position: u64,
+        found: u64,
+        current: &Checked,
+        next: Option<&Checked>,
+    ) -> Failure {
+        if found < position {
+            let same_as_last = self
+                .last_record
+                .as_ref()
+                .is_some_and(|r| *r == current.record);
+            if same_as_last || found + 1 == position && current.link == self.last_link {
+                return Failure::Duplicated {
+                    seq: found,
+                    position,
+                };
+            }
+            return Failure::Reordered {
+                seq: position,
+                found,
+            };
+        }
+        let next_seq = next.and_then(|n| n.parsed.as_ref().ok()).map(|p| p.seq);
+        if next_seq == Some(position) {
+            Failure::Reordered {
+                seq: position,
+                found,
+            }
+        } else {
+            Failure::Removed {
+                seq: position,
+                found,
+            }
+        }
+    }
+
+    fn capture_roots(&mut self) {
+        let size = self.frontier.size();
+        if self.trusted_checkpoint.as_ref().is_some_and(|c| c.size == size) {
+            self.at_trusted = Some((self.frontier.root(), self.last_link));
+        }
+        if self.bundle_checkpoint.as_ref().is_ok_and(|c| c.size == size) {
+            self.at_bundle = Some((self.frontier.root(), self.last_link));
+        }
+    }
+
+    /// The key that signs a checkpoint of `size`: the key in force once
+    /// records `0..size` are applied (a rotation at `size - 1` already counts).
+    fn key_at(&self, size: u64) -> Option<&(u64, String, VerifyingKey)> {
+        self.history.iter().rev().find(|(from, _, _)| *from <= size)
+    }
+
+    /// Ends verification and reports.
+    pub fn finish(mut self) -> Report {
+        if let Some(current) = self.carry.take() {
+            self.step(current, None);
+        }
+        if self.failure.is_none() && self.frontier.size() == 0 {
+            self.fail(Failure::BadGenesis {
+                reason: "the log is empty".into(),
+            });
+        }
+        if self.failure.is_none() {
+            self.check_trusted_checkpoint();
+        }
+        if self.failure.is_none() {
+            self.check_bundle_checkpoint();
+        }
+        Report {
+            ok: self.failure.is_none(),
+            instance: self.instance.clone(),
+            records: self.frontier.size(),
+            root: hex_root(&self.frontier.root()),
+            checkpoint_size: self.bundle_checkpoint.as_ref().ok().map(|c| c.size),
+            key_rotations: self.rotations,
+            failure: self.failure,
+        }
+    }
+
+    fn verify_note(&self, note: &[u8], size: u64, extra: &[NoteVerifierKey]) -> Result<Checkpoint, String> {
+        let mut verifiers: Vec<NoteVerifierKey> = extra.to_vec();
+        if let Some((_, _, key)) = self.key_at(size) {
+            verifiers.push(NoteVerifierKey::new(&self.origin, *key));
+        }
+        let checkpoint = checkpoint::parse_and_verify(note, &verifiers).map_err(|e| e.to_string())?;
+        if checkpoint.origin != self.origin {
+            return Err(format!("origin {:?} is not {:?}", checkpoint.origin, self.origin));
+        }
+        Ok(checkpoint)
+    }
+
+    fn check_trusted_checkpoint(&mut self) {
+        let Some(trusted) = self.trusted_checkpoint.clone() else {
+            return;
+        };
+        let records = self.frontier.size();
+        if trusted.size > records {
+            return self.fail(Failure::Truncated {
+                expected: trusted.size,
+                found: records,
+            });
+        }
+        let note = self.trust.checkpoint.clone().unwrap_or_default();
+        let trusted_keys = self.trust.keys.clone();
+        if let Err(reason) = self.verify_note(note.as_bytes(), trusted.size, &trusted_keys) {
+            return self.fail(Failure::BadCheckpoint {
+                reason: format!("trusted checkpoint: {reason}"),
+            });
+        }
+        match self.at_trusted {
+            Some((root, link)) if root == trusted.root && head_matches(&trusted, &link) => {}
+            _ => self.fail(Failure::InconsistentCheckpoint { size: trusted.size }),
+        }
+    }
+
+    fn check_bundle_checkpoint(&mut self) {
+        let records = self.frontier.size();
+        let claimed = match &self.bundle_checkpoint {
+            Ok(c) => c.clone(),
+            Err(reason) => {
+                let reason = reason.clone();
+                return self.fail(Failure::BadCheckpoint { reason });
+            }
+        };
+        if claimed.size > records {
+            return self.fail(Failure::Truncated {
+                expected: claimed.size,
+                found: records,
+            });
+        }
+        if claimed.size < records {
+            return self.fail(Failure::CheckpointSizeMismatch {
+                checkpoint: claimed.size,
+                records,
+            });
+        }
+        let note = self.bundle_note.clone();
+        if let Err(reason) = self.verify_note(&note, claimed.size, &[]) {
+            return self.fail(Failure::BadCheckpoint { reason });
+        }
+        match self.at_bundle {
+            Some((root, _)) if root != claimed.root => {
+                self.fail(Failure::RootMismatch { size: claimed.size })
+            }
+            Some((_, link)) if !head_matches(&claimed, &link) => {
+                self.fail(Failure::ChainHeadMismatch { size: claimed.size })
+            }
+            Some(_) => {}
+            None => self.fail(Failure::RootMismatch { size: claimed.size }),
+        }
+    }
+}
+
+/// A checkpoint's `keyledger-chain` extension, when present, must name `link`.
+fn head_matches(checkpoint: &Checkpoint, link: &Link) -> bool {
+    let expected = format!("keyledger-chain {}", chain::to_hex(link));
+    checkpoint
+        .extensions
+        .iter()
+        .filter(|e| e.starts_with("keyledger-chain "))
+        .all(|e| *e == expected)
+}

@@ -1,0 +1,507 @@
+//! The per-instance ledger writer: sequences, links, signs and durably
+//! appends events with group commit.
+//!
+//! Pipeline (two threads plus the signing pool):
+//! 1. the **sequencer** drains every waiting submission into one batch,
+//!    assigns `seq` and time, serialises each envelope once, links the
+//!    BLAKE3 chain (cheap, sequential), then signs and leaf-hashes the batch
+//!    in parallel on all cores (rayon);
+//! 2. the **committer** appends the batch with one durable write, answers
+//!    every caller of the batch, and issues signed checkpoints.
+//!
+//! While the committer waits for `fdatasync` of batch *k*, the sequencer
+//! signs batch *k + 1*. A caller is answered only after its batch is durable.
+//! If an append fails, that batch and every batch sequenced after it fail,
+//! and the sequencer restarts from the store's durable head.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use rayon::prelude::*;
+
+use crate::chain::{self, Link};
+use crate::checkpoint::Checkpoint;
+use crate::event::{Actor, EnvelopeOut, EventDraft, EventError, LedgerKeyRotated};
+use crate::ledger_key::LedgerKey;
+use crate::merkle::{self, Hash};
+use crate::record::{MAX_EVENT_BYTES, Record};
+use crate::store::{ChainHead, InstanceLog, LogNodes, SealedRecord, StoreError};
+
+/// Largest number of events in one batch (one fsync).
+pub const MAX_BATCH: usize = 1024;
+
+/// What a caller gets back once its event is durable: a receipt it can later
+/// prove is in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub seq: u64,
+    /// Chain link of the record.
+    pub link: Link,
+    /// RFC 9162 leaf hash of the record.
+    pub leaf: Hash,
+    /// The record's time (RFC 3339, microseconds, UTC).
+    pub time: String,
+}
+
+/// Why an append failed. In every case nothing of the event was stored.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum WriteError {
+    #[error("event refused: {0}")]
+    Invalid(#[from] EventError),
+    #[error("the ledger could not be written: {0}")]
+    Storage(String),
+    #[error("the ledger writer has shut down")]
+    Closed,
+}
+
+/// The source of event times (injectable for tests and vectors).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Tuning for a writer.
+#[derive(Clone)]
+pub struct WriterConfig {
+    /// Issue a signed checkpoint when this much time has passed since the last
+    /// one and the log grew. `Duration::ZERO` = after every batch.
+    pub checkpoint_interval: Duration,
+    /// Where event times come from; times are made non-decreasing.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for WriterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterConfig")
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            checkpoint_interval: Duration::from_secs(1),
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+enum Submission {
+    Event {
+        draft: EventDraft,
+        reply: Sender<Result<Receipt, WriteError>>,
+    },
+    RotateKey {
+        new_key: Box<LedgerKey>,
+        actor: Actor,
+        correlation_id: String,
+        reply: Sender<Result<Receipt, WriteError>>,
+    },
+}
+
+struct Batch {
+    records: Vec<SealedRecord>,
+    replies: Vec<(Sender<Result<Receipt, WriteError>>, Receipt)>,
+    /// The key that must sign checkpoints once this batch is durable.
+    key: Arc<LedgerKey>,
+    /// Failure epoch the batch was sequenced in; stale batches are refused.
+    epoch: u64,
+}
+
+/// Counters the writer keeps (for metrics and benchmarks).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub records: AtomicU64,
+    pub checkpoints: AtomicU64,
+}
+
+/// Handle to a running writer; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct LedgerWriter {
+    submit: Sender<Submission>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    instance: String,
+    log: Arc<dyn InstanceLog>,
+    stats: WriterStats,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    current_key: Mutex<Arc<LedgerKey>>,
+    /// Serialises checkpoint issuing so a newer note is never replaced by an older one.
+    checkpoint_lock: Mutex<u64>,
+}
+
+impl LedgerWriter {
+    /// Starts the writer for `log`, signing with `key` (the key in force at
+    /// the log's head).
+    pub fn start(log: Arc<dyn InstanceLog>, key: LedgerKey, config: WriterConfig) -> Self {
+        let (submit, submissions) = unbounded::<Submission>();
+        // Depth 2: one batch being committed, one signed and waiting.
+        let (to_commit, batches) = bounded::<Batch>(1);
+        let key = Arc::new(key);
+        let shared = Arc::new(Shared {
+            instance: log.instance().to_string(),
+            log: log.clone(),
+            stats: WriterStats::default(),
+            threads: Mutex::new(Vec::new()),
+            current_key: Mutex::new(key.clone()),
+            checkpoint_lock: Mutex::new(0),
+        });
+        let epoch = Arc::new(AtomicU64::new(0));
+        let sequencer = {
+            let shared = shared.clone();
+            let epoch = epoch.clone();
+            std::thread::Builder::new()
+                .name(format!("ledger-seq-{}", shared.instance))
+                .spawn({
+                    let clock = config.clock.clone();
+                    move || run_sequencer(&shared, key, &clock, &submissions, &to_commit, &epoch)
+                })
+        };
+        let committer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("ledger-commit-{}", shared.instance))
+                .spawn(move || run_committer(&shared, &batches, &epoch, config))
+        };
+        let mut threads = shared.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.extend(sequencer.ok());
+        threads.extend(committer.ok());
+        drop(threads);
+        LedgerWriter { submit, shared }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.shared.instance
+    }
+
+    /// The log this writer appends to (for readers).
+    pub fn log(&self) -> &Arc<dyn InstanceLog> {
+        &self.shared.log
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.shared.stats
+    }
+
+    /// The ledger key in force at the durable head.
+    pub fn current_key(&self) -> Arc<LedgerKey> {
+        self.shared
+            .current_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Appends one event and waits until it is durable.
+    pub fn append(&self, draft: EventDraft) -> Result<Receipt, WriteError> {
+        let (reply, answer) = bounded(1);
+        self.submit
+            .send(Submission::Event { draft, reply })
+            .map_err(|_| WriteError::Closed)?;
+        answer.recv().unwrap_or(Err(WriteError::Closed))
+    }
+
+    /// Rotates the ledger key: appends `ledger_key.rotated` signed by the old
+    /// key; every later record and checkpoint is signed by `new_key`. The
+    /// caller must have stored `new_key` durably first.
+    pub fn rotate_key(
+        &self,
+        new_key: LedgerKey,
+        actor: Actor,
+        correlation_id: &str,
+    ) -> Result<Receipt, WriteError> {
+        crate::event::check_token("correlation_id", correlation_id, 128)?;
+        let (reply, answer) = bounded(1);
+        self.submit
+            .send(Submission::RotateKey {
+                new_key: Box::new(new_key),
+                actor,
+                correlation_id: correlation_id.to_string(),
+                reply,
+            })
+            .map_err(|_| WriteError::Closed)?;
+        answer.recv().unwrap_or(Err(WriteError::Closed))
+    }
+
+    /// Signs and stores a checkpoint of the current durable head now.
+    pub fn checkpoint(&self) -> Result<String, WriteError> {
+        let key = self.current_key();
+        issue_checkpoint(&self.shared, &key).map_err(|e| WriteError::Storage(e.to_string()))
+    }
+
+    /// Stops accepting events, finishes everything already submitted, writes
+    /// a final checkpoint and joins the writer threads. Other clones of this
+    /// handle get `Closed` afterwards.
+    pub fn shutdown(self) {
+        let LedgerWriter { submit, shared } = self;
+        drop(submit);
+        let threads: Vec<_> = shared
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Origin (and note signer name) of an instance's checkpoints.
+pub fn origin_for(instance: &str) -> String {
+    format!("keyledger/{instance}")
+}
+
+fn run_sequencer(
+    shared: &Shared,
+    mut key: Arc<LedgerKey>,
+    clock: &Clock,
+    submissions: &Receiver<Submission>,
+    to_commit: &Sender<Batch>,
+    failures: &AtomicU64,
+) {
+    let mut head = shared.log.head();
+    let mut epoch = failures.load(Ordering::Acquire);
+    let mut last_time: Option<DateTime<Utc>> = None;
+    while let Ok(first) = submissions.recv() {
+        let mut pending = vec![first];
+        while pending.len() < MAX_BATCH {
+            match submissions.try_recv() {
+                Ok(s) => pending.push(s),
+                Err(_) => break,
+            }
+        }
+        let current_epoch = failures.load(Ordering::Acquire);
+        if current_epoch != epoch {
+            epoch = current_epoch;
+            // An append failed: restart from what is durable, including the
+            // key in force there (a failed rotation never happened).
+            head = shared.log.head();
+            key = shared
+                .current_key
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+        }
+        let now = clock();
+        let now = match last_time {
+            Some(t) if t > now => t,
+            _ => now,
+        };
+        last_time = Some(now);
+        let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let mut unsigned: Vec<(Vec<u8>, Link, Arc<LedgerKey>)> = Vec::with_capacity(pending.len());
+        let mut replies = Vec::with_capacity(pending.len());
+        let mut new_key_after: Option<Arc<LedgerKey>> = None;
+        for submission in pending {
+            // Records after a rotation in the same batch are signed by the new key.
+            if let Some(next) = new_key_after.take() {
+                key = next;
+            }
+            let (draft, reply, rotation) = match submission {
+                Submission::Event { draft, reply } => (draft, reply, None),
+                Submission::RotateKey {
+                    new_key,
+                    actor,
+                    correlation_id,
+                    reply,
+                } => {
+                    let payload = LedgerKeyRotated {
+                        old_key_id: key.key_id_hex(),
+                        new_key_id: new_key.key_id_hex(),
+                        new_public_key: base64_std(new_key.verifying_key().as_bytes()),
+                    };
+                    match EventDraft::new(actor, correlation_id, &payload) {
+                        Ok(d) => (d, reply, Some(Arc::<LedgerKey>::from(new_key))),
+                        Err(e) => {
+                            let _ = reply.send(Err(e.into()));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let event = match serialise(&shared.instance, head.size, &time, &draft, &key, &head.link) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                    continue;
+                }
+            };
+            let link = chain::link(&event);
+            replies.push((reply, head.size));
+            unsigned.push((event, link, key.clone()));
+            head = ChainHead {
+                size: head.size + 1,
+                link,
+            };
+            if let Some(next) = rotation {
+                new_key_after = Some(next);
+            }
+        }
+        if let Some(next) = new_key_after.take() {
+            key = next;
+        }
+        if unsigned.is_empty() {
+            continue;
+        }
+        let records: Vec<SealedRecord> = unsigned
+            .into_par_iter()
+            .zip(replies.par_iter().map(|(_, seq)| *seq))
+            .map(|((event, link, signer), seq)| {
+                let signature = signer.sign_record(&link);
+                let record = Record { event, signature };
+                let leaf = record.leaf_hash();
+                SealedRecord {
+                    seq,
+                    record,
+                    link,
+                    leaf,
+                }
+            })
+            .collect();
+        let replies = replies
+            .into_iter()
+            .zip(&records)
+            .map(|((reply, _), r)| {
+                let receipt = Receipt {
+                    seq: r.seq,
+                    link: r.link,
+                    leaf: r.leaf,
+                    time: time.clone(),
+                };
+                (reply, receipt)
+            })
+            .collect();
+        let batch = Batch {
+            records,
+            replies,
+            key: key.clone(),
+            epoch,
+        };
+        if to_commit.send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+fn serialise(
+    instance: &str,
+    seq: u64,
+    time: &str,
+    draft: &EventDraft,
+    key: &LedgerKey,
+    prev: &Link,
+) -> Result<Vec<u8>, EventError> {
+    let key_id = key.key_id_hex();
+    let prev = chain::to_hex(prev);
+    let envelope = EnvelopeOut {
+        instance,
+        seq,
+        time,
+        event_type: draft.event_type,
+        type_version: draft.type_version,
+        actor: &draft.actor,
+        correlation_id: &draft.correlation_id,
+        payload: &draft.payload,
+        ledger_key: &key_id,
+        prev: &prev,
+    };
+    let bytes = serde_json::to_vec(&envelope).map_err(|e| EventError::Serialise(e.to_string()))?;
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge {
+            size: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+fn run_committer(
+    shared: &Shared,
+    batches: &Receiver<Batch>,
+    failures: &AtomicU64,
+    config: WriterConfig,
+) {
+    let mut last_checkpoint = Instant::now();
+    let mut checkpointed_size = shared.log.head().size;
+    let mut latest_key: Option<Arc<LedgerKey>> = None;
+    while let Ok(batch) = batches.recv() {
+        let count = batch.records.len() as u64;
+        if batch.epoch != failures.load(Ordering::Acquire) {
+            // Sequenced on top of a batch that failed: its links are wrong.
+            for (reply, _) in batch.replies {
+                let _ = reply.send(Err(WriteError::Storage(
+                    "an earlier batch failed; retry".into(),
+                )));
+            }
+            continue;
+        }
+        match shared.log.append(&batch.records) {
+            Ok(()) => {
+                shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+                shared.stats.records.fetch_add(count, Ordering::Relaxed);
+                for (reply, receipt) in batch.replies {
+                    let _ = reply.send(Ok(receipt));
+                }
+                let size = shared.log.head().size;
+                if size > checkpointed_size
+                    && last_checkpoint.elapsed() >= config.checkpoint_interval
+                    && issue_checkpoint(shared, &batch.key).is_ok()
+                {
+                    checkpointed_size = size;
+                    last_checkpoint = Instant::now();
+                }
+                *shared
+                    .current_key
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = batch.key.clone();
+                latest_key = Some(batch.key);
+            }
+            Err(e) => {
+                failures.fetch_add(1, Ordering::AcqRel);
+                let message = e.to_string();
+                for (reply, _) in batch.replies {
+                    let _ = reply.send(Err(WriteError::Storage(message.clone())));
+                }
+            }
+        }
+    }
+    if let Some(key) = latest_key
+        && shared.log.head().size > checkpointed_size
+    {
+        let _ = issue_checkpoint(shared, &key);
+    }
+}
+
+fn issue_checkpoint(shared: &Shared, key: &LedgerKey) -> Result<String, StoreError> {
+    let mut saved_size = shared
+        .checkpoint_lock
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let head = shared.log.head();
+    let root = merkle::root_at(&LogNodes(shared.log.as_ref()), head.size)
+        .map_err(|e| StoreError::Backend(format!("computing root: {e}")))?;
+    let checkpoint = Checkpoint {
+        origin: origin_for(&shared.instance),
+        size: head.size,
+        root,
+        extensions: vec![format!("keyledger-chain {}", chain::to_hex(&head.link))],
+    };
+    let note = key.sign_checkpoint(&checkpoint);
+    if head.size >= *saved_size {
+        shared.log.save_checkpoint(&note)?;
+        *saved_size = head.size;
+    }
+    shared.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(note)
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -1,0 +1,6 @@
+#![allow(dead_code)]
+//! Helpers shared by the integration tests.
+
+pub mod events;
+pub mod fixture;
+pub mod store_conformance;

@@ -1,0 +1,498 @@
+//! Backend-agnostic conformance checks for `EventStore` / `InstanceLog`.
+//!
+//! Each backend's test file calls every `pub fn check_*` from its own
+//! `#[test]` with an `open` function that returns a new handle to the same,
+//! initially empty, backing storage on every call (so "reopen" means: drop
+//! every handle, call `open` again). Only the traits are used here.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use keyledger::chain::{self, GENESIS_PREV, Link};
+use keyledger::merkle::{
+    self, Frontier, Hash, MemoryNodes, NodeRef, verify_consistency, verify_inclusion,
+};
+use keyledger::record::{MAX_EVENT_BYTES, Record};
+use keyledger::store::{ChainHead, EventStore, InstanceLog, LogNodes, SealedRecord, StoreError};
+
+/// Returns a new handle on the backend's storage under test.
+pub type Open<'a> = &'a dyn Fn() -> Box<dyn EventStore>;
+
+/// A realistic sealed record: JSON event bytes carrying `seq` and `prev`,
+/// padded by `pad` bytes of body, with a deterministic 64-byte "signature"
+/// (the store does not verify signatures).
+pub fn sealed(instance: &str, seq: u64, prev: &Link, pad: usize) -> SealedRecord {
+    let body = "x".repeat(pad);
+    let event = format!(
+        r#"{{"instance":"{instance}","seq":{seq},"type":"test.event","payload":{{"body":"{body}"}},"prev":"{}"}}"#,
+        chain::to_hex(prev)
+    )
+    .into_bytes();
+    let link = chain::link(&event);
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&link);
+    signature[32..].copy_from_slice(&chain::link(&link));
+    let record = Record { event, signature };
+    let leaf = record.leaf_hash();
+    SealedRecord {
+        seq,
+        record,
+        link,
+        leaf,
+    }
+}
+
+/// `n` records continuing the chain after `head`; sizes vary with the seq.
+pub fn batch(instance: &str, head: ChainHead, n: u64) -> Vec<SealedRecord> {
+    let mut prev = head.link;
+    (head.size..head.size + n)
+        .map(|seq| {
+            let r = sealed(instance, seq, &prev, (seq as usize * 37) % 300);
+            prev = r.link;
+            r
+        })
+        .collect()
+}
+
+/// The head after `records` (which must start at seq 0).
+pub fn head_of(records: &[SealedRecord]) -> ChainHead {
+    ChainHead {
+        size: records.len() as u64,
+        link: records.last().map_or(GENESIS_PREV, |r| r.link),
+    }
+}
+
+/// Appends batches of the given sizes, returning every record appended.
+pub fn append_batches(log: &dyn InstanceLog, sizes: &[u64]) -> Vec<SealedRecord> {
+    let mut all = Vec::new();
+    for &n in sizes {
+        let b = batch(log.instance(), log.head(), n);
+        log.append(&b).expect("append");
+        all.extend(b);
+    }
+    all
+}
+
+fn records(sealed: &[SealedRecord]) -> Vec<Record> {
+    sealed.iter().map(|s| s.record.clone()).collect()
+}
+
+/// Asserts that `log` holds exactly `expected` (head, full and partial reads).
+pub fn assert_log_holds(log: &dyn InstanceLog, expected: &[SealedRecord]) {
+    assert_eq!(log.head(), head_of(expected));
+    let want = records(expected);
+    let got = log.read(0, expected.len() as u64).expect("read all");
+    assert_eq!(got, want);
+    let n = expected.len() as u64;
+    for (a, b) in [
+        (0, 0),
+        (0, 1),
+        (n / 3, n / 2),
+        (n.saturating_sub(1), n),
+        (n, n),
+    ] {
+        if a <= b && b <= n {
+            let got = log.read(a, b).expect("read range");
+            assert_eq!(got, want[a as usize..b as usize], "read({a}, {b})");
+        }
+    }
+}
+
+/// Every node `Frontier::push` produces for `leaves`.
+fn reference_nodes(leaves: &[Hash]) -> Vec<NodeRef> {
+    let mut frontier = Frontier::new();
+    leaves.iter().flat_map(|l| frontier.push(*l)).collect()
+}
+
+/// Asserts `node`, roots and proofs of `log` match a `Frontier` fed `leaves`.
+pub fn assert_tree_matches(log: &dyn InstanceLog, leaves: &[Hash]) {
+    let size = leaves.len() as u64;
+    for node in reference_nodes(leaves) {
+        assert_eq!(
+            log.node(node.level, node.index).expect("node"),
+            node.hash,
+            "node ({}, {})",
+            node.level,
+            node.index
+        );
+    }
+    let (mem, _) = MemoryNodes::from_leaves(leaves.iter().copied()).expect("reference");
+    let src = LogNodes(log);
+    let mut roots = Vec::new();
+    for s in 0..=size {
+        let (_, frontier) = MemoryNodes::from_leaves(leaves[..s as usize].iter().copied())
+            .expect("reference prefix");
+        let root = merkle::root_at(&src, s).expect("root_at");
+        assert_eq!(root, frontier.root(), "root at {s}");
+        roots.push(root);
+    }
+    for s in 1..=size {
+        for i in 0..s {
+            let proof = merkle::inclusion_proof(&src, i, s).expect("inclusion proof");
+            assert_eq!(
+                proof,
+                merkle::inclusion_proof(&mem, i, s).expect("reference")
+            );
+            verify_inclusion(&leaves[i as usize], i, s, &proof, &roots[s as usize])
+                .expect("inclusion verifies");
+        }
+    }
+    for s2 in 0..=size {
+        for s1 in 0..=s2 {
+            let proof = merkle::consistency_proof(&src, s1, s2).expect("consistency proof");
+            assert_eq!(
+                proof,
+                merkle::consistency_proof(&mem, s1, s2).expect("reference")
+            );
+            verify_consistency(s1, s2, &proof, &roots[s1 as usize], &roots[s2 as usize])
+                .expect("consistency verifies");
+        }
+    }
+}
+
+pub fn check_instances_create_open_list(open: Open<'_>) {
+    let store = open();
+    assert_eq!(store.list_instances().expect("list"), Vec::<String>::new());
+    for name in ["beta-1", "alpha", "0zeta_x"] {
+        let log = store.create_instance(name).expect("create");
+        assert_eq!(log.instance(), name);
+        assert_eq!(
+            log.head(),
+            ChainHead {
+                size: 0,
+                link: GENESIS_PREV
+            }
+        );
+        assert_eq!(log.read(0, 0).expect("empty read"), Vec::<Record>::new());
+        assert_eq!(log.latest_checkpoint().expect("checkpoint"), None);
+    }
+    assert_eq!(
+        store.list_instances().expect("list"),
+        ["0zeta_x", "alpha", "beta-1"]
+    );
+    assert!(matches!(
+        store.create_instance("alpha"),
+        Err(StoreError::InstanceExists(n)) if n == "alpha"
+    ));
+    assert!(matches!(
+        store.open_instance("gamma"),
+        Err(StoreError::UnknownInstance(n)) if n == "gamma"
+    ));
+    let long = "a".repeat(65);
+    for bad in [
+        "",
+        "Alpha",
+        "-lead",
+        "_lead",
+        "a/b",
+        "..",
+        ".",
+        "a b",
+        "é",
+        long.as_str(),
+    ] {
+        assert!(
+            matches!(
+                store.create_instance(bad),
+                Err(StoreError::InvalidInstanceName(_))
+            ),
+            "create {bad:?}"
+        );
+        assert!(
+            matches!(
+                store.open_instance(bad),
+                Err(StoreError::InvalidInstanceName(_))
+            ),
+            "open {bad:?}"
+        );
+    }
+    store
+        .create_instance(&"a".repeat(64))
+        .expect("64 characters is fine");
+    drop(store);
+    let store = open();
+    assert_eq!(store.list_instances().expect("list").len(), 4);
+    let log = store.open_instance("alpha").expect("open after reopen");
+    assert_eq!(log.head().size, 0);
+}
+
+pub fn check_append_and_read_back(open: Open<'_>) {
+    let store = open();
+    let log = store.create_instance("app").expect("create");
+    let mut all = Vec::new();
+    for n in [1, 3, 7, 1, 20, 2] {
+        let b = batch("app", log.head(), n);
+        log.append(&b).expect("append");
+        all.extend(b);
+        assert_log_holds(log.as_ref(), &all);
+    }
+    let n = all.len() as u64;
+    let want = records(&all);
+    for a in 0..=n {
+        for b in a..=n {
+            assert_eq!(log.read(a, b).expect("read"), want[a as usize..b as usize]);
+        }
+    }
+    // A maximal event is stored byte-exact too.
+    let head = log.head();
+    let mut big = sealed("app", head.size, &head.link, 0);
+    let filler = MAX_EVENT_BYTES - big.record.event.len();
+    big = sealed("app", head.size, &head.link, filler);
+    assert_eq!(big.record.event.len(), MAX_EVENT_BYTES);
+    log.append(std::slice::from_ref(&big))
+        .expect("append max-size event");
+    all.push(big);
+    assert_log_holds(log.as_ref(), &all);
+}
+
+pub fn check_bad_batches_write_nothing(open: Open<'_>) {
+    let store = open();
+    let log = store.create_instance("bad").expect("create");
+    let all = append_batches(log.as_ref(), &[4]);
+    let head = log.head();
+    // Wrong start: ahead, behind, and at 0 again.
+    for start in [head.size + 1, head.size - 1, 0] {
+        let fake = ChainHead {
+            size: start,
+            link: head.link,
+        };
+        let b = batch("bad", fake, 2);
+        assert!(
+            matches!(log.append(&b), Err(StoreError::Conflict { batch_start, size })
+                if batch_start == start && size == head.size),
+            "start {start}"
+        );
+    }
+    // A gap inside the batch.
+    let mut b = batch("bad", head, 3);
+    b.remove(1);
+    assert!(matches!(
+        log.append(&b),
+        Err(StoreError::NonContiguous { .. })
+    ));
+    // A duplicated seq inside the batch.
+    let mut b = batch("bad", head, 2);
+    b[1] = b[0].clone();
+    assert!(matches!(
+        log.append(&b),
+        Err(StoreError::NonContiguous { .. })
+    ));
+    // An oversized record at the end of an otherwise fine batch.
+    let mut b = batch("bad", head, 2);
+    let last = &b[0];
+    b[1] = sealed("bad", head.size + 1, &last.link, MAX_EVENT_BYTES);
+    assert!(b[1].record.event.len() > MAX_EVENT_BYTES);
+    assert!(matches!(
+        log.append(&b),
+        Err(StoreError::InvalidRecord { seq, .. }) if seq == head.size + 1
+    ));
+    // An empty batch is a no-op.
+    log.append(&[]).expect("empty batch");
+    assert_log_holds(log.as_ref(), &all);
+    drop(log);
+    drop(store);
+    let store = open();
+    let log = store.open_instance("bad").expect("reopen");
+    assert_log_holds(log.as_ref(), &all);
+    let mut all = all;
+    all.extend(append_batches(log.as_ref(), &[2]));
+    assert_log_holds(log.as_ref(), &all);
+}
+
+pub fn check_out_of_range(open: Open<'_>) {
+    let store = open();
+    let log = store.create_instance("range").expect("create");
+    assert!(matches!(
+        log.read(0, 1),
+        Err(StoreError::OutOfRange {
+            start: 0,
+            end: 1,
+            size: 0
+        })
+    ));
+    assert!(log.node(0, 0).is_err());
+    append_batches(log.as_ref(), &[5]);
+    for (a, b) in [(0, 6), (5, 6), (6, 6), (6, 7), (3, 2), (u64::MAX, u64::MAX)] {
+        assert!(
+            matches!(log.read(a, b), Err(StoreError::OutOfRange { size: 5, .. })),
+            "read({a}, {b})"
+        );
+    }
+    assert!(log.node(0, 4).is_ok());
+    for (level, index) in [
+        (0, 5),
+        (1, 2),
+        (2, 1),
+        (3, 0),
+        (63, 0),
+        (64, 0),
+        (255, u64::MAX),
+    ] {
+        assert!(log.node(level, index).is_err(), "node({level}, {index})");
+    }
+}
+
+pub fn check_tree_and_proofs(open: Open<'_>) {
+    let store = open();
+    let log = store.create_instance("tree").expect("create");
+    assert_tree_matches(log.as_ref(), &[]);
+    let mut leaves = Vec::new();
+    for n in [1, 1, 2, 5, 8, 3, 13] {
+        let b = batch("tree", log.head(), n);
+        log.append(&b).expect("append");
+        leaves.extend(b.iter().map(|r| r.leaf));
+        assert_tree_matches(log.as_ref(), &leaves);
+    }
+    drop(log);
+    drop(store);
+    let store = open();
+    let log = store.open_instance("tree").expect("reopen");
+    assert_tree_matches(log.as_ref(), &leaves);
+}
+
+pub fn check_reopen_preserves_everything(open: Open<'_>) {
+    let store = open();
+    let log = store.create_instance("durable").expect("create");
+    let mut all = append_batches(log.as_ref(), &[3, 1, 6]);
+    log.save_checkpoint("note at 10\n")
+        .expect("save checkpoint");
+    all.extend(append_batches(log.as_ref(), &[2, 5]));
+    drop(log);
+    drop(store);
+    let store = open();
+    let log = store.open_instance("durable").expect("reopen");
+    assert_log_holds(log.as_ref(), &all);
+    let leaves: Vec<Hash> = all.iter().map(|r| r.leaf).collect();
+    assert_tree_matches(log.as_ref(), &leaves);
+    assert_eq!(
+        log.latest_checkpoint().expect("checkpoint").as_deref(),
+        Some("note at 10\n")
+    );
+    all.extend(append_batches(log.as_ref(), &[4]));
+    drop(log);
+    let log = store.open_instance("durable").expect("reopen again");
+    assert_log_holds(log.as_ref(), &all);
+}
+
+pub fn check_checkpoints(open: Open<'_>) {
+    let store = open();
+    let a = store.create_instance("ck-a").expect("create a");
+    let b = store.create_instance("ck-b").expect("create b");
+    assert_eq!(a.latest_checkpoint().expect("none"), None);
+    append_batches(a.as_ref(), &[2]);
+    let note = "keyledger/ck-a\n2\nq83vEjTIkX3GQUPkcF+zr8WTkv6yDDkTngoUa15K3Rw=\n\n— signer AAAA\n";
+    a.save_checkpoint(note).expect("save");
+    assert_eq!(a.latest_checkpoint().expect("load").as_deref(), Some(note));
+    assert_eq!(b.latest_checkpoint().expect("b none"), None);
+    a.save_checkpoint("second").expect("replace");
+    assert_eq!(
+        a.latest_checkpoint().expect("load").as_deref(),
+        Some("second")
+    );
+    drop((a, b));
+    drop(store);
+    let store = open();
+    let a = store.open_instance("ck-a").expect("reopen");
+    assert_eq!(
+        a.latest_checkpoint().expect("load").as_deref(),
+        Some("second")
+    );
+}
+
+pub fn check_concurrent_readers_see_whole_batches(open: Open<'_>) {
+    const BATCH: u64 = 5;
+    const BATCHES: u64 = 40;
+    let store = open();
+    let log = store.create_instance("conc").expect("create");
+    let all = batch("conc", log.head(), BATCH * BATCHES);
+    let leaves: Vec<Hash> = all.iter().map(|r| r.leaf).collect();
+    let roots: Vec<Hash> = (0..=BATCHES)
+        .map(|k| {
+            let (_, f) = MemoryNodes::from_leaves(leaves[..(k * BATCH) as usize].iter().copied())
+                .expect("reference");
+            f.root()
+        })
+        .collect();
+    let all = Arc::new(all);
+    let roots = Arc::new(roots);
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (log, all, roots, done) = (log.clone(), all.clone(), roots.clone(), done.clone());
+            thread::spawn(move || {
+                let mut observations = 0u64;
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    let head = log.head();
+                    assert_eq!(head.size % BATCH, 0, "saw a partial batch: {head:?}");
+                    let got = log.read(0, head.size).expect("read while appending");
+                    assert_eq!(got.len() as u64, head.size);
+                    if let Some(last) = got.last() {
+                        assert_eq!(last.link(), head.link);
+                        assert_eq!(*last, all[head.size as usize - 1].record);
+                    }
+                    let root = merkle::root_at(&LogNodes(log.as_ref()), head.size).expect("root");
+                    assert_eq!(root, roots[(head.size / BATCH) as usize]);
+                    observations += 1;
+                    if finished {
+                        return observations;
+                    }
+                }
+            })
+        })
+        .collect();
+    for chunk in all.chunks(BATCH as usize) {
+        log.append(chunk).expect("append");
+    }
+    done.store(true, Ordering::Release);
+    for r in readers {
+        assert!(r.join().expect("reader panicked") > 0);
+    }
+    assert_log_holds(log.as_ref(), &all);
+}
+
+pub fn check_instances_are_isolated(open: Open<'_>) {
+    let store = open();
+    let a = store.create_instance("iso-a").expect("create a");
+    let b = store.create_instance("iso-b").expect("create b");
+    let in_a = append_batches(a.as_ref(), &[3, 4]);
+    assert_eq!(b.head(), head_of(&[]));
+    assert!(b.read(0, 1).is_err());
+    let in_b = append_batches(b.as_ref(), &[2]);
+    assert_log_holds(a.as_ref(), &in_a);
+    assert_log_holds(b.as_ref(), &in_b);
+    // B's chain is B's own: a batch built on A's head conflicts in B.
+    let on_a = batch("iso-b", a.head(), 1);
+    assert!(b.append(&on_a).is_err());
+    drop((a, b));
+    drop(store);
+    let store = open();
+    let a = store.open_instance("iso-a").expect("reopen a");
+    let b = store.open_instance("iso-b").expect("reopen b");
+    assert_log_holds(a.as_ref(), &in_a);
+    assert_log_holds(b.as_ref(), &in_b);
+    let leaves: Vec<Hash> = in_b.iter().map(|r| r.leaf).collect();
+    assert_tree_matches(b.as_ref(), &leaves);
+}
+
+/// Runs every check, each on fresh storage from `fresh` (for ad-hoc use;
+/// backends should rather call each check from its own `#[test]`).
+pub fn run_all(fresh: &dyn Fn() -> Box<dyn Fn() -> Box<dyn EventStore>>) {
+    let checks: [fn(Open<'_>); 9] = [
+        check_instances_create_open_list,
+        check_append_and_read_back,
+        check_bad_batches_write_nothing,
+        check_out_of_range,
+        check_tree_and_proofs,
+        check_reopen_preserves_everything,
+        check_checkpoints,
+        check_concurrent_readers_see_whole_batches,
+        check_instances_are_isolated,
+    ];
+    for check in checks {
+        let open = fresh();
+        check(open.as_ref());
+    }
+}
