@@ -88,6 +88,20 @@ pub trait InstanceLog: Send + Sync {
 
     /// The latest signed checkpoint note, if any.
     fn latest_checkpoint(&self) -> Result<Option<String>, StoreError>;
+
+    /// A torn tail (an unacknowledged, partly written batch) that opening
+    /// this log cut off, so the ledger can record it as an event.
+    fn torn_tail(&self) -> Option<TornTail> {
+        None
+    }
+}
+
+/// What recovery cut off the end of a log at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornTail {
+    pub discarded_bytes: u64,
+    /// The log size after the cut (the seq the next append gets).
+    pub size: u64,
 }
 
 /// A backend holding many instances' logs.

@@ -111,6 +111,13 @@ impl EmbeddedLog {
 }
 
 impl InstanceLog for EmbeddedLog {
+    fn torn_tail(&self) -> Option<crate::store::TornTail> {
+        self.report.tail.as_ref().map(|t| crate::store::TornTail {
+            discarded_bytes: t.discarded_bytes,
+            size: t.first_discarded_seq,
+        })
+    }
+
     fn instance(&self) -> &str {
         &self.instance
     }
