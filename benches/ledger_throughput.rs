@@ -20,8 +20,15 @@ use keyledger::store::embedded::EmbeddedStore;
 use keyledger::writer::{WriterConfig, origin_for};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let what = args.first().map(String::as_str).unwrap_or("all").to_string();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let what = args
+        .first()
+        .map(String::as_str)
+        .unwrap_or("all")
+        .to_string();
     let events: u64 = args
         .iter()
         .position(|a| a == "--events")
@@ -92,7 +99,15 @@ fn new_ledger(dir: &std::path::Path) -> Ledger {
         admin_id: "bench-admin".into(),
         public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
     };
-    Ledger::create(&store, dir, "bench", &admin, "bench", WriterConfig::default()).expect("ledger")
+    Ledger::create(
+        &store,
+        dir,
+        "bench",
+        &admin,
+        "bench",
+        WriterConfig::default(),
+    )
+    .expect("ledger")
 }
 
 fn append_bench() {
@@ -106,12 +121,16 @@ fn append_bench() {
     std::thread::scope(|s| {
         for t in 0..APPENDERS {
             let (ledger, next) = (&ledger, &next);
-            s.spawn(move || loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= EVENTS {
-                    break;
+            s.spawn(move || {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= EVENTS {
+                        break;
+                    }
+                    ledger
+                        .append(realistic_event(n, t).expect("draft"))
+                        .expect("append");
                 }
-                ledger.append(realistic_event(n, t).expect("draft")).expect("append");
             });
         }
     });
@@ -123,7 +142,9 @@ fn append_bench() {
     let raw_after = raw_sign_rate(Duration::from_secs(2));
     let raw = (raw_before + raw_after) / 2.0;
     let rate = EVENTS as f64 / elapsed;
-    println!("raw ed25519 sign, all cores: {raw:.0}/s (before {raw_before:.0}, after {raw_after:.0})");
+    println!(
+        "raw ed25519 sign, all cores: {raw:.0}/s (before {raw_before:.0}, after {raw_after:.0})"
+    );
     println!(
         "durable appends, {APPENDERS} appenders: {rate:.0}/s over {EVENTS} events; {batches} batches (mean {:.1} records/fsync)",
         records as f64 / batches.max(1) as f64
@@ -150,12 +171,16 @@ fn verify_bench(events: u64) {
     std::thread::scope(|s| {
         for t in 0..64 {
             let (ledger, next) = (&ledger, &next);
-            s.spawn(move || loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n + 1 >= events {
-                    break;
+            s.spawn(move || {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n + 1 >= events {
+                        break;
+                    }
+                    ledger
+                        .append(realistic_event(n, t).expect("draft"))
+                        .expect("append");
                 }
-                ledger.append(realistic_event(n, t).expect("draft")).expect("append");
             });
         }
     });
@@ -163,10 +188,19 @@ fn verify_bench(events: u64) {
     let size = ledger.log().head().size;
     let keys = vec![ledger.writer().current_key().note_verifier().to_string()];
     let bundle = dir.path().join("bundle");
-    keyledger::bundle::export(ledger.log().as_ref(), &origin_for("bench"), size, &note, &keys, &bundle)
-        .expect("export");
+    keyledger::bundle::export(
+        ledger.log().as_ref(),
+        &origin_for("bench"),
+        size,
+        &note,
+        &keys,
+        &bundle,
+    )
+    .expect("export");
     ledger.shutdown();
-    let bytes = std::fs::metadata(bundle.join("records.bin")).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(bundle.join("records.bin"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "generated {size} events ({:.1} MiB) in {:.1}s",
         bytes as f64 / 1048576.0,
@@ -182,11 +216,14 @@ fn verify_bench(events: u64) {
 }
 
 fn verify_only(bundle: &std::path::Path) {
-    let bytes = std::fs::metadata(bundle.join("records.bin")).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(bundle.join("records.bin"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     let raw_before = raw_batch_verify_rate(Duration::from_secs(2));
     let rss_before = peak_rss_kib();
     let start = Instant::now();
-    let report = keyledger::verify::verify_bundle(&bundle, &Default::default(), &|_| {}).expect("verify");
+    let report =
+        keyledger::verify::verify_bundle(&bundle, &Default::default(), &|_| {}).expect("verify");
     let elapsed = start.elapsed().as_secs_f64();
     assert!(report.ok(), "{:?}", report.failure);
     let size = report.records;
@@ -194,8 +231,16 @@ fn verify_only(bundle: &std::path::Path) {
     let raw_after = raw_batch_verify_rate(Duration::from_secs(2));
     let raw = (raw_before + raw_after) / 2.0;
     let rate = size as f64 / elapsed;
-    println!("raw ed25519 batch verify, all cores: {raw:.0}/s (before {raw_before:.0}, after {raw_after:.0})");
+    println!(
+        "raw ed25519 batch verify, all cores: {raw:.0}/s (before {raw_before:.0}, after {raw_after:.0})"
+    );
     println!("verify: {size} records in {elapsed:.2}s = {rate:.0}/s");
-    println!("peak RSS before verify {rss_before} KiB, after {rss_after} KiB (bundle {:.1} MiB)", bytes as f64 / 1048576.0);
-    println!("RATIO verify/raw-batch-verify = {:.3} (target >= 0.8)", rate / raw);
+    println!(
+        "peak RSS before verify {rss_before} KiB, after {rss_after} KiB (bundle {:.1} MiB)",
+        bytes as f64 / 1048576.0
+    );
+    println!(
+        "RATIO verify/raw-batch-verify = {:.3} (target >= 0.8)",
+        rate / raw
+    );
 }

@@ -52,10 +52,10 @@ fn points(size: u64) -> Vec<u64> {
         .collect()
 }
 
-fn configure(
-    c: &mut Criterion,
+fn configure<'a>(
+    c: &'a mut Criterion,
     name: &str,
-) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);
     g.measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_millis(500))

@@ -113,8 +113,8 @@ pub fn export(
         origin: origin.into(),
         size,
     };
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BundleError::Manifest(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Manifest(e.to_string()))?;
     write_file(&out.join(MANIFEST_FILE), &json)?;
     Ok(manifest)
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 
-use crate::event::{Actor, Envelope, EventDraft, InstanceCreated, LedgerKeyRotated};
+use crate::event::{
+    Actor, Envelope, EventDraft, InstanceCreated, LedgerKeyRotated, LedgerTailRecovered,
+};
 use crate::ledger_key::{KeyFileError, LedgerKey};
 use crate::store::{EventStore, InstanceLog, StoreError};
 use crate::writer::{LedgerWriter, Receipt, WriteError, WriterConfig, origin_for};
@@ -45,7 +47,10 @@ pub struct InitialAdmin {
 
 /// Directory of an instance's ledger keys.
 pub fn keys_dir(data_dir: &Path, instance: &str) -> PathBuf {
-    data_dir.join("instances").join(instance).join("ledger-keys")
+    data_dir
+        .join("instances")
+        .join(instance)
+        .join("ledger-keys")
 }
 
 impl Ledger {
@@ -102,10 +107,21 @@ impl Ledger {
         let keys_dir = keys_dir(data_dir, instance);
         let key_id = key_in_force(log.as_ref())?;
         let key = LedgerKey::read_file(&keys_dir.join(format!("{key_id}.key")))?;
-        Ok(Ledger {
+        let torn = log.torn_tail();
+        let ledger = Ledger {
             writer: LedgerWriter::start(log, key, config),
             keys_dir,
-        })
+        };
+        if let Some(torn) = torn {
+            let event = LedgerTailRecovered {
+                discarded_bytes: torn.discarded_bytes,
+                size: torn.size,
+            };
+            let draft = EventDraft::new(Actor::system(), "ledger-recovery", &event)
+                .map_err(WriteError::from)?;
+            ledger.append(draft)?;
+        }
+        Ok(ledger)
     }
 
     pub fn writer(&self) -> &LedgerWriter {

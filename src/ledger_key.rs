@@ -192,7 +192,10 @@ mod tests {
     fn group_readable_key_file_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("k.key");
-        LedgerKey::generate("n").expect("key").write_file(&path).expect("write");
+        LedgerKey::generate("n")
+            .expect("key")
+            .write_file(&path)
+            .expect("write");
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640))
             .expect("chmod");
         assert!(matches!(
@@ -207,6 +210,10 @@ mod tests {
         let link = chain::link(b"{}");
         let sig = key.sign_record(&link);
         assert!(verify_record(&key.verifying_key(), &link, &sig));
-        assert!(!verify_record(&key.verifying_key(), &chain::link(b"{ }"), &sig));
+        assert!(!verify_record(
+            &key.verifying_key(),
+            &chain::link(b"{ }"),
+            &sig
+        ));
     }
 }

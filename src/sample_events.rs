@@ -6,7 +6,14 @@ use crate::event::{self, Actor, AuthMethod, EventDraft, Role};
 fn id(prefix: &str, n: u64) -> String {
     let digest = blake3::hash(&n.to_le_bytes());
     let h = digest.to_hex();
-    format!("{prefix}{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{prefix}{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn digest(n: u64) -> String {
@@ -23,7 +30,11 @@ fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
 pub fn realistic_event(n: u64, thread: usize) -> Result<EventDraft, String> {
     let user = Actor {
         principal: format!("cred-{:04}", (n * 7 + thread as u64) % 50),
-        role: if n % 3 == 0 { Role::Manager } else { Role::Writer },
+        role: if n.is_multiple_of(3) {
+            Role::Manager
+        } else {
+            Role::Writer
+        },
         auth: AuthMethod::Bearer,
     };
     let key_id = id("", n % 1000);
@@ -38,7 +49,7 @@ pub fn realistic_event(n: u64, thread: usize) -> Result<EventDraft, String> {
                 name: format!("app-key-{}", n % 1000),
                 description: Some("generated".into()),
                 key_ring_id: "default".into(),
-                extractable: n % 40 == 0,
+                extractable: n.is_multiple_of(40),
                 imported: false,
                 algorithm: "AES".into(),
                 bit_length: 256,
@@ -95,7 +106,7 @@ pub fn realistic_event(n: u64, thread: usize) -> Result<EventDraft, String> {
             &event::KeyWrapped {
                 key_id,
                 version_id: version,
-                generated_dek: n % 2 == 0,
+                generated_dek: n.is_multiple_of(2),
                 aad_entries: (n % 3) as u32,
                 ciphertext_digest: digest(n),
             },

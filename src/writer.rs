@@ -168,7 +168,10 @@ impl LedgerWriter {
                 .name(format!("ledger-commit-{}", shared.instance))
                 .spawn(move || run_committer(&shared, &batches, &epoch, config))
         };
-        let mut threads = shared.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut threads = shared
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         threads.extend(sequencer.ok());
         threads.extend(committer.ok());
         drop(threads);
@@ -325,13 +328,14 @@ fn run_sequencer(
                     }
                 }
             };
-            let event = match serialise(&shared.instance, head.size, &time, &draft, &key, &head.link) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                    continue;
-                }
-            };
+            let event =
+                match serialise(&shared.instance, head.size, &time, &draft, &key, &head.link) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                        continue;
+                    }
+                };
             let link = chain::link(&event);
             replies.push((reply, head.size));
             unsigned.push((event, link, key.clone()));
@@ -445,6 +449,11 @@ fn run_committer(
             Ok(()) => {
                 shared.stats.batches.fetch_add(1, Ordering::Relaxed);
                 shared.stats.records.fetch_add(count, Ordering::Relaxed);
+                // The key in force changes before anyone hears of the rotation.
+                *shared
+                    .current_key
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = batch.key.clone();
                 for (reply, receipt) in batch.replies {
                     let _ = reply.send(Ok(receipt));
                 }
@@ -456,10 +465,6 @@ fn run_committer(
                     checkpointed_size = size;
                     last_checkpoint = Instant::now();
                 }
-                *shared
-                    .current_key
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = batch.key.clone();
                 latest_key = Some(batch.key);
             }
             Err(e) => {

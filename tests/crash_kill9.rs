@@ -29,9 +29,25 @@ impl Rng {
     }
 }
 
-fn spawn_generate(data: &Path) -> (std::process::Child, Arc<Mutex<Vec<(u64, String)>>>, std::thread::JoinHandle<()>) {
+fn spawn_generate(
+    data: &Path,
+) -> (
+    std::process::Child,
+    Arc<Mutex<Vec<(u64, String)>>>,
+    std::thread::JoinHandle<()>,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .args(["ledger", "generate", "--instance", "crash", "--events", "100000000", "--threads", "8", "--print-acks"])
+        .args([
+            "ledger",
+            "generate",
+            "--instance",
+            "crash",
+            "--events",
+            "100000000",
+            "--threads",
+            "8",
+            "--print-acks",
+        ])
         .arg("--data-dir")
         .arg(data)
         .stdout(Stdio::piped())
@@ -95,8 +111,15 @@ fn acknowledged_records_survive_kill_9_and_the_chain_stays_intact() {
         all_acks.extend(acks);
         recovered_size = check_after_crash(&data, &all_acks, trial);
     }
-    assert!(all_acks.len() > 1000, "too few acknowledged appends: {}", all_acks.len());
-    eprintln!("{} acknowledged appends over {TRIALS} kills; final size {recovered_size}", all_acks.len());
+    assert!(
+        all_acks.len() > 1000,
+        "too few acknowledged appends: {}",
+        all_acks.len()
+    );
+    eprintln!(
+        "{} acknowledged appends over {TRIALS} kills; final size {recovered_size}",
+        all_acks.len()
+    );
 }
 
 /// Reopens the store, checks every acknowledged record, verifies the whole
@@ -107,7 +130,10 @@ fn check_after_crash(data: &Path, acks: &[(u64, String)], trial: usize) -> u64 {
     let size = log.head().size;
     let records = log.read(0, size).expect("read");
     for (seq, link) in acks {
-        assert!(*seq < size, "trial {trial}: acknowledged seq {seq} lost (size {size})");
+        assert!(
+            *seq < size,
+            "trial {trial}: acknowledged seq {seq} lost (size {size})"
+        );
         let record = &records[*seq as usize];
         assert_eq!(
             &hex::encode(record.link()),
@@ -128,7 +154,8 @@ fn check_after_crash(data: &Path, acks: &[(u64, String)], trial: usize) -> u64 {
         .status()
         .expect("export");
     assert!(status.success(), "trial {trial}: export failed");
-    let report = keyledger::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
+    let report =
+        keyledger::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
     assert!(report.ok(), "trial {trial}: {:?}", report.failure);
     report.records
 }

@@ -16,7 +16,8 @@ fn committed_schemas_match_the_event_definitions() {
     let update = std::env::var_os("KEYLEDGER_UPDATE_SCHEMAS").is_some();
     let mut stale = Vec::new();
     for entry in catalog() {
-        let generated = serde_json::to_string_pretty(&(entry.schema)()).expect("schema json") + "\n";
+        let generated =
+            serde_json::to_string_pretty(&(entry.schema)()).expect("schema json") + "\n";
         let path = schema_dir().join(entry.schema_file());
         if update {
             std::fs::write(&path, &generated).expect("write schema");
@@ -39,7 +40,11 @@ fn every_schema_file_compiles_and_belongs_to_a_known_type() {
     let mut count = 0;
     for file in std::fs::read_dir(schema_dir()).expect("schemas dir") {
         let path = file.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().to_string();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
         let schema: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name}: {e}"));

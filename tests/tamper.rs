@@ -70,7 +70,13 @@ fn removed_record_is_located() {
     records.remove(1234);
     fixture::write_records(&b, &records);
     let failure = verify_dir(&b, &Trust::default()).failure;
-    assert_eq!(failure, Some(Failure::Removed { seq: 1234, found: 1235 }));
+    assert_eq!(
+        failure,
+        Some(Failure::Removed {
+            seq: 1234,
+            found: 1235
+        })
+    );
 }
 
 #[test]
@@ -80,7 +86,13 @@ fn swapped_records_are_located() {
     records.swap(4321, 4322);
     fixture::write_records(&b, &records);
     let failure = verify_dir(&b, &Trust::default()).failure;
-    assert_eq!(failure, Some(Failure::Reordered { seq: 4321, found: 4322 }));
+    assert_eq!(
+        failure,
+        Some(Failure::Reordered {
+            seq: 4321,
+            found: 4322
+        })
+    );
 }
 
 #[test]
@@ -91,7 +103,13 @@ fn duplicated_record_is_located() {
     records.insert(778, copy);
     fixture::write_records(&b, &records);
     let failure = verify_dir(&b, &Trust::default()).failure;
-    assert_eq!(failure, Some(Failure::Duplicated { seq: 777, position: 778 }));
+    assert_eq!(
+        failure,
+        Some(Failure::Duplicated {
+            seq: 777,
+            position: 778
+        })
+    );
 }
 
 #[test]
@@ -108,7 +126,10 @@ fn truncated_tail_is_detected_against_the_trusted_checkpoint() {
     let trust = full_trust(f);
     assert_eq!(
         verify_dir(&b, &trust).failure,
-        Some(Failure::Truncated { expected: f.trusted_size, found: 6000 })
+        Some(Failure::Truncated {
+            expected: f.trusted_size,
+            found: 6000
+        })
     );
     // Without replacing the checkpoint, the bundle's own checkpoint tells.
     let (_dir2, b2) = scratch("truncated2");
@@ -117,7 +138,10 @@ fn truncated_tail_is_detected_against_the_trusted_checkpoint() {
     fixture::write_records(&b2, &records);
     assert_eq!(
         verify_dir(&b2, &Trust::default()).failure,
-        Some(Failure::Truncated { expected: f.size, found: 9000 })
+        Some(Failure::Truncated {
+            expected: f.size,
+            found: 9000
+        })
     );
 }
 
@@ -154,19 +178,29 @@ fn sign_note(checkpoint: &keyledger::checkpoint::Checkpoint, key: &LedgerKey) ->
 /// Re-links and re-signs records `from..` with `key`, naming it in each event.
 fn fork_and_resign(records: &mut [Record], from: usize, key: &LedgerKey) {
     let new_id = key.key_id_hex();
-    let mut prev = if from == 0 { chain::GENESIS_PREV } else { records[from - 1].link() };
+    let mut prev = if from == 0 {
+        chain::GENESIS_PREV
+    } else {
+        records[from - 1].link()
+    };
     for record in records.iter_mut().skip(from) {
         let mut value: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&record.event).expect("event");
         value.insert("prev".into(), chain::to_hex(&prev).into());
         value.insert("ledger_key".into(), new_id.clone().into());
         if value["type"] == "instance.created" {
-            let payload = value.get_mut("payload").expect("payload").as_object_mut().expect("obj");
+            let payload = value
+                .get_mut("payload")
+                .expect("payload")
+                .as_object_mut()
+                .expect("obj");
             payload.insert("ledger_key_id".into(), new_id.clone().into());
             use base64::Engine;
             payload.insert(
                 "ledger_public_key".into(),
-                base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()).into(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(key.verifying_key().as_bytes())
+                    .into(),
             );
         }
         record.event = serde_json::to_vec(&value).expect("json");
@@ -180,7 +214,8 @@ fn fork_and_resign(records: &mut [Record], from: usize, key: &LedgerKey) {
 fn fork_resigned_with_another_key_is_located() {
     let (_dir, b) = scratch("fork");
     let mut records = fixture::read_records(&b);
-    let attacker = LedgerKey::generate(&keyledger::writer::origin_for(fixture::INSTANCE)).expect("key");
+    let attacker =
+        LedgerKey::generate(&keyledger::writer::origin_for(fixture::INSTANCE)).expect("key");
     // Change one event in the middle, then re-chain and re-sign everything after.
     let text = String::from_utf8(records[3000].event.clone()).expect("utf8");
     records[3000].event = text.replacen("cred-", "cred-X", 1).into_bytes();
@@ -205,7 +240,8 @@ fn whole_log_resigned_from_genesis_is_caught_by_the_trusted_key_and_checkpoint()
     let (_dir, b) = scratch("refork");
     let mut records = fixture::read_records(&b);
     records.truncate(ROTATE_AT as usize); // before the rotation, so one key signs all
-    let attacker = LedgerKey::generate(&keyledger::writer::origin_for(fixture::INSTANCE)).expect("key");
+    let attacker =
+        LedgerKey::generate(&keyledger::writer::origin_for(fixture::INSTANCE)).expect("key");
     fork_and_resign(&mut records, 0, &attacker);
     fixture::write_records(&b, &records);
     let mut frontier = keyledger::merkle::Frontier::new();
@@ -241,7 +277,12 @@ fn whole_log_resigned_from_genesis_is_caught_by_the_trusted_key_and_checkpoint()
     };
     let failure = verify_dir(&b, &checkpoint_only).failure;
     assert!(
-        matches!(failure, Some(Failure::Truncated { .. }) | Some(Failure::BadCheckpoint { .. }) | Some(Failure::InconsistentCheckpoint { .. })),
+        matches!(
+            failure,
+            Some(Failure::Truncated { .. })
+                | Some(Failure::BadCheckpoint { .. })
+                | Some(Failure::InconsistentCheckpoint { .. })
+        ),
         "{failure:?}"
     );
 }

@@ -21,7 +21,8 @@ fn every_single_byte_change_is_detected_and_located() {
     let f = common::fixture::build(dir.path(), 10_000, Some(5_000), 8_000);
     let manifest = verify::manifest_of(&f.bundle).expect("manifest");
     let note = std::fs::read(f.bundle.join("checkpoint")).expect("checkpoint");
-    let published = verify::parse_keys(&std::fs::read_to_string(f.bundle.join("keys")).expect("keys"));
+    let published =
+        verify::parse_keys(&std::fs::read_to_string(f.bundle.join("keys")).expect("keys"));
     let bytes = std::fs::read(f.bundle.join("records.bin")).expect("records");
     let records = common::fixture::read_records(&f.bundle);
     let trust = Trust::default();
@@ -29,7 +30,8 @@ fn every_single_byte_change_is_detected_and_located() {
     let mut offsets = Vec::with_capacity(records.len() + 1);
     let mut at = 0usize;
     let mut snapshots = Vec::with_capacity(records.len());
-    let mut verifier = SequenceVerifier::new(&manifest, &trust, &published, &note).expect("verifier");
+    let mut verifier =
+        SequenceVerifier::new(&manifest, &trust, &published, &note).expect("verifier");
     for r in &records {
         offsets.push(at);
         at += r.frame_len();
@@ -43,7 +45,11 @@ fn every_single_byte_change_is_detected_and_located() {
         .into_par_iter()
         .map(|i| {
             let frame = &bytes[offsets[i]..offsets[i + 1]];
-            let next = if i + 2 < offsets.len() { &bytes[offsets[i + 1]..offsets[i + 2]] } else { &[][..] };
+            let next = if i + 2 < offsets.len() {
+                &bytes[offsets[i + 1]..offsets[i + 2]]
+            } else {
+                &[][..]
+            };
             for b in 0..frame.len() {
                 let mut buf = Vec::with_capacity(frame.len() + next.len());
                 buf.extend_from_slice(frame);
@@ -63,11 +69,19 @@ fn every_single_byte_change_is_detected_and_located() {
                 }
                 let report = v.finish();
                 let located = report.failure.as_ref().and_then(|f| f.position());
-                assert_eq!(located, Some(i as u64), "record {i} byte {b}: {:?}", report.failure);
+                assert_eq!(
+                    located,
+                    Some(i as u64),
+                    "record {i} byte {b}: {:?}",
+                    report.failure
+                );
             }
             frame.len()
         })
         .sum();
     assert_eq!(trials, bytes.len());
-    eprintln!("{trials} single-byte changes over {} records: all detected and located", records.len());
+    eprintln!(
+        "{trials} single-byte changes over {} records: all detected and located",
+        records.len()
+    );
 }

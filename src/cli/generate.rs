@@ -9,8 +9,8 @@ use std::time::Instant;
 use base64::Engine;
 
 use super::DataArgs;
-use crate::sample_events::realistic_event;
 use crate::ledger::{InitialAdmin, Ledger};
+use crate::sample_events::realistic_event;
 use crate::store::EventStore;
 use crate::store::embedded::EmbeddedStore;
 use crate::writer::WriterConfig;
@@ -37,7 +37,12 @@ pub fn run(args: &GenerateArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .contains(&args.data.instance);
     let ledger = if exists {
-        Ledger::open(&store, &args.data.data_dir, &args.data.instance, WriterConfig::default())
+        Ledger::open(
+            &store,
+            &args.data.data_dir,
+            &args.data.instance,
+            WriterConfig::default(),
+        )
     } else {
         Ledger::create(
             &store,
@@ -62,13 +67,13 @@ pub fn run(args: &GenerateArgs) -> Result<(), String> {
                     if n >= args.events {
                         break;
                     }
-                    let result = realistic_event(n, thread).and_then(|d| {
-                        ledger.append(d).map_err(|e| e.to_string())
-                    });
+                    let result = realistic_event(n, thread)
+                        .and_then(|d| ledger.append(d).map_err(|e| e.to_string()));
                     match result {
                         Ok(receipt) if args.print_acks => {
                             let mut out = stdout.lock();
-                            let _ = writeln!(out, "ack {} {}", receipt.seq, hex::encode(receipt.link));
+                            let _ =
+                                writeln!(out, "ack {} {}", receipt.seq, hex::encode(receipt.link));
                             let _ = out.flush();
                         }
                         Ok(_) => {}
@@ -109,7 +114,7 @@ fn demo_admin() -> Result<InitialAdmin, String> {
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);
     Ok(InitialAdmin {
         admin_id: "admin-generated".into(),
-        public_key: base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
+        public_key: base64::engine::general_purpose::STANDARD
+            .encode(key.verifying_key().as_bytes()),
     })
 }
-

@@ -25,8 +25,13 @@ pub struct InstanceArgs {
 
 pub(super) fn open(data: &DataArgs) -> Result<Ledger, String> {
     let store = EmbeddedStore::open(&data.data_dir).map_err(|e| e.to_string())?;
-    Ledger::open(&store, &data.data_dir, &data.instance, WriterConfig::default())
-        .map_err(|e| e.to_string())
+    Ledger::open(
+        &store,
+        &data.data_dir,
+        &data.instance,
+        WriterConfig::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The published ledger public keys of an instance, oldest first.
@@ -37,7 +42,8 @@ pub(super) fn published_keys(keys_dir: &Path) -> Result<Vec<String>, String> {
         let entry = entry.map_err(|e| e.to_string())?;
         let path = entry.path();
         if path.extension().is_some_and(|x| x == "pub") {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let modified = entry
                 .metadata()
                 .and_then(|m| m.modified())

@@ -25,6 +25,15 @@ impl CatalogEntry {
     }
 }
 
+/// Why a raw payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("unknown event type {event_type:?} version {version}")]
+    UnknownType { event_type: String, version: u32 },
+    #[error("payload does not match its event type: {0}")]
+    Invalid(String),
+}
+
 /// Reference to a quorum-signed administrator command carried in an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +72,19 @@ macro_rules! event_types {
                 const VERSION: u32 = $ver;
             }
         )*
+
+        /// Checks that `json` is a valid payload of `event_type` version
+        /// `version`; returns the catalogue's static name for the type.
+        pub fn check_payload(event_type: &str, version: u32, json: &str) -> Result<&'static str, PayloadError> {
+            $(
+                if event_type == $ty && version == $ver {
+                    return serde_json::from_str::<$name>(json)
+                        .map(|_| $ty)
+                        .map_err(|e| PayloadError::Invalid(e.to_string()));
+                }
+            )*
+            Err(PayloadError::UnknownType { event_type: event_type.chars().take(64).collect(), version })
+        }
 
         /// Every event type, in catalogue order.
         pub fn catalog() -> Vec<CatalogEntry> {

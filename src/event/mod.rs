@@ -101,6 +101,8 @@ pub enum EventError {
         field: &'static str,
         reason: &'static str,
     },
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
 }
 
 /// An event before the writer sequences, links and signs it.
@@ -134,10 +136,50 @@ impl EventDraft {
                 max: crate::record::MAX_EVENT_BYTES,
             });
         }
-        let payload = RawValue::from_string(json).map_err(|e| EventError::Serialise(e.to_string()))?;
+        let payload =
+            RawValue::from_string(json).map_err(|e| EventError::Serialise(e.to_string()))?;
         Ok(EventDraft {
             event_type: P::TYPE,
             type_version: P::VERSION,
+            actor,
+            correlation_id,
+            payload,
+        })
+    }
+}
+
+impl EventDraft {
+    /// A draft from an untrusted, already serialised payload (imports,
+    /// replays, tools): the JSON must be one object that is a valid payload
+    /// of a catalogued type. It is compacted once here; the writer then
+    /// embeds those bytes unchanged.
+    pub fn from_json(
+        event_type: &str,
+        type_version: u32,
+        actor: Actor,
+        correlation_id: impl Into<String>,
+        payload_json: &str,
+    ) -> Result<Self, EventError> {
+        let correlation_id = correlation_id.into();
+        check_token("correlation_id", &correlation_id, MAX_CORRELATION_ID)?;
+        check_token("actor.principal", &actor.principal, 256)?;
+        if payload_json.len() > crate::record::MAX_EVENT_BYTES {
+            return Err(EventError::TooLarge {
+                size: payload_json.len(),
+                max: crate::record::MAX_EVENT_BYTES,
+            });
+        }
+        let event_type = check_payload(event_type, type_version, payload_json)?;
+        // Compact form: the stored bytes carry no insignificant whitespace.
+        let value: serde_json::Value = serde_json::from_str(payload_json)
+            .map_err(|e| EventError::Payload(PayloadError::Invalid(e.to_string())))?;
+        let compact =
+            serde_json::to_string(&value).map_err(|e| EventError::Serialise(e.to_string()))?;
+        let payload =
+            RawValue::from_string(compact).map_err(|e| EventError::Serialise(e.to_string()))?;
+        Ok(EventDraft {
+            event_type,
+            type_version,
             actor,
             correlation_id,
             payload,
@@ -232,9 +274,7 @@ mod tests {
 
     #[test]
     fn draft_refuses_bad_correlation_ids_and_huge_payloads() {
-        let payload = KeyEnabled {
-            key_id: "k".into(),
-        };
+        let payload = KeyEnabled { key_id: "k".into() };
         assert!(EventDraft::new(Actor::system(), "ok-1", &payload).is_ok());
         for bad in ["", "has space", "quote\"", &"x".repeat(200)] {
             assert!(matches!(
@@ -255,7 +295,13 @@ mod tests {
     fn envelope_parse_is_strict() {
         let ok = br#"{"instance":"i","seq":0,"time":"t","type":"key.enabled","type_version":1,"actor":{"principal":"system","role":"system","auth":"internal"},"correlation_id":"c","payload":{"key_id":"k"},"ledger_key":"00000000","prev":"00"}"#;
         let env = Envelope::parse(ok).expect("parse");
-        assert_eq!(env.payload_as::<KeyEnabled>().expect("type").expect("payload").key_id, "k");
+        assert_eq!(
+            env.payload_as::<KeyEnabled>()
+                .expect("type")
+                .expect("payload")
+                .key_id,
+            "k"
+        );
         let dup = br#"{"instance":"i","instance":"j","seq":0,"time":"t","type":"key.enabled","type_version":1,"actor":{"principal":"system","role":"system","auth":"internal"},"correlation_id":"c","payload":{},"ledger_key":"0","prev":"00"}"#;
         assert!(Envelope::parse(dup).is_err());
         let mut trailing = ok.to_vec();

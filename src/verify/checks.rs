@@ -48,7 +48,10 @@ pub(crate) struct Parsed {
 /// (from the bundle and from the log so far); signatures are verified with
 /// the key their record names, and re-checked against the key in force by
 /// the sequential pass.
-pub(crate) fn check_chunk(records: Vec<Record>, keys: &HashMap<String, VerifyingKey>) -> Vec<Checked> {
+pub(crate) fn check_chunk(
+    records: Vec<Record>,
+    keys: &HashMap<String, VerifyingKey>,
+) -> Vec<Checked> {
     let mut checked: Vec<Checked> = records.into_par_iter().map(check_one).collect();
     checked
         .par_chunks_mut(SIGNATURE_BATCH)

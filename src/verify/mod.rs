@@ -56,7 +56,9 @@ pub enum Failure {
     ChainBroken { seq: u64 },
     #[error("bad signature on record {seq}")]
     BadSignature { seq: u64 },
-    #[error("record {seq} is signed by key {key_id}, which is not the ledger key in force ({expected})")]
+    #[error(
+        "record {seq} is signed by key {key_id}, which is not the ledger key in force ({expected})"
+    )]
     UnauthorizedKey {
         seq: u64,
         key_id: String,

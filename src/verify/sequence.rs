@@ -187,7 +187,8 @@ impl SequenceVerifier {
                     {
                         self.candidates.insert(declared.key_id.clone(), new_key);
                         self.in_force = Some((declared.key_id.clone(), new_key));
-                        self.history.push((position + 1, declared.key_id.clone(), new_key));
+                        self.history
+                            .push((position + 1, declared.key_id.clone(), new_key));
                         self.rotations += 1;
                     }
                     _ => {
@@ -279,10 +280,18 @@ impl SequenceVerifier {
 
     fn capture_roots(&mut self) {
         let size = self.frontier.size();
-        if self.trusted_checkpoint.as_ref().is_some_and(|c| c.size == size) {
+        if self
+            .trusted_checkpoint
+            .as_ref()
+            .is_some_and(|c| c.size == size)
+        {
             self.at_trusted = Some((self.frontier.root(), self.last_link));
         }
-        if self.bundle_checkpoint.as_ref().is_ok_and(|c| c.size == size) {
+        if self
+            .bundle_checkpoint
+            .as_ref()
+            .is_ok_and(|c| c.size == size)
+        {
             self.at_bundle = Some((self.frontier.root(), self.last_link));
         }
     }
@@ -320,14 +329,23 @@ impl SequenceVerifier {
         }
     }
 
-    fn verify_note(&self, note: &[u8], size: u64, extra: &[NoteVerifierKey]) -> Result<Checkpoint, String> {
+    fn verify_note(
+        &self,
+        note: &[u8],
+        size: u64,
+        extra: &[NoteVerifierKey],
+    ) -> Result<Checkpoint, String> {
         let mut verifiers: Vec<NoteVerifierKey> = extra.to_vec();
         if let Some((_, _, key)) = self.key_at(size) {
             verifiers.push(NoteVerifierKey::new(&self.origin, *key));
         }
-        let checkpoint = checkpoint::parse_and_verify(note, &verifiers).map_err(|e| e.to_string())?;
+        let checkpoint =
+            checkpoint::parse_and_verify(note, &verifiers).map_err(|e| e.to_string())?;
         if checkpoint.origin != self.origin {
-            return Err(format!("origin {:?} is not {:?}", checkpoint.origin, self.origin));
+            return Err(format!(
+                "origin {:?} is not {:?}",
+                checkpoint.origin, self.origin
+            ));
         }
         Ok(checkpoint)
     }

@@ -1,0 +1,359 @@
+//! The ledger writer: group commit under concurrency, fail-closed appends,
+//! refused events leave nothing behind, key rotation, reopen, checkpoints.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use keyledger::event::{Actor, EventDraft, EventError, KeyEnabled, PayloadError};
+use keyledger::ledger::{InitialAdmin, Ledger};
+use keyledger::ledger_key::LedgerKey;
+use keyledger::merkle;
+use keyledger::record::Record;
+use keyledger::sample_events::realistic_event;
+use keyledger::store::embedded::EmbeddedStore;
+use keyledger::store::{ChainHead, EventStore, InstanceLog, LogNodes, SealedRecord, StoreError};
+use keyledger::writer::{LedgerWriter, WriteError, WriterConfig, origin_for};
+
+fn admin() -> InitialAdmin {
+    InitialAdmin {
+        admin_id: "admin-1".into(),
+        public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
+    }
+}
+
+fn config() -> WriterConfig {
+    WriterConfig {
+        checkpoint_interval: Duration::ZERO,
+        ..WriterConfig::default()
+    }
+}
+
+fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger::verify::Report {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("b");
+    let note = ledger.writer().checkpoint().expect("checkpoint");
+    let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
+        .expect("cp")
+        .size;
+    let keys: Vec<String> = std::fs::read_dir(ledger.keys_dir())
+        .expect("keys")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "pub").then(|| std::fs::read_to_string(p).ok())?
+        })
+        .collect();
+    keyledger::bundle::export(log, &origin_for(log.instance()), size, &note, &keys, &out)
+        .expect("export");
+    common::events::Schemas::load().check_all(&common::fixture::read_records(&out));
+    keyledger::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify")
+}
+
+#[test]
+fn concurrent_appends_are_group_committed_gap_free_and_verify() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    let mut seqs = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..32 {
+            let (ledger, seqs) = (&ledger, &seqs);
+            s.spawn(move || {
+                for i in 0..100u64 {
+                    let r = ledger
+                        .append(realistic_event(t as u64 * 1000 + i, t).expect("draft"))
+                        .expect("append");
+                    seqs.lock().expect("lock").push(r.seq);
+                }
+            });
+        }
+    });
+    let mut seqs = std::mem::take(seqs.get_mut().expect("lock"));
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (1..=3200).collect::<Vec<u64>>(),
+        "every caller got a distinct seq, gap-free"
+    );
+    let stats = ledger.writer().stats();
+    let batches = stats.batches.load(Ordering::Relaxed);
+    assert!(
+        batches < 3201,
+        "32 concurrent appenders must share fsyncs ({batches} batches)"
+    );
+    let report = verify_log(ledger.log().as_ref(), &ledger);
+    assert!(report.ok(), "{:?}", report.failure);
+    assert_eq!(report.records, 3201);
+}
+
+/// An instance log whose appends fail while `broken` is set.
+struct FlakyLog {
+    inner: Arc<dyn InstanceLog>,
+    broken: AtomicBool,
+}
+
+impl InstanceLog for FlakyLog {
+    fn instance(&self) -> &str {
+        self.inner.instance()
+    }
+    fn head(&self) -> ChainHead {
+        self.inner.head()
+    }
+    fn append(&self, batch: &[SealedRecord]) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.append(batch)
+    }
+    fn read(&self, start: u64, end: u64) -> Result<Vec<Record>, StoreError> {
+        self.inner.read(start, end)
+    }
+    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, StoreError> {
+        self.inner.node(level, index)
+    }
+    fn save_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.inner.save_checkpoint(note)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
+        self.inner.latest_checkpoint()
+    }
+}
+
+#[test]
+fn when_the_log_cannot_be_written_callers_get_an_error_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    ledger
+        .append(realistic_event(1, 0).expect("d"))
+        .expect("append");
+    let log = ledger.log().clone();
+    let key_file = ledger.keys_dir().join(format!(
+        "{}.key",
+        ledger.writer().current_key().key_id_hex()
+    ));
+    ledger.shutdown();
+
+    let flaky = Arc::new(FlakyLog {
+        inner: log,
+        broken: AtomicBool::new(true),
+    });
+    let writer = LedgerWriter::start(
+        flaky.clone(),
+        LedgerKey::read_file(&key_file).expect("key"),
+        config(),
+    );
+    let before = flaky.head();
+    let failures: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|t| {
+                let writer = &writer;
+                s.spawn(move || writer.append(realistic_event(100 + t, t as usize).expect("d")))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
+    });
+    for f in &failures {
+        assert!(matches!(f, Err(WriteError::Storage(_))), "{f:?}");
+    }
+    assert_eq!(flaky.head(), before, "nothing was stored");
+
+    flaky.broken.store(false, Ordering::SeqCst);
+    let r = writer
+        .append(realistic_event(200, 0).expect("d"))
+        .expect("append after repair");
+    assert_eq!(r.seq, before.size, "appends resume at the next seq");
+    let records = flaky.read(0, flaky.head().size).expect("read");
+    let env = keyledger::event::Envelope::parse(&records[r.seq as usize].event).expect("parse");
+    assert_eq!(
+        env.prev,
+        keyledger::chain::to_hex(&before.link),
+        "the chain continues from the durable head"
+    );
+    writer.shutdown();
+}
+
+#[test]
+fn oversized_and_malformed_events_are_refused_and_nothing_is_appended() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    let head = ledger.log().head();
+
+    let huge = KeyEnabled {
+        key_id: "k".repeat(70_000),
+    };
+    let err = EventDraft::new(Actor::system(), "c", &huge).expect_err("too large");
+    assert_eq!(
+        err.to_string(),
+        "event is 70013 bytes, more than the 65536 allowed"
+    );
+
+    // Nearly at the limit: the payload fits but the whole envelope does not.
+    let near = KeyEnabled {
+        key_id: "k".repeat(65_500),
+    };
+    let draft = EventDraft::new(Actor::system(), "c", &near).expect("payload fits");
+    let err = ledger.append(draft).expect_err("envelope too large");
+    assert!(
+        matches!(err, WriteError::Invalid(EventError::TooLarge { .. })),
+        "{err}"
+    );
+
+    let malformed = [
+        ("key.enabled", 1, "{\"key_id\":", "payload does not match"),
+        (
+            "key.enabled",
+            1,
+            "{\"key_id\":\"k\",\"extra\":1}",
+            "unknown field",
+        ),
+        ("key.enabled", 1, "[1,2]", "payload does not match"),
+        ("key.enabled", 2, "{\"key_id\":\"k\"}", "unknown event type"),
+        ("key.exploded", 1, "{}", "unknown event type"),
+    ];
+    for (ty, version, json, expected) in malformed {
+        let err = EventDraft::from_json(ty, version, Actor::system(), "c", json).expect_err(json);
+        assert!(err.to_string().contains(expected), "{json}: {err}");
+        assert!(matches!(
+            err,
+            EventError::Payload(PayloadError::Invalid(_) | PayloadError::UnknownType { .. })
+        ));
+    }
+    let good = EventDraft::from_json(
+        "key.enabled",
+        1,
+        Actor::system(),
+        "c",
+        "{ \"key_id\" : \"k\" }",
+    )
+    .expect("valid");
+    assert_eq!(good.payload.get(), "{\"key_id\":\"k\"}");
+    assert_eq!(
+        ledger.log().head(),
+        head,
+        "nothing was appended by refused events"
+    );
+    ledger.append(good).expect("the writer still works");
+}
+
+#[test]
+fn key_rotation_survives_reopen_and_verifies() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    let old = ledger.writer().current_key().key_id_hex();
+    for n in 0..10 {
+        ledger
+            .append(realistic_event(n, 0).expect("d"))
+            .expect("append");
+    }
+    let rotation = ledger
+        .rotate_key(Actor::operator("op"), "rot")
+        .expect("rotate");
+    let new = ledger.writer().current_key().key_id_hex();
+    assert_ne!(old, new);
+    ledger
+        .append(realistic_event(11, 0).expect("d"))
+        .expect("append");
+    ledger.shutdown();
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger = Ledger::open(&store, dir.path(), "acme", config()).expect("reopen");
+    assert_eq!(
+        ledger.writer().current_key().key_id_hex(),
+        new,
+        "reopen picks the key in force"
+    );
+    let next = ledger
+        .append(realistic_event(12, 0).expect("d"))
+        .expect("append");
+    assert_eq!(next.seq, rotation.seq + 2);
+    let report = verify_log(ledger.log().as_ref(), &ledger);
+    assert!(report.ok(), "{:?}", report.failure);
+    assert_eq!(report.key_rotations, 1);
+    // A second rotation straight after reopening, right at the head.
+    ledger
+        .rotate_key(Actor::operator("op"), "rot2")
+        .expect("rotate");
+    ledger.shutdown();
+    let ledger =
+        Ledger::open(&store, dir.path(), "acme", config()).expect("reopen at a rotation head");
+    let report = verify_log(ledger.log().as_ref(), &ledger);
+    assert!(report.ok(), "{:?}", report.failure);
+    assert_eq!(report.key_rotations, 2);
+}
+
+#[test]
+fn successive_checkpoints_are_consistent() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    let vkey = ledger.writer().current_key().note_verifier();
+    let mut notes = Vec::new();
+    for round in 0..5u64 {
+        for n in 0..(round * 7 + 3) {
+            ledger
+                .append(realistic_event(round * 100 + n, 0).expect("d"))
+                .expect("append");
+        }
+        notes.push(ledger.writer().checkpoint().expect("checkpoint"));
+    }
+    let checkpoints: Vec<_> = notes
+        .iter()
+        .map(|n| {
+            keyledger::checkpoint::parse_and_verify(n.as_bytes(), std::slice::from_ref(&vkey))
+                .expect("signed")
+        })
+        .collect();
+    let nodes = LogNodes(ledger.log().as_ref());
+    for (i, a) in checkpoints.iter().enumerate() {
+        for b in &checkpoints[i..] {
+            let proof = merkle::consistency_proof(&nodes, a.size, b.size).expect("proof");
+            merkle::verify_consistency(a.size, b.size, &proof, &a.root, &b.root)
+                .expect("consistent");
+        }
+    }
+    let latest = ledger
+        .log()
+        .latest_checkpoint()
+        .expect("read")
+        .expect("saved");
+    assert_eq!(latest, *notes.last().expect("notes"));
+}
+
+#[test]
+fn creating_an_existing_instance_is_refused_and_leaves_it_intact() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    let head = ledger.log().head();
+    ledger.shutdown();
+    let err = Ledger::create(&store, dir.path(), "acme", &admin(), "op", config())
+        .err()
+        .expect("refused");
+    assert_eq!(err.to_string(), "instance \"acme\" already exists");
+    let ledger = Ledger::open(&store, dir.path(), "acme", config()).expect("open");
+    assert_eq!(ledger.log().head(), head);
+    let err = Ledger::create(&store, dir.path(), "Bad Name", &admin(), "op", config())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .starts_with("invalid instance name \"Bad Name\""),
+        "{err}"
+    );
+    assert!(store.list_instances().expect("list") == vec!["acme".to_string()]);
+}
