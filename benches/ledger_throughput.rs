@@ -223,7 +223,7 @@ fn verify_only(bundle: &std::path::Path) {
     let rss_before = peak_rss_kib();
     let start = Instant::now();
     let report =
-        keyledger::verify::verify_bundle(&bundle, &Default::default(), &|_| {}).expect("verify");
+        keyledger::verify::verify_bundle(bundle, &Default::default(), &|_| {}).expect("verify");
     let elapsed = start.elapsed().as_secs_f64();
     assert!(report.ok(), "{:?}", report.failure);
     let size = report.records;

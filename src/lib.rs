@@ -23,6 +23,7 @@ pub mod ledger_key;
 pub mod merkle;
 pub mod record;
 pub mod sample_events;
+pub mod secret;
 pub mod store;
 pub mod verify;
 pub mod writer;

@@ -29,13 +29,10 @@ impl Rng {
     }
 }
 
-fn spawn_generate(
-    data: &Path,
-) -> (
-    std::process::Child,
-    Arc<Mutex<Vec<(u64, String)>>>,
-    std::thread::JoinHandle<()>,
-) {
+/// Acknowledged (seq, link hex) pairs as the child printed them.
+type Acks = Arc<Mutex<Vec<(u64, String)>>>;
+
+fn spawn_generate(data: &Path) -> (std::process::Child, Acks, std::thread::JoinHandle<()>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyledger"))
         .args([
             "ledger",

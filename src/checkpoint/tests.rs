@@ -132,7 +132,7 @@ fn go_note_malformed_messages() {
 fn real_sumdb_checkpoint_verifies() {
     let key = vkey(SUMDB_VKEY);
     assert_eq!(key.key_id(), [0x03, 0x3d, 0xe0, 0xae]);
-    let cp = parse_and_verify(SUMDB_NOTE, &[key.clone()]).unwrap();
+    let cp = parse_and_verify(SUMDB_NOTE, core::slice::from_ref(&key)).unwrap();
     assert_eq!(cp.origin, "go.sum database tree");
     assert_eq!(cp.size, 6_476_701);
     assert_eq!(
@@ -163,8 +163,14 @@ fn sign_parse_round_trip() {
         .unwrap();
     assert!(note.starts_with(&cp.body()));
     assert!(note.contains("\n\n\u{2014} log.example "));
-    assert_eq!(parse_and_verify(&note, &[v1.clone()]).unwrap(), cp);
-    assert_eq!(parse_and_verify(&note, &[v2.clone()]).unwrap(), cp);
+    assert_eq!(
+        parse_and_verify(&note, core::slice::from_ref(&v1)).unwrap(),
+        cp
+    );
+    assert_eq!(
+        parse_and_verify(&note, core::slice::from_ref(&v2)).unwrap(),
+        cp
+    );
     assert_eq!(
         parse_and_verify(note.as_bytes(), &[v1.clone(), v2]).unwrap(),
         cp
@@ -340,10 +346,10 @@ fn verifier_key_parse_errors() {
     let b = good.as_bytes();
     for i in 0..=b.len() {
         for j in i + 1..=b.len() {
-            if (i, j) != (0, b.len()) {
-                if let Ok(s) = core::str::from_utf8(&b[i..j]) {
-                    assert!(NoteVerifierKey::parse(s).is_err(), "{s}");
-                }
+            if (i, j) != (0, b.len())
+                && let Ok(s) = core::str::from_utf8(&b[i..j])
+            {
+                assert!(NoteVerifierKey::parse(s).is_err(), "{s}");
             }
         }
     }
