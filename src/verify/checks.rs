@@ -15,6 +15,9 @@ use crate::record::Record;
 /// Signatures checked per batch verification.
 const SIGNATURE_BATCH: usize = 64;
 
+/// Fewest signatures worth a batch verification.
+const MIN_BATCH: usize = 4;
+
 /// A key the log itself declares (genesis or rotation).
 #[derive(Debug, Clone)]
 pub(crate) struct DeclaredKey {
@@ -52,6 +55,12 @@ pub(crate) fn check_chunk(
     records: Vec<Record>,
     keys: &HashMap<String, VerifyingKey>,
 ) -> Vec<Checked> {
+    if records.len() < SIGNATURE_BATCH {
+        // Too small to be worth spreading over threads.
+        let mut checked: Vec<Checked> = records.into_iter().map(check_one).collect();
+        verify_signatures(&mut checked, keys);
+        return checked;
+    }
     let mut checked: Vec<Checked> = records.into_par_iter().map(check_one).collect();
     checked
         .par_chunks_mut(SIGNATURE_BATCH)
@@ -124,7 +133,9 @@ fn verify_signatures(batch: &mut [Checked], keys: &HashMap<String, VerifyingKey>
         indices.push(i);
     }
     let message_refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
-    let all_good = !indices.is_empty()
+    // Batch verification pays off from a handful of signatures on; below
+    // that, strict single verification is cheaper.
+    let all_good = indices.len() >= MIN_BATCH
         && ed25519_dalek::verify_batch(&message_refs, &signatures, &verifying).is_ok();
     for (n, i) in indices.into_iter().enumerate() {
         let ok = all_good

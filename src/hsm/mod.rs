@@ -1,0 +1,219 @@
+//! HSM backends: where the master key lives and where every operation on
+//! key material happens. One trait, two backends, one conformance suite
+//! (`tests/common/hsm_conformance.rs`) run against both:
+//!
+//! - [`software`]: the embedded default, pure Rust, nothing to install. The
+//!   master key lives only in process memory; after a restart the instance is
+//!   sealed until its key owners resubmit their parts.
+//! - `pkcs11` (feature `pkcs11`): any PKCS#11 token, tested against SoftHSM2.
+//!   The master key is a sensitive, non-extractable token object; root keys
+//!   are unwrapped into session objects for use and never extracted.
+//!
+//! Key hierarchy: master key (AES-256, per instance, per generation) →
+//! key material of each root/standard key version, stored only wrapped under
+//! the master key and bound to (instance, key id, version, master-key
+//! generation) → data keys (DEKs) wrapped under a key version with AES-256-GCM.
+//!
+//! Nothing returned by this trait is secret except [`SecretBytes`] values
+//! (exported standard-key payloads and unwrapped DEKs), which zeroize on drop
+//! and never print.
+
+pub mod ceremony;
+pub mod software;
+
+use crate::secret::SecretBytes;
+
+/// Which master-key generation and key version a piece of key material
+/// belongs to. Its canonical encoding ([`KeyBinding::aad`]) is the associated
+/// data that binds wrapped material to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyBinding {
+    pub instance: String,
+    pub key_id: String,
+    /// Key version number (1 = the first version).
+    pub version: u32,
+    /// Master-key generation the material is wrapped under.
+    pub mk_generation: u32,
+}
+
+impl KeyBinding {
+    /// Canonical, unambiguous encoding: `"keyledger/v1/key-material" || 0x00 ||
+    /// u16be(len(instance)) || instance || u16be(len(key_id)) || key_id ||
+    /// u32be(version) || u32be(mk_generation)`.
+    pub fn aad(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.instance.len() + self.key_id.len());
+        out.extend_from_slice(b"keyledger/v1/key-material\0");
+        push_str16(&mut out, &self.instance);
+        push_str16(&mut out, &self.key_id);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.mk_generation.to_be_bytes());
+        out
+    }
+}
+
+fn push_str16(out: &mut Vec<u8>, s: &str) {
+    let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
+}
+
+/// Key material wrapped under a master key. Opaque outside the backend that
+/// made it; safe to store and to delete (purge = crypto-shredding).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedMaterial {
+    pub mk_generation: u32,
+    pub blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for WrappedMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WrappedMaterial(gen {}, {} bytes)", self.mk_generation, self.blob.len())
+    }
+}
+
+/// A new key version's material, wrapped, with its key check value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMaterial {
+    pub wrapped: WrappedMaterial,
+    /// Key check value: the first 3 bytes of AES-256-ECB(key, 0^16), hex.
+    pub kcv: String,
+}
+
+/// A master-key part sealed to the ceremony public key (see [`ceremony`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedPart {
+    /// HPKE encapsulated key.
+    pub enc: Vec<u8>,
+    /// HPKE ciphertext of the 32-byte part.
+    pub ciphertext: Vec<u8>,
+}
+
+/// State of an instance's master-key registers in a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MasterKeyStatus {
+    /// Generation and verification pattern of the current (active) master key.
+    pub current: Option<(u32, String)>,
+    /// The "new" register: generation, parts loaded, and the verification
+    /// pattern once committed.
+    pub new: Option<NewRegister>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRegister {
+    pub generation: u32,
+    pub parts_loaded: u8,
+    pub committed: Option<String>,
+}
+
+/// Backend errors. Cryptographic failures on use (wrong key, tampered
+/// ciphertext, wrong AAD) are the single opaque [`HsmError::Decrypt`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HsmError {
+    #[error("instance {0:?} is sealed: its master key is not loaded (key owners must resubmit their parts)")]
+    Sealed(String),
+    #[error("decryption failed")]
+    Decrypt,
+    #[error("master key part could not be opened or is not 32 bytes")]
+    BadPart,
+    #[error("key owner {0:?} already loaded a part for this generation")]
+    DuplicatePart(String),
+    #[error("master key generation {expected} expected, got {got}")]
+    WrongGeneration { expected: u32, got: u32 },
+    #[error("master key state does not allow this: {0}")]
+    State(&'static str),
+    #[error("master key needs at least {needed} parts, {loaded} loaded")]
+    NotEnoughParts { needed: u8, loaded: u8 },
+    #[error("invalid input: {0}")]
+    Invalid(&'static str),
+    #[error("HSM backend failure: {0}")]
+    Backend(String),
+}
+
+/// The operations every HSM backend provides.
+pub trait HsmBackend: Send + Sync {
+    /// Short backend name (`software`, `pkcs11`).
+    fn kind(&self) -> &'static str;
+
+    /// Fills `out` with random bytes from the backend's RNG.
+    fn random(&self, out: &mut [u8]) -> Result<(), HsmError>;
+
+    // ---- master-key ceremony (registers: "new" and "current") ----
+
+    /// The X25519 public key that key owners seal their parts to for loading
+    /// `generation` of `instance`'s master key. Stable until that generation
+    /// is activated or discarded.
+    fn ceremony_public_key(&self, instance: &str, generation: u32) -> Result<[u8; 32], HsmError>;
+
+    /// Opens a sealed part inside the backend and adds it to the "new"
+    /// register of `generation`. Returns the part's verification pattern.
+    /// A second part from the same owner is refused.
+    fn load_part(
+        &self,
+        instance: &str,
+        generation: u32,
+        owner_id: &str,
+        part: &SealedPart,
+    ) -> Result<String, HsmError>;
+
+    /// Combines the loaded parts (at least `min_parts`, at least 2) into the
+    /// new master key; returns its verification pattern.
+    fn commit(&self, instance: &str, generation: u32, min_parts: u8) -> Result<String, HsmError>;
+
+    /// Makes the committed new master key current. The previous current key
+    /// stays usable for [`HsmBackend::rewrap_material`] until
+    /// [`HsmBackend::retire`] is called for it.
+    fn activate(&self, instance: &str, generation: u32) -> Result<(), HsmError>;
+
+    /// Destroys the master key of `generation` (after rotation re-wrapped everything).
+    fn retire(&self, instance: &str, generation: u32) -> Result<(), HsmError>;
+
+    /// Clears the "new" register (an abandoned ceremony).
+    fn discard_new(&self, instance: &str) -> Result<(), HsmError>;
+
+    /// Destroys every master key and register of the instance.
+    fn zeroize(&self, instance: &str) -> Result<(), HsmError>;
+
+    fn master_key_status(&self, instance: &str) -> Result<MasterKeyStatus, HsmError>;
+
+    // ---- key material under the current master key ----
+
+    /// Generates `len` bytes of key material (32 for AES-256) for `binding`.
+    fn generate_key(&self, binding: &KeyBinding, len: usize) -> Result<NewMaterial, HsmError>;
+
+    /// Wraps caller-supplied key material (imported keys).
+    fn import_key(&self, binding: &KeyBinding, material: &SecretBytes) -> Result<NewMaterial, HsmError>;
+
+    /// Returns the plaintext of a standard key's material (policy is
+    /// enforced by the caller; root keys are never exported).
+    fn export_key(&self, binding: &KeyBinding, wrapped: &WrappedMaterial) -> Result<SecretBytes, HsmError>;
+
+    /// Re-wraps material from `binding.mk_generation` to `to_generation`
+    /// (master-key rotation); both master keys must be loaded.
+    fn rewrap_material(
+        &self,
+        binding: &KeyBinding,
+        wrapped: &WrappedMaterial,
+        to_generation: u32,
+    ) -> Result<WrappedMaterial, HsmError>;
+
+    // ---- data-key envelope (AES-256-GCM under a key version) ----
+
+    /// Encrypts `plaintext` under the key version; returns `nonce(12) || ciphertext || tag(16)`.
+    fn encrypt(
+        &self,
+        binding: &KeyBinding,
+        wrapped: &WrappedMaterial,
+        plaintext: &SecretBytes,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, HsmError>;
+
+    /// Decrypts what [`HsmBackend::encrypt`] returned; any change fails with
+    /// [`HsmError::Decrypt`].
+    fn decrypt(
+        &self,
+        binding: &KeyBinding,
+        wrapped: &WrappedMaterial,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<SecretBytes, HsmError>;
+}
