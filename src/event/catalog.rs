@@ -157,9 +157,13 @@ event_types! {
     }
 
     // ---- key owners and the master-key ceremony ----
+    /// A key owner was registered with the ed25519 public key that
+    /// authenticates their part submissions.
     KeyOwnerRegistered = ("key_owner.registered", 1) {
         owner_id: String,
         name: String,
+        /// Base64 ed25519 public key.
+        public_key: String,
         command: Option<SignedCommandRef>,
     }
     KeyOwnerRemoved = ("key_owner.removed", 1) {

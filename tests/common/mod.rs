@@ -4,3 +4,4 @@
 pub mod events;
 pub mod fixture;
 pub mod store_conformance;
+pub mod secrets_scan;
