@@ -161,38 +161,93 @@ pub fn verify_bundle(
         file: records_path.display().to_string(),
         source,
     })?;
-    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
     let mut verifier = SequenceVerifier::new(&manifest, trust, &published, &checkpoint_note)?;
-    let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK);
-    loop {
+    // Three stages overlap: a reader thread frames records; the parallel
+    // checks (parse, hashes, signatures) of chunk k+1 run on the pool while
+    // the ordered checks of chunk k run here.
+    let (chunks, incoming) = crossbeam_channel::bounded::<Chunk>(2);
+    let reader = std::thread::Builder::new()
+        .name("verify-reader".into())
+        .spawn(move || read_chunks(file, &chunks))
+        .map_err(|source| VerifyError::Io {
+            file: records_path.display().to_string(),
+            source,
+        })?;
+    let mut pending: Option<Vec<checks::Checked>> = None;
+    let mut end: Option<Result<Option<String>, std::io::Error>> = None;
+    while end.is_none() && !verifier.failed() {
+        let next = incoming.recv().unwrap_or(Chunk::End(Ok(None)));
+        let (records, offset) = match next {
+            Chunk::Records(records, offset) => (records, Some(offset)),
+            Chunk::End(result) => {
+                end = Some(result);
+                (Vec::new(), None)
+            }
+        };
+        let candidates = verifier.candidates();
+        let previous = pending.take();
+        let (checked, ()) = rayon::join(
+            || checks::check_chunk(records, &candidates),
+            || {
+                if let Some(previous) = previous {
+                    verifier.apply_checked(previous);
+                }
+            },
+        );
+        pending = Some(checked);
+        if let Some(offset) = offset {
+            progress(offset);
+        }
+    }
+    drop(incoming);
+    let _ = reader.join();
+    if let Some(last) = pending.take() {
+        verifier.apply_checked(last);
+    }
+    match end {
+        Some(Err(source)) => {
+            return Err(VerifyError::Io {
+                file: records_path.display().to_string(),
+                source,
+            });
+        }
+        Some(Ok(Some(frame_error))) => verifier.frame_error(frame_error),
+        _ => {}
+    }
+    Ok(verifier.finish())
+}
+
+/// What the reader thread hands over.
+enum Chunk {
+    /// Up to [`CHUNK`] records and the byte offset after them.
+    Records(Vec<Record>, u64),
+    /// End of input: a framing error's description, or an I/O error.
+    End(Result<Option<String>, std::io::Error>),
+}
+
+fn read_chunks(file: File, out: &crossbeam_channel::Sender<Chunk>) {
+    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let end = loop {
         match reader.next_record() {
             Ok(Some(record)) => {
                 chunk.push(record);
                 if chunk.len() == CHUNK {
-                    verifier.push_chunk(std::mem::take(&mut chunk));
-                    progress(reader.offset());
-                    if verifier.failed() {
-                        break;
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if out.send(Chunk::Records(full, reader.offset())).is_err() {
+                        return;
                     }
                 }
             }
-            Ok(None) => break,
-            Err(ReadError::Frame { source, .. }) => {
-                verifier.push_chunk(std::mem::take(&mut chunk));
-                verifier.frame_error(source.to_string());
-                break;
-            }
-            Err(ReadError::Io(source)) => {
-                return Err(VerifyError::Io {
-                    file: records_path.display().to_string(),
-                    source,
-                });
-            }
+            Ok(None) => break Ok(None),
+            Err(ReadError::Frame { source, .. }) => break Ok(Some(source.to_string())),
+            Err(ReadError::Io(e)) => break Err(e),
         }
+    };
+    if !chunk.is_empty() && out.send(Chunk::Records(chunk, reader.offset())).is_err() {
+        return;
     }
-    verifier.push_chunk(chunk);
-    progress(reader.offset());
-    Ok(verifier.finish())
+    let _ = out.send(Chunk::End(end));
 }
 
 /// Parses note verifier keys, one per line; ignores blank lines and lines

@@ -97,7 +97,22 @@ impl SequenceVerifier {
             return;
         }
         let checked = checks::check_chunk(records, &self.candidates);
+        self.apply_checked(checked);
+    }
+
+    /// Keys a parallel pre-check may verify signatures with.
+    pub(crate) fn candidates(&self) -> HashMap<String, VerifyingKey> {
+        self.candidates.clone()
+    }
+
+    /// Applies the ordered checks to records pre-checked by
+    /// [`checks::check_chunk`] (possibly with an older key snapshot: any
+    /// signature not verified under the key in force is re-checked here).
+    pub(crate) fn apply_checked(&mut self, checked: Vec<Checked>) {
         for next in checked {
+            if self.failed() {
+                return;
+            }
             if let Some(current) = self.carry.take() {
                 self.step(current, Some(&next));
                 if self.failed() {

@@ -10,7 +10,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 
 /// Every encoding of `secret` that must not appear anywhere.
 pub fn encodings(secret: &[u8]) -> Vec<(String, Vec<u8>)> {
-    assert!(secret.len() >= 8, "secrets shorter than 8 bytes give false positives");
+    assert!(
+        secret.len() >= 8,
+        "secrets shorter than 8 bytes give false positives"
+    );
     let mut out = vec![
         ("raw".to_string(), secret.to_vec()),
         ("hex".to_string(), hex::encode(secret).into_bytes()),
@@ -25,7 +28,10 @@ pub fn encodings(secret: &[u8]) -> Vec<(String, Vec<u8>)> {
             let skip = (shift * 4).div_ceil(3);
             let whole = (padded.len() / 3) * 4;
             if whole > skip + 4 {
-                out.push((format!("{name}@{shift}"), encoded.as_bytes()[skip..whole].to_vec()));
+                out.push((
+                    format!("{name}@{shift}"),
+                    encoded.as_bytes()[skip..whole].to_vec(),
+                ));
             }
         }
     }
@@ -78,24 +84,4 @@ pub fn assert_dir_clean(dir: &Path, secrets: &[(&str, &[u8])]) -> usize {
     }
     assert!(leaks.is_empty(), "secrets found on disk: {leaks:#?}");
     files.len()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_secrets_in_every_encoding_and_alignment() {
-        let secret = b"0123456789abcdef-secret!";
-        for prefix in 0..6usize {
-            let mut blob = vec![b'x'; prefix];
-            blob.extend_from_slice(secret);
-            blob.extend_from_slice(b"tail");
-            for text in [STANDARD.encode(&blob), URL_SAFE.encode(&blob), hex::encode(&blob)] {
-                assert!(!find_in(text.as_bytes(), &[("s", secret)]).is_empty(), "{prefix}: {text}");
-            }
-            assert!(!find_in(&blob, &[("s", secret)]).is_empty());
-        }
-        assert!(find_in(b"nothing to see", &[("s", secret)]).is_empty());
-    }
 }
