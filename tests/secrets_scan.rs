@@ -14,8 +14,15 @@ fn finds_secrets_in_every_encoding_and_alignment() {
         let mut blob = vec![b'x'; prefix];
         blob.extend_from_slice(secret);
         blob.extend_from_slice(b"tail");
-        for text in [STANDARD.encode(&blob), URL_SAFE.encode(&blob), hex::encode(&blob)] {
-            assert!(!find_in(text.as_bytes(), &[("s", secret)]).is_empty(), "{prefix}: {text}");
+        for text in [
+            STANDARD.encode(&blob),
+            URL_SAFE.encode(&blob),
+            hex::encode(&blob),
+        ] {
+            assert!(
+                !find_in(text.as_bytes(), &[("s", secret)]).is_empty(),
+                "{prefix}: {text}"
+            );
         }
         assert!(!find_in(&blob, &[("s", secret)]).is_empty());
     }

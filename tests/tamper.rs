@@ -327,3 +327,32 @@ fn sampled_single_byte_changes_are_detected_at_their_record() {
         );
     }
 }
+
+#[test]
+fn a_manifest_that_disagrees_with_the_records_is_reported() {
+    let (_, f) = fixture();
+    for (claimed, expected) in [
+        (
+            f.size + 5,
+            Failure::Truncated {
+                expected: f.size + 5,
+                found: f.size,
+            },
+        ),
+        (
+            f.size - 1,
+            Failure::ManifestMismatch {
+                manifest: f.size - 1,
+                records: f.size,
+            },
+        ),
+    ] {
+        let (_dir, b) = scratch("manifest");
+        let path = b.join("manifest.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("json");
+        manifest["size"] = claimed.into();
+        std::fs::write(&path, serde_json::to_vec(&manifest).expect("json")).expect("write");
+        assert_eq!(verify_dir(&b, &Trust::default()).failure, Some(expected));
+    }
+}

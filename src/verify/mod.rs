@@ -80,6 +80,8 @@ pub enum Failure {
     ChainHeadMismatch { size: u64 },
     #[error("log is inconsistent with the trusted checkpoint of size {size}")]
     InconsistentCheckpoint { size: u64 },
+    #[error("the manifest says {manifest} records but the bundle holds {records}")]
+    ManifestMismatch { manifest: u64, records: u64 },
 }
 
 impl Failure {
@@ -99,7 +101,9 @@ impl Failure {
             Failure::RootMismatch { size }
             | Failure::ChainHeadMismatch { size }
             | Failure::InconsistentCheckpoint { size } => Some(*size),
-            Failure::BadCheckpoint { .. } | Failure::CheckpointSizeMismatch { .. } => None,
+            Failure::BadCheckpoint { .. }
+            | Failure::CheckpointSizeMismatch { .. }
+            | Failure::ManifestMismatch { .. } => None,
         }
     }
 }

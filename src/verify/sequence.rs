@@ -41,6 +41,8 @@ pub struct SequenceVerifier {
     at_trusted: Option<(Hash, Link)>,
     at_bundle: Option<(Hash, Link)>,
     rotations: u64,
+    /// Records the manifest says the bundle holds.
+    manifest_size: u64,
     failure: Option<Failure>,
 }
 
@@ -80,6 +82,7 @@ impl SequenceVerifier {
             at_trusted: None,
             at_bundle: None,
             rotations: 0,
+            manifest_size: manifest.size,
             failure: None,
         };
         verifier.capture_roots();
@@ -333,6 +336,9 @@ impl SequenceVerifier {
         if self.failure.is_none() {
             self.check_bundle_checkpoint();
         }
+        if self.failure.is_none() {
+            self.check_manifest_size();
+        }
         Report {
             ok: self.failure.is_none(),
             instance: self.instance.clone(),
@@ -386,6 +392,23 @@ impl SequenceVerifier {
         match self.at_trusted {
             Some((root, link)) if root == trusted.root && head_matches(&trusted, &link) => {}
             _ => self.fail(Failure::InconsistentCheckpoint { size: trusted.size }),
+        }
+    }
+
+    /// The manifest's record count must match: more means records were cut
+    /// off; fewer means records were added after export.
+    fn check_manifest_size(&mut self) {
+        let records = self.frontier.size();
+        if self.manifest_size > records {
+            self.fail(Failure::Truncated {
+                expected: self.manifest_size,
+                found: records,
+            });
+        } else if self.manifest_size < records {
+            self.fail(Failure::ManifestMismatch {
+                manifest: self.manifest_size,
+                records,
+            });
         }
     }
 
