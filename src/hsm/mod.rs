@@ -19,6 +19,8 @@
 //! and never print.
 
 pub mod ceremony;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod software;
 
 use crate::secret::SecretBytes;
@@ -67,7 +69,12 @@ pub struct WrappedMaterial {
 
 impl std::fmt::Debug for WrappedMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WrappedMaterial(gen {}, {} bytes)", self.mk_generation, self.blob.len())
+        write!(
+            f,
+            "WrappedMaterial(gen {}, {} bytes)",
+            self.mk_generation,
+            self.blob.len()
+        )
     }
 }
 
@@ -109,7 +116,9 @@ pub struct NewRegister {
 /// ciphertext, wrong AAD) are the single opaque [`HsmError::Decrypt`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HsmError {
-    #[error("instance {0:?} is sealed: its master key is not loaded (key owners must resubmit their parts)")]
+    #[error(
+        "instance {0:?} is sealed: its master key is not loaded (key owners must resubmit their parts)"
+    )]
     Sealed(String),
     #[error("decryption failed")]
     Decrypt,
@@ -181,11 +190,19 @@ pub trait HsmBackend: Send + Sync {
     fn generate_key(&self, binding: &KeyBinding, len: usize) -> Result<NewMaterial, HsmError>;
 
     /// Wraps caller-supplied key material (imported keys).
-    fn import_key(&self, binding: &KeyBinding, material: &SecretBytes) -> Result<NewMaterial, HsmError>;
+    fn import_key(
+        &self,
+        binding: &KeyBinding,
+        material: &SecretBytes,
+    ) -> Result<NewMaterial, HsmError>;
 
     /// Returns the plaintext of a standard key's material (policy is
     /// enforced by the caller; root keys are never exported).
-    fn export_key(&self, binding: &KeyBinding, wrapped: &WrappedMaterial) -> Result<SecretBytes, HsmError>;
+    fn export_key(
+        &self,
+        binding: &KeyBinding,
+        wrapped: &WrappedMaterial,
+    ) -> Result<SecretBytes, HsmError>;
 
     /// Re-wraps material from `binding.mk_generation` to `to_generation`
     /// (master-key rotation); both master keys must be loaded.

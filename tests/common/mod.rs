@@ -3,5 +3,8 @@
 
 pub mod events;
 pub mod fixture;
-pub mod store_conformance;
+pub mod hsm_conformance;
+pub mod key_env;
+pub mod material_conformance;
 pub mod secrets_scan;
+pub mod store_conformance;
