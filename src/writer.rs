@@ -45,6 +45,9 @@ pub struct Receipt {
     pub leaf: Hash,
     /// The record's time (RFC 3339, microseconds, UTC).
     pub time: String,
+    /// The stored event bytes (so callers can apply them to projections
+    /// exactly as a rebuild from the log would).
+    pub event: Vec<u8>,
 }
 
 /// Why an append failed. In every case nothing of the event was stored.
@@ -377,6 +380,7 @@ fn run_sequencer(
                     link: r.link,
                     leaf: r.leaf,
                     time: time.clone(),
+                    event: r.record.event.clone(),
                 };
                 (reply, receipt)
             })

@@ -1,0 +1,161 @@
+//! The key-material store: each key version's material, wrapped under the
+//! instance master key ([`WrappedMaterial`]), kept apart from the log so that
+//! purging a key really deletes it (crypto-shredding) while the log keeps
+//! only ids, versions and check values.
+//!
+//! One contract, one conformance suite (`tests/common/material_conformance.rs`)
+//! run against every backend: [`embedded`] (files) now, PostgreSQL later.
+
+pub mod embedded;
+
+use crate::hsm::WrappedMaterial;
+
+/// Longest key id accepted.
+pub const MAX_KEY_ID_LEN: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaterialError {
+    #[error("invalid instance name")]
+    InvalidInstance,
+    #[error("invalid key id: 1-64 characters of A-Z a-z 0-9 -")]
+    InvalidKeyId,
+    #[error("invalid key version: versions start at 1")]
+    InvalidVersion,
+    /// `put` of a version that already holds different material.
+    #[error("key {key_id} version {version} already has material")]
+    AlreadyExists { key_id: String, version: u32 },
+    #[error("key {key_id} version {version} has no material")]
+    NotFound { key_id: String, version: u32 },
+    /// `replace` found another master-key generation than expected.
+    #[error(
+        "key {key_id} version {version} is under master key generation {found}, not {expected}"
+    )]
+    GenerationMismatch {
+        key_id: String,
+        version: u32,
+        expected: u32,
+        found: u32,
+    },
+    #[error("stored material of key {key_id} version {version} is corrupt")]
+    Corrupt { key_id: String, version: u32 },
+    #[error("key material storage i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("key material storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Where wrapped key material lives. Implementations are shared between
+/// request handlers and the crypto worker; every write is durable when it
+/// returns `Ok`, and atomic (a crash leaves the old or the new blob, never
+/// a torn one).
+pub trait KeyMaterialStore: Send + Sync {
+    /// Stores a new version's material. Idempotent for identical material;
+    /// [`MaterialError::AlreadyExists`] if the version holds other material
+    /// (versions are immutable except through [`KeyMaterialStore::replace`]).
+    fn put(
+        &self,
+        instance: &str,
+        key_id: &str,
+        version: u32,
+        wrapped: &WrappedMaterial,
+    ) -> Result<(), MaterialError>;
+
+    fn get(
+        &self,
+        instance: &str,
+        key_id: &str,
+        version: u32,
+    ) -> Result<Option<WrappedMaterial>, MaterialError>;
+
+    /// Version numbers holding material, ascending.
+    fn versions(&self, instance: &str, key_id: &str) -> Result<Vec<u32>, MaterialError>;
+
+    /// Ids of the keys holding material, sorted (master-key rotation walks them).
+    fn keys(&self, instance: &str) -> Result<Vec<String>, MaterialError>;
+
+    /// Master-key rotation: atomically swaps a version's blob for the same
+    /// material wrapped under another generation, if it is still under
+    /// `expected_generation` (compare-and-swap, so a restarted rotation
+    /// cannot undo a newer one). Replacing with identical material is `Ok`.
+    fn replace(
+        &self,
+        instance: &str,
+        key_id: &str,
+        version: u32,
+        expected_generation: u32,
+        wrapped: &WrappedMaterial,
+    ) -> Result<(), MaterialError>;
+
+    /// Shreds every version of a key; returns how many were deleted
+    /// (0 if the key had none, so purging is idempotent).
+    fn purge(&self, instance: &str, key_id: &str) -> Result<u32, MaterialError>;
+
+    /// Shreds every key of an instance (zeroize, instance deletion);
+    /// returns the number of versions deleted.
+    fn purge_instance(&self, instance: &str) -> Result<u64, MaterialError>;
+}
+
+/// Checks an instance name (the event store's rule).
+pub fn check_instance(instance: &str) -> Result<(), MaterialError> {
+    crate::store::check_instance_name(instance).map_err(|_| MaterialError::InvalidInstance)
+}
+
+/// Checks a key id: 1-64 of `A-Z a-z 0-9 -` (UUIDs), so it is safe as a
+/// file name and a database key.
+pub fn check_key_id(key_id: &str) -> Result<(), MaterialError> {
+    let ok = !key_id.is_empty()
+        && key_id.len() <= MAX_KEY_ID_LEN
+        && key_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(MaterialError::InvalidKeyId)
+    }
+}
+
+pub fn check_version(version: u32) -> Result<(), MaterialError> {
+    if version == 0 {
+        Err(MaterialError::InvalidVersion)
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks all three parts of an address.
+pub fn check_address(instance: &str, key_id: &str, version: u32) -> Result<(), MaterialError> {
+    check_instance(instance)?;
+    check_key_id(key_id)?;
+    check_version(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_are_safe_names() {
+        for ok in ["a", "12345678-aaaa-bbbb-cccc-1234567890ab", &"x".repeat(64)] {
+            assert!(check_key_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a b",
+            "a\0b",
+            "é",
+            "a_b",
+            &"x".repeat(65),
+        ] {
+            assert!(check_key_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_address("acme", "k", 0).is_err());
+        assert!(check_address("../acme", "k", 1).is_err());
+        assert!(check_address("acme", "k", 1).is_ok());
+    }
+}

@@ -1,0 +1,19 @@
+//! Root and standard keys: the Key Protect key state machine, the key
+//! projection computed from the ledger, the wrapped-DEK ciphertext format,
+//! secure import tokens and the key-material store.
+//!
+//! - [`state`]: which action each key state allows (pure table + time windows).
+//! - [`projection`]: current state of every key of an instance, from events only.
+//! - [`ciphertext`]: the versioned, AAD-bound wrapped-DEK format.
+//! - [`import_token`]: RSA-OAEP import tokens with AES-GCM nonce proof.
+//! - [`material`]: where wrapped key material lives (separate from the log,
+//!   so purging a key really shreds it).
+//!
+//! `docs/KEYS.md` documents the formats and the state table with sources.
+
+pub mod ciphertext;
+pub mod import_token;
+pub mod material;
+pub mod projection;
+pub mod service;
+pub mod state;

@@ -1,0 +1,363 @@
+//! The master-key ceremony, as events: key owners are registered with their
+//! public keys; each submits one part sealed to the backend's ceremony key
+//! and signed with their own key; the parts are committed (combined) and the
+//! new master key activated. Activating a second generation rotates: every
+//! key version's material is re-wrapped to the new master key and the old one
+//! retired. After a restart of the software HSM the same flow re-loads the
+//! current generation (unseal) and must reproduce its verification pattern.
+//!
+//! The quorum of administrators that gates these steps is the governance
+//! layer's job; here every step is validated and audited.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use super::{KeyError, KeyService};
+use crate::event::{
+    Actor, InstanceUnsealed, KeyOwnerRegistered, MasterKeyActivated, MasterKeyCommitted,
+    MasterKeyPartLoaded, MasterKeyRotated,
+};
+use crate::hsm::SealedPart;
+use crate::writer::Receipt;
+
+/// Fewest key owners (and parts) a master key is made of.
+pub const MIN_KEY_OWNERS: usize = 2;
+
+/// Where the ceremony stands, for key owners and operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CeremonyStatus {
+    /// The generation parts are loaded for now.
+    pub generation: u32,
+    /// True when the ceremony re-loads the current master key after a restart.
+    pub unseal: bool,
+    /// X25519 public key to seal parts to.
+    pub public_key: [u8; 32],
+    /// Owners whose parts are loaded.
+    pub loaded: Vec<String>,
+    /// Registered owners.
+    pub owners: Vec<String>,
+}
+
+/// The message a key owner signs to submit a sealed part:
+/// `"keyledger/v1/part-submission" || 0x00 || u16be len || instance ||
+/// u32be generation || u16be len || owner_id || SHA-256(enc) || SHA-256(ciphertext)`.
+pub fn part_submission_message(
+    instance: &str,
+    generation: u32,
+    owner_id: &str,
+    part: &SealedPart,
+) -> Vec<u8> {
+    let mut m = b"keyledger/v1/part-submission\0".to_vec();
+    for (i, field) in [instance, owner_id].iter().enumerate() {
+        if i == 1 {
+            m.extend_from_slice(&generation.to_be_bytes());
+        }
+        let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(&field.as_bytes()[..usize::from(len)]);
+    }
+    m.extend_from_slice(&Sha256::digest(&part.enc));
+    m.extend_from_slice(&Sha256::digest(&part.ciphertext));
+    m
+}
+
+impl KeyService {
+    /// Registers a key owner with the ed25519 public key that authenticates
+    /// their part submissions.
+    pub fn register_key_owner(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        owner_id: &str,
+        name: &str,
+        public_key: &[u8; 32],
+    ) -> Result<Receipt, KeyError> {
+        crate::event::check_token("owner_id", owner_id, 64)
+            .map_err(|e| KeyError::Invalid(e.to_string()))?;
+        VerifyingKey::from_bytes(public_key)
+            .map_err(|_| KeyError::Invalid("key owner public key".into()))?;
+        let _guard = self.lock_commands();
+        if self.read().master.owners.contains_key(owner_id) {
+            return Err(KeyError::Conflict(format!("key owner {owner_id:?}")));
+        }
+        use base64::Engine;
+        let event = KeyOwnerRegistered {
+            owner_id: owner_id.to_string(),
+            name: name.chars().take(128).collect(),
+            public_key: base64::engine::general_purpose::STANDARD.encode(public_key),
+            command: None,
+        };
+        self.record(actor, correlation_id, &event)
+    }
+
+    /// The ceremony key owners seal parts to, and what is loaded so far.
+    pub fn ceremony_status(&self) -> Result<CeremonyStatus, KeyError> {
+        let (generation, unseal, owners, loaded) = {
+            let state = self.read();
+            let sealed_current = match &state.master.current {
+                Some((g, _)) => {
+                    self.hsm
+                        .master_key_status(&self.instance)?
+                        .current
+                        .map(|(h, _)| h)
+                        != Some(*g)
+                }
+                None => false,
+            };
+            let generation = match (&state.master.current, sealed_current) {
+                (Some((g, _)), true) => *g,
+                _ => state.master.next_generation(),
+            };
+            let loaded = state
+                .master
+                .pending
+                .as_ref()
+                .filter(|p| p.generation == generation)
+                .map(|p| p.parts.keys().cloned().collect())
+                .unwrap_or_default();
+            let owners = state.master.owners.keys().cloned().collect();
+            (generation, sealed_current, owners, loaded)
+        };
+        Ok(CeremonyStatus {
+            generation,
+            unseal,
+            public_key: self.hsm.ceremony_public_key(&self.instance, generation)?,
+            loaded,
+            owners,
+        })
+    }
+
+    /// A key owner submits their sealed part for the ceremony's generation.
+    /// Returns the part's verification pattern for the owner to compare.
+    pub fn submit_part(
+        &self,
+        correlation_id: &str,
+        owner_id: &str,
+        part: &SealedPart,
+        signature: &[u8; 64],
+    ) -> Result<(String, Receipt), KeyError> {
+        let actor = Actor {
+            principal: owner_id.chars().take(64).collect(),
+            role: crate::event::Role::KeyOwner,
+            auth: crate::event::AuthMethod::KeyOwnerCredential,
+        };
+        let _guard = self.lock_commands();
+        let status = self.ceremony_status()?;
+        let owner_key = self
+            .read()
+            .master
+            .owners
+            .get(owner_id)
+            .map(|o| o.public_key);
+        let Some(owner_key) = owner_key else {
+            let target = format!("master_key/{}", status.generation);
+            return Err(self.deny(
+                &actor,
+                correlation_id,
+                "master_key.load_part",
+                &target,
+                KeyError::UnknownKeyOwner(owner_id.into()),
+            ));
+        };
+        let message = part_submission_message(&self.instance, status.generation, owner_id, part);
+        let valid = VerifyingKey::from_bytes(&owner_key)
+            .map(|k| {
+                k.verify_strict(&message, &Signature::from_bytes(signature))
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if !valid {
+            let target = format!("master_key/{}", status.generation);
+            return Err(self.deny(
+                &actor,
+                correlation_id,
+                "master_key.load_part",
+                &target,
+                KeyError::BadOwnerSignature(owner_id.into()),
+            ));
+        }
+        let vp = match self
+            .hsm
+            .load_part(&self.instance, status.generation, owner_id, part)
+        {
+            Ok(vp) => vp,
+            Err(e) => {
+                let target = format!("master_key/{}", status.generation);
+                return Err(self.deny(
+                    &actor,
+                    correlation_id,
+                    "master_key.load_part",
+                    &target,
+                    e.into(),
+                ));
+            }
+        };
+        let event = MasterKeyPartLoaded {
+            generation: status.generation,
+            owner_id: owner_id.to_string(),
+            part_index: u8::try_from(status.loaded.len() + 1).unwrap_or(u8::MAX),
+            verification_pattern: vp.clone(),
+        };
+        let receipt = self.record(&actor, correlation_id, &event)?;
+        Ok((vp, receipt))
+    }
+
+    /// Combines the loaded parts. Every registered key owner (at least two)
+    /// must have loaded a part. On unseal, the result must reproduce the
+    /// current master key's verification pattern.
+    pub fn commit_master_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+    ) -> Result<String, KeyError> {
+        let _guard = self.lock_commands();
+        let status = self.ceremony_status()?;
+        let target = format!("master_key/{}", status.generation);
+        if status.owners.len() < MIN_KEY_OWNERS {
+            let e = KeyError::Ceremony(format!(
+                "at least {MIN_KEY_OWNERS} key owners must be registered"
+            ));
+            return Err(self.deny(actor, correlation_id, "master_key.commit", &target, e));
+        }
+        if let Some(missing) = status.owners.iter().find(|o| !status.loaded.contains(o)) {
+            let e = KeyError::Ceremony(format!("key owner {missing:?} has not loaded a part"));
+            return Err(self.deny(actor, correlation_id, "master_key.commit", &target, e));
+        }
+        let min_parts = u8::try_from(status.owners.len()).unwrap_or(u8::MAX);
+        let vp = match self
+            .hsm
+            .commit(&self.instance, status.generation, min_parts)
+        {
+            Ok(vp) => vp,
+            Err(e) => {
+                return Err(self.deny(
+                    actor,
+                    correlation_id,
+                    "master_key.commit",
+                    &target,
+                    e.into(),
+                ));
+            }
+        };
+        if status.unseal {
+            let expected = self
+                .read()
+                .master
+                .current
+                .as_ref()
+                .map(|(_, vp)| vp.clone());
+            if expected.as_deref() != Some(vp.as_str()) {
+                let _ = self.hsm.discard_new(&self.instance);
+                return Err(self.deny(
+                    actor,
+                    correlation_id,
+                    "master_key.commit",
+                    &target,
+                    KeyError::WrongParts,
+                ));
+            }
+        }
+        let event = MasterKeyCommitted {
+            generation: status.generation,
+            parts: min_parts,
+            verification_pattern: vp.clone(),
+            command: None,
+        };
+        self.record(actor, correlation_id, &event)?;
+        Ok(vp)
+    }
+
+    /// Makes the committed master key current: the first activation, a
+    /// rotation (re-wraps every key version's material, then retires the old
+    /// master key), or the unseal of the current generation after a restart.
+    pub fn activate_master_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let (pending, current) = {
+            let state = self.read();
+            (state.master.pending.clone(), state.master.current.clone())
+        };
+        let Some(pending) = pending.filter(|p| p.committed.is_some()) else {
+            let e = KeyError::Ceremony("no committed master key to activate".into());
+            return Err(self.deny(
+                actor,
+                correlation_id,
+                "master_key.activate",
+                "master_key",
+                e,
+            ));
+        };
+        let vp = pending.committed.clone().unwrap_or_default();
+        let target = format!("master_key/{}", pending.generation);
+        if let Err(e) = self.hsm.activate(&self.instance, pending.generation) {
+            return Err(self.deny(
+                actor,
+                correlation_id,
+                "master_key.activate",
+                &target,
+                e.into(),
+            ));
+        }
+        match current {
+            Some((g, _)) if g == pending.generation => {
+                let event = InstanceUnsealed {
+                    master_key_generation: g,
+                    verification_pattern: vp,
+                };
+                self.record(actor, correlation_id, &event)
+            }
+            Some((old, _)) => {
+                let rewrapped = self.rewrap_all(old, pending.generation)?;
+                let event = MasterKeyRotated {
+                    from_generation: old,
+                    to_generation: pending.generation,
+                    keys_rewrapped: rewrapped,
+                    command: None,
+                };
+                let receipt = self.record(actor, correlation_id, &event)?;
+                self.hsm.retire(&self.instance, old)?;
+                Ok(receipt)
+            }
+            None => {
+                let event = MasterKeyActivated {
+                    generation: pending.generation,
+                    verification_pattern: vp,
+                    command: None,
+                };
+                self.record(actor, correlation_id, &event)
+            }
+        }
+    }
+
+    /// Re-wraps every stored key version from one master-key generation to
+    /// the next; returns the number of versions re-wrapped. Safe to re-run:
+    /// material already under `to` is skipped.
+    fn rewrap_all(&self, from: u32, to: u32) -> Result<u64, KeyError> {
+        let mut count = 0u64;
+        for key_id in self.material.keys(&self.instance)? {
+            for version in self.material.versions(&self.instance, &key_id)? {
+                let Some(wrapped) = self.material.get(&self.instance, &key_id, version)? else {
+                    continue;
+                };
+                if wrapped.mk_generation != from {
+                    continue;
+                }
+                let binding = self.binding(&key_id, version, from);
+                let rewrapped = self.hsm.rewrap_material(&binding, &wrapped, to)?;
+                self.material
+                    .replace(&self.instance, &key_id, version, from, &rewrapped)?;
+                self.cache_write().remove(&(key_id.clone(), version));
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Whether crypto operations are unavailable (no master key loaded).
+    pub fn sealed(&self) -> bool {
+        self.current_generation().is_err()
+    }
+}

@@ -1,0 +1,316 @@
+//! Envelope encryption: wrap a data key (the caller's or a generated one),
+//! unwrap (re-wrapping to the latest version when the key was rotated since),
+//! rewrap, and a standard key's payload. The hot path: no command lock, one
+//! AEAD in the HSM backend, one durable event before the answer.
+
+use sha2::{Digest, Sha256};
+
+use super::lifecycle::action_name;
+use super::{KeyError, KeyService};
+use crate::event::{Actor, KeyPayloadRead, KeyRewrapped, KeyUnwrapped, KeyWrapped};
+use crate::hsm::WrappedMaterial;
+use crate::keys::ciphertext::{self, CiphertextHeader};
+use crate::keys::projection::{KeyRecord, KeyVersion};
+use crate::keys::state::{self, KeyAction};
+use crate::secret::SecretBytes;
+use crate::writer::Receipt;
+
+/// Largest data key accepted for wrapping (Key Protect: 7,168 bytes of base64).
+pub const MAX_DEK_BYTES: usize = 5376;
+/// Largest number of AAD entries, and characters per entry.
+pub const MAX_AAD_ENTRIES: usize = 126;
+pub const MAX_AAD_ENTRY_CHARS: usize = 255;
+
+/// What a wrap returns.
+#[derive(Debug)]
+pub struct WrapResult {
+    /// Base64 ciphertext (opaque to clients).
+    pub ciphertext: String,
+    pub key_version_id: String,
+    /// The generated data key, when the caller gave none.
+    pub generated: Option<SecretBytes>,
+    pub receipt: Receipt,
+}
+
+/// What an unwrap returns.
+#[derive(Debug)]
+pub struct UnwrapResult {
+    pub plaintext: SecretBytes,
+    pub key_version_id: String,
+    /// When the key was rotated since: the data key re-wrapped under the
+    /// latest version, and that version's id.
+    pub rewrapped: Option<(String, String)>,
+    pub receipt: Receipt,
+}
+
+fn check_aad(aad: &[String]) -> Result<(), KeyError> {
+    if aad.len() > MAX_AAD_ENTRIES || aad.iter().any(|a| a.chars().count() > MAX_AAD_ENTRY_CHARS) {
+        return Err(KeyError::Invalid(format!(
+            "aad: at most {MAX_AAD_ENTRIES} entries of at most {MAX_AAD_ENTRY_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn digest_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl KeyService {
+    /// The wrapped material of a key version (cached in memory; the cache is
+    /// dropped on purge and master-key rotation).
+    pub(super) fn wrapped(&self, key_id: &str, version: u32) -> Result<WrappedMaterial, KeyError> {
+        let cache_key = (key_id.to_string(), version);
+        if let Some(w) = self.cache_read().get(&cache_key) {
+            return Ok(w.clone());
+        }
+        let wrapped = self
+            .material
+            .get(&self.instance, key_id, version)?
+            .ok_or_else(|| KeyError::NotFound(format!("{key_id} version {version}")))?;
+        self.cache_write().insert(cache_key, wrapped.clone());
+        Ok(wrapped)
+    }
+
+    fn seal(
+        &self,
+        key: &KeyRecord,
+        version: &KeyVersion,
+        dek: &SecretBytes,
+        aad: &[String],
+    ) -> Result<String, KeyError> {
+        let header = CiphertextHeader {
+            instance: self.instance.clone(),
+            key_id: key.id.clone(),
+            key_version: version.version,
+        };
+        let header_bytes = header.encode()?;
+        let wrapped = self.wrapped(&key.id, version.version)?;
+        let binding = self.binding(&key.id, version.version, wrapped.mk_generation);
+        let sealed = self.hsm.encrypt(
+            &binding,
+            &wrapped,
+            dek,
+            &ciphertext::aad(&header_bytes, aad),
+        )?;
+        Ok(ciphertext::encode_base64(&header, &sealed)?)
+    }
+
+    /// Opens a ciphertext of `key`; every failure is the one opaque error.
+    fn open_ciphertext(
+        &self,
+        key: &KeyRecord,
+        ciphertext_b64: &str,
+        aad: &[String],
+    ) -> Result<(SecretBytes, KeyVersion), KeyError> {
+        let parsed = ciphertext::decode_base64(ciphertext_b64)?;
+        if parsed.header.instance != self.instance || parsed.header.key_id != key.id {
+            return Err(KeyError::Unprocessable);
+        }
+        let version = key
+            .version(parsed.header.key_version)
+            .cloned()
+            .ok_or(KeyError::Unprocessable)?;
+        let wrapped = match self.wrapped(&key.id, version.version) {
+            Ok(w) => w,
+            Err(KeyError::NotFound(_)) => return Err(KeyError::Unprocessable),
+            Err(e) => return Err(e),
+        };
+        let binding = self.binding(&key.id, version.version, wrapped.mk_generation);
+        let plaintext = self.hsm.decrypt(
+            &binding,
+            &wrapped,
+            &parsed.sealed,
+            &ciphertext::aad(&parsed.header_bytes, aad),
+        )?;
+        Ok((plaintext, version))
+    }
+
+    fn usable(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        action: KeyAction,
+    ) -> Result<KeyRecord, KeyError> {
+        let key = match self.key(id) {
+            Ok(k) => k,
+            Err(e) => return Err(self.refuse(actor, correlation_id, id, action_name(action), e)),
+        };
+        if let Err(e) = state::check(key.state, action) {
+            return Err(self.refuse(
+                actor,
+                correlation_id,
+                &key.id,
+                action_name(action),
+                e.into(),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// Wraps `plaintext` (or a generated 32-byte data key) under the key's
+    /// latest version, binding `aad`.
+    pub fn wrap(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        plaintext: Option<SecretBytes>,
+        aad: &[String],
+    ) -> Result<WrapResult, KeyError> {
+        check_aad(aad)?;
+        if plaintext
+            .as_ref()
+            .is_some_and(|p| p.is_empty() || p.len() > MAX_DEK_BYTES)
+        {
+            return Err(KeyError::Invalid(format!(
+                "plaintext must be 1-{MAX_DEK_BYTES} bytes"
+            )));
+        }
+        let key = self.usable(actor, correlation_id, id, KeyAction::Wrap)?;
+        let version = key
+            .current_version()
+            .cloned()
+            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+        let (dek, generated) = match plaintext {
+            Some(p) => (p, false),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                self.hsm.random(&mut bytes)?;
+                (SecretBytes::new(bytes), true)
+            }
+        };
+        let ciphertext = match self.seal(&key, &version, &dek, aad) {
+            Ok(c) => c,
+            Err(e) => return Err(self.refuse(actor, correlation_id, &key.id, "wrap", e)),
+        };
+        let event = KeyWrapped {
+            key_id: key.id.clone(),
+            version_id: version.id.clone(),
+            generated_dek: generated,
+            aad_entries: u32::try_from(aad.len()).unwrap_or(u32::MAX),
+            ciphertext_digest: digest_hex(&ciphertext),
+        };
+        let receipt = self.record_use(actor, correlation_id, &event)?;
+        Ok(WrapResult {
+            ciphertext,
+            key_version_id: version.id,
+            generated: generated.then_some(dek),
+            receipt,
+        })
+    }
+
+    /// Unwraps a ciphertext of the key. When the key was rotated since, the
+    /// data key is also re-wrapped under the latest version (as Key Protect does).
+    pub fn unwrap(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        ciphertext_b64: &str,
+        aad: &[String],
+    ) -> Result<UnwrapResult, KeyError> {
+        check_aad(aad)?;
+        let key = self.usable(actor, correlation_id, id, KeyAction::Unwrap)?;
+        let (plaintext, version) = match self.open_ciphertext(&key, ciphertext_b64, aad) {
+            Ok(opened) => opened,
+            Err(e) => return Err(self.refuse(actor, correlation_id, &key.id, "unwrap", e)),
+        };
+        let latest = key
+            .current_version()
+            .cloned()
+            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+        let rewrapped = if latest.version != version.version
+            && state::check(key.state, KeyAction::Rewrap).is_ok()
+        {
+            Some((
+                self.seal(&key, &latest, &plaintext, aad)?,
+                latest.id.clone(),
+            ))
+        } else {
+            None
+        };
+        let event = KeyUnwrapped {
+            key_id: key.id.clone(),
+            version_id: version.id.clone(),
+            rewrapped_version_id: rewrapped.as_ref().map(|(_, v)| v.clone()),
+            ciphertext_digest: digest_hex(ciphertext_b64),
+        };
+        let receipt = self.record_use(actor, correlation_id, &event)?;
+        Ok(UnwrapResult {
+            plaintext,
+            key_version_id: version.id,
+            rewrapped,
+            receipt,
+        })
+    }
+
+    /// Re-wraps a ciphertext under the key's latest version without returning
+    /// the data key. Returns (ciphertext, old version id, new version id).
+    pub fn rewrap(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        ciphertext_b64: &str,
+        aad: &[String],
+    ) -> Result<(String, String, String, Receipt), KeyError> {
+        check_aad(aad)?;
+        let key = self.usable(actor, correlation_id, id, KeyAction::Rewrap)?;
+        let (plaintext, version) = match self.open_ciphertext(&key, ciphertext_b64, aad) {
+            Ok(opened) => opened,
+            Err(e) => return Err(self.refuse(actor, correlation_id, &key.id, "rewrap", e)),
+        };
+        let latest = key
+            .current_version()
+            .cloned()
+            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+        let ciphertext = self.seal(&key, &latest, &plaintext, aad)?;
+        let event = KeyRewrapped {
+            key_id: key.id.clone(),
+            from_version_id: version.id.clone(),
+            to_version_id: latest.id.clone(),
+            ciphertext_digest: digest_hex(&ciphertext),
+        };
+        let receipt = self.record_use(actor, correlation_id, &event)?;
+        Ok((ciphertext, version.id, latest.id, receipt))
+    }
+
+    /// The payload of a standard key (root keys never leave the service).
+    pub fn key_payload(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<(SecretBytes, Receipt), KeyError> {
+        let key = self.usable(actor, correlation_id, id, KeyAction::GetPayload)?;
+        if !key.extractable {
+            return Err(self.refuse(
+                actor,
+                correlation_id,
+                &key.id,
+                "getPayload",
+                KeyError::NotExtractable,
+            ));
+        }
+        let version = key
+            .current_version()
+            .cloned()
+            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+        let wrapped = self.wrapped(&key.id, version.version)?;
+        let payload = self.hsm.export_key(
+            &self.binding(&key.id, version.version, wrapped.mk_generation),
+            &wrapped,
+        )?;
+        let receipt = self.record_use(
+            actor,
+            correlation_id,
+            &KeyPayloadRead {
+                key_id: key.id,
+                version_id: version.id,
+            },
+        )?;
+        Ok((payload, receipt))
+    }
+}

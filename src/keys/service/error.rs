@@ -1,0 +1,105 @@
+//! Errors of key and ceremony commands, each with its Key Protect reason
+//! code and HTTP status. Messages never carry key material.
+
+use crate::hsm::HsmError;
+use crate::keys::ciphertext::CiphertextError;
+use crate::keys::material::MaterialError;
+use crate::keys::state::StateError;
+use crate::writer::WriteError;
+
+/// Why a key or ceremony command was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key {0:?} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("the instance is sealed: its master key is not loaded")]
+    Sealed,
+    #[error("the instance has no active master key yet")]
+    NoMasterKey,
+    /// Any problem with a ciphertext or its AAD: one opaque error.
+    #[error("the ciphertext could not be unwrapped")]
+    Unprocessable,
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("root keys never leave the service")]
+    NotExtractable,
+    #[error("key owner {0:?} is not registered")]
+    UnknownKeyOwner(String),
+    #[error("the part submission signature of key owner {0:?} is invalid")]
+    BadOwnerSignature(String),
+    #[error("the loaded parts do not reproduce the master key (verification pattern mismatch)")]
+    WrongParts,
+    #[error("master-key ceremony: {0}")]
+    Ceremony(String),
+    #[error("HSM: {0}")]
+    Hsm(HsmError),
+    #[error("key material store: {0}")]
+    Material(#[from] MaterialError),
+    #[error("audit log: {0}")]
+    Write(#[from] WriteError),
+}
+
+impl From<HsmError> for KeyError {
+    fn from(e: HsmError) -> Self {
+        match e {
+            HsmError::Sealed(_) => KeyError::Sealed,
+            HsmError::Decrypt => KeyError::Unprocessable,
+            other => KeyError::Hsm(other),
+        }
+    }
+}
+
+impl From<CiphertextError> for KeyError {
+    fn from(_: CiphertextError) -> Self {
+        KeyError::Unprocessable
+    }
+}
+
+impl KeyError {
+    /// Key Protect reason code.
+    pub fn kp_code(&self) -> &'static str {
+        match self {
+            KeyError::NotFound(_) => "KEY_NOT_FOUND_ERR",
+            KeyError::State(e) => e.kp_code(),
+            KeyError::Sealed | KeyError::NoMasterKey => "INSTANCE_SEALED_ERR",
+            KeyError::Unprocessable => "UNPROCESSABLE_CIPHERTEXT_ERR",
+            KeyError::Invalid(_) => "BAD_BODY_ERR",
+            KeyError::Conflict(_) => "KEY_ALIAS_NOT_UNIQUE_ERR",
+            KeyError::NotExtractable => "KEY_PAYLOAD_NOT_RETRIEVABLE",
+            KeyError::UnknownKeyOwner(_) | KeyError::BadOwnerSignature(_) => "UNAUTHORIZED_ERR",
+            KeyError::WrongParts | KeyError::Ceremony(_) => "MASTER_KEY_CEREMONY_ERR",
+            KeyError::Hsm(HsmError::DuplicatePart(_)) => "DUPLICATE_KEY_PART_ERR",
+            KeyError::Hsm(HsmError::BadPart) => "BAD_KEY_PART_ERR",
+            KeyError::Hsm(HsmError::State(_)) | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => {
+                "MASTER_KEY_CEREMONY_ERR"
+            }
+            KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => {
+                "INTERNAL_SERVER_ERROR"
+            }
+        }
+    }
+
+    /// HTTP status for the REST layer.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            KeyError::NotFound(_) => 404,
+            KeyError::State(e) => e.http_status(),
+            KeyError::Sealed | KeyError::NoMasterKey => 503,
+            KeyError::Unprocessable => 422,
+            KeyError::Invalid(_) => 400,
+            KeyError::Conflict(_) => 409,
+            KeyError::NotExtractable => 400,
+            KeyError::UnknownKeyOwner(_) | KeyError::BadOwnerSignature(_) => 401,
+            KeyError::WrongParts | KeyError::Ceremony(_) => 409,
+            KeyError::Hsm(HsmError::DuplicatePart(_))
+            | KeyError::Hsm(HsmError::State(_))
+            | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => 409,
+            KeyError::Hsm(HsmError::BadPart) | KeyError::Hsm(HsmError::Invalid(_)) => 400,
+            KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => 500,
+        }
+    }
+}

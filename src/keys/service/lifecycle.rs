@@ -1,0 +1,456 @@
+//! Key lifecycle commands: create/import, rotate, enable/disable,
+//! dual-authorisation delete, delete, restore, purge, expiry.
+
+use chrono::{DateTime, Utc};
+
+use super::{KeyError, KeyService};
+use crate::event::{
+    Actor, KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
+    KeyEnabled, KeyExpired, KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRotated,
+};
+use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
+use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction, KeyState};
+use crate::secret::SecretBytes;
+use crate::writer::Receipt;
+
+/// Where a new key version's material comes from.
+pub enum KeyMaterialSource {
+    /// Generated inside the HSM backend (AES-256).
+    Generate,
+    /// Supplied by the caller (imported key); 16, 24 or 32 bytes.
+    Payload(SecretBytes),
+}
+
+/// A request to create or import a key.
+pub struct CreateKey {
+    pub name: String,
+    pub description: Option<String>,
+    /// false = root key.
+    pub extractable: bool,
+    pub key_ring_id: Option<String>,
+    pub aliases: Vec<String>,
+    pub expiration_date: Option<DateTime<Utc>>,
+    pub material: KeyMaterialSource,
+}
+
+fn check_name(kind: &str, value: &str) -> Result<(), KeyError> {
+    let ok = (2..=90).contains(&value.chars().count())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.: ".contains(c))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::Invalid(format!(
+            "{kind} must be 2-90 characters of letters, digits, '-', '_', '.', ':' or spaces"
+        )))
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl KeyService {
+    /// Creates a root (extractable = false) or standard key, generated in
+    /// the HSM backend or imported from a payload.
+    pub fn create_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        request: CreateKey,
+    ) -> Result<(KeyRecord, Receipt), KeyError> {
+        check_name("name", &request.name)?;
+        for alias in &request.aliases {
+            check_name("alias", alias)?;
+            if uuid::Uuid::parse_str(alias).is_ok() {
+                return Err(KeyError::Invalid(
+                    "an alias must not look like a key id".into(),
+                ));
+            }
+        }
+        if request
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 240)
+        {
+            return Err(KeyError::Invalid(
+                "description must be at most 240 characters".into(),
+            ));
+        }
+        let key_ring = request
+            .key_ring_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_KEY_RING.to_string());
+        let now = self.now();
+        if request.expiration_date.is_some_and(|e| e <= now) {
+            return Err(KeyError::Invalid(
+                "expirationDate must be in the future".into(),
+            ));
+        }
+        let _guard = self.lock_commands();
+        {
+            let state = self.read();
+            if !state.keys.key_ring_exists(&key_ring) {
+                return Err(KeyError::NotFound(format!("key ring {key_ring}")));
+            }
+            if let Some(taken) = request
+                .aliases
+                .iter()
+                .find(|a| state.keys.get_by_alias(a).is_some())
+            {
+                return Err(KeyError::Conflict(format!("alias {taken:?}")));
+            }
+        }
+        let generation = self.current_generation()?;
+        let key_id = new_id();
+        let binding = self.binding(&key_id, 1, generation);
+        let (new, imported) = match &request.material {
+            KeyMaterialSource::Generate => (self.hsm.generate_key(&binding, 32)?, false),
+            KeyMaterialSource::Payload(payload) => {
+                if ![16, 24, 32].contains(&payload.len()) {
+                    return Err(KeyError::Invalid(
+                        "payload must be a 128, 192 or 256-bit AES key".into(),
+                    ));
+                }
+                (self.hsm.import_key(&binding, payload)?, true)
+            }
+        };
+        let bit_length = match &request.material {
+            KeyMaterialSource::Payload(p) => u16::try_from(p.len() * 8).unwrap_or(256),
+            KeyMaterialSource::Generate => 256,
+        };
+        self.material
+            .put(&self.instance, &key_id, 1, &new.wrapped)?;
+        let event = KeyCreated {
+            key_id: key_id.clone(),
+            name: request.name,
+            description: request.description,
+            key_ring_id: key_ring,
+            extractable: request.extractable,
+            imported,
+            algorithm: "AES".into(),
+            bit_length,
+            version_id: new_id(),
+            key_check_value: new.kcv,
+            expiration_date: request
+                .expiration_date
+                .map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            aliases: request.aliases,
+        };
+        match self.record(actor, correlation_id, &event) {
+            Ok(receipt) => Ok((self.key(&key_id)?, receipt)),
+            Err(e) => {
+                // No event, no key: shred the orphaned material.
+                let _ = self.material.purge(&self.instance, &key_id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks `action` on a key against the state table and time windows,
+    /// recording a refusal as an event.
+    fn checked_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        action: KeyAction,
+    ) -> Result<KeyRecord, KeyError> {
+        let name = action_name(action);
+        let key = match self.key(id) {
+            Ok(k) => k,
+            Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
+        };
+        if let Err(e) = state::check_at(key.state, action, &key.timeline(), self.now()) {
+            return Err(self.refuse(actor, correlation_id, &key.id, name, e.into()));
+        }
+        Ok(key)
+    }
+
+    /// Rotates a key: a new version; old versions still unwrap. Imported
+    /// keys rotate to a new caller-supplied payload.
+    pub fn rotate_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        payload: Option<SecretBytes>,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::Rotate)?;
+        if key.imported != payload.is_some() {
+            let why = if key.imported {
+                "an imported key rotates to a new payload"
+            } else {
+                "a generated key rotates without a payload"
+            };
+            return Err(self.refuse(
+                actor,
+                correlation_id,
+                &key.id,
+                "rotate",
+                KeyError::Invalid(why.into()),
+            ));
+        }
+        let generation = self.current_generation()?;
+        let version = u32::try_from(key.versions.len() + 1)
+            .map_err(|_| KeyError::Invalid("too many versions".into()))?;
+        let binding = self.binding(&key.id, version, generation);
+        let new = match &payload {
+            Some(p) => self.hsm.import_key(&binding, p)?,
+            None => self.hsm.generate_key(&binding, 32)?,
+        };
+        self.material
+            .put(&self.instance, &key.id, version, &new.wrapped)?;
+        let event = KeyRotated {
+            key_id: key.id.clone(),
+            version_id: new_id(),
+            key_check_value: new.kcv,
+            imported: key.imported,
+        };
+        self.record(actor, correlation_id, &event)
+    }
+
+    pub fn enable_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::Enable)?;
+        self.record(actor, correlation_id, &KeyEnabled { key_id: key.id })
+    }
+
+    pub fn disable_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::Disable)?;
+        self.record(actor, correlation_id, &KeyDisabled { key_id: key.id })
+    }
+
+    /// First authorisation of a dual-authorisation delete.
+    pub fn set_key_for_deletion(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::SetKeyForDeletion)?;
+        if let Err(e) = state::check_set_for_deletion(&key.dual_auth()) {
+            return Err(self.refuse(
+                actor,
+                correlation_id,
+                &key.id,
+                "setKeyForDeletion",
+                e.into(),
+            ));
+        }
+        let expiration =
+            (self.now() + DUAL_AUTH_WINDOW).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.record(
+            actor,
+            correlation_id,
+            &KeyDeletionAuthorized {
+                key_id: key.id,
+                auth_expiration: expiration,
+            },
+        )
+    }
+
+    pub fn unset_key_for_deletion(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::UnsetKeyForDeletion)?;
+        if let Err(e) = state::check_set_for_deletion(&key.dual_auth()) {
+            return Err(self.refuse(
+                actor,
+                correlation_id,
+                &key.id,
+                "unsetKeyForDeletion",
+                e.into(),
+            ));
+        }
+        self.record(
+            actor,
+            correlation_id,
+            &KeyDeletionUnauthorized { key_id: key.id },
+        )
+    }
+
+    /// Deletes (destroys) a key: state 5, material kept until purge. A
+    /// dual-authorisation key needs an unexpired `setKeyForDeletion` by
+    /// another principal.
+    pub fn delete_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        force: bool,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::Delete)?;
+        if let Err(e) =
+            state::check_dual_auth_delete(&key.dual_auth(), &actor.principal, self.now())
+        {
+            return Err(self.refuse(actor, correlation_id, &key.id, "delete", e.into()));
+        }
+        let event = KeyDestroyed {
+            key_id: key.id,
+            force,
+            approval_request_id: None,
+        };
+        self.record(actor, correlation_id, &event)
+    }
+
+    /// Restores a destroyed key within 30 days of its deletion.
+    pub fn restore_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::Restore)?;
+        let current = key
+            .current_version()
+            .cloned()
+            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+        if self
+            .material
+            .get(&self.instance, &key.id, current.version)?
+            .is_none()
+        {
+            return Err(self.refuse(
+                actor,
+                correlation_id,
+                &key.id,
+                "restore",
+                KeyError::NotFound(key.id.clone()),
+            ));
+        }
+        let event = KeyRestored {
+            key_id: key.id,
+            version_id: current.id,
+            key_check_value: current.kcv,
+        };
+        self.record(actor, correlation_id, &event)
+    }
+
+    /// Purges a destroyed key (at least 4 hours after deletion): its wrapped
+    /// material is shredded first, then the purge is recorded; afterwards
+    /// nothing can unwrap its ciphertexts.
+    pub fn purge_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<Receipt, KeyError> {
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::Purge)?;
+        let shredded = self.material.purge(&self.instance, &key.id)?;
+        self.forget_material(&key.id);
+        let event = KeyPurged {
+            key_id: key.id,
+            versions_shredded: shredded,
+            approval_request_id: None,
+        };
+        self.record(actor, correlation_id, &event)
+    }
+
+    /// Sets a key policy: `dualAuthDelete` (enabled) or `rotation`
+    /// (enabled, interval in months 1-12).
+    pub fn set_key_policy(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        policy_type: &str,
+        enabled: bool,
+        interval_month: Option<u8>,
+    ) -> Result<Receipt, KeyError> {
+        match (policy_type, interval_month) {
+            ("dualAuthDelete", None) => {}
+            ("rotation", Some(1..=12)) | ("rotation", None)
+                if !enabled || interval_month.is_some() => {}
+            _ => {
+                return Err(KeyError::Invalid(
+                    "policy must be dualAuthDelete, or rotation with interval_month 1-12".into(),
+                ));
+            }
+        }
+        let _guard = self.lock_commands();
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::SetPolicy)?;
+        let event = KeyPolicyUpdated {
+            key_id: key.id,
+            policy_type: policy_type.to_string(),
+            enabled,
+            interval_month,
+        };
+        self.record(actor, correlation_id, &event)
+    }
+
+    /// Moves every key past its expiration date to Deactivated (state 3);
+    /// returns how many expired. Run by the scheduler; time is the service clock.
+    pub fn expire_due(&self) -> Result<usize, KeyError> {
+        let _guard = self.lock_commands();
+        let now = self.now();
+        let due: Vec<String> = self
+            .read()
+            .keys
+            .keys
+            .values()
+            .filter(|k| matches!(k.state, KeyState::Active | KeyState::Suspended))
+            .filter(|k| k.expiration_date.is_some_and(|e| e <= now))
+            .map(|k| k.id.clone())
+            .collect();
+        for key_id in &due {
+            self.record(
+                &Actor::system(),
+                "key-expiry",
+                &KeyExpired {
+                    key_id: key_id.clone(),
+                },
+            )?;
+        }
+        Ok(due.len())
+    }
+}
+
+/// Key Protect's name of an action, for refusal events.
+pub(super) fn action_name(action: KeyAction) -> &'static str {
+    match action {
+        KeyAction::ReadMetadata => "read",
+        KeyAction::GetPayload => "getPayload",
+        KeyAction::Wrap => "wrap",
+        KeyAction::Unwrap => "unwrap",
+        KeyAction::Rewrap => "rewrap",
+        KeyAction::Rotate => "rotate",
+        KeyAction::Enable => "enable",
+        KeyAction::Disable => "disable",
+        KeyAction::SetKeyForDeletion => "setKeyForDeletion",
+        KeyAction::UnsetKeyForDeletion => "unsetKeyForDeletion",
+        KeyAction::Delete => "delete",
+        KeyAction::Restore => "restore",
+        KeyAction::Purge => "purge",
+        KeyAction::Patch => "patch",
+        KeyAction::CreateAlias => "createAlias",
+        KeyAction::DeleteAlias => "deleteAlias",
+        KeyAction::SetPolicy => "setPolicy",
+        KeyAction::Sync => "sync",
+        KeyAction::Register => "register",
+        KeyAction::Expire => "expire",
+    }
+}

@@ -1,0 +1,269 @@
+//! Key and master-key commands of one instance: each validates against the
+//! projections, does its HSM work, appends its event, and only then answers
+//! (audit first: no ciphertext, plaintext or key leaves before its event is
+//! durable). The projections are updated by applying the very event bytes
+//! that were stored, so they always equal a rebuild from the log.
+//!
+//! - [`ceremony`](self): key owners, part loading, commit, activate, master-key
+//!   rotation, unseal after restart.
+//! - lifecycle: create/import, rotate, enable/disable, dual-auth delete,
+//!   restore, purge, expiry.
+//! - envelope: wrap, unwrap, rewrap, standard-key payload.
+
+mod ceremony;
+mod envelope;
+mod error;
+mod lifecycle;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+
+pub use ceremony::{CeremonyStatus, part_submission_message};
+pub use envelope::{UnwrapResult, WrapResult};
+pub use error::KeyError;
+pub use lifecycle::{CreateKey, KeyMaterialSource};
+
+use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};
+use crate::hsm::{HsmBackend, KeyBinding, WrappedMaterial};
+use crate::keys::material::KeyMaterialStore;
+use crate::keys::projection::{KeyProjection, KeyRecord};
+use crate::master_key::MasterKeyState;
+use crate::writer::{Clock, LedgerWriter, Receipt};
+
+/// State derived from the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projections {
+    pub keys: KeyProjection,
+    pub master: MasterKeyState,
+}
+
+impl Projections {
+    /// Applies one stored event to every projection.
+    pub fn apply(&mut self, seq: u64, envelope: &Envelope<'_>) {
+        let time = DateTime::parse_from_rfc3339(&envelope.time)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        self.keys.apply(seq, time, envelope);
+        self.master.apply(envelope);
+    }
+
+    /// Rebuilds from stored event bytes in log order.
+    pub fn rebuild<'a>(events: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut p = Projections::default();
+        for (seq, bytes) in events.into_iter().enumerate() {
+            if let Ok(envelope) = Envelope::parse(bytes) {
+                p.apply(seq as u64, &envelope);
+            }
+        }
+        p
+    }
+}
+
+/// The key service of one instance.
+pub struct KeyService {
+    instance: String,
+    writer: LedgerWriter,
+    hsm: Arc<dyn HsmBackend>,
+    material: Arc<dyn KeyMaterialStore>,
+    state: RwLock<Projections>,
+    /// Serialises commands that change key or master-key state, so each is
+    /// validated against the state its event is applied to.
+    commands: Mutex<()>,
+    clock: Clock,
+    /// Wrapped material by (key id, version), read through from the store.
+    material_cache: RwLock<HashMap<(String, u32), WrappedMaterial>>,
+}
+
+/// Records read from the log per step while replaying.
+const REPLAY_CHUNK: u64 = 4096;
+
+impl KeyService {
+    /// Opens the service over an instance's writer, replaying its log into
+    /// the projections.
+    pub fn open(
+        writer: LedgerWriter,
+        hsm: Arc<dyn HsmBackend>,
+        material: Arc<dyn KeyMaterialStore>,
+        clock: Clock,
+    ) -> Result<Self, KeyError> {
+        let log = writer.log().clone();
+        let size = log.head().size;
+        let mut projections = Projections::default();
+        let mut start = 0;
+        while start < size {
+            let end = (start + REPLAY_CHUNK).min(size);
+            let records = log
+                .read(start, end)
+                .map_err(|e| KeyError::Write(crate::writer::WriteError::Storage(e.to_string())))?;
+            for (i, record) in records.iter().enumerate() {
+                if let Ok(envelope) = Envelope::parse(&record.event) {
+                    projections.apply(start + i as u64, &envelope);
+                }
+            }
+            start = end;
+        }
+        Ok(KeyService {
+            instance: writer.instance().to_string(),
+            writer,
+            hsm,
+            material,
+            state: RwLock::new(projections),
+            commands: Mutex::new(()),
+            clock,
+            material_cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn writer(&self) -> &LedgerWriter {
+        &self.writer
+    }
+
+    /// Stops the service and its ledger writer once pending appends are
+    /// durable (the writer must not be shared with anything still running).
+    pub fn shutdown(self) {
+        self.writer.shutdown();
+    }
+
+    /// A snapshot of the projections.
+    pub fn projections(&self) -> Projections {
+        self.read().clone()
+    }
+
+    /// One key, by id or alias.
+    pub fn key(&self, id_or_alias: &str) -> Result<KeyRecord, KeyError> {
+        self.read()
+            .keys
+            .resolve(id_or_alias)
+            .cloned()
+            .ok_or_else(|| KeyError::NotFound(id_or_alias.to_string()))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Projections> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cache_read(&self) -> RwLockReadGuard<'_, HashMap<(String, u32), WrappedMaterial>> {
+        self.material_cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cache_write(&self) -> RwLockWriteGuard<'_, HashMap<(String, u32), WrappedMaterial>> {
+        self.material_cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops cached material of a key (after purge).
+    fn forget_material(&self, key_id: &str) {
+        self.cache_write().retain(|(k, _), _| k != key_id);
+    }
+
+    fn lock_commands(&self) -> MutexGuard<'_, ()> {
+        self.commands.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends an event and applies the stored bytes to the projections.
+    fn record<P: EventPayload>(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        payload: &P,
+    ) -> Result<Receipt, KeyError> {
+        let draft = EventDraft::new(actor.clone(), correlation_id, payload)
+            .map_err(crate::writer::WriteError::from)?;
+        let receipt = self.writer.append(draft)?;
+        if let Ok(envelope) = Envelope::parse(&receipt.event) {
+            self.state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(receipt.seq, &envelope);
+        }
+        Ok(receipt)
+    }
+
+    /// Appends an event the projections ignore (key use): no state lock.
+    fn record_use<P: EventPayload>(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        payload: &P,
+    ) -> Result<Receipt, KeyError> {
+        let draft = EventDraft::new(actor.clone(), correlation_id, payload)
+            .map_err(crate::writer::WriteError::from)?;
+        Ok(self.writer.append(draft)?)
+    }
+
+    /// Records a refused key operation, then returns the refusal. If even
+    /// the denial cannot be recorded, the caller still gets the refusal.
+    fn refuse(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        key_id: &str,
+        action: &str,
+        error: KeyError,
+    ) -> KeyError {
+        let event = KeyOperationFailed {
+            key_id: key_id.chars().take(128).collect(),
+            action: action.to_string(),
+            reason: error.kp_code().to_string(),
+        };
+        let _ = self.record_use(actor, correlation_id, &event);
+        error
+    }
+
+    /// Records a refused ceremony or access attempt.
+    fn deny(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        action: &str,
+        target: &str,
+        error: KeyError,
+    ) -> KeyError {
+        let event = AccessDenied {
+            action: action.to_string(),
+            target: target.chars().take(128).collect(),
+            reason: error.to_string(),
+        };
+        let _ = self.record_use(actor, correlation_id, &event);
+        error
+    }
+
+    /// The binding of a key version under the master-key generation its
+    /// stored material is wrapped with.
+    fn binding(&self, key_id: &str, version: u32, mk_generation: u32) -> KeyBinding {
+        KeyBinding {
+            instance: self.instance.clone(),
+            key_id: key_id.to_string(),
+            version,
+            mk_generation,
+        }
+    }
+
+    /// The current master-key generation, or why there is none usable.
+    fn current_generation(&self) -> Result<u32, KeyError> {
+        let generation = self
+            .read()
+            .master
+            .current
+            .as_ref()
+            .map(|(g, _)| *g)
+            .ok_or(KeyError::NoMasterKey)?;
+        match self.hsm.master_key_status(&self.instance)?.current {
+            Some((g, _)) if g == generation => Ok(generation),
+            _ => Err(KeyError::Sealed),
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The Key Protect key state machine as a pure table: which action each key
+//! state allows, the time windows around deletion and rotation, and the
+//! dual-authorisation delete rule. No I/O, no clock: callers pass `now`.
+//!
+//! Source: IBM Key Protect docs, "Monitoring the lifecycle of encryption
+//! keys" (tables 1 and 2), "About deleting and purging keys" and "Error
+//! messages"; see `docs/KEYS.md` for the table and where we deviate.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Key states, with Key Protect's integer mapping (serialised as the integer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyState {
+    /// Before the key's activation date: nothing cryptographic.
+    PreActivation = 0,
+    Active = 1,
+    /// Disabled: no wrap/unwrap/rewrap/rotate; can be enabled or deleted.
+    Suspended = 2,
+    /// Past its expiration date: only unwrap, rewrap, rotate and delete.
+    Deactivated = 3,
+    /// Deleted: restorable for 30 days, purgeable after 4 hours.
+    Destroyed = 5,
+}
+
+impl KeyState {
+    pub const ALL: [KeyState; 5] = [
+        KeyState::PreActivation,
+        KeyState::Active,
+        KeyState::Suspended,
+        KeyState::Deactivated,
+        KeyState::Destroyed,
+    ];
+
+    /// The Key Protect integer of this state.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_u8(value: u8) -> Option<KeyState> {
+        KeyState::ALL.into_iter().find(|s| s.as_u8() == value)
+    }
+}
+
+impl Serialize for KeyState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.as_u8())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u8::deserialize(deserializer)?;
+        KeyState::from_u8(value)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown key state {value}")))
+    }
+}
+
+/// What a caller (or the service itself) wants to do with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyAction {
+    /// Read metadata, versions, policies, aliases (`GET /keys/{id}` without payload).
+    ReadMetadata,
+    /// Return a standard key's payload.
+    GetPayload,
+    Wrap,
+    Unwrap,
+    Rewrap,
+    Rotate,
+    Enable,
+    Disable,
+    SetKeyForDeletion,
+    UnsetKeyForDeletion,
+    Delete,
+    Restore,
+    Purge,
+    /// `PATCH /keys/{id}`: move to another key ring.
+    Patch,
+    CreateAlias,
+    DeleteAlias,
+    /// Set a key policy (rotation, dual-auth delete).
+    SetPolicy,
+    /// Re-notify registered resources of the key's state.
+    Sync,
+    /// Register a cloud resource with the key (needs an active key).
+    Register,
+    /// The service moves a key past its expiration date to Deactivated.
+    Expire,
+}
+
+impl KeyAction {
+    pub const ALL: [KeyAction; 20] = [
+        KeyAction::ReadMetadata,
+        KeyAction::GetPayload,
+        KeyAction::Wrap,
+        KeyAction::Unwrap,
+        KeyAction::Rewrap,
+        KeyAction::Rotate,
+        KeyAction::Enable,
+        KeyAction::Disable,
+        KeyAction::SetKeyForDeletion,
+        KeyAction::UnsetKeyForDeletion,
+        KeyAction::Delete,
+        KeyAction::Restore,
+        KeyAction::Purge,
+        KeyAction::Patch,
+        KeyAction::CreateAlias,
+        KeyAction::DeleteAlias,
+        KeyAction::SetPolicy,
+        KeyAction::Sync,
+        KeyAction::Register,
+        KeyAction::Expire,
+    ];
+}
+
+/// Days a destroyed key can be restored.
+pub const RESTORE_WINDOW: Duration = Duration::days(30);
+/// Earliest purge after deletion.
+pub const PURGE_DELAY: Duration = Duration::hours(4);
+/// Destroyed keys are purged automatically this long after deletion.
+pub const AUTO_PURGE_AFTER: Duration = Duration::days(90);
+/// How long a `setKeyForDeletion` authorisation stays valid.
+pub const DUAL_AUTH_WINDOW: Duration = Duration::days(7);
+/// Minimum interval between two rotations of a key.
+pub const ROTATION_MIN_INTERVAL: Duration = Duration::hours(1);
+
+/// Why an action was refused. Each variant maps to one Key Protect reason
+/// code and HTTP status; messages never carry key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("key is not in a valid state: {action:?} is not allowed in state {state:?}")]
+    InvalidState { state: KeyState, action: KeyAction },
+    #[error("the action could not be performed on the key because the key is expired")]
+    Expired { action: KeyAction },
+    #[error("key has already been deleted")]
+    Deleted { action: KeyAction },
+    #[error("key is not in a valid state: registrations need an active key (state {state:?})")]
+    NotActive { state: KeyState },
+    #[error("key restoration has expired")]
+    RestoreExpired,
+    #[error("the key cannot be purged before {allowed_from}")]
+    PurgeTooEarly { allowed_from: DateTime<Utc> },
+    #[error("this key has been rotated within the last hour")]
+    RotatedTooRecently,
+    #[error("the key is not dual auth enabled and cannot be set for deletion")]
+    NotDualAuth,
+    #[error("number of authorizations required to delete is not met")]
+    AuthorizationsNotMet,
+}
+
+impl StateError {
+    /// Key Protect reason code (`reasons[].code` of the error body).
+    pub fn kp_code(&self) -> &'static str {
+        match self {
+            StateError::InvalidState { .. } => "KEY_ACTION_INVALID_STATE_ERR",
+            StateError::Expired { .. } => "KEY_EXPIRED_ERR",
+            StateError::Deleted { .. } => "KEY_DELETED_ERR",
+            StateError::NotActive { .. } => "KEY_INVALID_STATE_ERR",
+            StateError::RestoreExpired => "KEY_RESTORE_EXPIRED",
+            StateError::PurgeTooEarly { .. } => "REQ_TOO_EARLY_ERR",
+            StateError::RotatedTooRecently => "KEY_ROTATION_NOT_PERMITTED",
+            StateError::NotDualAuth => "NOT_DUAL_AUTH_ERR",
+            StateError::AuthorizationsNotMet => "AUTHORIZATIONS_NOT_MET",
+        }
+    }
+
+    /// HTTP status Key Protect answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            StateError::Expired { .. } | StateError::RestoreExpired => 400,
+            StateError::Deleted { .. } => 410,
+            StateError::NotActive { .. } => 422,
+            StateError::InvalidState { .. }
+            | StateError::PurgeTooEarly { .. }
+            | StateError::RotatedTooRecently
+            | StateError::NotDualAuth
+            | StateError::AuthorizationsNotMet => 409,
+        }
+    }
+}
+
+/// Whether `state` allows `action` (the table of `docs/KEYS.md`).
+pub fn allowed(state: KeyState, action: KeyAction) -> bool {
+    use KeyAction as A;
+    use KeyState as S;
+    match (state, action) {
+        // Every existing key can be read and re-synced.
+        (_, A::ReadMetadata | A::Sync) => true,
+        (S::Active, A::Enable | A::Restore | A::Purge) => false,
+        (S::Active, _) => true,
+        (S::Suspended, a) => matches!(
+            a,
+            A::Enable
+                | A::Delete
+                | A::SetKeyForDeletion
+                | A::UnsetKeyForDeletion
+                | A::Patch
+                | A::CreateAlias
+                | A::DeleteAlias
+                | A::SetPolicy
+                | A::Expire
+        ),
+        (S::Deactivated, a) => matches!(
+            a,
+            A::Unwrap
+                | A::Rewrap
+                | A::Rotate
+                | A::Delete
+                | A::SetKeyForDeletion
+                | A::UnsetKeyForDeletion
+                | A::Patch
+                | A::CreateAlias
+                | A::DeleteAlias
+                | A::SetPolicy
+        ),
+        (S::PreActivation, a) => matches!(
+            a,
+            A::Delete
+                | A::SetKeyForDeletion
+                | A::UnsetKeyForDeletion
+                | A::Patch
+                | A::CreateAlias
+                | A::DeleteAlias
+                | A::SetPolicy
+                | A::Expire
+        ),
+        (S::Destroyed, a) => matches!(a, A::Restore | A::Purge),
+    }
+}
+
+/// Checks the state table; the error says which Key Protect code applies.
+pub fn check(state: KeyState, action: KeyAction) -> Result<(), StateError> {
+    if allowed(state, action) {
+        return Ok(());
+    }
+    Err(match (state, action) {
+        (_, KeyAction::Register) => StateError::NotActive { state },
+        (KeyState::Destroyed, _) => StateError::Deleted { action },
+        (KeyState::Deactivated, KeyAction::Wrap | KeyAction::GetPayload) => {
+            StateError::Expired { action }
+        }
+        _ => StateError::InvalidState { state, action },
+    })
+}
+
+/// The dates the time-gated actions depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timeline {
+    /// When the key was deleted (Destroyed state).
+    pub deletion_date: Option<DateTime<Utc>>,
+    /// When the key was last rotated (`None`: never rotated).
+    pub last_rotate_date: Option<DateTime<Utc>>,
+}
+
+/// Checks the state table, then the time windows: restore within 30 days of
+/// deletion, purge no earlier than 4 hours after it, rotate at most once an hour.
+pub fn check_at(
+    state: KeyState,
+    action: KeyAction,
+    timeline: &Timeline,
+    now: DateTime<Utc>,
+) -> Result<(), StateError> {
+    check(state, action)?;
+    match action {
+        KeyAction::Restore => match timeline.deletion_date {
+            Some(deleted) if now < deleted + RESTORE_WINDOW => Ok(()),
+            _ => Err(StateError::RestoreExpired),
+        },
+        KeyAction::Purge => match timeline.deletion_date {
+            Some(deleted) if now >= deleted + PURGE_DELAY => Ok(()),
+            Some(deleted) => Err(StateError::PurgeTooEarly {
+                allowed_from: deleted + PURGE_DELAY,
+            }),
+            // A destroyed key without a deletion date cannot be dated: refuse.
+            None => Err(StateError::InvalidState { state, action }),
+        },
+        KeyAction::Rotate => match timeline.last_rotate_date {
+            Some(last) if now < last + ROTATION_MIN_INTERVAL => Err(StateError::RotatedTooRecently),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The dual-authorisation delete state of a key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DualAuth<'a> {
+    pub enabled: bool,
+    pub set_for_deletion: bool,
+    pub set_by: Option<&'a str>,
+    pub auth_expiration: Option<DateTime<Utc>>,
+}
+
+/// `setKeyForDeletion` needs a dual-auth key.
+pub fn check_set_for_deletion(dual: &DualAuth<'_>) -> Result<(), StateError> {
+    if dual.enabled {
+        Ok(())
+    } else {
+        Err(StateError::NotDualAuth)
+    }
+}
+
+/// A delete of a dual-auth key needs an unexpired authorisation set by a
+/// different principal than the one deleting.
+pub fn check_dual_auth_delete(
+    dual: &DualAuth<'_>,
+    deleter: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StateError> {
+    if !dual.enabled {
+        return Ok(());
+    }
+    let unexpired = dual.auth_expiration.is_some_and(|exp| now < exp);
+    let other_principal = dual.set_by.is_some_and(|setter| setter != deleter);
+    if dual.set_for_deletion && unexpired && other_principal {
+        Ok(())
+    } else {
+        Err(StateError::AuthorizationsNotMet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn states_serialise_as_key_protect_integers() {
+        for s in KeyState::ALL {
+            let json = serde_json::to_string(&s).expect("ser");
+            assert_eq!(json, s.as_u8().to_string());
+            assert_eq!(serde_json::from_str::<KeyState>(&json).expect("de"), s);
+        }
+        assert!(serde_json::from_str::<KeyState>("4").is_err());
+    }
+
+    #[test]
+    fn key_protect_table_2_holds() {
+        use KeyAction as A;
+        use KeyState as S;
+        // (action, active, suspended, deactivated, destroyed) from the KP docs.
+        let table = [
+            (A::ReadMetadata, true, true, true, true),
+            (A::Rotate, true, false, true, false),
+            (A::Wrap, true, false, false, false),
+            (A::Unwrap, true, false, true, false),
+            (A::Rewrap, true, false, true, false),
+            (A::Disable, true, false, false, false),
+            (A::Enable, false, true, false, false),
+            (A::Delete, true, true, true, false),
+            (A::Restore, false, false, false, true),
+        ];
+        for (action, a, s, d, x) in table {
+            assert_eq!(allowed(S::Active, action), a, "{action:?} active");
+            assert_eq!(allowed(S::Suspended, action), s, "{action:?} suspended");
+            assert_eq!(allowed(S::Deactivated, action), d, "{action:?} deactivated");
+            assert_eq!(allowed(S::Destroyed, action), x, "{action:?} destroyed");
+        }
+        for action in [
+            A::Wrap,
+            A::Unwrap,
+            A::Rewrap,
+            A::Rotate,
+            A::GetPayload,
+            A::Enable,
+        ] {
+            assert!(!allowed(S::PreActivation, action), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn errors_map_to_key_protect_codes() {
+        let e = check(KeyState::Suspended, KeyAction::Wrap).expect_err("refused");
+        assert_eq!(
+            (e.kp_code(), e.http_status()),
+            ("KEY_ACTION_INVALID_STATE_ERR", 409)
+        );
+        let e = check(KeyState::Deactivated, KeyAction::Enable).expect_err("refused");
+        assert_eq!(e.kp_code(), "KEY_ACTION_INVALID_STATE_ERR");
+        let e = check(KeyState::Deactivated, KeyAction::Wrap).expect_err("refused");
+        assert_eq!((e.kp_code(), e.http_status()), ("KEY_EXPIRED_ERR", 400));
+        let e = check(KeyState::Destroyed, KeyAction::Unwrap).expect_err("refused");
+        assert_eq!((e.kp_code(), e.http_status()), ("KEY_DELETED_ERR", 410));
+        let e = check(KeyState::Suspended, KeyAction::Register).expect_err("refused");
+        assert_eq!(
+            (e.kp_code(), e.http_status()),
+            ("KEY_INVALID_STATE_ERR", 422)
+        );
+        let e = check(KeyState::Active, KeyAction::Restore).expect_err("refused");
+        assert_eq!(e.http_status(), 409);
+    }
+
+    #[test]
+    fn restore_and_purge_windows() {
+        let deleted = t("2026-01-01T00:00:00Z");
+        let tl = Timeline {
+            deletion_date: Some(deleted),
+            last_rotate_date: None,
+        };
+        let at = |s| check_at(KeyState::Destroyed, KeyAction::Purge, &tl, t(s));
+        assert_eq!(
+            at("2026-01-01T03:59:59Z"),
+            Err(StateError::PurgeTooEarly {
+                allowed_from: t("2026-01-01T04:00:00Z")
+            })
+        );
+        assert_eq!(at("2026-01-01T04:00:00Z"), Ok(()));
+        let restore = |s| check_at(KeyState::Destroyed, KeyAction::Restore, &tl, t(s));
+        assert_eq!(restore("2026-01-30T23:59:59Z"), Ok(()));
+        let e = restore("2026-01-31T00:00:00Z").expect_err("expired");
+        assert_eq!((e.kp_code(), e.http_status()), ("KEY_RESTORE_EXPIRED", 400));
+    }
+
+    #[test]
+    fn rotation_at_most_once_an_hour() {
+        let tl = Timeline {
+            deletion_date: None,
+            last_rotate_date: Some(t("2026-01-01T00:00:00Z")),
+        };
+        let rotate = |s| check_at(KeyState::Active, KeyAction::Rotate, &tl, t(s));
+        assert_eq!(
+            rotate("2026-01-01T00:59:59Z"),
+            Err(StateError::RotatedTooRecently)
+        );
+        assert_eq!(rotate("2026-01-01T01:00:00Z"), Ok(()));
+        let never = Timeline::default();
+        assert_eq!(
+            check_at(
+                KeyState::Active,
+                KeyAction::Rotate,
+                &never,
+                t("2026-01-01T00:00:00Z")
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn dual_auth_delete_needs_another_principal_in_time() {
+        let now = t("2026-01-02T00:00:00Z");
+        let off = DualAuth::default();
+        assert_eq!(check_dual_auth_delete(&off, "a", now), Ok(()));
+        assert_eq!(check_set_for_deletion(&off), Err(StateError::NotDualAuth));
+        let mut dual = DualAuth {
+            enabled: true,
+            set_for_deletion: true,
+            set_by: Some("alice"),
+            auth_expiration: Some(t("2026-01-08T00:00:00Z")),
+        };
+        assert_eq!(check_dual_auth_delete(&dual, "bob", now), Ok(()));
+        assert_eq!(
+            check_dual_auth_delete(&dual, "alice", now),
+            Err(StateError::AuthorizationsNotMet)
+        );
+        assert!(check_dual_auth_delete(&dual, "bob", t("2026-01-08T00:00:00Z")).is_err());
+        dual.set_for_deletion = false;
+        assert!(check_dual_auth_delete(&dual, "bob", now).is_err());
+    }
+}

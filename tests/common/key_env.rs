@@ -1,0 +1,173 @@
+//! A real instance for key-service tests: embedded store, ledger, software
+//! (or given) HSM, embedded material store, two key owners and a completed
+//! master-key ceremony.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use ed25519_dalek::{Signer, SigningKey};
+
+use keyledger::event::{Actor, AuthMethod, Role};
+use keyledger::hsm::{HsmBackend, ceremony};
+use keyledger::keys::material::embedded::EmbeddedMaterialStore;
+use keyledger::keys::service::{KeyService, part_submission_message};
+use keyledger::ledger::{InitialAdmin, Ledger};
+use keyledger::secret::SecretBytes;
+use keyledger::store::embedded::EmbeddedStore;
+use keyledger::writer::WriterConfig;
+
+/// A controllable clock.
+#[derive(Clone)]
+pub struct TestClock(pub Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    pub fn new() -> Self {
+        TestClock(Arc::new(Mutex::new(Utc::now())))
+    }
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().expect("clock") += by;
+    }
+    pub fn as_clock(&self) -> keyledger::writer::Clock {
+        let inner = self.0.clone();
+        Arc::new(move || *inner.lock().expect("clock"))
+    }
+}
+
+/// A key owner: an id, their signing key and their part.
+pub struct Owner {
+    pub id: String,
+    pub key: SigningKey,
+    pub part: SecretBytes,
+}
+
+impl Owner {
+    pub fn new(id: &str, part_byte: u8) -> Self {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).expect("rng");
+        Owner {
+            id: id.into(),
+            key: SigningKey::from_bytes(&seed),
+            part: SecretBytes::new(
+                [part_byte; 32]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| b ^ (i as u8 * 7))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Seals and signs this owner's part for the service's current ceremony.
+    pub fn submit(
+        &self,
+        service: &KeyService,
+        part: &SecretBytes,
+    ) -> Result<String, keyledger::keys::service::KeyError> {
+        let status = service.ceremony_status()?;
+        let sealed = ceremony::seal_part(
+            &status.public_key,
+            service.instance(),
+            status.generation,
+            &self.id,
+            part,
+        )
+        .expect("seal");
+        let message =
+            part_submission_message(service.instance(), status.generation, &self.id, &sealed);
+        let signature = self.key.sign(&message).to_bytes();
+        service
+            .submit_part("ceremony", &self.id, &sealed, &signature)
+            .map(|(vp, _)| vp)
+    }
+}
+
+pub fn admin() -> Actor {
+    Actor {
+        principal: "admin-1".into(),
+        role: Role::Admin,
+        auth: AuthMethod::AdminSignatures,
+    }
+}
+
+pub fn user(name: &str) -> Actor {
+    Actor {
+        principal: name.into(),
+        role: Role::Manager,
+        auth: AuthMethod::Bearer,
+    }
+}
+
+pub struct KeyEnv {
+    pub data: PathBuf,
+    pub clock: TestClock,
+    pub service: KeyService,
+    pub owners: Vec<Owner>,
+    pub hsm: Arc<dyn HsmBackend>,
+}
+
+/// Opens (or creates) `instance` under `data` with `hsm`.
+pub fn open_service(
+    data: &Path,
+    instance: &str,
+    hsm: Arc<dyn HsmBackend>,
+    clock: &TestClock,
+) -> KeyService {
+    let store = EmbeddedStore::open(data).expect("store");
+    let config = WriterConfig {
+        clock: clock.as_clock(),
+        ..WriterConfig::default()
+    };
+    let ledger = if store
+        .list_instances()
+        .expect("list")
+        .iter()
+        .any(|i| i == instance)
+    {
+        Ledger::open(&store, data, instance, config).expect("open ledger")
+    } else {
+        let admin = InitialAdmin {
+            admin_id: "admin-1".into(),
+            public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
+        };
+        Ledger::create(&store, data, instance, &admin, "test", config).expect("create ledger")
+    };
+    let material = Arc::new(EmbeddedMaterialStore::open(data).expect("material"));
+    KeyService::open(ledger.writer().clone(), hsm, material, clock.as_clock()).expect("service")
+}
+
+use keyledger::store::EventStore;
+
+/// A new instance with two key owners and an active master key.
+pub fn ready(data: &Path, instance: &str, hsm: Arc<dyn HsmBackend>) -> KeyEnv {
+    let clock = TestClock::new();
+    let service = open_service(data, instance, hsm.clone(), &clock);
+    let owners = vec![Owner::new("owner-a", 0x11), Owner::new("owner-b", 0x5c)];
+    for o in &owners {
+        service
+            .register_key_owner(
+                &admin(),
+                "register",
+                &o.id,
+                &o.id,
+                o.key.verifying_key().as_bytes(),
+            )
+            .expect("register owner");
+    }
+    for o in &owners {
+        o.submit(&service, &o.part).expect("submit part");
+    }
+    service
+        .commit_master_key(&admin(), "commit")
+        .expect("commit");
+    service
+        .activate_master_key(&admin(), "activate")
+        .expect("activate");
+    KeyEnv {
+        data: data.to_path_buf(),
+        clock,
+        service,
+        owners,
+        hsm,
+    }
+}

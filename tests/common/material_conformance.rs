@@ -1,0 +1,278 @@
+//! Backend-agnostic conformance checks for `KeyMaterialStore`. Each backend's
+//! test file calls every `pub fn check_*` from its own `#[test]` with a new,
+//! empty store. Only the trait is used here.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::thread;
+
+use keyledger::hsm::WrappedMaterial;
+use keyledger::keys::material::{KeyMaterialStore, MaterialError};
+
+pub const INST: &str = "acme";
+pub const KEY: &str = "12345678-aaaa-4bbb-8ccc-1234567890ab";
+
+/// A distinct, recognisable blob per (key, version, generation).
+pub fn material(key: &str, version: u32, generation: u32) -> WrappedMaterial {
+    let mut blob = format!("wrapped:{key}:{version}:{generation}:").into_bytes();
+    blob.extend((0..48u8).map(|i| i.wrapping_mul(version as u8 + 3)));
+    WrappedMaterial {
+        mk_generation: generation,
+        blob,
+    }
+}
+
+pub fn check_put_get_round_trip(store: &dyn KeyMaterialStore) {
+    assert_eq!(store.get(INST, KEY, 1).expect("get"), None);
+    let m = material(KEY, 1, 1);
+    store.put(INST, KEY, 1, &m).expect("put");
+    assert_eq!(store.get(INST, KEY, 1).expect("get"), Some(m));
+    assert_eq!(store.get(INST, KEY, 2).expect("get"), None);
+    let empty = WrappedMaterial {
+        mk_generation: 0,
+        blob: Vec::new(),
+    };
+    store.put(INST, "empty-blob", 1, &empty).expect("put empty");
+    assert_eq!(store.get(INST, "empty-blob", 1).expect("get"), Some(empty));
+}
+
+pub fn check_put_is_idempotent_and_never_overwrites(store: &dyn KeyMaterialStore) {
+    let m = material(KEY, 1, 1);
+    store.put(INST, KEY, 1, &m).expect("put");
+    store
+        .put(INST, KEY, 1, &m)
+        .expect("same material again is fine");
+    let other = material(KEY, 1, 2);
+    assert!(matches!(
+        store.put(INST, KEY, 1, &other),
+        Err(MaterialError::AlreadyExists { version: 1, .. })
+    ));
+    assert_eq!(store.get(INST, KEY, 1).expect("get"), Some(m));
+}
+
+pub fn check_versions_and_keys_are_sorted(store: &dyn KeyMaterialStore) {
+    assert_eq!(
+        store.versions(INST, KEY).expect("versions"),
+        Vec::<u32>::new()
+    );
+    assert_eq!(store.keys(INST).expect("keys"), Vec::<String>::new());
+    for v in [3, 1, 10, 2] {
+        store.put(INST, KEY, v, &material(KEY, v, 1)).expect("put");
+    }
+    store
+        .put(INST, "a-key", 1, &material("a-key", 1, 1))
+        .expect("put");
+    assert_eq!(
+        store.versions(INST, KEY).expect("versions"),
+        vec![1, 2, 3, 10]
+    );
+    assert_eq!(
+        store.keys(INST).expect("keys"),
+        vec![KEY.to_string(), "a-key".to_string()],
+        "byte order: digits before letters"
+    );
+    assert_eq!(
+        store.versions(INST, "unknown").expect("versions"),
+        Vec::<u32>::new()
+    );
+}
+
+pub fn check_replace_is_compare_and_swap(store: &dyn KeyMaterialStore) {
+    let g1 = material(KEY, 1, 1);
+    let g2 = material(KEY, 1, 2);
+    let g3 = material(KEY, 1, 3);
+    assert!(matches!(
+        store.replace(INST, KEY, 1, 1, &g2),
+        Err(MaterialError::NotFound { version: 1, .. })
+    ));
+    store.put(INST, KEY, 1, &g1).expect("put");
+    store.replace(INST, KEY, 1, 1, &g2).expect("rotate 1 -> 2");
+    assert_eq!(store.get(INST, KEY, 1).expect("get"), Some(g2.clone()));
+    // A restarted rotation replaying the same step is fine...
+    store.replace(INST, KEY, 1, 1, &g2).expect("replay");
+    // ...but an out-of-date one is refused and changes nothing.
+    assert!(matches!(
+        store.replace(INST, KEY, 1, 1, &g3),
+        Err(MaterialError::GenerationMismatch {
+            expected: 1,
+            found: 2,
+            ..
+        })
+    ));
+    assert_eq!(store.get(INST, KEY, 1).expect("get"), Some(g2));
+    assert_eq!(store.versions(INST, KEY).expect("versions"), vec![1]);
+}
+
+pub fn check_purge_shreds_every_version(store: &dyn KeyMaterialStore) {
+    for v in 1..=3 {
+        store.put(INST, KEY, v, &material(KEY, v, 1)).expect("put");
+    }
+    store
+        .put(INST, "survivor", 1, &material("survivor", 1, 1))
+        .expect("put");
+    assert_eq!(store.purge(INST, KEY).expect("purge"), 3);
+    for v in 1..=3 {
+        assert_eq!(store.get(INST, KEY, v).expect("get"), None);
+    }
+    assert!(store.versions(INST, KEY).expect("versions").is_empty());
+    assert_eq!(
+        store.keys(INST).expect("keys"),
+        vec!["survivor".to_string()]
+    );
+    assert_eq!(store.purge(INST, KEY).expect("purge again"), 0);
+    assert_eq!(
+        store.purge(INST, "never-existed").expect("purge unknown"),
+        0
+    );
+    assert!(store.get(INST, "survivor", 1).expect("get").is_some());
+    // A purged key id can hold material again only through a new put.
+    store
+        .put(INST, KEY, 1, &material(KEY, 1, 5))
+        .expect("put after purge");
+    assert_eq!(
+        store.get(INST, KEY, 1).expect("get"),
+        Some(material(KEY, 1, 5))
+    );
+}
+
+pub fn check_purge_instance(store: &dyn KeyMaterialStore) {
+    for key in ["k-1", "k-2", "k-3"] {
+        for v in 1..=2 {
+            store.put(INST, key, v, &material(key, v, 1)).expect("put");
+        }
+    }
+    store
+        .put("other", "k-1", 1, &material("k-1", 1, 1))
+        .expect("put other");
+    assert_eq!(store.purge_instance(INST).expect("purge instance"), 6);
+    assert!(store.keys(INST).expect("keys").is_empty());
+    assert_eq!(store.get(INST, "k-2", 2).expect("get"), None);
+    assert_eq!(store.purge_instance(INST).expect("again"), 0);
+    assert!(store.get("other", "k-1", 1).expect("other kept").is_some());
+}
+
+pub fn check_instances_and_keys_are_isolated(store: &dyn KeyMaterialStore) {
+    store
+        .put("inst-a", KEY, 1, &material("a", 1, 1))
+        .expect("put a");
+    store
+        .put("inst-b", KEY, 1, &material("b", 1, 1))
+        .expect("put b");
+    store
+        .put("inst-a", "other-key", 1, &material("o", 1, 1))
+        .expect("put o");
+    assert_eq!(
+        store.get("inst-a", KEY, 1).expect("get"),
+        Some(material("a", 1, 1))
+    );
+    assert_eq!(
+        store.get("inst-b", KEY, 1).expect("get"),
+        Some(material("b", 1, 1))
+    );
+    assert_eq!(store.purge("inst-a", KEY).expect("purge"), 1);
+    assert!(store.get("inst-b", KEY, 1).expect("get").is_some());
+    assert!(store.get("inst-a", "other-key", 1).expect("get").is_some());
+    assert_eq!(store.keys("inst-b").expect("keys"), vec![KEY.to_string()]);
+}
+
+pub fn check_refuses_bad_addresses(store: &dyn KeyMaterialStore) {
+    let m = material(KEY, 1, 1);
+    for bad_key in [
+        "",
+        ".",
+        "..",
+        "../escape",
+        "a/b",
+        "a\\b",
+        "with space",
+        "nul\0",
+        "ünï",
+        &"x".repeat(65),
+    ] {
+        assert!(
+            matches!(
+                store.put(INST, bad_key, 1, &m),
+                Err(MaterialError::InvalidKeyId)
+            ),
+            "{bad_key:?}"
+        );
+        assert!(matches!(
+            store.get(INST, bad_key, 1),
+            Err(MaterialError::InvalidKeyId)
+        ));
+        assert!(matches!(
+            store.versions(INST, bad_key),
+            Err(MaterialError::InvalidKeyId)
+        ));
+        assert!(matches!(
+            store.purge(INST, bad_key),
+            Err(MaterialError::InvalidKeyId)
+        ));
+    }
+    for bad_instance in ["", "..", "../x", "UPPER", "a/b", &"i".repeat(65)] {
+        assert!(
+            matches!(
+                store.put(bad_instance, KEY, 1, &m),
+                Err(MaterialError::InvalidInstance)
+            ),
+            "{bad_instance:?}"
+        );
+        assert!(matches!(
+            store.keys(bad_instance),
+            Err(MaterialError::InvalidInstance)
+        ));
+        assert!(matches!(
+            store.purge_instance(bad_instance),
+            Err(MaterialError::InvalidInstance)
+        ));
+    }
+    assert!(matches!(
+        store.put(INST, KEY, 0, &m),
+        Err(MaterialError::InvalidVersion)
+    ));
+    assert!(matches!(
+        store.get(INST, KEY, 0),
+        Err(MaterialError::InvalidVersion)
+    ));
+    assert!(
+        store.keys(INST).expect("keys").is_empty(),
+        "nothing was written"
+    );
+}
+
+pub fn check_concurrent_writers(store: Arc<dyn KeyMaterialStore>) {
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            thread::spawn(move || {
+                for v in 1..=10u32 {
+                    let key = format!("key-{t}");
+                    store
+                        .put(INST, &key, v, &material(&key, v, 1))
+                        .expect("put");
+                    // Everyone also races on one shared version with equal material.
+                    store
+                        .put(INST, "shared", 1, &material("shared", 1, 1))
+                        .expect("shared put");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    for t in 0..4u32 {
+        let key = format!("key-{t}");
+        assert_eq!(
+            store.versions(INST, &key).expect("versions"),
+            (1..=10).collect::<Vec<_>>()
+        );
+        for v in 1..=10 {
+            assert_eq!(
+                store.get(INST, &key, v).expect("get"),
+                Some(material(&key, v, 1))
+            );
+        }
+    }
+    assert_eq!(store.versions(INST, "shared").expect("versions"), vec![1]);
+}

@@ -1,0 +1,192 @@
+//! The embedded key-material store: the conformance suite plus its file
+//! layout, permissions, durability conventions and shredding.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::material_conformance::{self as conformance, INST, KEY, material};
+use keyledger::keys::material::embedded::EmbeddedMaterialStore;
+use keyledger::keys::material::{KeyMaterialStore, MaterialError};
+use keyledger::store::EventStore;
+use keyledger::store::embedded::EmbeddedStore;
+
+macro_rules! conformance_tests {
+    ($($check:ident),* $(,)?) => {$(
+        #[test]
+        fn $check() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
+            conformance::$check(&store);
+        }
+    )*};
+}
+
+conformance_tests!(
+    check_put_get_round_trip,
+    check_put_is_idempotent_and_never_overwrites,
+    check_versions_and_keys_are_sorted,
+    check_replace_is_compare_and_swap,
+    check_purge_shreds_every_version,
+    check_purge_instance,
+    check_instances_and_keys_are_isolated,
+    check_refuses_bad_addresses,
+);
+
+#[test]
+fn check_concurrent_writers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn KeyMaterialStore> =
+        Arc::new(EmbeddedMaterialStore::open(dir.path()).expect("open"));
+    conformance::check_concurrent_writers(store);
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+/// Every file under `dir`, recursively.
+fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                out.extend(all_files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn layout_modes_and_no_temp_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
+    store.put(INST, KEY, 1, &material(KEY, 1, 1)).expect("put");
+    store.put(INST, KEY, 2, &material(KEY, 2, 1)).expect("put");
+    store
+        .replace(INST, KEY, 2, 1, &material(KEY, 2, 2))
+        .expect("replace");
+
+    let key_dir = dir
+        .path()
+        .join("instances")
+        .join(INST)
+        .join("material")
+        .join(KEY);
+    assert_eq!(
+        store.version_path(INST, KEY, 1).expect("path"),
+        key_dir.join("1.bin")
+    );
+    assert_eq!(mode(&key_dir.join("1.bin")), 0o600);
+    assert_eq!(mode(&key_dir.join("2.bin")), 0o600);
+    assert_eq!(mode(&key_dir), 0o700);
+    assert_eq!(mode(key_dir.parent().expect("material")), 0o700);
+    let mut names: Vec<String> = fs::read_dir(&key_dir)
+        .expect("read")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["1.bin", "2.bin"], "no temp file left behind");
+}
+
+#[test]
+fn survives_reopen_and_shares_the_data_dir_with_the_event_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = EmbeddedStore::open(dir.path()).expect("event store");
+    events.create_instance(INST).expect("create instance");
+    {
+        let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
+        store.put(INST, KEY, 1, &material(KEY, 1, 1)).expect("put");
+    }
+    let store = EmbeddedMaterialStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.get(INST, KEY, 1).expect("get"),
+        Some(material(KEY, 1, 1))
+    );
+    assert_eq!(
+        events.list_instances().expect("list"),
+        vec![INST.to_string()]
+    );
+    // Purging the instance's material leaves its log alone.
+    assert_eq!(store.purge_instance(INST).expect("purge"), 1);
+    assert!(dir.path().join("instances").join(INST).join("log").is_dir());
+    assert!(
+        !dir.path()
+            .join("instances")
+            .join(INST)
+            .join("material")
+            .exists()
+    );
+    drop(events);
+    let events = EmbeddedStore::open(dir.path()).expect("event store again");
+    events.open_instance(INST).expect("log still opens");
+}
+
+#[test]
+fn damaged_files_are_reported_not_trusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
+    store.put(INST, KEY, 1, &material(KEY, 1, 1)).expect("put");
+    let path = store.version_path(INST, KEY, 1).expect("path");
+    let good = fs::read(&path).expect("read");
+
+    let mut flipped = good.clone();
+    flipped[14] ^= 1;
+    fs::write(&path, &flipped).expect("write");
+    assert!(matches!(
+        store.get(INST, KEY, 1),
+        Err(MaterialError::Corrupt { version: 1, .. })
+    ));
+    fs::write(&path, &good[..good.len() - 1]).expect("truncate");
+    assert!(matches!(
+        store.get(INST, KEY, 1),
+        Err(MaterialError::Corrupt { .. })
+    ));
+    // A corrupt version is never silently overwritten by put...
+    assert!(matches!(
+        store.put(INST, KEY, 1, &material(KEY, 1, 1)),
+        Err(MaterialError::Corrupt { .. })
+    ));
+    // ...but purge still shreds it.
+    assert_eq!(store.purge(INST, KEY).expect("purge"), 1);
+}
+
+#[test]
+fn purge_shreds_leftovers_and_leaves_no_blob_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
+    let m = material(KEY, 1, 1);
+    store.put(INST, KEY, 1, &m).expect("put");
+    store.put(INST, KEY, 2, &material(KEY, 2, 1)).expect("put");
+    // A temp file from a crash mid-write, and a stray file.
+    let key_dir = dir
+        .path()
+        .join("instances")
+        .join(INST)
+        .join("material")
+        .join(KEY);
+    fs::write(key_dir.join(".3.bin.tmp"), b"half written").expect("tmp");
+    assert_eq!(
+        store.versions(INST, KEY).expect("versions"),
+        vec![1, 2],
+        "temp files are not versions"
+    );
+
+    assert_eq!(store.purge(INST, KEY).expect("purge"), 2);
+    assert!(!key_dir.exists(), "the key directory is removed");
+    for file in all_files(dir.path()) {
+        let bytes = fs::read(&file).expect("read");
+        assert!(
+            !bytes.windows(m.blob.len()).any(|w| w == m.blob.as_slice()),
+            "blob bytes survive in {}",
+            file.display()
+        );
+    }
+}
