@@ -9,9 +9,6 @@
 //! as good as drawing each from the OS RNG, without a system call per
 //! operation, which would cost more than the AES-GCM of a data key.
 
-use std::cell::RefCell;
-
-use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use zeroize::{Zeroize, Zeroizing};
@@ -72,75 +69,22 @@ pub fn open(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<SecretBytes
     Ok(SecretBytes::new(std::mem::take(&mut *buf)))
 }
 
-/// Nonces per per-thread key before re-keying from the OS RNG.
-const NONCES_PER_KEY: u64 = 1 << 20;
-/// Nonces computed per refill (one AES block each, computed in a batch).
-const BATCH: usize = 16;
-
-struct NonceStream {
-    cipher: aes::Aes256,
-    counter: u128,
-    used_with_key: u64,
-    buf: [aes::Block; BATCH],
-    next: usize,
-}
-
-impl NonceStream {
-    fn new() -> Result<Self, HsmError> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        getrandom::getrandom(&mut key[..])
-            .map_err(|e| HsmError::Backend(format!("OS RNG: {e}")))?;
-        let cipher = aes::Aes256::new(&Array::from(*key));
-        Ok(NonceStream {
-            cipher,
-            counter: 0,
-            used_with_key: 0,
-            buf: [aes::Block::default(); BATCH],
-            next: BATCH,
-        })
-    }
-
-    fn next(&mut self) -> [u8; NONCE_LEN] {
-        if self.next == BATCH {
-            for block in &mut self.buf {
-                *block = Array::from(self.counter.to_be_bytes());
-                self.counter = self.counter.wrapping_add(1);
-            }
-            self.cipher.encrypt_blocks(&mut self.buf);
-            self.next = 0;
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&self.buf[self.next][..NONCE_LEN]);
-        self.next += 1;
-        self.used_with_key += 1;
-        nonce
-    }
-}
-
-thread_local! {
-    static NONCES: RefCell<Option<NonceStream>> = const { RefCell::new(None) };
-}
-
-/// A fresh random 96-bit nonce.
+/// A fresh random 96-bit nonce from `rand`'s thread-local CSPRNG (ChaCha12,
+/// seeded from and periodically reseeded by the OS RNG, fork-safe), so the
+/// hot path makes no system call.
 pub fn next_nonce() -> Result<[u8; NONCE_LEN], HsmError> {
-    NONCES.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let stale = slot
-            .as_ref()
-            .is_none_or(|s| s.used_with_key >= NONCES_PER_KEY);
-        if stale {
-            *slot = Some(NonceStream::new()?);
-        }
-        match slot.as_mut() {
-            Some(stream) => Ok(stream.next()),
-            None => Err(HsmError::Backend("nonce generator unavailable".into())),
-        }
-    })
+    use rand::RngCore;
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::thread_rng()
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| HsmError::Backend(format!("RNG: {e}")))?;
+    Ok(nonce)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aes::cipher::{Array, KeyInit};
 
     #[test]
     fn round_trip_and_tamper() {
