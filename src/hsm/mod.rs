@@ -53,6 +53,30 @@ impl KeyBinding {
     }
 }
 
+/// Largest key material either backend wraps, in bytes.
+pub const MAX_MATERIAL_LEN: usize = 8192;
+
+/// Names in bindings and ceremonies are length-prefixed with a u16: 1 to
+/// 65535 bytes. Shared by every backend.
+pub(crate) fn check_name(name: &str, what: &'static str) -> Result<(), HsmError> {
+    if name.is_empty() || name.len() > usize::from(u16::MAX) {
+        return Err(HsmError::Invalid(what));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_binding(binding: &KeyBinding) -> Result<(), HsmError> {
+    check_name(&binding.instance, "instance name must be 1 to 65535 bytes")?;
+    check_name(&binding.key_id, "key id must be 1 to 65535 bytes")
+}
+
+pub(crate) fn check_material_len(len: usize) -> Result<(), HsmError> {
+    if len == 0 || len > MAX_MATERIAL_LEN {
+        return Err(HsmError::Invalid("key material must be 1 to 8192 bytes"));
+    }
+    Ok(())
+}
+
 fn push_str16(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_be_bytes());

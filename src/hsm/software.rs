@@ -29,12 +29,13 @@ use super::{
     HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
 };
 use crate::hsm::ceremony;
+use crate::hsm::{check_binding, check_material_len, check_name};
 use crate::secret::SecretBytes;
 
 /// Default number of cached data-key ciphers.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 /// Largest key material `generate_key`/`import_key` accept (bytes).
-pub const MAX_MATERIAL_LEN: usize = 8192;
+pub use super::MAX_MATERIAL_LEN;
 
 /// The embedded software HSM. See the module documentation.
 pub struct SoftwareHsm {
@@ -61,25 +62,6 @@ impl Default for SoftwareHsm {
 
 fn poisoned<T>(_: PoisonError<T>) -> HsmError {
     HsmError::Backend("software HSM state lock poisoned".into())
-}
-
-fn check_name(name: &str, what: &'static str) -> Result<(), HsmError> {
-    if name.is_empty() || name.len() > usize::from(u16::MAX) {
-        return Err(HsmError::Invalid(what));
-    }
-    Ok(())
-}
-
-fn check_binding(binding: &KeyBinding) -> Result<(), HsmError> {
-    check_name(&binding.instance, "instance name must be 1 to 65535 bytes")?;
-    check_name(&binding.key_id, "key id must be 1 to 65535 bytes")
-}
-
-fn check_material_len(len: usize) -> Result<(), HsmError> {
-    if len == 0 || len > MAX_MATERIAL_LEN {
-        return Err(HsmError::Invalid("key material must be 1 to 8192 bytes"));
-    }
-    Ok(())
 }
 
 fn sealed(instance: &str) -> HsmError {

@@ -6,7 +6,8 @@ use std::sync::PoisonError;
 
 use super::master_key::{self, MasterKeyObject, Register};
 use super::pool::lock;
-use super::{Pkcs11Hsm, check_loadable, check_name, committed_new};
+use super::{Pkcs11Hsm, check_loadable, committed_new};
+use crate::hsm::check_name;
 use crate::hsm::{HsmError, MasterKeyStatus, NewRegister, SealedPart, ceremony};
 
 impl Pkcs11Hsm {

@@ -40,7 +40,7 @@ use super::{
     HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
     ceremony,
 };
-use crate::hsm::software::MAX_MATERIAL_LEN;
+use crate::hsm::{check_binding, check_material_len};
 use crate::secret::SecretBytes;
 
 /// Default number of unwrapped key-version objects cached per `Pkcs11Hsm`.
@@ -277,25 +277,6 @@ impl Pkcs11Hsm {
         let wrapped = self.wrap_for(s, binding, key.handle, kind)?;
         Ok(NewMaterial { wrapped, kcv })
     }
-}
-
-fn check_name(name: &str, what: &'static str) -> Result<(), HsmError> {
-    if name.is_empty() || name.len() > usize::from(u16::MAX) {
-        return Err(HsmError::Invalid(what));
-    }
-    Ok(())
-}
-
-fn check_binding(binding: &KeyBinding) -> Result<(), HsmError> {
-    check_name(&binding.instance, "instance name must be 1 to 65535 bytes")?;
-    check_name(&binding.key_id, "key id must be 1 to 65535 bytes")
-}
-
-fn check_material_len(len: usize) -> Result<(), HsmError> {
-    if len == 0 || len > MAX_MATERIAL_LEN {
-        return Err(HsmError::Invalid("key material must be 1 to 8192 bytes"));
-    }
-    Ok(())
 }
 
 /// A new generation must be above every loaded (current or previous) one.
