@@ -18,6 +18,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod cli;
 pub mod event;
+pub mod governance;
 pub mod hsm;
 pub mod keys;
 pub mod ledger;

@@ -12,6 +12,7 @@ use chrono::Duration;
 
 use common::key_env::{self, KeyEnv, Owner, admin, user};
 use keyledger::event::Envelope;
+use keyledger::governance::AdminCommand;
 use keyledger::hsm::software::SoftwareHsm;
 use keyledger::hsm::{HsmBackend, ceremony};
 use keyledger::keys::service::{CreateKey, KeyError, KeyMaterialSource, Projections};
@@ -114,25 +115,38 @@ fn bad_ceremony_input_is_refused_audited_and_changes_nothing() {
     let service = key_env::open_service(dir.path(), "acme", hsm.clone(), &clock);
     let a = Owner::new("owner-a", 1);
     let b = Owner::new("owner-b", 2);
-    for o in [&a, &b] {
-        service
-            .register_key_owner(
-                &admin(),
-                "reg",
-                &o.id,
-                &o.id,
-                o.key.verifying_key().as_bytes(),
-            )
-            .expect("reg");
-    }
-    // Activation before commit.
-    let err = service
-        .activate_master_key(&admin(), "act")
-        .expect_err("activate before commit");
+    key_env::register_owners(&service, &clock, &[&a, &b]);
+    // A part before the administrators approved loading generation 1.
+    let err = a.submit(&service, &a.part).expect_err("load not approved");
     assert_eq!(
         err.to_string(),
-        "master-key ceremony: no committed master key to activate"
+        "master-key ceremony: loading generation 1 has not been approved by the administrators (master_key.approve_load)"
     );
+    // Activation before commit.
+    let err = key_env::admin_command(
+        &service,
+        &clock,
+        AdminCommand::ActivateMasterKey { generation: 1 },
+    )
+    .expect_err("activate before commit");
+    assert_eq!(
+        err.to_string(),
+        "refused: master-key step refused: generation 1 is not committed"
+    );
+    // Neither commit nor activate of a new key without a command.
+    let err = service
+        .activate_master_key(&admin(), "act")
+        .expect_err("activate without command");
+    assert_eq!(
+        err.to_string(),
+        "master-key ceremony: a new master key is activated only by administrator command (master_key.activate)"
+    );
+    key_env::admin_command(
+        &service,
+        &clock,
+        AdminCommand::ApproveMasterKeyLoad { generation: 1 },
+    )
+    .expect("approve load");
     // A part from someone who is not a key owner.
     let stranger = Owner::new("mallory", 3);
     let err = stranger
@@ -155,12 +169,22 @@ fn bad_ceremony_input_is_refused_audited_and_changes_nothing() {
     let err = a.submit(&service, &a.part).expect_err("duplicate part");
     assert_eq!(err.kp_code(), "DUPLICATE_KEY_PART_ERR");
     // Commit with a part missing.
-    let err = service
-        .commit_master_key(&admin(), "commit")
-        .expect_err("missing part");
+    let err = key_env::admin_command(
+        &service,
+        &clock,
+        AdminCommand::CommitMasterKey { generation: 1 },
+    )
+    .expect_err("missing part");
     assert_eq!(
         err.to_string(),
-        "master-key ceremony: key owner \"owner-b\" has not loaded a part"
+        "refused: master-key step refused: parts missing from key owners [\"owner-b\"]; every registered owner (at least 2) must load one"
+    );
+    let err = service
+        .commit_master_key(&admin(), "commit")
+        .expect_err("commit without command");
+    assert_eq!(
+        err.to_string(),
+        "master-key ceremony: a new master key is committed only by administrator command (master_key.commit)"
     );
     assert_eq!(
         service.projections().master,
@@ -184,17 +208,26 @@ fn bad_ceremony_input_is_refused_audited_and_changes_nothing() {
         ),
         Err(KeyError::NoMasterKey)
     ));
-    let denials = service
+    let records = service
         .writer()
         .log()
         .read(0, service.writer().log().head().size)
-        .expect("read")
-        .iter()
-        .filter(|r| Envelope::parse(&r.event).expect("e").event_type == "access.denied")
-        .count();
+        .expect("read");
+    let count = |kind: &str| {
+        records
+            .iter()
+            .filter(|r| Envelope::parse(&r.event).expect("e").event_type == kind)
+            .count()
+    };
     assert_eq!(
-        denials, 5,
+        count("access.denied"),
+        6,
         "every refused ceremony step is an access.denied event"
+    );
+    assert_eq!(
+        count("admin.command_denied"),
+        2,
+        "every refused administrator command is an admin.command_denied event"
     );
 }
 
@@ -531,15 +564,12 @@ fn master_key_rotation_rewraps_everything_and_old_ciphertexts_still_unwrap() {
         SecretBytes::from_slice(&[0x21; 32]),
         SecretBytes::from_slice(&[0x42; 32]),
     ];
-    for (o, p) in env.owners.iter().zip(&new_parts) {
-        o.submit(&env.service, p).expect("part for generation 2");
-    }
-    env.service
-        .commit_master_key(&admin(), "c2")
-        .expect("commit 2");
-    env.service
-        .activate_master_key(&admin(), "a2")
-        .expect("rotate");
+    key_env::load_master_key(
+        &env.service,
+        &env.clock,
+        &env.owners,
+        &new_parts.iter().collect::<Vec<_>>(),
+    );
     assert_eq!(
         env.service.projections().master.current.map(|c| c.0),
         Some(2)

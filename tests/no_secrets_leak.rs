@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::key_env::{self, admin, user};
+use common::key_env::{self, user};
 use common::secrets_scan;
 use keyledger::hsm::ceremony;
 use keyledger::hsm::software::SoftwareHsm;
@@ -100,13 +100,16 @@ fn leak_scenario_child() {
         s.projections(),
         env.owners.iter().map(|o| &o.part).collect::<Vec<_>>()
     );
-    for (o, p) in env.owners.iter().zip(NEW_PARTS) {
-        o.submit(s, &SecretBytes::from_slice(&p))
-            .expect("rotation part");
-    }
-    s.commit_master_key(&admin(), "c").expect("commit");
-    s.activate_master_key(&admin(), "a")
-        .expect("rotate master key");
+    let new_parts: Vec<SecretBytes> = NEW_PARTS
+        .iter()
+        .map(|p| SecretBytes::from_slice(p))
+        .collect();
+    key_env::load_master_key(
+        s,
+        &env.clock,
+        &env.owners,
+        &new_parts.iter().collect::<Vec<_>>(),
+    );
     let _ = s
         .wrap(&user("bob"), "w2", &root.id, None, &[])
         .expect("wrap generated");

@@ -178,6 +178,11 @@ event_types! {
         /// Verification pattern of the part (never the part).
         verification_pattern: String,
     }
+    /// The administrators opened the loading of a master-key generation's parts.
+    MasterKeyLoadApproved = ("master_key.load_approved", 1) {
+        generation: u32,
+        command: SignedCommandRef,
+    }
     /// All parts of the new master key were loaded and combined.
     MasterKeyCommitted = ("master_key.committed", 1) {
         generation: u32,

@@ -9,13 +9,113 @@ use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{Signer, SigningKey};
 
 use keyledger::event::{Actor, AuthMethod, Role};
+use keyledger::governance::{AdminCommand, CommandDocument, SignedCommand};
 use keyledger::hsm::{HsmBackend, ceremony};
 use keyledger::keys::material::embedded::EmbeddedMaterialStore;
 use keyledger::keys::service::{KeyService, part_submission_message};
 use keyledger::ledger::{InitialAdmin, Ledger};
 use keyledger::secret::SecretBytes;
 use keyledger::store::embedded::EmbeddedStore;
-use keyledger::writer::WriterConfig;
+use keyledger::writer::{Receipt, WriterConfig};
+
+/// The initial administrator's key: RFC 8032 test 1 secret key.
+pub fn admin_key() -> SigningKey {
+    let seed: [u8; 32] =
+        hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .expect("hex")
+            .try_into()
+            .expect("32");
+    SigningKey::from_bytes(&seed)
+}
+
+/// A command document for `service`'s instance, expiring an hour after the
+/// test clock's now.
+pub fn document(service: &KeyService, clock: &TestClock, command: AdminCommand) -> SignedCommand {
+    let now = *clock.0.lock().expect("clock");
+    let doc = CommandDocument::new(service.instance(), command, now + Duration::hours(1))
+        .expect("document");
+    SignedCommand::unsigned(&doc).expect("unsigned")
+}
+
+/// Signs `command` with `signers` and submits it.
+pub fn admin_command_by(
+    service: &KeyService,
+    clock: &TestClock,
+    signers: &[&SigningKey],
+    command: AdminCommand,
+) -> Result<Receipt, keyledger::keys::service::KeyError> {
+    let mut signed = document(service, clock, command);
+    for k in signers {
+        signed.sign(k);
+    }
+    service.submit_admin_command(&Actor::operator("op"), "admin-cmd", &signed)
+}
+
+/// Submits `command` signed by the initial administrator.
+pub fn admin_command(
+    service: &KeyService,
+    clock: &TestClock,
+    command: AdminCommand,
+) -> Result<Receipt, keyledger::keys::service::KeyError> {
+    admin_command_by(service, clock, &[&admin_key()], command)
+}
+
+/// Registers the owners (threshold 1 leaves imprint mode first).
+pub fn register_owners(service: &KeyService, clock: &TestClock, owners: &[&Owner]) {
+    if service.projections().governance.imprint_mode() {
+        admin_command(
+            service,
+            clock,
+            AdminCommand::SetThresholds {
+                signature_threshold: 1,
+                revocation_threshold: 1,
+            },
+        )
+        .expect("thresholds");
+    }
+    for o in owners {
+        admin_command(
+            service,
+            clock,
+            AdminCommand::RegisterKeyOwner {
+                owner_id: o.id.clone(),
+                name: o.id.clone(),
+                public_key: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    o.key.verifying_key().as_bytes(),
+                ),
+            },
+        )
+        .expect("register owner");
+    }
+}
+
+/// Loads a new master-key generation from `parts` (one per owner), commits
+/// and activates it by administrator commands.
+pub fn load_master_key(
+    service: &KeyService,
+    clock: &TestClock,
+    owners: &[Owner],
+    parts: &[&SecretBytes],
+) {
+    let generation = service.projections().master.next_generation();
+    admin_command(
+        service,
+        clock,
+        AdminCommand::ApproveMasterKeyLoad { generation },
+    )
+    .expect("approve load");
+    for (o, p) in owners.iter().zip(parts) {
+        o.submit(service, p).expect("submit part");
+    }
+    admin_command(service, clock, AdminCommand::CommitMasterKey { generation }).expect("commit");
+    admin_command(
+        service,
+        clock,
+        AdminCommand::ActivateMasterKey { generation },
+    )
+    .expect("activate");
+}
 
 /// A controllable clock.
 #[derive(Clone)]
@@ -127,7 +227,7 @@ pub fn open_service(
         Ledger::open(&store, data, instance, config).expect("open ledger")
     } else {
         let admin = InitialAdmin {
-            admin_id: "admin-1".into(),
+            admin_id: keyledger::governance::admin_id(&admin_key().verifying_key()),
             public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
         };
         Ledger::create(&store, data, instance, &admin, "test", config).expect("create ledger")
@@ -143,26 +243,9 @@ pub fn ready(data: &Path, instance: &str, hsm: Arc<dyn HsmBackend>) -> KeyEnv {
     let clock = TestClock::new();
     let service = open_service(data, instance, hsm.clone(), &clock);
     let owners = vec![Owner::new("owner-a", 0x11), Owner::new("owner-b", 0x5c)];
-    for o in &owners {
-        service
-            .register_key_owner(
-                &admin(),
-                "register",
-                &o.id,
-                &o.id,
-                o.key.verifying_key().as_bytes(),
-            )
-            .expect("register owner");
-    }
-    for o in &owners {
-        o.submit(&service, &o.part).expect("submit part");
-    }
-    service
-        .commit_master_key(&admin(), "commit")
-        .expect("commit");
-    service
-        .activate_master_key(&admin(), "activate")
-        .expect("activate");
+    register_owners(&service, &clock, &owners.iter().collect::<Vec<_>>());
+    let parts: Vec<&SecretBytes> = owners.iter().map(|o| &o.part).collect();
+    load_master_key(&service, &clock, &owners, &parts);
     KeyEnv {
         data: data.to_path_buf(),
         clock,

@@ -14,14 +14,14 @@ use sha2::{Digest, Sha256};
 
 use super::{KeyError, KeyService};
 use crate::event::{
-    Actor, InstanceUnsealed, KeyOwnerRegistered, MasterKeyActivated, MasterKeyCommitted,
-    MasterKeyPartLoaded, MasterKeyRotated,
+    Actor, InstanceUnsealed, MasterKeyActivated, MasterKeyCommitted, MasterKeyPartLoaded,
+    MasterKeyRotated, SignedCommandRef,
 };
 use crate::hsm::SealedPart;
 use crate::writer::Receipt;
 
 /// Fewest key owners (and parts) a master key is made of.
-pub const MIN_KEY_OWNERS: usize = 2;
+pub use crate::governance::rules::MIN_KEY_OWNERS;
 
 /// Where the ceremony stands, for key owners and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,34 +62,6 @@ pub fn part_submission_message(
 }
 
 impl KeyService {
-    /// Registers a key owner with the ed25519 public key that authenticates
-    /// their part submissions.
-    pub fn register_key_owner(
-        &self,
-        actor: &Actor,
-        correlation_id: &str,
-        owner_id: &str,
-        name: &str,
-        public_key: &[u8; 32],
-    ) -> Result<Receipt, KeyError> {
-        crate::event::check_token("owner_id", owner_id, 64)
-            .map_err(|e| KeyError::Invalid(e.to_string()))?;
-        VerifyingKey::from_bytes(public_key)
-            .map_err(|_| KeyError::Invalid("key owner public key".into()))?;
-        let _guard = self.lock_commands();
-        if self.read().master.owners.contains_key(owner_id) {
-            return Err(KeyError::Conflict(format!("key owner {owner_id:?}")));
-        }
-        use base64::Engine;
-        let event = KeyOwnerRegistered {
-            owner_id: owner_id.to_string(),
-            name: name.chars().take(128).collect(),
-            public_key: base64::engine::general_purpose::STANDARD.encode(public_key),
-            command: None,
-        };
-        self.record(actor, correlation_id, &event)
-    }
-
     /// The ceremony key owners seal parts to, and what is loaded so far.
     pub fn ceremony_status(&self) -> Result<CeremonyStatus, KeyError> {
         let (generation, unseal, owners, loaded) = {
@@ -159,6 +131,25 @@ impl KeyService {
                 KeyError::UnknownKeyOwner(owner_id.into()),
             ));
         };
+        let approved = status.unseal
+            || self
+                .read()
+                .governance
+                .load_approved
+                .contains(&status.generation);
+        if !approved {
+            let target = format!("master_key/{}", status.generation);
+            return Err(self.deny(
+                &actor,
+                correlation_id,
+                "master_key.load_part",
+                &target,
+                KeyError::Ceremony(format!(
+                    "loading generation {} has not been approved by the administrators (master_key.approve_load)",
+                    status.generation
+                )),
+            ));
+        }
         let message = part_submission_message(&self.instance, status.generation, owner_id, part);
         let valid = VerifyingKey::from_bytes(&owner_key)
             .map(|k| {
@@ -202,16 +193,51 @@ impl KeyService {
         Ok((vp, receipt))
     }
 
-    /// Combines the loaded parts. Every registered key owner (at least two)
-    /// must have loaded a part. On unseal, the result must reproduce the
-    /// current master key's verification pattern.
+    /// Unseal after a restart, step 1: combines the re-loaded parts of the
+    /// current generation, which must reproduce its verification pattern.
+    /// A new master key is committed only by administrator command
+    /// (`master_key.commit`).
     pub fn commit_master_key(
         &self,
         actor: &Actor,
         correlation_id: &str,
     ) -> Result<String, KeyError> {
         let _guard = self.lock_commands();
+        self.commit_parts(actor, correlation_id, None)
+            .map(|(vp, _)| vp)
+    }
+
+    /// `master_key.commit` by administrator command (already authorised).
+    pub(super) fn commit_new_master_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        command: SignedCommandRef,
+    ) -> Result<Receipt, KeyError> {
+        self.commit_parts(actor, correlation_id, Some(command))
+            .map(|(_, receipt)| receipt)
+    }
+
+    /// Combines the loaded parts. Every registered key owner (at least two)
+    /// must have loaded a part. On unseal, the result must reproduce the
+    /// current master key's verification pattern.
+    fn commit_parts(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        command: Option<SignedCommandRef>,
+    ) -> Result<(String, Receipt), KeyError> {
         let status = self.ceremony_status()?;
+        if status.unseal == command.is_some() {
+            let target = format!("master_key/{}", status.generation);
+            let e = KeyError::Ceremony(if status.unseal {
+                "the instance is sealed: key owners re-load the current master key, no command is needed".into()
+            } else {
+                "a new master key is committed only by administrator command (master_key.commit)"
+                    .into()
+            });
+            return Err(self.deny(actor, correlation_id, "master_key.commit", &target, e));
+        }
         let target = format!("master_key/{}", status.generation);
         if status.owners.len() < MIN_KEY_OWNERS {
             let e = KeyError::Ceremony(format!(
@@ -261,10 +287,10 @@ impl KeyService {
             generation: status.generation,
             parts: min_parts,
             verification_pattern: vp.clone(),
-            command: None,
+            command,
         };
-        self.record(actor, correlation_id, &event)?;
-        Ok(vp)
+        let receipt = self.record(actor, correlation_id, &event)?;
+        Ok((vp, receipt))
     }
 
     /// Makes the committed master key current: the first activation, a
@@ -276,6 +302,38 @@ impl KeyService {
         correlation_id: &str,
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
+        if !self.read().master.pending_is_unseal() {
+            let e = KeyError::Ceremony(
+                "a new master key is activated only by administrator command (master_key.activate)"
+                    .into(),
+            );
+            return Err(self.deny(
+                actor,
+                correlation_id,
+                "master_key.activate",
+                "master_key",
+                e,
+            ));
+        }
+        self.activate_pending(actor, correlation_id, None)
+    }
+
+    /// `master_key.activate` by administrator command (already authorised).
+    pub(super) fn activate_new_master_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        command: SignedCommandRef,
+    ) -> Result<Receipt, KeyError> {
+        self.activate_pending(actor, correlation_id, Some(command))
+    }
+
+    fn activate_pending(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        command: Option<SignedCommandRef>,
+    ) -> Result<Receipt, KeyError> {
         let (pending, current) = {
             let state = self.read();
             (state.master.pending.clone(), state.master.current.clone())
@@ -315,7 +373,7 @@ impl KeyService {
                     from_generation: old,
                     to_generation: pending.generation,
                     keys_rewrapped: rewrapped,
-                    command: None,
+                    command,
                 };
                 let receipt = self.record(actor, correlation_id, &event)?;
                 self.hsm.retire(&self.instance, old)?;
@@ -325,7 +383,7 @@ impl KeyService {
                 let event = MasterKeyActivated {
                     generation: pending.generation,
                     verification_pattern: vp,
-                    command: None,
+                    command,
                 };
                 self.record(actor, correlation_id, &event)
             }

@@ -41,6 +41,9 @@ pub enum KeyError {
     Material(#[from] MaterialError),
     #[error("audit log: {0}")]
     Write(#[from] WriteError),
+    /// An administrator command or gated operation refused by the rules.
+    #[error("refused: {0}")]
+    Denied(#[from] crate::governance::Denial),
 }
 
 impl From<HsmError> for KeyError {
@@ -80,6 +83,7 @@ impl KeyError {
             KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => {
                 "INTERNAL_SERVER_ERROR"
             }
+            KeyError::Denied(_) => "UNAUTHORIZED_ERR",
         }
     }
 
@@ -100,6 +104,14 @@ impl KeyError {
             | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => 409,
             KeyError::Hsm(HsmError::BadPart) | KeyError::Hsm(HsmError::Invalid(_)) => 400,
             KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => 500,
+            KeyError::Denied(d) => match d {
+                crate::governance::Denial::Conflict(_) => 409,
+                crate::governance::Denial::NotFound(_) => 404,
+                crate::governance::Denial::Command(_) | crate::governance::Denial::Invalid(_) => {
+                    400
+                }
+                _ => 403,
+            },
         }
     }
 }

@@ -10,6 +10,7 @@
 //!   restore, purge, expiry.
 //! - envelope: wrap, unwrap, rewrap, standard-key payload.
 
+mod admin;
 mod ceremony;
 mod envelope;
 mod error;
@@ -26,6 +27,7 @@ pub use error::KeyError;
 pub use lifecycle::{CreateKey, KeyMaterialSource};
 
 use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};
+use crate::governance::GovernanceState;
 use crate::hsm::{HsmBackend, KeyBinding, WrappedMaterial};
 use crate::keys::material::KeyMaterialStore;
 use crate::keys::projection::{KeyProjection, KeyRecord};
@@ -37,6 +39,7 @@ use crate::writer::{Clock, LedgerWriter, Receipt};
 pub struct Projections {
     pub keys: KeyProjection,
     pub master: MasterKeyState,
+    pub governance: GovernanceState,
 }
 
 impl Projections {
@@ -47,6 +50,7 @@ impl Projections {
             .unwrap_or_default();
         self.keys.apply(seq, time, envelope);
         self.master.apply(envelope);
+        self.governance.apply(seq, envelope);
     }
 
     /// Rebuilds from stored event bytes in log order.

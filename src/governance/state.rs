@@ -1,0 +1,275 @@
+//! The governance projection of one instance: administrators and
+//! thresholds, API credentials, instance policies, approvals and the nonces
+//! of accepted commands. Computed only from events; `apply` never fails on
+//! a well-formed log and ignores events it does not govern.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::command::{CommandDocument, decode_public_key};
+use crate::event::{
+    AdminAdded, AdminRemoved, AdminThresholdsSet, ApprovalCancelled, ApprovalExpired,
+    ApprovalGranted, ApprovalRequested, CredentialIssued, CredentialRevoked, Envelope,
+    InstanceCreated, InstancePolicyUpdated, InstanceZeroized, KeyDestroyed, KeyPurged,
+    MasterKeyLoadApproved, OperationExecuted, OperationFailed, SignedCommandRef,
+};
+
+/// An instance administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub name: String,
+    pub public_key: [u8; 32],
+    /// Sequence number of the event that added them.
+    pub added_seq: u64,
+}
+
+/// Signature and revocation thresholds (set once imprint mode is left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub signature: u8,
+    pub revocation: u8,
+}
+
+/// An API credential (bearer token known only by its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub role: String,
+    pub token_digest: String,
+    pub issued_seq: u64,
+    pub revoked: bool,
+}
+
+/// An instance policy as last set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePolicy {
+    pub enabled: bool,
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    pub updated_seq: u64,
+}
+
+/// Where an approval request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalStatus {
+    Pending,
+    /// Executed by the crypto worker; the seq of the outcome event.
+    Executed(u64),
+    Failed(String),
+    Cancelled,
+    Expired,
+}
+
+/// A gated operation waiting for (or past) its approvals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub operation: String,
+    pub target: String,
+    /// The principal who requested it (counts as the first authorisation).
+    pub requester: String,
+    /// Approvals needed from principals other than the requester.
+    pub required: u8,
+    pub expires_at: DateTime<Utc>,
+    /// Distinct approvers and the seq of their approval.
+    pub approvers: BTreeMap<String, u64>,
+    pub requested_seq: u64,
+    pub status: ApprovalStatus,
+}
+
+impl Approval {
+    /// The seq at which the quorum was reached, if it was.
+    pub fn quorum_seq(&self) -> Option<u64> {
+        if self.required == 0 {
+            return Some(self.requested_seq);
+        }
+        let mut seqs: Vec<u64> = self.approvers.values().copied().collect();
+        seqs.sort_unstable();
+        seqs.get(usize::from(self.required) - 1).copied()
+    }
+
+    /// Pending, unexpired at `now`, and with its quorum.
+    pub fn ready(&self, now: DateTime<Utc>) -> bool {
+        self.status == ApprovalStatus::Pending
+            && now < self.expires_at
+            && self.quorum_seq().is_some()
+    }
+
+    /// Pending and unexpired at `now`.
+    pub fn open(&self, now: DateTime<Utc>) -> bool {
+        self.status == ApprovalStatus::Pending && now < self.expires_at
+    }
+}
+
+/// The governance projection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GovernanceState {
+    pub admins: BTreeMap<String, Admin>,
+    /// `None`: imprint mode.
+    pub thresholds: Option<Thresholds>,
+    /// Nonces of accepted commands (single use).
+    pub used_nonces: BTreeSet<String>,
+    pub credentials: BTreeMap<String, Credential>,
+    pub policies: BTreeMap<String, InstancePolicy>,
+    pub approvals: BTreeMap<String, Approval>,
+    /// Master-key generations whose part loading the admins approved.
+    pub load_approved: BTreeSet<u32>,
+}
+
+/// Any payload's `command` field, to consume its nonce.
+#[derive(Deserialize)]
+struct AnyCommand {
+    #[serde(default)]
+    command: Option<SignedCommandRef>,
+}
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl GovernanceState {
+    /// Whether the instance is still in imprint mode.
+    pub fn imprint_mode(&self) -> bool {
+        self.thresholds.is_none()
+    }
+
+    /// The active credential whose token has this SHA-256 hex digest.
+    pub fn credential_by_digest(&self, token_digest: &str) -> Option<(&String, &Credential)> {
+        self.credentials
+            .iter()
+            .find(|(_, c)| !c.revoked && c.token_digest == token_digest)
+    }
+
+    /// An instance policy, if set and enabled.
+    pub fn policy(&self, policy_type: &str) -> Option<&InstancePolicy> {
+        self.policies.get(policy_type).filter(|p| p.enabled)
+    }
+
+    /// Approvals pending for `operation` on `target`.
+    pub fn open_approval(
+        &self,
+        operation: &str,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Option<(&String, &Approval)> {
+        self.approvals
+            .iter()
+            .find(|(_, a)| a.operation == operation && a.target == target && a.open(now))
+    }
+
+    /// Applies one stored event.
+    pub fn apply(&mut self, seq: u64, envelope: &Envelope<'_>) {
+        if let Ok(AnyCommand { command: Some(c) }) = serde_json::from_str(envelope.payload.get())
+            && let Ok(doc) = CommandDocument::parse(&c.document)
+        {
+            self.used_nonces.insert(doc.nonce);
+        }
+        if let Some(Ok(e)) = envelope.payload_as::<InstanceCreated>() {
+            self.add_admin(
+                e.initial_admin_id,
+                "initial".into(),
+                &e.initial_admin_public_key,
+                seq,
+            );
+        } else if let Some(Ok(e)) = envelope.payload_as::<AdminAdded>() {
+            self.add_admin(e.admin_id, e.name, &e.public_key, seq);
+        } else if let Some(Ok(e)) = envelope.payload_as::<AdminRemoved>() {
+            self.admins.remove(&e.admin_id);
+        } else if let Some(Ok(e)) = envelope.payload_as::<AdminThresholdsSet>() {
+            self.thresholds = Some(Thresholds {
+                signature: e.signature_threshold,
+                revocation: e.revocation_threshold,
+            });
+        } else if let Some(Ok(_)) = envelope.payload_as::<InstanceZeroized>() {
+            self.thresholds = None;
+            self.load_approved.clear();
+        } else if let Some(Ok(e)) = envelope.payload_as::<CredentialIssued>() {
+            self.credentials.insert(
+                e.credential_id,
+                Credential {
+                    role: e.role,
+                    token_digest: e.token_digest,
+                    issued_seq: seq,
+                    revoked: false,
+                },
+            );
+        } else if let Some(Ok(e)) = envelope.payload_as::<CredentialRevoked>() {
+            if let Some(c) = self.credentials.get_mut(&e.credential_id) {
+                c.revoked = true;
+            }
+        } else if let Some(Ok(e)) = envelope.payload_as::<InstancePolicyUpdated>() {
+            self.policies.insert(
+                e.policy_type,
+                InstancePolicy {
+                    enabled: e.enabled,
+                    attributes: e.attributes,
+                    updated_seq: seq,
+                },
+            );
+        } else if let Some(Ok(e)) = envelope.payload_as::<MasterKeyLoadApproved>() {
+            self.load_approved.insert(e.generation);
+        } else {
+            self.apply_approval(seq, envelope);
+        }
+    }
+
+    fn add_admin(&mut self, id: String, name: String, public_key: &str, seq: u64) {
+        if let Ok(key) = decode_public_key(public_key) {
+            self.admins.insert(
+                id,
+                Admin {
+                    name,
+                    public_key: key.to_bytes(),
+                    added_seq: seq,
+                },
+            );
+        }
+    }
+
+    fn apply_approval(&mut self, seq: u64, envelope: &Envelope<'_>) {
+        if let Some(Ok(e)) = envelope.payload_as::<ApprovalRequested>() {
+            self.approvals.insert(
+                e.request_id,
+                Approval {
+                    operation: e.operation,
+                    target: e.target,
+                    requester: envelope.actor.principal.clone(),
+                    required: e.required_approvals,
+                    expires_at: parse_time(&e.expires_at),
+                    approvers: BTreeMap::new(),
+                    requested_seq: seq,
+                    status: ApprovalStatus::Pending,
+                },
+            );
+        } else if let Some(Ok(e)) = envelope.payload_as::<ApprovalGranted>() {
+            if let Some(a) = self.approvals.get_mut(&e.request_id) {
+                a.approvers.entry(e.approver).or_insert(seq);
+            }
+        } else if let Some(Ok(e)) = envelope.payload_as::<ApprovalCancelled>() {
+            self.set_status(&e.request_id, ApprovalStatus::Cancelled);
+        } else if let Some(Ok(e)) = envelope.payload_as::<ApprovalExpired>() {
+            self.set_status(&e.request_id, ApprovalStatus::Expired);
+        } else if let Some(Ok(e)) = envelope.payload_as::<OperationExecuted>() {
+            self.set_status(&e.request_id, ApprovalStatus::Executed(seq));
+        } else if let Some(Ok(e)) = envelope.payload_as::<OperationFailed>() {
+            self.set_status(&e.request_id, ApprovalStatus::Failed(e.reason));
+        } else if let Some(Ok(e)) = envelope.payload_as::<KeyDestroyed>() {
+            if let Some(id) = e.approval_request_id {
+                self.set_status(&id, ApprovalStatus::Executed(seq));
+            }
+        } else if let Some(Ok(e)) = envelope.payload_as::<KeyPurged>()
+            && let Some(id) = e.approval_request_id
+        {
+            self.set_status(&id, ApprovalStatus::Executed(seq));
+        }
+    }
+
+    fn set_status(&mut self, request_id: &str, status: ApprovalStatus) {
+        if let Some(a) = self.approvals.get_mut(request_id)
+            && a.status == ApprovalStatus::Pending
+        {
+            a.status = status;
+        }
+    }
+}
