@@ -20,6 +20,7 @@ pub mod cli;
 pub mod event;
 pub mod governance;
 pub mod hsm;
+pub mod instance;
 pub mod keys;
 pub mod ledger;
 pub mod ledger_key;

@@ -1,6 +1,7 @@
 //! Command-line interface. Command names and flags are a contract: scripts
 //! drive the product by them.
 
+mod admin_cmds;
 mod generate;
 mod ledger_cmds;
 mod verify_cmd;
@@ -27,6 +28,37 @@ enum Command {
     },
     /// Verify an exported bundle offline; exit 0 when intact, 1 when not.
     Verify(verify_cmd::VerifyArgs),
+    /// Create instances (operators; they hold no role inside one).
+    Instance {
+        #[command(subcommand)]
+        command: InstanceCommand,
+    },
+    /// Administrator keys and signed commands.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommandCli,
+    },
+}
+
+#[derive(Subcommand)]
+enum InstanceCommand {
+    /// Create an instance (own log, ledger key and later master key) with
+    /// its initial administrator; it starts in imprint mode.
+    Create(admin_cmds::InstanceCreateArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCommandCli {
+    /// Generate an administrator's ed25519 key pair (private file 0600 + .pub).
+    Keygen(admin_cmds::KeygenArgs),
+    /// Write an unsigned command document (instance, command, nonce, expiry).
+    Draft(admin_cmds::DraftArgs),
+    /// Add your signature to a command file (offline).
+    Sign(admin_cmds::SignArgs),
+    /// Submit a signed command to an instance in a local data directory.
+    Submit(admin_cmds::SubmitArgs),
+    /// Print a new API token and its SHA-256 digest for `credential.issue`.
+    NewToken,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +98,16 @@ pub fn run() -> ExitCode {
             LedgerCommand::Checkpoint(args) => ledger_cmds::checkpoint(&args),
         },
         Command::Verify(args) => return verify_cmd::run(&args),
+        Command::Instance { command } => match command {
+            InstanceCommand::Create(args) => admin_cmds::instance_create(&args),
+        },
+        Command::Admin { command } => match command {
+            AdminCommandCli::Keygen(args) => admin_cmds::keygen(&args),
+            AdminCommandCli::Draft(args) => admin_cmds::draft(&args),
+            AdminCommandCli::Sign(args) => admin_cmds::sign(&args),
+            AdminCommandCli::Submit(args) => admin_cmds::submit(&args),
+            AdminCommandCli::NewToken => admin_cmds::new_token(),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

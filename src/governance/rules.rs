@@ -145,6 +145,9 @@ pub fn authorize(
     }
     let signers = check_signatures(view.governance, signed)?;
     let need = required_signatures(view.governance, &document.command)?;
+    // The command's own preconditions come before the count, so admins
+    // learn that a threshold is impossible rather than that it is unmet.
+    check_effect(view, &document.command)?;
     if signers.len() < need {
         return Err(Denial::NotEnoughSignatures {
             kind: document.command.kind().to_string(),
@@ -152,7 +155,6 @@ pub fn authorize(
             need,
         });
     }
-    check_effect(view, &document.command)?;
     Ok(Authorized { document, signers })
 }
 

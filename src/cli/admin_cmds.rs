@@ -1,0 +1,254 @@
+//! `keyledger instance create` (operators) and `keyledger admin keygen |
+//! draft | sign | submit | new-token` (administrators).
+//!
+//! Administrators keep their ed25519 keys on their own machines: `keygen`
+//! writes the private key to a 0600 file and prints the public key; `draft`
+//! writes an unsigned command document (instance, command, random nonce,
+//! expiry); each administrator runs `sign` on that file offline; `submit`
+//! hands the signed file to the instance, which checks the signatures
+//! against its administrators and thresholds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use chrono::Utc;
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::DataArgs;
+use crate::governance::{AdminCommand, CommandDocument, SignedCommand, admin_id};
+use crate::hsm::software::SoftwareHsm;
+use crate::ledger_key::write_private_atomically;
+
+const ADMIN_KEY_HEADER: &str = "keyledger-admin-key-v1";
+
+#[derive(clap::Args)]
+pub struct InstanceCreateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The initial administrator's public key: a `.pub` file written by
+    /// `keyledger admin keygen`, or the base64 key itself.
+    #[arg(long)]
+    pub admin_public_key: String,
+}
+
+#[derive(clap::Args)]
+pub struct KeygenArgs {
+    /// Private key file to write (mode 0600); the public key goes to FILE.pub.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct DraftArgs {
+    /// Instance the command is for.
+    #[arg(long)]
+    pub instance: String,
+    /// Hours until the command expires (at most 744 = 31 days).
+    #[arg(long, default_value_t = 24)]
+    pub expires_in_hours: i64,
+    /// File to write the unsigned command to.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The command as JSON, e.g.
+    /// '{"kind":"admin.set_thresholds","signature_threshold":2,"revocation_threshold":2}'.
+    pub command: String,
+}
+
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// The administrator's private key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Command file (from `draft` or another administrator's `sign`); the
+    /// signature is added in place.
+    pub file: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Signed command file.
+    pub file: PathBuf,
+}
+
+pub(super) fn instance_create(args: &InstanceCreateArgs) -> Result<(), String> {
+    let key = read_public_key_arg(&args.admin_public_key)?;
+    let operator = crate::instance::local_operator();
+    let created = crate::instance::create(
+        &args.data.data_dir,
+        &args.data.instance,
+        &key,
+        &operator.principal,
+    )?;
+    println!("instance {} created (imprint mode)", created.instance);
+    println!("initial administrator: {}", created.admin_id);
+    println!("ledger verifier key: {}", created.ledger_verifier_key);
+    println!(
+        "next: the administrators set the thresholds (admin.set_thresholds) to leave imprint mode"
+    );
+    Ok(())
+}
+
+fn read_public_key_arg(arg: &str) -> Result<String, String> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{arg}: {e}"))?;
+        Ok(text.trim().to_string())
+    } else {
+        Ok(arg.trim().to_string())
+    }
+}
+
+pub(super) fn keygen(args: &KeygenArgs) -> Result<(), String> {
+    if args.out.exists() {
+        return Err(format!(
+            "{} exists; refusing to overwrite a key",
+            args.out.display()
+        ));
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(seed.as_mut()).map_err(|_| "random number generator failed")?;
+    let key = SigningKey::from_bytes(&seed);
+    let mut text = Zeroizing::new(format!("{ADMIN_KEY_HEADER}\n"));
+    text.push_str(&hex::encode(seed.as_ref()));
+    text.push('\n');
+    let out = std::path::absolute(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    write_private_atomically(&out, text.as_bytes()).map_err(|e| e.to_string())?;
+    let public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes());
+    let pub_path = public_path(&args.out);
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .map_err(|e| format!("{}: {e}", pub_path.display()))?;
+    println!("admin id: {}", admin_id(&key.verifying_key()));
+    println!("public key: {public}");
+    println!(
+        "private key: {} (mode 0600; keep it offline)",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn public_path(key: &Path) -> PathBuf {
+    let mut name = key.as_os_str().to_os_string();
+    name.push(".pub");
+    PathBuf::from(name)
+}
+
+/// Reads an administrator key file; refuses files group or others can read.
+pub(super) fn read_admin_key(path: &Path) -> Result<SigningKey, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by group or others (mode {mode:o}); refusing it",
+            path.display()
+        ));
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    let malformed = || format!("{} is not a keyledger admin key file", path.display());
+    let mut lines = text.lines();
+    if lines.next() != Some(ADMIN_KEY_HEADER) {
+        return Err(malformed());
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(lines.next().ok_or_else(malformed)?, seed.as_mut())
+        .map_err(|_| malformed())?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+pub(super) fn draft(args: &DraftArgs) -> Result<(), String> {
+    let command: AdminCommand =
+        serde_json::from_str(&args.command).map_err(|e| format!("command: {e}"))?;
+    if !(1..=744).contains(&args.expires_in_hours) {
+        return Err("--expires-in-hours must be between 1 and 744".into());
+    }
+    let expires = Utc::now() + chrono::Duration::hours(args.expires_in_hours);
+    let doc = CommandDocument::new(&args.instance, command, expires).map_err(|e| e.to_string())?;
+    let signed = SignedCommand::unsigned(&doc).map_err(|e| e.to_string())?;
+    write_command(&args.out, &signed)?;
+    println!("{}", summary(&doc, &signed));
+    Ok(())
+}
+
+fn summary(doc: &CommandDocument, signed: &SignedCommand) -> String {
+    format!(
+        "{} for instance {} (nonce {}, expires {}); digest {}; {} signature(s)",
+        doc.command.kind(),
+        doc.instance,
+        doc.nonce,
+        doc.expires_at,
+        hex::encode(signed.digest()),
+        signed.signatures.len()
+    )
+}
+
+fn read_command(path: &Path) -> Result<SignedCommand, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not a command file: {e}", path.display()))
+}
+
+fn write_command(path: &Path, signed: &SignedCommand) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(signed).map_err(|e| e.to_string())?;
+    std::fs::write(path, format!("{text}\n")).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub(super) fn sign(args: &SignArgs) -> Result<(), String> {
+    let key = read_admin_key(&args.key)?;
+    let mut signed = read_command(&args.file)?;
+    let doc = CommandDocument::parse(&signed.document).map_err(|e| e.to_string())?;
+    signed.sign(&key);
+    write_command(&args.file, &signed)?;
+    println!(
+        "signed by {}: {}",
+        admin_id(&key.verifying_key()),
+        summary(&doc, &signed)
+    );
+    Ok(())
+}
+
+pub(super) fn submit(args: &SubmitArgs) -> Result<(), String> {
+    let signed = read_command(&args.file)?;
+    let hsm = Arc::new(SoftwareHsm::new());
+    let service = crate::instance::open(
+        &args.data.data_dir,
+        &args.data.instance,
+        hsm,
+        Arc::new(Utc::now),
+    )?;
+    let correlation = format!("admin-submit-{}", &hex::encode(signed.digest())[..16]);
+    let result =
+        service.submit_admin_command(&crate::instance::local_operator(), &correlation, &signed);
+    service.shutdown();
+    let receipt = result.map_err(|e| e.to_string())?;
+    let event = crate::event::Envelope::parse(&receipt.event).map_err(|e| e.to_string())?;
+    println!(
+        "accepted: {} at seq {} (record hash {})",
+        event.event_type,
+        receipt.seq,
+        hex::encode(receipt.leaf)
+    );
+    Ok(())
+}
+
+/// Prints a new random API token and the SHA-256 digest that goes into a
+/// `credential.issue` command. The token is shown once and stored nowhere.
+pub(super) fn new_token() -> Result<(), String> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(raw.as_mut()).map_err(|_| "random number generator failed")?;
+    let token = Zeroizing::new(format!(
+        "kl_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref())
+    ));
+    println!("token: {}", token.as_str());
+    println!(
+        "token_digest: {}",
+        hex::encode(Sha256::digest(token.as_bytes()))
+    );
+    Ok(())
+}
