@@ -10,6 +10,7 @@ pub mod command;
 pub mod policies;
 pub mod rules;
 pub mod state;
+mod view;
 
 pub use command::{AdminCommand, CommandDocument, CommandError, SignedCommand, admin_id};
 pub use rules::{Authorized, Denial, View, authorize};

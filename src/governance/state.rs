@@ -82,7 +82,12 @@ impl Approval {
         if self.required == 0 {
             return Some(self.requested_seq);
         }
-        let mut seqs: Vec<u64> = self.approvers.values().copied().collect();
+        let mut seqs: Vec<u64> = self
+            .approvers
+            .iter()
+            .filter(|(who, _)| **who != self.requester)
+            .map(|(_, seq)| *seq)
+            .collect();
         seqs.sort_unstable();
         seqs.get(usize::from(self.required) - 1).copied()
     }
@@ -243,7 +248,11 @@ impl GovernanceState {
                 },
             );
         } else if let Some(Ok(e)) = envelope.payload_as::<ApprovalGranted>() {
-            if let Some(a) = self.approvals.get_mut(&e.request_id) {
+            // Grants count only while the request is open; the requester
+            // never approves their own request (see `quorum_seq`).
+            if let Some(a) = self.approvals.get_mut(&e.request_id)
+                && a.status == ApprovalStatus::Pending
+            {
                 a.approvers.entry(e.approver).or_insert(seq);
             }
         } else if let Some(Ok(e)) = envelope.payload_as::<ApprovalCancelled>() {

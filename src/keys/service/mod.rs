@@ -14,6 +14,7 @@ mod admin;
 mod ceremony;
 mod envelope;
 mod error;
+mod history;
 mod lifecycle;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use chrono::{DateTime, Utc};
 pub use ceremony::{CeremonyStatus, part_submission_message};
 pub use envelope::{UnwrapResult, WrapResult};
 pub use error::KeyError;
+pub use history::AsOf;
 pub use lifecycle::{CreateKey, KeyMaterialSource};
 
 use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};
