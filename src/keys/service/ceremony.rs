@@ -289,7 +289,15 @@ impl KeyService {
             verification_pattern: vp.clone(),
             command,
         };
-        let receipt = self.record(actor, correlation_id, &event)?;
+        // Audit first: a commit the log does not hold must not stay in the
+        // HSM's "new" register; the key owners re-submit their parts.
+        let receipt = match self.record(actor, correlation_id, &event) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.hsm.discard_new(&self.instance);
+                return Err(e);
+            }
+        };
         Ok((vp, receipt))
     }
 
