@@ -29,6 +29,8 @@ pub mod merkle;
 pub mod record;
 pub mod sample_events;
 pub mod secret;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 pub mod verify;
 pub mod writer;

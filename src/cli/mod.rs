@@ -4,6 +4,8 @@
 mod admin_cmds;
 mod generate;
 mod ledger_cmds;
+#[cfg(feature = "server")]
+mod serve_cmd;
 mod verify_cmd;
 
 use std::path::PathBuf;
@@ -28,6 +30,9 @@ enum Command {
     },
     /// Verify an exported bundle offline; exit 0 when intact, 1 when not.
     Verify(verify_cmd::VerifyArgs),
+    /// Run the REST server (Key Protect v2 API).
+    #[cfg(feature = "server")]
+    Serve(serve_cmd::ServeArgs),
     /// Create instances (operators; they hold no role inside one).
     Instance {
         #[command(subcommand)]
@@ -98,6 +103,8 @@ pub fn run() -> ExitCode {
             LedgerCommand::Checkpoint(args) => ledger_cmds::checkpoint(&args),
         },
         Command::Verify(args) => return verify_cmd::run(&args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve_cmd::run(&args),
         Command::Instance { command } => match command {
             InstanceCommand::Create(args) => admin_cmds::instance_create(&args),
         },

@@ -9,7 +9,10 @@
 mod query;
 mod record;
 
-pub use query::{KeyPage, KeyQuery, QueryError, Search, SearchScope, SortField, SortKey};
+pub use query::{
+    DEFAULT_LIMIT, KeyPage, KeyQuery, MAX_LIMIT, QueryError, Search, SearchScope, SortField,
+    SortKey,
+};
 pub use record::{DualAuthDelete, KeyRecord, KeyVersion, RotationPolicy};
 
 use std::collections::{BTreeMap, BTreeSet};

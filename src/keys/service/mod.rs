@@ -136,6 +136,11 @@ impl KeyService {
         self.writer.shutdown();
     }
 
+    /// Runs `f` on the projections under the read lock (no copy).
+    pub fn with_projections<R>(&self, f: impl FnOnce(&Projections) -> R) -> R {
+        f(&self.read())
+    }
+
     /// A snapshot of the projections.
     pub fn projections(&self) -> Projections {
         self.read().clone()

@@ -1,0 +1,683 @@
+//! Key Protect v2 key endpoints: create, list, head, get, metadata,
+//! versions, delete, purge, restore, and the actions (wrap, unwrap, rewrap,
+//! rotate, enable, disable, setKeyForDeletion, unsetKeyForDeletion), also in
+//! their deprecated `POST /keys/{id}?action=…` form. Handlers are thin: they
+//! authenticate, parse, call the key service on the blocking pool (where the
+//! event is made durable before anything is answered) and shape the result.
+
+use std::collections::HashMap;
+
+use actix_web::http::header::HeaderValue;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{Caller, Need, authenticate};
+use super::errors::ApiError;
+use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
+use crate::keys::projection::{KeyQuery, Search, SortKey};
+use crate::keys::service::{CreateKey, KeyMaterialSource};
+use crate::keys::state::KeyState;
+use crate::secret::SecretBytes;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Runs a blocking key-service call off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f).await.map_err(|_| ApiError::internal())?
+}
+
+/// Checks the media type and parses a JSON body into `T`.
+pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    let media = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let json_like = media == "application/json"
+        || (media.starts_with("application/vnd.ibm.kms.") && media.ends_with("+json"));
+    if !json_like {
+        return Err(ApiError::new(
+            415,
+            "BAD_BODY_ERR",
+            "the request body must be application/json or application/vnd.ibm.kms.*+json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_body(format!("the request body is not valid: {e}")))
+}
+
+fn decode_b64(field: &str, value: &str) -> Result<SecretBytes, ApiError> {
+    B64.decode(value.trim())
+        .map(SecretBytes::new)
+        .map_err(|_| ApiError::bad_body(format!("{field} must be base64")))
+}
+
+fn key_ring(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("x-kms-key-ring")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn prefers_minimal(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("return=minimal"))
+}
+
+fn correlation(resp: &mut HttpResponse, caller: &Caller) {
+    if let Ok(v) = HeaderValue::from_str(&caller.correlation_id) {
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("correlation-id"),
+            v,
+        );
+    }
+}
+
+/// Adds the receipt headers: the event's `seq` and RFC 9162 leaf hash,
+/// which the client can later prove is in the log.
+fn receipt(resp: &mut HttpResponse, r: &crate::writer::Receipt) {
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&r.seq.to_string()) {
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("keyledger-receipt-seq"),
+            v,
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(&hex::encode(r.leaf)) {
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("keyledger-receipt-leaf"),
+            v,
+        );
+    }
+}
+
+fn json_response(status: u16, media: &str, body: Value) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+    )
+    .content_type(media)
+    .json(body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectionBody<T> {
+    #[allow(dead_code)]
+    metadata: Option<Value>,
+    resources: Vec<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewKey {
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    kind: Option<String>,
+    name: String,
+    description: Option<String>,
+    #[serde(default)]
+    extractable: bool,
+    payload: Option<String>,
+    expiration_date: Option<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(rename = "keyRingID")]
+    key_ring_id: Option<String>,
+}
+
+/// `POST /api/v2/keys`
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Writer, "create")?;
+    let parsed: CollectionBody<NewKey> = parse_body(&req, &body)?;
+    let [new]: [NewKey; 1] = parsed
+        .resources
+        .try_into()
+        .map_err(|_| ApiError::bad_body("resources must hold exactly one key"))?;
+    let expiration_date = new
+        .expiration_date
+        .as_deref()
+        .map(|d| {
+            chrono::DateTime::parse_from_rfc3339(d)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| ApiError::bad_body("expirationDate must be an RFC 3339 time"))
+        })
+        .transpose()?;
+    let material = match &new.payload {
+        Some(p) => KeyMaterialSource::Payload(decode_b64("payload", p)?),
+        None => KeyMaterialSource::Generate,
+    };
+    let request = CreateKey {
+        name: new.name,
+        description: new.description,
+        extractable: new.extractable,
+        key_ring_id: new.key_ring_id.or_else(|| key_ring(&req)),
+        aliases: new.aliases,
+        expiration_date,
+        material,
+    };
+    let minimal = prefers_minimal(&req);
+    let c = caller.clone();
+    let now = (state.clock)();
+    let (key, r) = blocking(move || {
+        c.service
+            .create_key(&c.actor, &c.correlation_id, request)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    let mut resource = key_resource(caller.service.instance(), &key, now);
+    if minimal {
+        resource =
+            json!({"type": KEY_MEDIA_TYPE, "id": key.id, "name": key.name, "crn": resource["crn"]});
+    }
+    let mut resp = json_response(
+        201,
+        KEY_MEDIA_TYPE,
+        collection(KEY_MEDIA_TYPE, vec![resource]),
+    );
+    receipt(&mut resp, &r);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
+    let mut query = KeyQuery::default();
+    let invalid = |p: &str, why: &str| {
+        ApiError::new(
+            400,
+            "INVALID_QUERY_PARAM_ERR",
+            format!("invalid query parameter {p}: {why}"),
+        )
+    };
+    if let Some(limit) = q.get("limit") {
+        let n: usize = limit
+            .parse()
+            .map_err(|_| invalid("limit", "not a number"))?;
+        if !(1..=crate::keys::projection::MAX_LIMIT).contains(&n) {
+            return Err(invalid("limit", "must be 1-5000"));
+        }
+        query.limit = n;
+    }
+    if let Some(offset) = q.get("offset") {
+        query.offset = offset
+            .parse()
+            .map_err(|_| invalid("offset", "not a number"))?;
+    }
+    if let Some(states) = q.get("state") {
+        query.states = states
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<u8>()
+                    .ok()
+                    .and_then(KeyState::from_u8)
+                    .ok_or_else(|| invalid("state", "must be a list of 0, 1, 2, 3, 5"))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(x) = q.get("extractable") {
+        query.extractable = Some(match x.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(invalid("extractable", "must be true or false")),
+        });
+    }
+    if let Some(s) = q.get("search") {
+        query.search = Some(Search::parse(s)?);
+    }
+    if let Some(s) = q.get("sort") {
+        query.sort = SortKey::parse_list(s)?;
+    }
+    Ok(query)
+}
+
+/// `GET /api/v2/keys`
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Reader, "list")?;
+    let mut query = list_query(&q)?;
+    query.key_ring_id = key_ring(&req);
+    let now = (state.clock)();
+    let instance = caller.service.instance().to_string();
+    let (resources, total) = caller.service.with_projections(|p| {
+        let page = p.keys.list(&query);
+        (
+            page.keys
+                .iter()
+                .map(|k| key_resource(&instance, k, now))
+                .collect::<Vec<_>>(),
+            page.total,
+        )
+    });
+    let mut body = collection(KEY_MEDIA_TYPE, resources);
+    if q.get("totalCount").is_some_and(|v| v == "true") {
+        body["metadata"]["totalCount"] = json!(total);
+    }
+    let mut resp = json_response(200, KEY_MEDIA_TYPE, body);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `HEAD /api/v2/keys`: the number of keys in `Key-Total`.
+pub async fn head(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Reader, "head")?;
+    let mut query = list_query(&q)?;
+    query.key_ring_id = key_ring(&req);
+    query.limit = usize::MAX;
+    let total = caller
+        .service
+        .with_projections(|p| p.keys.list(&query).total);
+    let mut resp = HttpResponse::Ok().finish();
+    if let Ok(v) = HeaderValue::from_str(&total.to_string()) {
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("key-total"),
+            v,
+        );
+    }
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `GET /api/v2/keys/{id|alias}`: the key, with the payload of a standard key.
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Writer, "read")?;
+    let id = id.into_inner();
+    let key = caller.service.key(&id).map_err(ApiError::from)?;
+    let now = (state.clock)();
+    let mut resource = key_resource(caller.service.instance(), &key, now);
+    let mut receipt_of = None;
+    if key.extractable && key.state != KeyState::Destroyed {
+        let c = caller.clone();
+        let key_id = key.id.clone();
+        let (payload, r) = blocking(move || {
+            c.service
+                .key_payload(&c.actor, &c.correlation_id, &key_id)
+                .map_err(ApiError::from)
+        })
+        .await?;
+        resource["payload"] = json!(B64.encode(payload.expose()));
+        receipt_of = Some(r);
+    }
+    let mut resp = json_response(
+        200,
+        KEY_MEDIA_TYPE,
+        collection(KEY_MEDIA_TYPE, vec![resource]),
+    );
+    if let Some(r) = &receipt_of {
+        receipt(&mut resp, r);
+    }
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `GET /api/v2/keys/{id}/metadata`
+pub async fn metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Reader, "read_metadata")?;
+    let key = caller.service.key(&id).map_err(ApiError::from)?;
+    let resource = key_resource(caller.service.instance(), &key, (state.clock)());
+    let mut resp = json_response(
+        200,
+        KEY_MEDIA_TYPE,
+        collection(KEY_MEDIA_TYPE, vec![resource]),
+    );
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `GET /api/v2/keys/{id}/versions`
+pub async fn versions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Reader, "list_versions")?;
+    let key = caller.service.key(&id).map_err(ApiError::from)?;
+    let limit: usize = q
+        .get("limit")
+        .map(|l| l.parse())
+        .transpose()
+        .map_err(|_| ApiError::new(400, "INVALID_QUERY_PARAM_ERR", "limit must be a number"))?
+        .unwrap_or(200);
+    let offset: usize = q
+        .get("offset")
+        .map(|l| l.parse())
+        .transpose()
+        .map_err(|_| ApiError::new(400, "INVALID_QUERY_PARAM_ERR", "offset must be a number"))?
+        .unwrap_or(0);
+    let resources: Vec<Value> = key
+        .versions
+        .iter()
+        .rev()
+        .skip(offset)
+        .take(limit)
+        .map(|v| {
+            json!({"id": v.id, "creationDate": v.creation_date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)})
+        })
+        .collect();
+    let media = "application/vnd.ibm.kms.key_version+json";
+    let mut body = collection(media, resources);
+    if q.get("totalCount").is_some_and(|v| v == "true") {
+        body["metadata"]["totalCount"] = json!(key.versions.len());
+    }
+    let mut resp = json_response(200, media, body);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `DELETE /api/v2/keys/{id}[?force=true]`
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Manager, "delete")?;
+    let force = q.get("force").is_some_and(|v| v == "true");
+    let c = caller.clone();
+    let id = id.into_inner();
+    let key_id = id.clone();
+    let r = blocking(move || {
+        c.service
+            .delete_key(&c.actor, &c.correlation_id, &key_id, force)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    key_after(&req, &caller, &state, &id, &r, 200, prefers_minimal(&req)).await
+}
+
+/// The key after an action, as Key Protect answers (200/201 with the key,
+/// or 204 when the client prefers `return=minimal`).
+async fn key_after(
+    _req: &HttpRequest,
+    caller: &Caller,
+    state: &AppState,
+    id: &str,
+    r: &crate::writer::Receipt,
+    status: u16,
+    minimal: bool,
+) -> Result<HttpResponse, ApiError> {
+    let mut resp = if minimal {
+        HttpResponse::NoContent().finish()
+    } else {
+        let key = caller.service.key(id).map_err(ApiError::from)?;
+        let resource = key_resource(caller.service.instance(), &key, (state.clock)());
+        json_response(
+            status,
+            KEY_MEDIA_TYPE,
+            collection(KEY_MEDIA_TYPE, vec![resource]),
+        )
+    };
+    receipt(&mut resp, r);
+    correlation(&mut resp, caller);
+    Ok(resp)
+}
+
+/// `DELETE /api/v2/keys/{id}/purge`
+pub async fn purge(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Manager, "purge")?;
+    let before = caller.service.key(&id).map_err(ApiError::from)?;
+    let c = caller.clone();
+    let key_id = id.into_inner();
+    let r = blocking(move || {
+        c.service
+            .purge_key(&c.actor, &c.correlation_id, &key_id)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    let resource = key_resource(caller.service.instance(), &before, (state.clock)());
+    let mut resp = json_response(
+        200,
+        KEY_MEDIA_TYPE,
+        collection(KEY_MEDIA_TYPE, vec![resource]),
+    );
+    receipt(&mut resp, &r);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `POST /api/v2/keys/{id}/restore`
+pub async fn restore(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Manager, "restore")?;
+    let c = caller.clone();
+    let key_id = id.into_inner();
+    let k = key_id.clone();
+    let r = blocking(move || {
+        c.service
+            .restore_key(&c.actor, &c.correlation_id, &k)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    key_after(&req, &caller, &state, &key_id, &r, 201, false).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrapBody {
+    plaintext: Option<String>,
+    #[serde(default)]
+    aad: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnwrapBody {
+    ciphertext: String,
+    #[serde(default)]
+    aad: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    payload: Option<String>,
+}
+
+/// `POST /api/v2/keys/{id}/actions/{action}`
+pub async fn action(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (id, action) = path.into_inner();
+    run_action(req, state, id, action, body).await
+}
+
+/// Deprecated `POST /api/v2/keys/{id}?action=…`
+pub async fn action_query(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let action = q.get("action").cloned().ok_or_else(|| {
+        ApiError::new(
+            400,
+            "INVALID_QUERY_PARAM_ERR",
+            "the action parameter is required",
+        )
+    })?;
+    run_action(req, state, id.into_inner(), action, body).await
+}
+
+async fn run_action(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: String,
+    action: String,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let need = match action.as_str() {
+        "wrap" | "unwrap" | "rewrap" | "rotate" => Need::Writer,
+        "enable" | "disable" | "setKeyForDeletion" | "unsetKeyForDeletion" | "restore" => {
+            Need::Manager
+        }
+        "sync" => Need::Reader,
+        _ => {
+            return Err(ApiError::new(
+                400,
+                "INVALID_QUERY_PARAM_ERR",
+                format!(
+                    "unknown action {:?}",
+                    action.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+    };
+    let caller = authenticate(&req, &state.registry, need, &action)?;
+    let c = caller.clone();
+    match action.as_str() {
+        "wrap" => {
+            let b: WrapBody = if body.is_empty() {
+                WrapBody {
+                    plaintext: None,
+                    aad: Vec::new(),
+                }
+            } else {
+                parse_body(&req, &body)?
+            };
+            let plaintext = b
+                .plaintext
+                .as_deref()
+                .map(|p| decode_b64("plaintext", p))
+                .transpose()?;
+            let result = blocking(move || {
+                c.service
+                    .wrap(&c.actor, &c.correlation_id, &id, plaintext, &b.aad)
+                    .map_err(ApiError::from)
+            })
+            .await?;
+            let mut out = json!({"ciphertext": result.ciphertext, "keyVersion": {"id": result.key_version_id}});
+            if let Some(generated) = &result.generated {
+                out["plaintext"] = json!(B64.encode(generated.expose()));
+            }
+            let mut resp = json_response(200, "application/vnd.ibm.kms.key_action_wrap+json", out);
+            receipt(&mut resp, &result.receipt);
+            correlation(&mut resp, &caller);
+            Ok(resp)
+        }
+        "unwrap" => {
+            let b: UnwrapBody = parse_body(&req, &body)?;
+            let result = blocking(move || {
+                c.service
+                    .unwrap(&c.actor, &c.correlation_id, &id, &b.ciphertext, &b.aad)
+                    .map_err(ApiError::from)
+            })
+            .await?;
+            let mut out = json!({
+                "plaintext": B64.encode(result.plaintext.expose()),
+                "keyVersion": {"id": result.key_version_id},
+            });
+            if let Some((ct, version)) = &result.rewrapped {
+                out["ciphertext"] = json!(ct);
+                out["rewrappedKeyVersion"] = json!({"id": version});
+            }
+            let mut resp =
+                json_response(200, "application/vnd.ibm.kms.key_action_unwrap+json", out);
+            receipt(&mut resp, &result.receipt);
+            correlation(&mut resp, &caller);
+            Ok(resp)
+        }
+        "rewrap" => {
+            let b: UnwrapBody = parse_body(&req, &body)?;
+            let (ciphertext, from, to, r) = blocking(move || {
+                c.service
+                    .rewrap(&c.actor, &c.correlation_id, &id, &b.ciphertext, &b.aad)
+                    .map_err(ApiError::from)
+            })
+            .await?;
+            let out = json!({
+                "ciphertext": ciphertext,
+                "keyVersion": {"id": from},
+                "rewrappedKeyVersion": {"id": to},
+            });
+            let mut resp =
+                json_response(200, "application/vnd.ibm.kms.key_action_rewrap+json", out);
+            receipt(&mut resp, &r);
+            correlation(&mut resp, &caller);
+            Ok(resp)
+        }
+        "sync" => {
+            caller.service.key(&id).map_err(ApiError::from)?;
+            let mut resp = HttpResponse::NoContent().finish();
+            correlation(&mut resp, &caller);
+            Ok(resp)
+        }
+        other => {
+            let payload = if other == "rotate" && !body.is_empty() {
+                let b: RotateBody = parse_body(&req, &body)?;
+                b.payload
+                    .as_deref()
+                    .map(|p| decode_b64("payload", p))
+                    .transpose()?
+            } else {
+                None
+            };
+            let other = other.to_string();
+            let key_id = id.clone();
+            let r = blocking(move || {
+                let s = &c.service;
+                let (a, corr) = (&c.actor, c.correlation_id.as_str());
+                match other.as_str() {
+                    "rotate" => s.rotate_key(a, corr, &key_id, payload),
+                    "enable" => s.enable_key(a, corr, &key_id),
+                    "disable" => s.disable_key(a, corr, &key_id),
+                    "setKeyForDeletion" => s.set_key_for_deletion(a, corr, &key_id),
+                    "unsetKeyForDeletion" => s.unset_key_for_deletion(a, corr, &key_id),
+                    _ => s.restore_key(a, corr, &key_id),
+                }
+                .map_err(ApiError::from)
+            })
+            .await?;
+            let minimal = !req
+                .headers()
+                .get("prefer")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("return=representation"));
+            key_after(&req, &caller, &state, &id, &r, 200, minimal).await
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The instances a server serves, opened at start over the embedded store,
+//! one shared HSM backend and the clock.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use crate::hsm::HsmBackend;
+use crate::keys::service::KeyService;
+use crate::store::EventStore;
+use crate::store::embedded::EmbeddedStore;
+use crate::writer::Clock;
+
+/// Open instances by name.
+pub struct Registry {
+    instances: RwLock<BTreeMap<String, Arc<KeyService>>>,
+}
+
+impl Registry {
+    /// Opens every instance found in `data_dir`.
+    pub fn open_all(
+        data_dir: &Path,
+        hsm: Arc<dyn HsmBackend>,
+        clock: Clock,
+    ) -> Result<Self, String> {
+        let names = EmbeddedStore::open(data_dir)
+            .and_then(|s| s.list_instances())
+            .map_err(|e| e.to_string())?;
+        let mut instances = BTreeMap::new();
+        for name in names {
+            let service = crate::instance::open(data_dir, &name, hsm.clone(), clock.clone())?;
+            instances.insert(name, Arc::new(service));
+        }
+        Ok(Registry {
+            instances: RwLock::new(instances),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<KeyService>> {
+        self.instances
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.instances
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<Arc<KeyService>> {
+        self.instances
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops every instance's writer once its pending appends are durable.
+    pub fn shutdown(&self) {
+        let all = std::mem::take(
+            &mut *self
+                .instances
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (_, service) in all {
+            if let Ok(service) = Arc::try_unwrap(service) {
+                service.shutdown();
+            }
+        }
+    }
+}
