@@ -6,12 +6,14 @@
 //! command's event, and `keyledger verify --policy` replays the same rules
 //! over a bundle. See `docs/GOVERNANCE.md`.
 
+pub mod approval;
 pub mod command;
 pub mod policies;
 pub mod rules;
 pub mod state;
 mod view;
 
+pub use approval::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
 pub use command::{AdminCommand, CommandDocument, CommandError, SignedCommand, admin_id};
 pub use rules::{Authorized, Denial, View, authorize};
 pub use state::{Admin, Approval, ApprovalStatus, Credential, GovernanceState, Thresholds};

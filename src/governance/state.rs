@@ -103,6 +103,22 @@ impl Approval {
     pub fn open(&self, now: DateTime<Utc>) -> bool {
         self.status == ApprovalStatus::Pending && now < self.expires_at
     }
+
+    /// Pending with its quorum: the crypto worker owes it an outcome. No
+    /// clock here: approvals are only accepted before the expiry, so a quorum
+    /// in the log was reached in time even if the outcome comes later (after
+    /// a crash and restart).
+    pub fn awaiting_execution(&self) -> bool {
+        self.status == ApprovalStatus::Pending && self.quorum_seq().is_some()
+    }
+
+    /// Pending, short of its quorum, and past its expiry at `now`: the sweep
+    /// records `approval.expired` for it.
+    pub fn lapsed(&self, now: DateTime<Utc>) -> bool {
+        self.status == ApprovalStatus::Pending
+            && self.quorum_seq().is_none()
+            && now >= self.expires_at
+    }
 }
 
 /// The governance projection.
@@ -161,6 +177,37 @@ impl GovernanceState {
         self.approvals
             .iter()
             .find(|(_, a)| a.operation == operation && a.target == target && a.open(now))
+    }
+
+    /// The latest request (by request seq) for `operation` on `target`,
+    /// whatever its status.
+    pub fn latest_approval(&self, operation: &str, target: &str) -> Option<(&String, &Approval)> {
+        self.approvals
+            .iter()
+            .filter(|(_, a)| a.operation == operation && a.target == target)
+            .max_by_key(|(_, a)| a.requested_seq)
+    }
+
+    /// Ids of the requests awaiting execution, in the order their quorums
+    /// were reached.
+    pub fn awaiting_execution(&self) -> Vec<String> {
+        let mut ready: Vec<(u64, &String)> = self
+            .approvals
+            .iter()
+            .filter(|(_, a)| a.awaiting_execution())
+            .filter_map(|(id, a)| a.quorum_seq().map(|q| (q, id)))
+            .collect();
+        ready.sort();
+        ready.into_iter().map(|(_, id)| id.clone()).collect()
+    }
+
+    /// Ids of the requests that lapsed at `now` (see [`Approval::lapsed`]).
+    pub fn lapsed_approvals(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.approvals
+            .iter()
+            .filter(|(_, a)| a.lapsed(now))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Applies one stored event.
@@ -248,10 +295,11 @@ impl GovernanceState {
                 },
             );
         } else if let Some(Ok(e)) = envelope.payload_as::<ApprovalGranted>() {
-            // Grants count only while the request is open; the requester
-            // never approves their own request (see `quorum_seq`).
+            // Grants count only while the request is open, and the
+            // requester never counts towards their own quorum.
             if let Some(a) = self.approvals.get_mut(&e.request_id)
                 && a.status == ApprovalStatus::Pending
+                && a.requester != e.approver
             {
                 a.approvers.entry(e.approver).or_insert(seq);
             }

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::state::{AUTO_PURGE_AFTER, KeyState, PURGE_DELAY, RESTORE_WINDOW};
 use crate::event::{self, Envelope, EventPayload};
+use crate::governance::OP_KEY_DELETE;
 
 /// The default key ring, which always exists.
 pub const DEFAULT_KEY_RING: &str = "default";
@@ -137,6 +138,14 @@ impl KeyProjection {
         fn with<P: EventPayload>(env: &Envelope<'_>, f: impl FnOnce(P) -> bool) -> Option<bool> {
             env.payload_as::<P>().map(|p| p.map(f).unwrap_or(false))
         }
+        // Events of other domains (approvals) that are key events only when
+        // `f` says so.
+        fn when<P: EventPayload>(
+            env: &Envelope<'_>,
+            f: impl FnOnce(P) -> Option<bool>,
+        ) -> Option<bool> {
+            env.payload_as::<P>().and_then(Result::ok).and_then(f)
+        }
         with(env, |p: event::KeyCreated| {
             self.created(seq, time, principal, p)
         })
@@ -170,6 +179,22 @@ impl KeyProjection {
                     };
                     true
                 })
+            })
+        })
+        .or_else(|| {
+            when(env, |p: event::ApprovalRequested| {
+                (p.operation == OP_KEY_DELETE)
+                    .then(|| self.deletion_requested(seq, time, principal, p))
+            })
+        })
+        .or_else(|| {
+            when(env, |p: event::ApprovalCancelled| {
+                self.deletion_closed(&p.request_id, seq, time)
+            })
+        })
+        .or_else(|| {
+            when(env, |p: event::ApprovalExpired| {
+                self.deletion_closed(&p.request_id, seq, time)
             })
         })
         .or_else(|| {
@@ -339,8 +364,52 @@ impl KeyProjection {
             k.dual_auth_delete.key_set_for_deletion = true;
             k.dual_auth_delete.auth_expiration = Some(expiration);
             k.dual_auth_delete.set_by = Some(principal.to_string());
+            k.dual_auth_delete.request_id = None;
             true
         })
+    }
+
+    /// `approval.requested` for `key.delete`: the `setKeyForDeletion` of a
+    /// dual-authorisation delete.
+    fn deletion_requested(
+        &mut self,
+        seq: u64,
+        time: DateTime<Utc>,
+        principal: &str,
+        p: event::ApprovalRequested,
+    ) -> bool {
+        let Some(expiration) = parse_time(&p.expires_at) else {
+            return false;
+        };
+        self.edit(&p.target, seq, time, |k| {
+            k.dual_auth_delete = DualAuthDelete {
+                enabled: k.dual_auth_delete.enabled,
+                key_set_for_deletion: true,
+                auth_expiration: Some(expiration),
+                set_by: Some(principal.to_string()),
+                request_id: Some(p.request_id),
+            };
+            true
+        })
+    }
+
+    /// `approval.cancelled` / `approval.expired` of a key's pending
+    /// deletion request clears its authorisation; `None` if no key has that
+    /// request pending (another operation's request, or one already closed).
+    fn deletion_closed(&mut self, request_id: &str, seq: u64, time: DateTime<Utc>) -> Option<bool> {
+        let key_id = self
+            .keys
+            .values()
+            .find(|k| k.dual_auth_delete.request_id.as_deref() == Some(request_id))?
+            .id
+            .clone();
+        Some(self.edit(&key_id, seq, time, |k| {
+            k.dual_auth_delete = DualAuthDelete {
+                enabled: k.dual_auth_delete.enabled,
+                ..DualAuthDelete::default()
+            };
+            true
+        }))
     }
 
     fn destroyed(

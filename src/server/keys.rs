@@ -19,7 +19,7 @@ use super::auth::{Caller, Need, authenticate};
 use super::errors::ApiError;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
 use crate::keys::projection::{KeyQuery, Search, SortKey};
-use crate::keys::service::{CreateKey, KeyMaterialSource};
+use crate::keys::service::{CreateKey, Gated, KeyMaterialSource};
 use crate::keys::state::KeyState;
 use crate::secret::SecretBytes;
 
@@ -463,11 +463,26 @@ pub async fn purge(
     })
     .await?;
     let resource = key_resource(caller.service.instance(), &before, (state.clock)());
+    // A dual-authorisation key's purge waits for a second principal
+    // (keyledger's rule; Key Protect has none): 202 with the request id.
+    let (status, r, request) = match r {
+        Gated::Executed(r) => (200, r, None),
+        Gated::Pending {
+            request_id,
+            receipt,
+        } => (202, receipt, Some(request_id)),
+    };
     let mut resp = json_response(
-        200,
+        status,
         KEY_MEDIA_TYPE,
         collection(KEY_MEDIA_TYPE, vec![resource]),
     );
+    if let Some(id) = request.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("keyledger-approval-request"),
+            id,
+        );
+    }
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
     Ok(resp)

@@ -29,6 +29,10 @@ pub struct DualAuthDelete {
     pub auth_expiration: Option<DateTime<Utc>>,
     /// Principal who called `setKeyForDeletion`.
     pub set_by: Option<String>,
+    /// The `approval.requested` (operation `key.delete`) this authorisation
+    /// is; absent for the legacy `key.deletion_authorized` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Rotation policy of a key.
@@ -116,6 +120,19 @@ impl KeyRecord {
             set_by: self.dual_auth_delete.set_by.as_deref(),
             auth_expiration: self.dual_auth_delete.auth_expiration,
         }
+    }
+
+    /// When the rotation policy next rotates this key: `intervalMonth`
+    /// calendar months after the last rotation (or the creation). `None`
+    /// without an enabled policy with an interval.
+    pub fn next_rotation(&self) -> Option<DateTime<Utc>> {
+        let months = self
+            .rotation
+            .interval_month
+            .filter(|_| self.rotation.enabled)?;
+        self.last_rotate_date
+            .unwrap_or(self.creation_date)
+            .checked_add_months(chrono::Months::new(u32::from(months)))
     }
 
     pub(super) fn touch(&mut self, seq: u64, time: DateTime<Utc>) {

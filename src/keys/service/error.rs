@@ -1,6 +1,7 @@
 //! Errors of key and ceremony commands, each with its Key Protect reason
 //! code and HTTP status. Messages never carry key material.
 
+use crate::governance::ApprovalDenial;
 use crate::hsm::HsmError;
 use crate::keys::ciphertext::CiphertextError;
 use crate::keys::material::MaterialError;
@@ -44,6 +45,9 @@ pub enum KeyError {
     /// An administrator command or gated operation refused by the rules.
     #[error("refused: {0}")]
     Denied(#[from] crate::governance::Denial),
+    /// An approval, cancellation or request of a gated operation refused.
+    #[error("refused: {0}")]
+    Approval(#[from] ApprovalDenial),
 }
 
 impl From<HsmError> for KeyError {
@@ -84,6 +88,16 @@ impl KeyError {
                 "INTERNAL_SERVER_ERROR"
             }
             KeyError::Denied(_) => "UNAUTHORIZED_ERR",
+            KeyError::Approval(d) => match d {
+                ApprovalDenial::NotFound(_) => "NOT_FOUND_ERR",
+                // The key is (already / not) set for deletion.
+                ApprovalDenial::AlreadyPending { .. } | ApprovalDenial::NothingPending { .. } => {
+                    "KEY_ACTION_INVALID_STATE_ERR"
+                }
+                // Key Protect's answer to a delete without a valid second
+                // authorisation, the requester's own included.
+                _ => "AUTHORIZATIONS_NOT_MET",
+            },
         }
     }
 
@@ -112,6 +126,8 @@ impl KeyError {
                 }
                 _ => 403,
             },
+            KeyError::Approval(ApprovalDenial::NotFound(_)) => 404,
+            KeyError::Approval(_) => 409,
         }
     }
 }

@@ -3,13 +3,15 @@
 
 use chrono::{DateTime, Utc};
 
+use super::approvals::{self, Gated};
 use super::{KeyError, KeyService};
 use crate::event::{
-    Actor, KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
-    KeyEnabled, KeyExpired, KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRotated,
+    Actor, KeyCreated, KeyDisabled, KeyEnabled, KeyExpired, KeyPolicyUpdated, KeyRestored,
+    KeyRotated,
 };
+use crate::governance::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
 use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
-use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction, KeyState};
+use crate::keys::state::{self, KeyAction, KeyState, StateError};
 use crate::secret::SecretBytes;
 use crate::writer::Receipt;
 
@@ -203,8 +205,7 @@ impl KeyService {
             Some(p) => self.hsm.import_key(&binding, p)?,
             None => self.hsm.generate_key(&binding, 32)?,
         };
-        self.material
-            .put(&self.instance, &key.id, version, &new.wrapped)?;
+        self.store_new_version(&key.id, version, &new.wrapped)?;
         let event = KeyRotated {
             key_id: key.id.clone(),
             version_id: new_id(),
@@ -236,7 +237,9 @@ impl KeyService {
         self.record(actor, correlation_id, &KeyDisabled { key_id: key.id })
     }
 
-    /// First authorisation of a dual-authorisation delete.
+    /// First authorisation of a dual-authorisation delete
+    /// (`setKeyForDeletion`): an `approval.requested` for `key.delete` by
+    /// `actor`, approvable by one other principal for seven days.
     pub fn set_key_for_deletion(
         &self,
         actor: &Actor,
@@ -245,27 +248,16 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::SetKeyForDeletion)?;
-        if let Err(e) = state::check_set_for_deletion(&key.dual_auth()) {
-            return Err(self.refuse(
-                actor,
-                correlation_id,
-                &key.id,
-                "setKeyForDeletion",
-                e.into(),
-            ));
+        let open = self.open_request(OP_KEY_DELETE, &key.id);
+        let dual_auth = self.dual_auth_applies(&key);
+        if let Err(e) = approvals::check_new_deletion_request(dual_auth, open.as_ref(), &key.id) {
+            return Err(self.refuse(actor, correlation_id, &key.id, "setKeyForDeletion", e));
         }
-        let expiration =
-            (self.now() + DUAL_AUTH_WINDOW).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.record(
-            actor,
-            correlation_id,
-            &KeyDeletionAuthorized {
-                key_id: key.id,
-                auth_expiration: expiration,
-            },
-        )
+        self.request_approval(actor, correlation_id, OP_KEY_DELETE, &key.id)
+            .map(|(_, receipt)| receipt)
     }
 
+    /// `unsetKeyForDeletion`: cancels the pending deletion request.
     pub fn unset_key_for_deletion(
         &self,
         actor: &Actor,
@@ -274,7 +266,15 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::UnsetKeyForDeletion)?;
-        if let Err(e) = state::check_set_for_deletion(&key.dual_auth()) {
+        if !self.dual_auth_applies(&key) {
+            let e = StateError::NotDualAuth.into();
+            return Err(self.refuse(actor, correlation_id, &key.id, "unsetKeyForDeletion", e));
+        }
+        let Some((request_id, approval)) = self.open_request(OP_KEY_DELETE, &key.id) else {
+            let e = ApprovalDenial::NothingPending {
+                operation: OP_KEY_DELETE.into(),
+                target: key.id.clone(),
+            };
             return Err(self.refuse(
                 actor,
                 correlation_id,
@@ -282,17 +282,22 @@ impl KeyService {
                 "unsetKeyForDeletion",
                 e.into(),
             ));
-        }
-        self.record(
+        };
+        self.cancel_checked(
             actor,
             correlation_id,
-            &KeyDeletionUnauthorized { key_id: key.id },
+            &request_id,
+            &approval,
+            "unsetKeyForDeletion",
         )
     }
 
-    /// Deletes (destroys) a key: state 5, material kept until purge. A
-    /// dual-authorisation key needs an unexpired `setKeyForDeletion` by
-    /// another principal.
+    /// Deletes (destroys) a key: state 5, material kept until purge. Under
+    /// dual authorisation (key or instance policy) the delete is the second
+    /// authorisation: it approves the pending `key.delete` request of
+    /// another principal and the worker executes it (`key.destroyed` with
+    /// the request id); without one, or by the requester, it is refused
+    /// (`AUTHORIZATIONS_NOT_MET`). Returns the receipt of `key.destroyed`.
     pub fn delete_key(
         &self,
         actor: &Actor,
@@ -302,17 +307,17 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::Delete)?;
-        if let Err(e) =
-            state::check_dual_auth_delete(&key.dual_auth(), &actor.principal, self.now())
-        {
-            return Err(self.refuse(actor, correlation_id, &key.id, "delete", e.into()));
+        if !self.dual_auth_applies(&key) {
+            return self.destroy(actor, correlation_id, &key.id, force, None);
         }
-        let event = KeyDestroyed {
-            key_id: key.id,
-            force,
-            approval_request_id: None,
+        let Some(request) = self.latest_request(OP_KEY_DELETE, &key.id) else {
+            let e = approvals::authorizations_not_met();
+            return Err(self.refuse(actor, correlation_id, &key.id, "delete", e));
         };
-        self.record(actor, correlation_id, &event)
+        // Requests the key service makes need one approval, so the second
+        // authorisation executes the delete.
+        self.second_authorisation(actor, correlation_id, &key, request, force)
+            .map(|gated| gated.receipt().clone())
     }
 
     /// Restores a destroyed key within 30 days of its deletion.
@@ -350,24 +355,33 @@ impl KeyService {
     }
 
     /// Purges a destroyed key (at least 4 hours after deletion): its wrapped
-    /// material is shredded first, then the purge is recorded; afterwards
-    /// nothing can unwrap its ciphertexts.
+    /// material is shredded first, then `key.purged` is recorded; afterwards
+    /// nothing can unwrap its ciphertexts. Under dual authorisation the
+    /// purge is gated like a delete: the first call records a `key.purge`
+    /// request ([`Gated::Pending`]), a call by another principal within seven
+    /// days approves it and the worker executes it ([`Gated::Executed`]).
     pub fn purge_key(
         &self,
         actor: &Actor,
         correlation_id: &str,
         id: &str,
-    ) -> Result<Receipt, KeyError> {
+    ) -> Result<Gated, KeyError> {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::Purge)?;
-        let shredded = self.material.purge(&self.instance, &key.id)?;
-        self.forget_material(&key.id);
-        let event = KeyPurged {
-            key_id: key.id,
-            versions_shredded: shredded,
-            approval_request_id: None,
-        };
-        self.record(actor, correlation_id, &event)
+        if !self.dual_auth_applies(&key) {
+            return self
+                .shred(actor, correlation_id, &key.id, None)
+                .map(Gated::Executed);
+        }
+        if let Some(request) = self.open_request(OP_KEY_PURGE, &key.id) {
+            return self.second_authorisation(actor, correlation_id, &key, request, false);
+        }
+        let (request_id, receipt) =
+            self.request_approval(actor, correlation_id, OP_KEY_PURGE, &key.id)?;
+        Ok(Gated::Pending {
+            request_id,
+            receipt,
+        })
     }
 
     /// Sets a key policy: `dualAuthDelete` (enabled) or `rotation`
@@ -393,6 +407,14 @@ impl KeyService {
         }
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::SetPolicy)?;
+        // The key projection drops a pending authorisation on this update:
+        // the request it came from is cancelled first, so both agree.
+        if policy_type == "dualAuthDelete"
+            && let Some((request_id, approval)) = self.open_request(OP_KEY_DELETE, &key.id)
+        {
+            let reason = "dualAuthDelete policy updated";
+            self.cancel_checked(actor, correlation_id, &request_id, &approval, reason)?;
+        }
         let event = KeyPolicyUpdated {
             key_id: key.id,
             policy_type: policy_type.to_string(),

@@ -8,25 +8,35 @@
 //!   rotation, unseal after restart.
 //! - lifecycle: create/import, rotate, enable/disable, dual-auth delete,
 //!   restore, purge, expiry.
+//! - approvals: requests, approvals by other principals, cancellation and
+//!   expiry of gated operations (dual-authorisation delete and purge).
+//! - worker: the crypto worker, which executes an approved request once and
+//!   records its outcome; rotation: policy-driven rotation.
 //! - envelope: wrap, unwrap, rewrap, standard-key payload.
 
 mod admin;
+mod approvals;
 mod ceremony;
 mod envelope;
 mod error;
+pub mod failpoint;
 mod history;
 mod lifecycle;
+mod rotation;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 
+pub use approvals::Gated;
 pub use ceremony::{CeremonyStatus, part_submission_message};
 pub use envelope::{UnwrapResult, WrapResult};
 pub use error::KeyError;
 pub use history::AsOf;
 pub use lifecycle::{CreateKey, KeyMaterialSource};
+pub use rotation::rotation_due;
 
 use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};
 use crate::governance::GovernanceState;
@@ -87,7 +97,8 @@ const REPLAY_CHUNK: u64 = 4096;
 
 impl KeyService {
     /// Opens the service over an instance's writer, replaying its log into
-    /// the projections.
+    /// the projections; then the crypto worker completes every approved
+    /// request that has no outcome yet (one a crash interrupted).
     pub fn open(
         writer: LedgerWriter,
         hsm: Arc<dyn HsmBackend>,
@@ -110,7 +121,7 @@ impl KeyService {
             }
             start = end;
         }
-        Ok(KeyService {
+        let service = KeyService {
             instance: writer.instance().to_string(),
             writer,
             hsm,
@@ -119,7 +130,9 @@ impl KeyService {
             commands: Mutex::new(()),
             clock,
             material_cache: RwLock::new(HashMap::new()),
-        })
+        };
+        service.run_worker()?;
+        Ok(service)
     }
 
     pub fn instance(&self) -> &str {
