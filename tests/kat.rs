@@ -6,7 +6,8 @@
 //!   crate, the software HSM's envelope code with the vector's nonce, and
 //!   the software HSM's `decrypt` through the trait after importing the key.
 //! - RFC 8032 ed25519: `ed25519-dalek` (key, signature, verification) and
-//!   `LedgerKey::from_seed` (the public key it derives). The same vectors run
+//!   `LedgerKey::from_seed` (the public key it derives, and its signatures
+//!   through the `LedgerSigner` trait the writer uses). The same vectors run
 //!   through the PKCS#11 backend's `sign` in `tests/hsm_pkcs11.rs`.
 //! - RFC 3394 / RFC 5649 AES key wrap (with padding): the `aes-kw` crate
 //!   (CKM_AES_KEY_WRAP_PAD, which the PKCS#11 backend uses, is RFC 5649).
@@ -21,6 +22,7 @@ use keyledger::hsm::software::{SoftwareHsm, envelope};
 use keyledger::hsm::{HsmBackend, HsmError, KeyBinding, ceremony};
 use keyledger::ledger_key::LedgerKey;
 use keyledger::secret::SecretBytes;
+use keyledger::signer::LedgerSigner;
 
 mod common;
 
@@ -207,12 +209,19 @@ fn rfc8032_ed25519() {
             signing.verifying_key().verify(&msg, &bad).is_err(),
             "{name}"
         );
-        // The ledger key derives the same public key from the same seed.
+        // The ledger key derives the same public key from the same seed, and
+        // signs through the writer's signer interface exactly as RFC 8032 says.
         let ledger = LedgerKey::from_seed("kat.example/log", &seed);
         assert_eq!(
             ledger.verifying_key().to_bytes().as_slice(),
             public.as_slice(),
             "{name}"
+        );
+        let signer: &dyn LedgerSigner = &ledger;
+        assert_eq!(
+            signer.sign_message(&msg).expect("sign").as_slice(),
+            sig.as_slice(),
+            "{name}: LedgerSigner::sign_message"
         );
     }
     assert_eq!(bytes(&all[3], "MESSAGE").len(), 1023);
