@@ -3,8 +3,9 @@
 //! token, rotation signed by the old one), closed and reopened with a fresh
 //! session to the token, exported, and verified offline by `keyledger
 //! verify` exactly like a file-signed log. Also: moving a file key into the
-//! HSM by rotation, and refusing what cannot work (no HSM given, the wrong
-//! backend, a reference to another key, a backend that cannot sign).
+//! HSM by rotation, refusing what cannot work (no HSM given, the wrong
+//! backend, a reference to another key, a backend that cannot sign), and the
+//! same through the `keyledger ledger` commands with `--pkcs11-*` flags.
 //!
 //! SoftHSM2 must be installed (`scripts/softhsm-setup`).
 #![cfg(feature = "pkcs11")]
@@ -351,4 +352,90 @@ fn a_backend_that_cannot_sign_cannot_hold_a_ledger_key() {
         .append(realistic_event(1, 0).expect("d"))
         .expect("the file key still signs");
     ledger.shutdown();
+}
+
+/// Runs the `keyledger` binary on `data` (the token's PIN in the environment
+/// only when `pin` is set).
+fn keyledger(args: &[&str], data: &Path, pin: bool) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyledger"));
+    cmd.args(args).env("KEYLEDGER_DATA_DIR", data);
+    if pin {
+        cmd.env("KEYLEDGER_PKCS11_PIN", USER_PIN);
+    } else {
+        cmd.env_remove("KEYLEDGER_PKCS11_PIN");
+    }
+    cmd.output().expect("run keyledger")
+}
+
+#[test]
+fn the_command_line_keeps_an_instance_ledger_key_in_the_token() {
+    token_dir(); // SOFTHSM2_CONF for the child processes
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let module = softhsm::module_path();
+    let token_flags = [
+        "--pkcs11-module",
+        module.to_str().expect("utf8"),
+        "--pkcs11-token",
+        TOKEN,
+    ];
+    // `keyledger ledger <args> --instance cli-hsm [token flags]`
+    let ledger = |args: &[&str], token: bool, pin: bool| {
+        let mut all = vec!["ledger"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--instance", "cli-hsm"]);
+        if token {
+            all.extend_from_slice(&token_flags);
+        }
+        keyledger(&all, &data, pin)
+    };
+    let ok = |out: std::process::Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        out
+    };
+    ok(ledger(
+        &["generate", "--events", "50", "--threads", "2"],
+        true,
+        true,
+    ));
+    let keys_dir = keyledger::ledger::keys_dir(&data, "cli-hsm");
+    assert!(
+        key_files(&keys_dir, "key").is_empty(),
+        "no private key file"
+    );
+    assert_eq!(key_files(&keys_dir, "hsm").len(), 1);
+
+    let no_token = ledger(&["checkpoint"], false, true);
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("pkcs11"));
+    let no_pin = ledger(&["checkpoint"], true, false);
+    assert_eq!(no_pin.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_pin.stderr).contains("KEYLEDGER_PKCS11_PIN"));
+
+    let keys = ok(ledger(&["keys"], false, false));
+    let key_file = dir.path().join("trusted.pub");
+    std::fs::write(&key_file, &keys.stdout).expect("key file");
+    ok(ledger(&["rotate-key"], true, true));
+    assert_eq!(
+        key_files(&keys_dir, "hsm").len(),
+        2,
+        "the new key is in the token"
+    );
+    ok(ledger(
+        &["generate", "--events", "20", "--threads", "2"],
+        true,
+        true,
+    ));
+    let bundle = dir.path().join("bundle");
+    let bundle = bundle.to_str().expect("utf8");
+    ok(ledger(&["export", "--out", bundle], true, true));
+    let trusted = key_file.to_str().expect("utf8");
+    let out = keyledger(&["verify", bundle, "--trusted-key", trusted], &data, false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with("OK: 72 records of instance cli-hsm verified"),
+        "{stdout}"
+    );
 }

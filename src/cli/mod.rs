@@ -2,6 +2,7 @@
 //! drive the product by them.
 
 mod generate;
+mod hsm_args;
 mod ledger_cmds;
 mod verify_cmd;
 
@@ -52,6 +53,8 @@ pub struct DataArgs {
     /// Instance name.
     #[arg(long)]
     pub instance: String,
+    #[command(flatten)]
+    pub hsm: hsm_args::HsmArgs,
 }
 
 /// Runs the command line and returns the process exit code.

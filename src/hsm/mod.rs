@@ -78,6 +78,7 @@ pub(crate) fn check_binding(binding: &KeyBinding) -> Result<(), HsmError> {
 }
 
 /// Checks the names of a signing key (instance and label).
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
 pub(crate) fn check_signing_names(instance: &str, label: &str) -> Result<(), HsmError> {
     check_name(instance, "instance name must be 1 to 65535 bytes")?;
     check_name(label, "signing key label must be 1 to 65535 bytes")
