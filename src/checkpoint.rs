@@ -20,7 +20,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::merkle::Hash;
 
@@ -232,6 +232,25 @@ impl Checkpoint {
         let body = self.body();
         let line = note::signature_line(name, key, &body);
         format!("{body}\n{line}")
+    }
+
+    /// Signs the checkpoint with a key held elsewhere (an HSM): `sign`
+    /// receives the note body and returns the Ed25519 signature over it by
+    /// the key whose public half is `key`. The note is the same as
+    /// [`Checkpoint::sign`] makes with that key's private half.
+    ///
+    /// # Errors
+    /// Whatever `sign` returns.
+    pub fn sign_detached<E>(
+        &self,
+        name: &str,
+        key: &VerifyingKey,
+        sign: impl FnOnce(&[u8]) -> Result<[u8; 64], E>,
+    ) -> Result<String, E> {
+        let body = self.body();
+        let signature = sign(body.as_bytes())?;
+        let line = note::signature_line_of(name, key, &signature);
+        Ok(format!("{body}\n{line}"))
     }
 
     /// [`Checkpoint::sign`] after checking the checkpoint and key name.

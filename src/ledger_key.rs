@@ -1,19 +1,23 @@
 //! The per-instance ledger key: an ed25519 key that signs every record and
 //! every checkpoint of one instance.
 //!
-//! Until an HSM backend holds it, the private part lives in a 0600 key file
-//! written atomically (temp file, fsync, rename, fsync directory). The public
-//! part is published as a C2SP note verifier key (`<name>+<id>+<base64>`).
+//! This is the file-backed [`LedgerSigner`]: the private part lives in a 0600
+//! key file written atomically (temp file, fsync, rename, fsync directory).
+//! (A ledger key held in an HSM backend is a [`crate::signer::HsmSigner`].)
+//! The public part is published as a C2SP note verifier key
+//! (`<name>+<id>+<base64>`).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::chain::{self, Link};
 use crate::checkpoint::NoteVerifierKey;
+use crate::signer::{LedgerSigner, SignError};
 
 /// An instance ledger signing key. Zeroized on drop; never printed.
 pub struct LedgerKey {
@@ -134,6 +138,32 @@ impl LedgerKey {
     }
 }
 
+/// Signing in process: infallible, and cheap enough that the writer signs a
+/// batch on all cores.
+impl LedgerSigner for LedgerKey {
+    fn name(&self) -> &str {
+        LedgerKey::name(self)
+    }
+
+    fn verifying_key(&self) -> VerifyingKey {
+        LedgerKey::verifying_key(self)
+    }
+
+    fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
+        Ok(self.signing.sign(message).to_bytes())
+    }
+
+    fn location(&self) -> String {
+        "file".to_string()
+    }
+}
+
+impl From<LedgerKey> for Arc<dyn LedgerSigner> {
+    fn from(key: LedgerKey) -> Self {
+        Arc::new(key)
+    }
+}
+
 /// Verifies a record signature against a public key (strict RFC 8032 checks).
 pub fn verify_record(key: &VerifyingKey, link: &Link, signature: &[u8; 64]) -> bool {
     let signature = Signature::from_bytes(signature);
@@ -202,6 +232,23 @@ mod tests {
             LedgerKey::read_file(&path),
             Err(KeyFileError::Permissions { .. })
         ));
+    }
+
+    #[test]
+    fn the_signer_trait_signs_what_the_key_signs() {
+        let key = LedgerKey::generate("keyledger/t").expect("key");
+        let link = chain::link(b"{\"a\":1}");
+        let signer: &dyn LedgerSigner = &key;
+        assert_eq!(signer.record_signature(&link), Ok(key.sign_record(&link)));
+        assert_eq!(signer.key_id_hex(), key.key_id_hex());
+        let cp = crate::checkpoint::Checkpoint {
+            origin: "keyledger/t".into(),
+            size: 3,
+            root: [7u8; 32],
+            extensions: vec![],
+        };
+        assert_eq!(signer.checkpoint_note(&cp), Ok(key.sign_checkpoint(&cp)));
+        assert_eq!(signer.location(), "file");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! - Verifier core, pure (no network, no database): [`event`], [`record`],
 //!   [`chain`], [`merkle`], [`checkpoint`], [`verify`], [`bundle`].
-//! - Write path: [`ledger_key`], [`writer`] (group commit), [`ledger`]
+//! - Write path: [`signer`] (where the ledger key lives: [`ledger_key`] file
+//!   or an HSM backend), [`writer`] (group commit), [`ledger`]
 //!   (instance lifecycle), [`store`] (the `EventStore` contract and backends).
 //! - [`cli`]: the `keyledger` command line.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod sample_events;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod signer;
 pub mod store;
 pub mod verify;
 pub mod writer;

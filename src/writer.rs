@@ -5,14 +5,18 @@
 //! 1. the **sequencer** drains every waiting submission into one batch,
 //!    assigns `seq` and time, serialises each envelope once, links the
 //!    BLAKE3 chain (cheap, sequential), then signs and leaf-hashes the batch
-//!    in parallel on all cores (rayon);
+//!    in parallel on all cores (rayon) with the ledger key's
+//!    [`LedgerSigner`] (a key file signs in process; an HSM-held key signs
+//!    through the backend's sessions, as many at a time as it has);
 //! 2. the **committer** appends the batch with one durable write, answers
 //!    every caller of the batch, and issues signed checkpoints.
 //!
 //! While the committer waits for `fdatasync` of batch *k*, the sequencer
 //! signs batch *k + 1*. A caller is answered only after its batch is durable.
 //! If an append fails, that batch and every batch sequenced after it fail,
-//! and the sequencer restarts from the store's durable head.
+//! and the sequencer restarts from the store's durable head. If a signature
+//! cannot be made (an HSM error), only that batch fails: it was never handed
+//! to the committer, and the sequencer continues from where it began.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,9 +30,9 @@ use rayon::prelude::*;
 use crate::chain::{self, Link};
 use crate::checkpoint::Checkpoint;
 use crate::event::{Actor, EnvelopeOut, EventDraft, EventError, LedgerKeyRotated};
-use crate::ledger_key::LedgerKey;
 use crate::merkle::{self, Hash};
 use crate::record::{MAX_EVENT_BYTES, Record};
+use crate::signer::{LedgerSigner, SignError};
 use crate::store::{ChainHead, InstanceLog, LogNodes, SealedRecord, StoreError};
 
 /// Largest number of events in one batch (one fsync).
@@ -57,6 +61,8 @@ pub enum WriteError {
     Invalid(#[from] EventError),
     #[error("the ledger could not be written: {0}")]
     Storage(String),
+    #[error("the ledger key could not sign: {0}")]
+    Signing(String),
     #[error("the ledger writer has shut down")]
     Closed,
 }
@@ -97,7 +103,7 @@ enum Submission {
         reply: Sender<Result<Receipt, WriteError>>,
     },
     RotateKey {
-        new_key: Box<LedgerKey>,
+        new_key: Arc<dyn LedgerSigner>,
         actor: Actor,
         correlation_id: String,
         reply: Sender<Result<Receipt, WriteError>>,
@@ -108,7 +114,7 @@ struct Batch {
     records: Vec<SealedRecord>,
     replies: Vec<(Sender<Result<Receipt, WriteError>>, Receipt)>,
     /// The key that must sign checkpoints once this batch is durable.
-    key: Arc<LedgerKey>,
+    key: Arc<dyn LedgerSigner>,
     /// Failure epoch the batch was sequenced in; stale batches are refused.
     epoch: u64,
 }
@@ -133,19 +139,24 @@ struct Shared {
     log: Arc<dyn InstanceLog>,
     stats: WriterStats,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    current_key: Mutex<Arc<LedgerKey>>,
+    current_key: Mutex<Arc<dyn LedgerSigner>>,
     /// Serialises checkpoint issuing so a newer note is never replaced by an older one.
     checkpoint_lock: Mutex<u64>,
 }
 
 impl LedgerWriter {
     /// Starts the writer for `log`, signing with `key` (the key in force at
-    /// the log's head).
-    pub fn start(log: Arc<dyn InstanceLog>, key: LedgerKey, config: WriterConfig) -> Self {
+    /// the log's head): a [`crate::ledger_key::LedgerKey`], a
+    /// [`crate::signer::HsmSigner`] or any `Arc<dyn LedgerSigner>`.
+    pub fn start(
+        log: Arc<dyn InstanceLog>,
+        key: impl Into<Arc<dyn LedgerSigner>>,
+        config: WriterConfig,
+    ) -> Self {
         let (submit, submissions) = unbounded::<Submission>();
         // Depth 2: one batch being committed, one signed and waiting.
         let (to_commit, batches) = bounded::<Batch>(1);
-        let key = Arc::new(key);
+        let key: Arc<dyn LedgerSigner> = key.into();
         let shared = Arc::new(Shared {
             instance: log.instance().to_string(),
             log: log.clone(),
@@ -195,7 +206,7 @@ impl LedgerWriter {
     }
 
     /// The ledger key in force at the durable head.
-    pub fn current_key(&self) -> Arc<LedgerKey> {
+    pub fn current_key(&self) -> Arc<dyn LedgerSigner> {
         self.shared
             .current_key
             .lock()
@@ -214,10 +225,11 @@ impl LedgerWriter {
 
     /// Rotates the ledger key: appends `ledger_key.rotated` signed by the old
     /// key; every later record and checkpoint is signed by `new_key`. The
-    /// caller must have stored `new_key` durably first.
+    /// caller must have stored `new_key` durably first (a key file, or a key
+    /// pair in the HSM and its reference).
     pub fn rotate_key(
         &self,
-        new_key: LedgerKey,
+        new_key: impl Into<Arc<dyn LedgerSigner>>,
         actor: Actor,
         correlation_id: &str,
     ) -> Result<Receipt, WriteError> {
@@ -225,7 +237,7 @@ impl LedgerWriter {
         let (reply, answer) = bounded(1);
         self.submit
             .send(Submission::RotateKey {
-                new_key: Box::new(new_key),
+                new_key: new_key.into(),
                 actor,
                 correlation_id: correlation_id.to_string(),
                 reply,
@@ -237,7 +249,7 @@ impl LedgerWriter {
     /// Signs and stores a checkpoint of the current durable head now.
     pub fn checkpoint(&self) -> Result<String, WriteError> {
         let key = self.current_key();
-        issue_checkpoint(&self.shared, &key).map_err(|e| WriteError::Storage(e.to_string()))
+        issue_checkpoint(&self.shared, key.as_ref())
     }
 
     /// Stops accepting events, finishes everything already submitted, writes
@@ -265,7 +277,7 @@ pub fn origin_for(instance: &str) -> String {
 
 fn run_sequencer(
     shared: &Shared,
-    mut key: Arc<LedgerKey>,
+    mut key: Arc<dyn LedgerSigner>,
     clock: &Clock,
     submissions: &Receiver<Submission>,
     to_commit: &Sender<Batch>,
@@ -274,6 +286,7 @@ fn run_sequencer(
     let mut head = shared.log.head();
     let mut epoch = failures.load(Ordering::Acquire);
     let mut last_time: Option<DateTime<Utc>> = None;
+    let mut key_id = key.key_id_hex();
     while let Ok(first) = submissions.recv() {
         let mut pending = vec![first];
         while pending.len() < MAX_BATCH {
@@ -293,7 +306,10 @@ fn run_sequencer(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
+            key_id = key.key_id_hex();
         }
+        // Where to continue from if this batch cannot be signed.
+        let (start_head, start_key) = (head, key.clone());
         let now = clock();
         let now = match last_time {
             Some(t) if t > now => t,
@@ -301,13 +317,15 @@ fn run_sequencer(
         };
         last_time = Some(now);
         let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let mut unsigned: Vec<(Vec<u8>, Link, Arc<LedgerKey>)> = Vec::with_capacity(pending.len());
+        let mut unsigned: Vec<(Vec<u8>, Link, Arc<dyn LedgerSigner>)> =
+            Vec::with_capacity(pending.len());
         let mut replies = Vec::with_capacity(pending.len());
-        let mut new_key_after: Option<Arc<LedgerKey>> = None;
+        let mut new_key_after: Option<Arc<dyn LedgerSigner>> = None;
         for submission in pending {
             // Records after a rotation in the same batch are signed by the new key.
             if let Some(next) = new_key_after.take() {
                 key = next;
+                key_id = key.key_id_hex();
             }
             let (draft, reply, rotation) = match submission {
                 Submission::Event { draft, reply } => (draft, reply, None),
@@ -318,12 +336,12 @@ fn run_sequencer(
                     reply,
                 } => {
                     let payload = LedgerKeyRotated {
-                        old_key_id: key.key_id_hex(),
+                        old_key_id: key_id.clone(),
                         new_key_id: new_key.key_id_hex(),
                         new_public_key: base64_std(new_key.verifying_key().as_bytes()),
                     };
                     match EventDraft::new(actor, correlation_id, &payload) {
-                        Ok(d) => (d, reply, Some(Arc::<LedgerKey>::from(new_key))),
+                        Ok(d) => (d, reply, Some(new_key)),
                         Err(e) => {
                             let _ = reply.send(Err(e.into()));
                             continue;
@@ -331,14 +349,20 @@ fn run_sequencer(
                     }
                 }
             };
-            let event =
-                match serialise(&shared.instance, head.size, &time, &draft, &key, &head.link) {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                        continue;
-                    }
-                };
+            let event = match serialise(
+                &shared.instance,
+                head.size,
+                &time,
+                &draft,
+                &key_id,
+                &head.link,
+            ) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                    continue;
+                }
+            };
             let link = chain::link(&event);
             replies.push((reply, head.size));
             unsigned.push((event, link, key.clone()));
@@ -352,25 +376,39 @@ fn run_sequencer(
         }
         if let Some(next) = new_key_after.take() {
             key = next;
+            key_id = key.key_id_hex();
         }
         if unsigned.is_empty() {
             continue;
         }
-        let records: Vec<SealedRecord> = unsigned
+        let signed: Result<Vec<SealedRecord>, SignError> = unsigned
             .into_par_iter()
             .zip(replies.par_iter().map(|(_, seq)| *seq))
             .map(|((event, link, signer), seq)| {
-                let signature = signer.sign_record(&link);
+                let signature = signer.record_signature(&link)?;
                 let record = Record { event, signature };
                 let leaf = record.leaf_hash();
-                SealedRecord {
+                Ok(SealedRecord {
                     seq,
                     record,
                     link,
                     leaf,
-                }
+                })
             })
             .collect();
+        let records = match signed {
+            Ok(records) => records,
+            Err(error) => {
+                // Nothing of this batch reached the committer: forget it,
+                // including a rotation it held, and go on from its start.
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(WriteError::Signing(error.to_string())));
+                }
+                (head, key) = (start_head, start_key);
+                key_id = key.key_id_hex();
+                continue;
+            }
+        };
         let replies = replies
             .into_iter()
             .zip(&records)
@@ -402,10 +440,9 @@ fn serialise(
     seq: u64,
     time: &str,
     draft: &EventDraft,
-    key: &LedgerKey,
+    key_id: &str,
     prev: &Link,
 ) -> Result<Vec<u8>, EventError> {
-    let key_id = key.key_id_hex();
     let prev = chain::to_hex(prev);
     let envelope = EnvelopeOut {
         instance,
@@ -416,7 +453,7 @@ fn serialise(
         actor: &draft.actor,
         correlation_id: &draft.correlation_id,
         payload: &draft.payload,
-        ledger_key: &key_id,
+        ledger_key: key_id,
         prev: &prev,
     };
     let bytes = serde_json::to_vec(&envelope).map_err(|e| EventError::Serialise(e.to_string()))?;
@@ -437,7 +474,7 @@ fn run_committer(
 ) {
     let mut last_checkpoint = Instant::now();
     let mut checkpointed_size = shared.log.head().size;
-    let mut latest_key: Option<Arc<LedgerKey>> = None;
+    let mut latest_key: Option<Arc<dyn LedgerSigner>> = None;
     while let Ok(batch) = batches.recv() {
         let count = batch.records.len() as u64;
         if batch.epoch != failures.load(Ordering::Acquire) {
@@ -464,7 +501,7 @@ fn run_committer(
                 let size = shared.log.head().size;
                 if size > checkpointed_size
                     && last_checkpoint.elapsed() >= config.checkpoint_interval
-                    && issue_checkpoint(shared, &batch.key).is_ok()
+                    && issue_checkpoint(shared, batch.key.as_ref()).is_ok()
                 {
                     checkpointed_size = size;
                     last_checkpoint = Instant::now();
@@ -483,27 +520,30 @@ fn run_committer(
     if let Some(key) = latest_key
         && shared.log.head().size > checkpointed_size
     {
-        let _ = issue_checkpoint(shared, &key);
+        let _ = issue_checkpoint(shared, key.as_ref());
     }
 }
 
-fn issue_checkpoint(shared: &Shared, key: &LedgerKey) -> Result<String, StoreError> {
+fn issue_checkpoint(shared: &Shared, key: &dyn LedgerSigner) -> Result<String, WriteError> {
+    let storage = |e: StoreError| WriteError::Storage(e.to_string());
     let mut saved_size = shared
         .checkpoint_lock
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let head = shared.log.head();
     let root = merkle::root_at(&LogNodes(shared.log.as_ref()), head.size)
-        .map_err(|e| StoreError::Backend(format!("computing root: {e}")))?;
+        .map_err(|e| WriteError::Storage(format!("computing root: {e}")))?;
     let checkpoint = Checkpoint {
         origin: origin_for(&shared.instance),
         size: head.size,
         root,
         extensions: vec![format!("keyledger-chain {}", chain::to_hex(&head.link))],
     };
-    let note = key.sign_checkpoint(&checkpoint);
+    let note = key
+        .checkpoint_note(&checkpoint)
+        .map_err(|e| WriteError::Signing(e.to_string()))?;
     if head.size >= *saved_size {
-        shared.log.save_checkpoint(&note)?;
+        shared.log.save_checkpoint(&note).map_err(storage)?;
         *saved_size = head.size;
     }
     shared.stats.checkpoints.fetch_add(1, Ordering::Relaxed);

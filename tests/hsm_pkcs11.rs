@@ -2,7 +2,9 @@
 //! agnostic conformance suite (`tests/common/hsm_conformance.rs`), one
 //! `#[test]` per check, plus what only a PKCS#11 token can show: the master
 //! key is a sensitive, non-extractable token object that survives a restart,
-//! and key-version objects are never extractable.
+//! key-version objects are never extractable, ledger signing keys are
+//! sensitive, never-extractable token key pairs that survive a restart, and
+//! `CKM_EDDSA` reproduces the RFC 8032 test vectors.
 //!
 //! SoftHSM2 must be installed (`scripts/softhsm-setup`); without it these
 //! tests fail, they do not skip. `KEYLEDGER_PKCS11_MODULE` overrides the
@@ -16,6 +18,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::hsm_conformance as conformance;
+use common::softhsm::{self, USER_PIN, init_token, module_path};
 use keyledger::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
 use keyledger::hsm::{HsmBackend, HsmError, KeyBinding, SealedPart, WrappedMaterial, ceremony};
 use keyledger::secret::SecretBytes;
@@ -23,8 +26,6 @@ use keyledger::secret::SecretBytes;
 const TOKEN: &str = "keyledger-test";
 /// A second token nobody in this process logs into before the PIN test.
 const TOKEN_PIN_TEST: &str = "keyledger-pin-test";
-const SO_PIN: &str = "so-secret-12345";
-const USER_PIN: &str = "user-secret-6789";
 /// Set (to a state file) in the child process of the restart test.
 const RESTART_ENV: &str = "KEYLEDGER_P11_RESTART_STATE";
 
@@ -32,56 +33,6 @@ struct Env {
     _dir: Option<tempfile::TempDir>,
     module: PathBuf,
     hsm: Pkcs11Hsm,
-}
-
-/// The SoftHSM2 module, or a failure that says how to install it.
-fn module_path() -> PathBuf {
-    if let Ok(p) = std::env::var("KEYLEDGER_PKCS11_MODULE") {
-        return PathBuf::from(p);
-    }
-    let candidates = [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-    ];
-    if let Some(p) = candidates.iter().map(Path::new).find(|p| p.is_file()) {
-        return p.to_path_buf();
-    }
-    let listed = Command::new("dpkg")
-        .args(["-L", "libsofthsm2", "softhsm2"])
-        .output();
-    if let Ok(out) = listed {
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if let Some(p) = text.lines().find(|l| l.ends_with("/libsofthsm2.so")) {
-            return PathBuf::from(p);
-        }
-    }
-    panic!(
-        "SoftHSM2 is not installed (libsofthsm2.so not found): run scripts/softhsm-setup \
-         (apt-get install softhsm2) or set KEYLEDGER_PKCS11_MODULE"
-    );
-}
-
-fn init_token(label: &str) {
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            USER_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util not found: run scripts/softhsm-setup");
-    assert!(
-        out.status.success(),
-        "softhsm2-util --init-token failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn config(module: &Path, label: &str, pin: &str) -> Pkcs11Config {
@@ -100,27 +51,17 @@ fn env() -> &'static Env {
             None
         } else {
             let dir = tempfile::tempdir().expect("temp dir");
-            let tokens = dir.path().join("tokens");
-            std::fs::create_dir(&tokens).expect("token dir");
-            let conf = dir.path().join("softhsm2.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-                    tokens.display()
-                ),
-            )
-            .expect("softhsm2.conf");
-            // SAFETY: runs once, inside this OnceLock, before the first
-            // C_Initialize; nothing else in this test binary reads or writes
-            // the environment concurrently (every test starts by calling env()).
-            unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+            softhsm::use_token_dir(dir.path());
             init_token(TOKEN);
             init_token(TOKEN_PIN_TEST);
             Some(dir)
         };
         let hsm = Pkcs11Hsm::open(config(&module, TOKEN, USER_PIN)).expect("open the test token");
-        Env { _dir: dir, module, hsm }
+        Env {
+            _dir: dir,
+            module,
+            hsm,
+        }
     })
 }
 
@@ -157,12 +98,17 @@ conformance!(
     check_instance_isolation,
     check_concurrency,
     check_random,
+    check_signing_round_trip,
+    check_signing_refusals,
+    check_signing_key_isolation,
+    check_signing_key_destroy,
+    check_signing_concurrency,
 );
 
 #[test]
 fn every_check_is_listed() {
     // `check_all` runs the same list; a check added there must be added above.
-    assert_eq!(conformance::CHECKS.len(), 15);
+    assert_eq!(conformance::CHECKS.len(), 20);
 }
 
 // ---- PKCS#11-specific ----
@@ -321,15 +267,19 @@ fn master_key_survives_reopening_the_module() {
     );
 }
 
-/// The restart test's state file: binding key id, wrapped blob, ciphertext,
-/// DEK and verification pattern, hex, one per line.
+/// The restart test's state file: wrapped blob, ciphertext, DEK,
+/// verification pattern and the signing key's public key, hex, one per line.
 fn write_state(path: &Path, wrapped: &WrappedMaterial, sealed: &[u8], dek: &SecretBytes, vp: &str) {
+    let signing = hsm()
+        .generate_signing_key("p11-restart", "ledger")
+        .expect("signing key");
     let text = format!(
-        "{}\n{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n{}\n",
         hex::encode(&wrapped.blob),
         hex::encode(sealed),
         hex::encode(dek.expose()),
-        vp
+        vp,
+        hex::encode(signing),
     );
     std::fs::write(path, text).expect("state file");
 }
@@ -361,7 +311,8 @@ fn master_key_survives_a_process_restart() {
 }
 
 /// Runs only as the child of `master_key_survives_a_process_restart`: a new
-/// process opens the token, finds the master key and decrypts.
+/// process opens the token, finds the master key and decrypts, and finds the
+/// signing key and signs with it.
 #[test]
 #[ignore = "run by master_key_survives_a_process_restart in a child process"]
 fn restart_child_process() {
@@ -384,6 +335,19 @@ fn restart_child_process() {
         .decrypt(&b, &wrapped, &sealed, b"restart")
         .expect("decrypt after restart");
     assert_eq!(plain.expose(), &dek[..]);
+    let public: [u8; 32] = hex::decode(lines[4])
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    assert_eq!(
+        hsm.signing_public_key("p11-restart", "ledger")
+            .expect("signing key after restart"),
+        public
+    );
+    let sig = hsm
+        .sign("p11-restart", "ledger", b"after a restart")
+        .expect("sign after restart");
+    assert!(conformance::verifies(&public, b"after a restart", &sig));
 }
 
 #[test]
@@ -546,4 +510,120 @@ fn no_master_key_part_or_key_material_reaches_the_token_files_in_clear() {
         ],
     );
     assert!(scanned > 0, "the token directory holds the token's files");
+}
+
+// ---- signing keys ----
+
+#[test]
+fn signing_is_offered() {
+    assert!(hsm().supports_signing(), "PKCS#11 holds ledger keys");
+}
+
+#[test]
+fn signing_private_key_is_a_sensitive_never_extractable_token_object() {
+    let hsm = hsm();
+    hsm.generate_signing_key("p11-sig-attrs", "ledger")
+        .expect("generate");
+    let info = hsm
+        .signing_key_object_info("p11-sig-attrs", "ledger")
+        .expect("private key object");
+    assert!(
+        info.token_object,
+        "the key pair survives restarts: {info:?}"
+    );
+    assert!(info.sensitive && info.always_sensitive, "{info:?}");
+    assert!(!info.extractable && info.never_extractable, "{info:?}");
+    assert!(
+        !info.value_readable,
+        "the token must refuse CKA_VALUE of the private key"
+    );
+    assert!(matches!(
+        hsm.signing_key_object_info("p11-sig-attrs", "other"),
+        Err(HsmError::NoSigningKey { .. })
+    ));
+}
+
+#[test]
+fn signing_key_survives_reopening_the_module() {
+    let env = env();
+    let first = Pkcs11Hsm::open(config(&env.module, TOKEN, USER_PIN)).expect("open");
+    let public = first
+        .generate_signing_key("p11-sig-reopen", "ledger")
+        .expect("generate");
+    let before = first.sign("p11-sig-reopen", "ledger", b"m").expect("sign");
+    drop(first);
+    let second = Pkcs11Hsm::open(config(&env.module, TOKEN, USER_PIN)).expect("re-open");
+    assert_eq!(
+        second
+            .signing_public_key("p11-sig-reopen", "ledger")
+            .expect("found on the token"),
+        public,
+        "the public key is stable across re-opening"
+    );
+    let after = second.sign("p11-sig-reopen", "ledger", b"m").expect("sign");
+    assert_eq!(
+        after, before,
+        "the same key signs (Ed25519 is deterministic)"
+    );
+    assert!(conformance::verifies(&public, b"m", &after));
+}
+
+/// PKCS#8 PEM of an Ed25519 seed (RFC 8410).
+fn ed25519_pkcs8_pem(seed: &[u8]) -> String {
+    use base64::Engine;
+    let mut der = hex::decode("302e020100300506032b657004220420").expect("hex");
+    der.extend_from_slice(seed);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
+}
+
+/// RFC 8032 section 7.1 through the backend's `sign` (`CKM_EDDSA`): each
+/// vector's seed is imported into the token (softhsm2-util, under the
+/// backend's object id for the pair), then the backend must return exactly
+/// the vector's public key and signature.
+#[test]
+fn rfc8032_known_answers_through_the_token() {
+    let hsm = hsm();
+    let vectors = common::vectors::records("ed25519_rfc8032.txt", 5);
+    let dir = tempfile::tempdir().expect("tmp");
+    for (i, r) in vectors.iter().enumerate() {
+        let name = &r["SECTION"];
+        let label = format!("kat-{i}");
+        let pem = dir.path().join(format!("{label}.pem"));
+        std::fs::write(
+            &pem,
+            ed25519_pkcs8_pem(&common::vectors::bytes(r, "SECRET KEY")),
+        )
+        .expect("pem");
+        let id = hex::encode(keyledger::hsm::pkcs11::signing_key_object_id(
+            "p11-kat", &label,
+        ));
+        softhsm::softhsm2_util(&[
+            "--import",
+            pem.to_str().expect("utf8"),
+            "--token",
+            TOKEN,
+            "--label",
+            &label,
+            "--id",
+            &id,
+            "--pin",
+            USER_PIN,
+        ]);
+        let public = hsm
+            .signing_public_key("p11-kat", &label)
+            .expect("public key");
+        assert_eq!(
+            public.as_slice(),
+            common::vectors::bytes(r, "PUBLIC KEY").as_slice(),
+            "{name}: public key"
+        );
+        let msg = common::vectors::bytes(r, "MESSAGE");
+        let sig = hsm.sign("p11-kat", &label, &msg).expect("sign");
+        assert_eq!(
+            sig.as_slice(),
+            common::vectors::bytes(r, "SIGNATURE").as_slice(),
+            "{name}: signature"
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! The software HSM: the backend-agnostic conformance suite
 //! (`tests/common/hsm_conformance.rs`), one `#[test]` per check, plus what
 //! only the software HSM shows: nothing survives a restart (a new
-//! `SoftwareHsm` is sealed until the key owners resubmit their parts), and
-//! the cipher cache stays bounded and is not needed for correctness.
+//! `SoftwareHsm` is sealed until the key owners resubmit their parts), the
+//! cipher cache stays bounded and is not needed for correctness, and it
+//! holds no signing keys (the ledger key of a software instance is a file).
 
 mod common;
 
@@ -46,12 +47,28 @@ conformance!(
     check_instance_isolation,
     check_concurrency,
     check_random,
+    check_signing_round_trip,
+    check_signing_refusals,
+    check_signing_key_isolation,
+    check_signing_key_destroy,
+    check_signing_concurrency,
 );
 
 #[test]
 fn every_check_is_listed() {
     // `check_all` runs the same list; a check added there must be added above.
-    assert_eq!(conformance::CHECKS.len(), 15);
+    assert_eq!(conformance::CHECKS.len(), 20);
+}
+
+#[test]
+fn signing_is_not_offered() {
+    // Nothing survives a restart, so no ledger key could: the conformance
+    // signing checks assert that every signing call is `Unsupported`.
+    assert!(!hsm().supports_signing());
+    let err = hsm()
+        .generate_signing_key("acme", "ledger")
+        .expect_err("unsupported");
+    assert!(err.to_string().contains("key file"), "{err}");
 }
 
 #[test]

@@ -6,14 +6,13 @@
 //!   crate, the software HSM's envelope code with the vector's nonce, and
 //!   the software HSM's `decrypt` through the trait after importing the key.
 //! - RFC 8032 ed25519: `ed25519-dalek` (key, signature, verification) and
-//!   `LedgerKey::from_seed` (the public key it derives).
+//!   `LedgerKey::from_seed` (the public key it derives, and its signatures
+//!   through the `LedgerSigner` trait the writer uses). The same vectors run
+//!   through the PKCS#11 backend's `sign` in `tests/hsm_pkcs11.rs`.
 //! - RFC 3394 / RFC 5649 AES key wrap (with padding): the `aes-kw` crate
 //!   (CKM_AES_KEY_WRAP_PAD, which the PKCS#11 backend uses, is RFC 5649).
 //! - NIST AESAVS ECBKeySbox256: key check values from `ceremony::kcv` and
 //!   from the software HSM's `import_key`.
-
-use std::collections::HashMap;
-use std::path::Path;
 
 use aes::cipher::{Array, BlockCipherEncrypt};
 use aes_gcm::aead::AeadInOut;
@@ -23,61 +22,11 @@ use keyledger::hsm::software::{SoftwareHsm, envelope};
 use keyledger::hsm::{HsmBackend, HsmError, KeyBinding, ceremony};
 use keyledger::ledger_key::LedgerKey;
 use keyledger::secret::SecretBytes;
+use keyledger::signer::LedgerSigner;
 
-/// A record: `NAME = value` lines (a line without `=` is a flag such as `FAIL`).
-type Fields = HashMap<String, String>;
+mod common;
 
-/// Reads a vector file: records separated by blank lines; `#` comments and
-/// `[...]` headers are skipped (a header's text is kept as `SECTION`).
-fn records(name: &str, at_least: usize) -> Vec<Fields> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/kat")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("vector file {}: {e}", path.display()));
-    assert!(text.contains("SOURCE:"), "{name} has no SOURCE note");
-    let mut out = Vec::new();
-    let mut current = Fields::new();
-    let mut section = String::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') {
-            continue;
-        }
-        if line.is_empty() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-            continue;
-        }
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = header.to_string();
-            continue;
-        }
-        if current.is_empty() {
-            current.insert("SECTION".into(), section.clone());
-        }
-        match line.split_once('=') {
-            Some((k, v)) => current.insert(k.trim().to_string(), v.trim().to_string()),
-            None => current.insert(line.to_string(), String::new()),
-        };
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    assert!(
-        out.len() >= at_least,
-        "{name}: {} records, expected at least {at_least}",
-        out.len()
-    );
-    out
-}
-
-fn bytes(r: &Fields, key: &str) -> Vec<u8> {
-    let v = r
-        .get(key)
-        .unwrap_or_else(|| panic!("field {key} missing in {r:?}"));
-    hex::decode(v).unwrap_or_else(|e| panic!("field {key}: {e}"))
-}
+use common::vectors::{bytes, records};
 
 fn gcm(key: &[u8]) -> Aes256Gcm {
     Aes256Gcm::new_from_slice(key).expect("32-byte key")
@@ -260,12 +209,19 @@ fn rfc8032_ed25519() {
             signing.verifying_key().verify(&msg, &bad).is_err(),
             "{name}"
         );
-        // The ledger key derives the same public key from the same seed.
+        // The ledger key derives the same public key from the same seed, and
+        // signs through the writer's signer interface exactly as RFC 8032 says.
         let ledger = LedgerKey::from_seed("kat.example/log", &seed);
         assert_eq!(
             ledger.verifying_key().to_bytes().as_slice(),
             public.as_slice(),
             "{name}"
+        );
+        let signer: &dyn LedgerSigner = &ledger;
+        assert_eq!(
+            signer.sign_message(&msg).expect("sign").as_slice(),
+            sig.as_slice(),
+            "{name}: LedgerSigner::sign_message"
         );
     }
     assert_eq!(bytes(&all[3], "MESSAGE").len(), 1023);

@@ -1,5 +1,6 @@
-//! The ledger writer: group commit under concurrency, fail-closed appends,
-//! refused events leave nothing behind, key rotation, reopen, checkpoints.
+//! The ledger writer: group commit under concurrency, fail-closed appends
+//! (storage and signing failures), refused events leave nothing behind, key
+//! rotation, reopen, checkpoints.
 
 mod common;
 
@@ -7,12 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ed25519_dalek::VerifyingKey;
 use keyledger::event::{Actor, EventDraft, EventError, KeyEnabled, PayloadError};
+use keyledger::hsm::HsmError;
 use keyledger::ledger::{InitialAdmin, Ledger};
 use keyledger::ledger_key::LedgerKey;
 use keyledger::merkle;
 use keyledger::record::Record;
 use keyledger::sample_events::realistic_event;
+use keyledger::signer::{LedgerSigner, SignError};
 use keyledger::store::embedded::EmbeddedStore;
 use keyledger::store::{ChainHead, EventStore, InstanceLog, LogNodes, SealedRecord, StoreError};
 use keyledger::writer::{LedgerWriter, WriteError, WriterConfig, origin_for};
@@ -177,6 +181,118 @@ fn when_the_log_cannot_be_written_callers_get_an_error_and_nothing_is_stored() {
         keyledger::chain::to_hex(&before.link),
         "the chain continues from the durable head"
     );
+    writer.shutdown();
+}
+
+/// A real ledger key whose signing fails while `broken` is set, as an HSM
+/// holding the key does when the token is unreachable.
+struct FlakySigner {
+    key: LedgerKey,
+    broken: AtomicBool,
+}
+
+impl LedgerSigner for FlakySigner {
+    fn name(&self) -> &str {
+        self.key.name()
+    }
+    fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+    fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(HsmError::Backend("token unreachable".into()).into());
+        }
+        LedgerSigner::sign_message(&self.key, message)
+    }
+    fn location(&self) -> String {
+        "flaky".into()
+    }
+}
+
+#[test]
+fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    ledger
+        .append(realistic_event(1, 0).expect("d"))
+        .expect("append");
+    let log = ledger.log().clone();
+    let old = ledger.writer().current_key();
+    let key_file = ledger.keys_dir().join(format!("{}.key", old.key_id_hex()));
+    ledger.shutdown();
+
+    let signer = Arc::new(FlakySigner {
+        key: LedgerKey::read_file(&key_file).expect("key"),
+        broken: AtomicBool::new(true),
+    });
+    let writer = LedgerWriter::start(
+        log.clone(),
+        signer.clone() as Arc<dyn LedgerSigner>,
+        config(),
+    );
+    let before = log.head();
+    let failures: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let writer = &writer;
+                s.spawn(move || writer.append(realistic_event(100 + t, t as usize).expect("d")))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
+    });
+    for f in &failures {
+        match f {
+            Err(WriteError::Signing(m)) => assert!(m.contains("token unreachable"), "{m}"),
+            other => panic!("expected a signing failure, got {other:?}"),
+        }
+    }
+    let next = LedgerKey::generate(&origin_for("acme")).expect("key");
+    let next_id = next.key_id_hex();
+    let refused = writer.rotate_key(next, Actor::operator("op"), "rot");
+    assert!(
+        matches!(refused, Err(WriteError::Signing(_))),
+        "{refused:?}"
+    );
+    assert_eq!(writer.current_key().key_id_hex(), old.key_id_hex());
+    assert!(matches!(writer.checkpoint(), Err(WriteError::Signing(_))));
+    assert_eq!(log.head(), before, "nothing was stored");
+
+    signer.broken.store(false, Ordering::SeqCst);
+    let r = writer
+        .append(realistic_event(200, 0).expect("d"))
+        .expect("append once the key signs again");
+    assert_eq!(r.seq, before.size, "appends resume at the next seq");
+    let env = keyledger::event::Envelope::parse(&r.event).expect("parse");
+    assert_eq!(env.prev, keyledger::chain::to_hex(&before.link));
+    assert_eq!(
+        env.ledger_key,
+        old.key_id_hex(),
+        "the failed rotation never happened"
+    );
+    let next = LedgerKey::generate(&origin_for("acme")).expect("key");
+    let next_vkey = next.note_verifier().to_string();
+    writer
+        .rotate_key(next, Actor::operator("op"), "rot")
+        .expect("rotate");
+    assert_ne!(writer.current_key().key_id_hex(), next_id);
+    writer
+        .append(realistic_event(201, 0).expect("d"))
+        .expect("append under the new key");
+    let note = writer.checkpoint().expect("checkpoint");
+    let size = log.head().size;
+    let out = dir.path().join("bundle");
+    let keys = [old.note_verifier().to_string(), next_vkey];
+    keyledger::bundle::export(log.as_ref(), &origin_for("acme"), size, &note, &keys, &out)
+        .expect("export");
+    let report =
+        keyledger::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
+    assert!(report.ok(), "{:?}", report.failure);
+    assert_eq!((report.records, report.key_rotations), (size, 1));
     writer.shutdown();
 }
 

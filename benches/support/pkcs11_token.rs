@@ -157,4 +157,19 @@ impl HsmBackend for TokenHsm {
     ) -> Result<SecretBytes, HsmError> {
         self.hsm.decrypt(binding, wrapped, sealed, aad)
     }
+    fn supports_signing(&self) -> bool {
+        self.hsm.supports_signing()
+    }
+    fn generate_signing_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
+        self.hsm.generate_signing_key(instance, label)
+    }
+    fn signing_public_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
+        self.hsm.signing_public_key(instance, label)
+    }
+    fn sign(&self, instance: &str, label: &str, message: &[u8]) -> Result<[u8; 64], HsmError> {
+        self.hsm.sign(instance, label, message)
+    }
+    fn destroy_signing_key(&self, instance: &str, label: &str) -> Result<(), HsmError> {
+        self.hsm.destroy_signing_key(instance, label)
+    }
 }

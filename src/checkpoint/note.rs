@@ -275,9 +275,14 @@ pub struct NoteSignature {
 /// Formats one signature line `— <name> <base64(key id || sig)>\n`.
 pub(super) fn signature_line(name: &str, key: &SigningKey, text: &str) -> String {
     let sig = key.sign(text.as_bytes());
+    signature_line_of(name, &key.verifying_key(), &sig.to_bytes())
+}
+
+/// Formats the signature line of a signature `sig` made by `key` elsewhere.
+pub(super) fn signature_line_of(name: &str, key: &VerifyingKey, sig: &[u8; 64]) -> String {
     let mut raw = Vec::with_capacity(68);
-    raw.extend_from_slice(&key_id(name, &key.verifying_key()));
-    raw.extend_from_slice(&sig.to_bytes());
+    raw.extend_from_slice(&key_id(name, key));
+    raw.extend_from_slice(sig);
     format!("{SIGNATURE_PREFIX}{name} {}\n", STANDARD.encode(raw))
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use base64::Engine;
 
 use super::DataArgs;
-use crate::ledger::{InitialAdmin, Ledger};
+use crate::ledger::{InitialAdmin, KeyHome, Ledger};
 use crate::sample_events::realistic_event;
 use crate::store::EventStore;
 use crate::store::embedded::EmbeddedStore;
@@ -37,23 +37,23 @@ pub fn run(args: &GenerateArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .contains(&args.data.instance);
     let ledger = if exists {
-        Ledger::open(
-            &store,
-            &args.data.data_dir,
-            &args.data.instance,
-            WriterConfig::default(),
-        )
+        super::ledger_cmds::open_in(&store, &args.data)?
     } else {
-        Ledger::create(
+        let home = match args.data.hsm.backend()? {
+            Some(hsm) => KeyHome::Hsm(hsm),
+            None => KeyHome::File,
+        };
+        Ledger::create_in(
             &store,
             &args.data.data_dir,
             &args.data.instance,
             &demo_admin()?,
             "generate",
             WriterConfig::default(),
+            home,
         )
-    }
-    .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+    };
     let next = AtomicU64::new(0);
     let failures = AtomicU64::new(0);
     let started = Instant::now();

@@ -25,12 +25,17 @@ pub struct InstanceArgs {
 
 pub(super) fn open(data: &DataArgs) -> Result<Ledger, String> {
     let store = EmbeddedStore::open(&data.data_dir).map_err(|e| e.to_string())?;
-    Ledger::open(
-        &store,
-        &data.data_dir,
-        &data.instance,
-        WriterConfig::default(),
-    )
+    open_in(&store, data)
+}
+
+/// Opens the instance with the ledger key in force, in the HSM the flags
+/// name if it lives there.
+pub(super) fn open_in(store: &EmbeddedStore, data: &DataArgs) -> Result<Ledger, String> {
+    let (dir, instance, config) = (&data.data_dir, &data.instance, WriterConfig::default());
+    match data.hsm.backend()? {
+        Some(hsm) => Ledger::open_with_hsm(store, dir, instance, config, hsm),
+        None => Ledger::open(store, dir, instance, config),
+    }
     .map_err(|e| e.to_string())
 }
 

@@ -3,6 +3,7 @@
 
 mod admin_cmds;
 mod generate;
+mod hsm_args;
 mod ledger_cmds;
 #[cfg(feature = "server")]
 mod serve_cmd;
@@ -89,6 +90,8 @@ pub struct DataArgs {
     /// Instance name.
     #[arg(long)]
     pub instance: String,
+    #[command(flatten)]
+    pub hsm: hsm_args::HsmArgs,
 }
 
 /// Runs the command line and returns the process exit code.

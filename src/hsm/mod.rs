@@ -17,6 +17,13 @@
 //! Nothing returned by this trait is secret except [`SecretBytes`] values
 //! (exported standard-key payloads and unwrapped DEKs), which zeroize on drop
 //! and never print.
+//!
+//! Signing (the instance ledger key, ed25519) is a capability a backend may
+//! lack ([`HsmBackend::supports_signing`]): a signing key must outlive the
+//! process, so only a backend with persistent key storage offers it. PKCS#11
+//! does (a token key pair); the software HSM keeps nothing across restarts and
+//! refuses every signing call with [`HsmError::Unsupported`] (its ledger key
+//! is the 0600 key file of `crate::ledger_key`).
 
 pub mod ceremony;
 #[cfg(feature = "pkcs11")]
@@ -68,6 +75,13 @@ pub(crate) fn check_name(name: &str, what: &'static str) -> Result<(), HsmError>
 pub(crate) fn check_binding(binding: &KeyBinding) -> Result<(), HsmError> {
     check_name(&binding.instance, "instance name must be 1 to 65535 bytes")?;
     check_name(&binding.key_id, "key id must be 1 to 65535 bytes")
+}
+
+/// Checks the names of a signing key (instance and label).
+#[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
+pub(crate) fn check_signing_names(instance: &str, label: &str) -> Result<(), HsmError> {
+    check_name(instance, "instance name must be 1 to 65535 bytes")?;
+    check_name(label, "signing key label must be 1 to 65535 bytes")
 }
 
 pub(crate) fn check_material_len(len: usize) -> Result<(), HsmError> {
@@ -158,6 +172,12 @@ pub enum HsmError {
     NotEnoughParts { needed: u8, loaded: u8 },
     #[error("invalid input: {0}")]
     Invalid(&'static str),
+    #[error("no signing key labelled {label:?} for instance {instance:?} in this HSM")]
+    NoSigningKey { instance: String, label: String },
+    #[error("a signing key labelled {label:?} already exists for instance {instance:?}")]
+    SigningKeyExists { instance: String, label: String },
+    #[error("not supported by this HSM backend: {0}")]
+    Unsupported(&'static str),
     #[error("HSM backend failure: {0}")]
     Backend(String),
 }
@@ -257,4 +277,30 @@ pub trait HsmBackend: Send + Sync {
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<SecretBytes, HsmError>;
+
+    // ---- ed25519 signing keys (instance ledger keys) ----
+
+    /// Whether this backend holds ed25519 signing keys that survive a
+    /// restart. If not, every signing method fails with
+    /// [`HsmError::Unsupported`].
+    fn supports_signing(&self) -> bool;
+
+    /// Generates an ed25519 key pair inside the backend, named `label` within
+    /// `instance`, whose private key never leaves it; returns the 32-byte
+    /// public key. A label already used for the instance is refused
+    /// ([`HsmError::SigningKeyExists`]).
+    fn generate_signing_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError>;
+
+    /// The public key of an existing signing key
+    /// ([`HsmError::NoSigningKey`] if the instance has none of that label).
+    fn signing_public_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError>;
+
+    /// Signs `message` with the key (pure Ed25519, RFC 8032 section 5.1:
+    /// no pre-hash, no context).
+    fn sign(&self, instance: &str, label: &str, message: &[u8]) -> Result<[u8; 64], HsmError>;
+
+    /// Destroys the key pair ([`HsmError::NoSigningKey`] if there is none).
+    /// Not part of [`HsmBackend::zeroize`], which shreds master keys only: the
+    /// ledger key must still sign the events that record a zeroization.
+    fn destroy_signing_key(&self, instance: &str, label: &str) -> Result<(), HsmError>;
 }

@@ -13,6 +13,11 @@
 //!   material, with the caller's AAD. The unwrapped, key-expanded cipher is
 //!   cached per exact (binding, wrapped blob) in a bounded, sharded cache
 //!   (`cache.rs`), so the hot path is one shard read lock and one AES-GCM.
+//! - Signing keys: not offered ([`HsmBackend::supports_signing`] is false).
+//!   A key kept only in memory would be gone after a restart, and with it
+//!   the only key that may sign the log's next record or its rotation; the
+//!   software path for the ledger key is the 0600 key file
+//!   (`crate::ledger_key::LedgerKey`).
 
 mod cache;
 pub mod envelope;
@@ -341,4 +346,32 @@ impl HsmBackend for SoftwareHsm {
             envelope::open(cipher, sealed, aad)
         })
     }
+
+    fn supports_signing(&self) -> bool {
+        false
+    }
+
+    fn generate_signing_key(&self, _instance: &str, _label: &str) -> Result<[u8; 32], HsmError> {
+        Err(no_signing())
+    }
+
+    fn signing_public_key(&self, _instance: &str, _label: &str) -> Result<[u8; 32], HsmError> {
+        Err(no_signing())
+    }
+
+    fn sign(&self, _instance: &str, _label: &str, _message: &[u8]) -> Result<[u8; 64], HsmError> {
+        Err(no_signing())
+    }
+
+    fn destroy_signing_key(&self, _instance: &str, _label: &str) -> Result<(), HsmError> {
+        Err(no_signing())
+    }
+}
+
+/// Why the software HSM refuses signing calls.
+fn no_signing() -> HsmError {
+    HsmError::Unsupported(
+        "the software HSM keeps no key across a restart, so it holds no signing keys \
+         (its ledger key is a 0600 key file)",
+    )
 }

@@ -8,7 +8,9 @@
 #![allow(dead_code)]
 
 mod material;
+mod signing;
 pub use material::*;
+pub use signing::*;
 
 use keyledger::hsm::{
     HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewRegister, SealedPart, ceremony,
@@ -59,6 +61,11 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("check_instance_isolation", check_instance_isolation),
     ("check_concurrency", check_concurrency),
     ("check_random", check_random),
+    ("check_signing_round_trip", check_signing_round_trip),
+    ("check_signing_refusals", check_signing_refusals),
+    ("check_signing_key_isolation", check_signing_key_isolation),
+    ("check_signing_key_destroy", check_signing_key_destroy),
+    ("check_signing_concurrency", check_signing_concurrency),
 ];
 
 pub fn check_all(hsm: &dyn HsmBackend) {

@@ -7,4 +7,6 @@ pub mod hsm_conformance;
 pub mod key_env;
 pub mod material_conformance;
 pub mod secrets_scan;
+pub mod softhsm;
 pub mod store_conformance;
+pub mod vectors;

@@ -27,8 +27,9 @@ use crate::secret::SecretBytes;
 
 const ID_PREFIX: &str = "keyledger-mk/v1;";
 
-/// Serialises this process's access to master-key token objects (see above).
-fn token_objects() -> MutexGuard<'static, ()> {
+/// Serialises this process's access to token objects (see above); signing
+/// key pairs (`signing`) take it too.
+pub(super) fn token_objects() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     lock(&LOCK)
 }

@@ -14,6 +14,9 @@
 //!   blob header, see [`objects::derive_kek`]).
 //! - Data keys are sealed with `CKM_AES_GCM` by an unwrapped, sensitive,
 //!   non-extractable session object, cached per binding ([`cache`]).
+//! - Ledger keys are Ed25519 token key pairs (`CKM_EC_EDWARDS_KEY_PAIR_GEN`,
+//!   private half sensitive and non-extractable) that sign with `CKM_EDDSA`
+//!   ([`signing`]); they survive a restart like master keys.
 
 mod cache;
 mod lifecycle;
@@ -21,6 +24,7 @@ mod master_key;
 mod objects;
 mod pool;
 mod registers;
+mod signing;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -30,17 +34,19 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 
 pub use objects::KeyObjectInfo;
+pub use signing::object_id as signing_key_object_id;
 
 use self::cache::{CacheKey, CachedKey, KeyCache};
 use self::master_key::{MasterKeyObject, Register};
 use self::objects::{Kind, TempKey, Use};
 use self::pool::SessionPool;
 use self::registers::Registers;
+use self::signing::SigningKeys;
 use super::{
     HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
     ceremony,
 };
-use crate::hsm::{check_binding, check_material_len};
+use crate::hsm::{check_binding, check_material_len, check_signing_names};
 use crate::secret::SecretBytes;
 
 /// Default number of unwrapped key-version objects cached per `Pkcs11Hsm`.
@@ -88,6 +94,8 @@ pub struct Pkcs11Hsm {
     /// retire/zeroize while they destroy master keys and purge the cache, so
     /// no key of a destroyed master key is cached after them.
     lifecycle: RwLock<()>,
+    /// Cached handles of the token's signing keys.
+    signing: SigningKeys,
     /// Dropping the pool closes its sessions, which destroys every session
     /// object (cached key versions) in the token.
     pool: SessionPool,
@@ -123,6 +131,7 @@ impl Pkcs11Hsm {
             cache: KeyCache::new(config.key_cache_capacity),
             registers: Mutex::new(Registers::new()),
             lifecycle: RwLock::new(()),
+            signing: SigningKeys::default(),
             pool,
             _module: module,
         })
@@ -151,6 +160,19 @@ impl Pkcs11Hsm {
         self.pool.with(|s| {
             let key = self.operating_key(s, binding, wrapped)?;
             objects::inspect(s, key.0)
+        })
+    }
+
+    /// Attributes of the private half of a signing key pair.
+    pub fn signing_key_object_info(
+        &self,
+        instance: &str,
+        label: &str,
+    ) -> Result<KeyObjectInfo, HsmError> {
+        check_signing_names(instance, label)?;
+        self.pool.with(|s| {
+            let handle = self.signing.private_handle(s, instance, label)?;
+            objects::inspect(s, handle)
         })
     }
 
@@ -441,5 +463,32 @@ impl HsmBackend for Pkcs11Hsm {
             let key = self.operating_key(s, binding, wrapped)?;
             objects::gcm_decrypt(s, key.0, sealed, aad)
         })
+    }
+
+    fn supports_signing(&self) -> bool {
+        true
+    }
+
+    fn generate_signing_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
+        check_signing_names(instance, label)?;
+        self.pool
+            .with(|s| self.signing.generate(s, instance, label))
+    }
+
+    fn signing_public_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
+        check_signing_names(instance, label)?;
+        self.pool
+            .with(|s| self.signing.public_key(s, instance, label))
+    }
+
+    fn sign(&self, instance: &str, label: &str, message: &[u8]) -> Result<[u8; 64], HsmError> {
+        check_signing_names(instance, label)?;
+        self.pool
+            .with(|s| self.signing.sign(s, instance, label, message))
+    }
+
+    fn destroy_signing_key(&self, instance: &str, label: &str) -> Result<(), HsmError> {
+        check_signing_names(instance, label)?;
+        self.pool.with(|s| self.signing.destroy(s, instance, label))
     }
 }

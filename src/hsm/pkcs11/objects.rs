@@ -319,13 +319,18 @@ pub(super) fn gcm_decrypt(
         .map_err(|_: Error| HsmError::Decrypt)
 }
 
-/// Whether a key object's `CKA_SENSITIVE`/`CKA_EXTRACTABLE` are set and
+/// Whether a key object's `CKA_SENSITIVE`/`CKA_EXTRACTABLE` (and their
+/// history, `CKA_ALWAYS_SENSITIVE`/`CKA_NEVER_EXTRACTABLE`) are set and
 /// whether the token hands out its `CKA_VALUE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyObjectInfo {
     pub token_object: bool,
     pub sensitive: bool,
     pub extractable: bool,
+    /// `CKA_ALWAYS_SENSITIVE`: sensitive since it was made (generated in the token).
+    pub always_sensitive: bool,
+    /// `CKA_NEVER_EXTRACTABLE`: never extractable since it was made.
+    pub never_extractable: bool,
     /// True if `C_GetAttributeValue(CKA_VALUE)` returned the key bytes.
     pub value_readable: bool,
 }
@@ -338,6 +343,8 @@ pub(super) fn inspect(session: &Session, key: ObjectHandle) -> Result<KeyObjectI
                 AttributeType::Token,
                 AttributeType::Sensitive,
                 AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
             ],
         )
         .map_err(|e| p11_err(&e))?;
@@ -345,6 +352,8 @@ pub(super) fn inspect(session: &Session, key: ObjectHandle) -> Result<KeyObjectI
         token_object: false,
         sensitive: false,
         extractable: false,
+        always_sensitive: false,
+        never_extractable: false,
         value_readable: false,
     };
     for a in attrs {
@@ -352,6 +361,8 @@ pub(super) fn inspect(session: &Session, key: ObjectHandle) -> Result<KeyObjectI
             Attribute::Token(v) => info.token_object = v,
             Attribute::Sensitive(v) => info.sensitive = v,
             Attribute::Extractable(v) => info.extractable = v,
+            Attribute::AlwaysSensitive(v) => info.always_sensitive = v,
+            Attribute::NeverExtractable(v) => info.never_extractable = v,
             _ => {}
         }
     }

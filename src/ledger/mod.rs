@@ -2,21 +2,28 @@
 //! genesis event, reopening it with the key in force, and rotating that key.
 //!
 //! Layout under the data directory:
-//! `instances/<name>/log/` (owned by the event store) and
-//! `instances/<name>/ledger-keys/<key id>.key` (0600, private) and
-//! `<key id>.pub` (the C2SP note verifier key).
+//! `instances/<name>/log/` (owned by the event store) and, per ledger key,
+//! `instances/<name>/ledger-keys/<key id>.pub` (the C2SP note verifier key)
+//! with either `<key id>.key` (0600, the private key: [`KeyHome::File`]) or
+//! `<key id>.hsm` (a reference to a key pair in an HSM backend:
+//! [`KeyHome::Hsm`]); see [`key_home`].
+
+mod key_home;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine;
 
 use crate::event::{
     Actor, Envelope, EventDraft, InstanceCreated, LedgerKeyRotated, LedgerTailRecovered,
 };
-use crate::ledger_key::{KeyFileError, LedgerKey};
+use crate::hsm::{HsmBackend, HsmError};
+use crate::ledger_key::KeyFileError;
 use crate::store::{EventStore, InstanceLog, StoreError};
 use crate::writer::{LedgerWriter, Receipt, WriteError, WriterConfig, origin_for};
+
+pub use key_home::KeyHome;
 
 /// Errors opening, creating or administering an instance ledger.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +34,10 @@ pub enum LedgerError {
     Key(#[from] KeyFileError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error("ledger key in the HSM: {0}")]
+    Hsm(#[from] HsmError),
+    #[error("cannot use ledger key {key_id}: {reason}")]
+    KeyStorage { key_id: String, reason: String },
     #[error("the log of instance {instance:?} is empty or its head record is unreadable: {reason}")]
     BadHead { instance: String, reason: String },
 }
@@ -35,6 +46,8 @@ pub enum LedgerError {
 pub struct Ledger {
     writer: LedgerWriter,
     keys_dir: PathBuf,
+    /// Where the key in force lives (and where a rotation puts the next one).
+    home: Mutex<KeyHome>,
 }
 
 /// The administrator an instance starts with (imprint mode).
@@ -64,7 +77,30 @@ impl Ledger {
         operator: &str,
         config: WriterConfig,
     ) -> Result<Self, LedgerError> {
+        Self::create_in(
+            store,
+            data_dir,
+            instance,
+            admin,
+            operator,
+            config,
+            KeyHome::File,
+        )
+    }
+
+    /// [`Ledger::create`] with the ledger key in `home`: a key file, or a
+    /// key pair generated inside an HSM backend that supports signing.
+    pub fn create_in(
+        store: &dyn EventStore,
+        data_dir: &Path,
+        instance: &str,
+        admin: &InitialAdmin,
+        operator: &str,
+        config: WriterConfig,
+        home: KeyHome,
+    ) -> Result<Self, LedgerError> {
         crate::store::check_instance_name(instance)?;
+        key_home::check_home(&home)?;
         // A creation that crashed before its genesis record left an empty
         // log: creating the instance again completes it.
         let log = match store.create_instance(instance) {
@@ -78,12 +114,10 @@ impl Ledger {
             }
             Err(e) => return Err(e.into()),
         };
-        let origin = origin_for(instance);
-        let key = LedgerKey::generate(&origin)?;
         let keys_dir = keys_dir(data_dir, instance);
-        publish_key(&keys_dir, &key)?;
+        let key = key_home::new_key(&home, &keys_dir, instance)?;
         let genesis = InstanceCreated {
-            origin,
+            origin: origin_for(instance),
             ledger_key_id: key.key_id_hex(),
             ledger_public_key: b64(key.verifying_key().as_bytes()),
             initial_admin_id: admin.admin_id.clone(),
@@ -93,24 +127,53 @@ impl Ledger {
             .map_err(WriteError::from)?;
         let writer = LedgerWriter::start(log, key, config);
         writer.append(draft)?;
-        Ok(Ledger { writer, keys_dir })
+        Ok(Ledger {
+            writer,
+            keys_dir,
+            home: Mutex::new(home),
+        })
     }
 
     /// Opens an existing instance with the ledger key in force at its head.
+    /// A key held in an HSM needs [`Ledger::open_with_hsm`].
     pub fn open(
         store: &dyn EventStore,
         data_dir: &Path,
         instance: &str,
         config: WriterConfig,
     ) -> Result<Self, LedgerError> {
+        Self::open_with(store, data_dir, instance, config, None)
+    }
+
+    /// [`Ledger::open`] where the key in force may be held in `hsm` (the
+    /// instance directory records which key lives where; a key file is
+    /// still used from its file).
+    pub fn open_with_hsm(
+        store: &dyn EventStore,
+        data_dir: &Path,
+        instance: &str,
+        config: WriterConfig,
+        hsm: Arc<dyn HsmBackend>,
+    ) -> Result<Self, LedgerError> {
+        Self::open_with(store, data_dir, instance, config, Some(hsm))
+    }
+
+    fn open_with(
+        store: &dyn EventStore,
+        data_dir: &Path,
+        instance: &str,
+        config: WriterConfig,
+        hsm: Option<Arc<dyn HsmBackend>>,
+    ) -> Result<Self, LedgerError> {
         let log = store.open_instance(instance)?;
         let keys_dir = keys_dir(data_dir, instance);
         let key_id = key_in_force(log.as_ref())?;
-        let key = LedgerKey::read_file(&keys_dir.join(format!("{key_id}.key")))?;
+        let (key, home) = key_home::load_key(&keys_dir, instance, &key_id, hsm.as_ref())?;
         let torn = log.torn_tail();
         let ledger = Ledger {
             writer: LedgerWriter::start(log, key, config),
             keys_dir,
+            home: Mutex::new(home),
         };
         if let Some(torn) = torn {
             let event = LedgerTailRecovered {
@@ -137,13 +200,36 @@ impl Ledger {
         &self.keys_dir
     }
 
-    /// Rotates the ledger key: the new key is stored first, then the
-    /// rotation event (signed by the old key) is appended.
+    /// Where the ledger key in force lives.
+    pub fn key_home(&self) -> KeyHome {
+        self.home
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Rotates the ledger key: the new key is made where the key in force
+    /// lives and stored first, then the rotation event (signed by the old
+    /// key) is appended.
     pub fn rotate_key(&self, actor: Actor, correlation_id: &str) -> Result<Receipt, LedgerError> {
-        let origin = origin_for(self.writer.instance());
-        let key = LedgerKey::generate(&origin)?;
-        publish_key(&self.keys_dir, &key)?;
-        Ok(self.writer.rotate_key(key, actor, correlation_id)?)
+        self.rotate_key_to(self.key_home(), actor, correlation_id)
+    }
+
+    /// Rotates the ledger key to a new key made in `home` (e.g. moving an
+    /// instance's ledger key from a key file into an HSM); later rotations
+    /// stay there.
+    pub fn rotate_key_to(
+        &self,
+        home: KeyHome,
+        actor: Actor,
+        correlation_id: &str,
+    ) -> Result<Receipt, LedgerError> {
+        key_home::check_home(&home)?;
+        let mut current = self.home.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = key_home::new_key(&home, &self.keys_dir, self.writer.instance())?;
+        let receipt = self.writer.rotate_key(key, actor, correlation_id)?;
+        *current = home;
+        Ok(receipt)
     }
 
     /// Appends one event and waits until it is durable.
@@ -155,14 +241,6 @@ impl Ledger {
     pub fn shutdown(self) {
         self.writer.shutdown();
     }
-}
-
-fn publish_key(keys_dir: &Path, key: &LedgerKey) -> Result<(), KeyFileError> {
-    let id = key.key_id_hex();
-    key.write_file(&keys_dir.join(format!("{id}.key")))?;
-    let public = format!("{}\n", key.note_verifier());
-    let path = keys_dir.join(format!("{id}.pub"));
-    std::fs::write(&path, public).map_err(|source| KeyFileError::Io { path, source })
 }
 
 /// The key id in force at the head of `log`: the head record's signer, or
