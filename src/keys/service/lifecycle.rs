@@ -139,6 +139,8 @@ impl KeyService {
                 .expiration_date
                 .map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             aliases: request.aliases,
+            activation_date: None,
+            import_token_id: None,
         };
         match self.record(actor, correlation_id, &event) {
             Ok(receipt) => Ok((self.key(&key_id)?, receipt)),
