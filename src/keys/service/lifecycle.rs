@@ -454,5 +454,6 @@ pub(super) fn action_name(action: KeyAction) -> &'static str {
         KeyAction::Sync => "sync",
         KeyAction::Register => "register",
         KeyAction::Expire => "expire",
+        KeyAction::Activate => "activate",
     }
 }
