@@ -46,6 +46,7 @@ fn leak_scenario_child() {
                 key_ring_id: None,
                 aliases: vec!["root-alias".into()],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Generate,
             },
         )
@@ -61,6 +62,7 @@ fn leak_scenario_child() {
                 key_ring_id: None,
                 aliases: vec![],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Payload(SecretBytes::from_slice(KNOWN_PAYLOAD)),
             },
         )

@@ -1,5 +1,6 @@
 //! Key lifecycle commands: create/import, rotate, enable/disable,
-//! dual-authorisation delete, delete, restore, purge, expiry.
+//! dual-authorisation delete, delete, restore, purge, expiry (activation:
+//! `activation.rs`).
 
 use chrono::{DateTime, Utc};
 
@@ -8,8 +9,9 @@ use crate::event::{
     Actor, KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
     KeyEnabled, KeyExpired, KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRotated,
 };
+use crate::hsm::{KeyBinding, NewMaterial};
 use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
-use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction, KeyState};
+use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction};
 use crate::secret::SecretBytes;
 use crate::writer::Receipt;
 
@@ -30,6 +32,10 @@ pub struct CreateKey {
     pub key_ring_id: Option<String>,
     pub aliases: Vec<String>,
     pub expiration_date: Option<DateTime<Utc>>,
+    /// When the key becomes usable. A date still ahead creates the key in
+    /// state 0 (pre-activation): no wrap, unwrap, rotation or payload until
+    /// the service activates it on that date. `None`: active at once.
+    pub activation_date: Option<DateTime<Utc>>,
     pub material: KeyMaterialSource,
 }
 
@@ -47,6 +53,10 @@ fn check_name(kind: &str, value: &str) -> Result<(), KeyError> {
             "{kind} must be 2-90 characters of letters, digits, '-', '_', '.', ':' or spaces"
         )))
     }
+}
+
+fn bit_len(payload: &SecretBytes) -> u16 {
+    u16::try_from(payload.len() * 8).unwrap_or(256)
 }
 
 fn new_id() -> String {
@@ -90,6 +100,14 @@ impl KeyService {
                 "expirationDate must be in the future".into(),
             ));
         }
+        if let (Some(activation), Some(expiration)) =
+            (request.activation_date, request.expiration_date)
+            && expiration <= activation
+        {
+            return Err(KeyError::Invalid(
+                "expirationDate must be after activationDate".into(),
+            ));
+        }
         let _guard = self.lock_commands();
         {
             let state = self.read();
@@ -107,21 +125,15 @@ impl KeyService {
         let generation = self.current_generation()?;
         let key_id = new_id();
         let binding = self.binding(&key_id, 1, generation);
-        let (new, imported) = match &request.material {
-            KeyMaterialSource::Generate => (self.hsm.generate_key(&binding, 32)?, false),
-            KeyMaterialSource::Payload(payload) => {
-                if ![16, 24, 32].contains(&payload.len()) {
-                    return Err(KeyError::Invalid(
-                        "payload must be a 128, 192 or 256-bit AES key".into(),
-                    ));
-                }
-                (self.hsm.import_key(&binding, payload)?, true)
-            }
+        let (new, bit_length, import_token_id) = match &request.material {
+            KeyMaterialSource::Generate => (self.hsm.generate_key(&binding, 32)?, 256, None),
+            KeyMaterialSource::Payload(payload) => (
+                self.import_payload(&binding, payload)?,
+                bit_len(payload),
+                None,
+            ),
         };
-        let bit_length = match &request.material {
-            KeyMaterialSource::Payload(p) => u16::try_from(p.len() * 8).unwrap_or(256),
-            KeyMaterialSource::Generate => 256,
-        };
+        let imported = !matches!(request.material, KeyMaterialSource::Generate);
         self.material
             .put(&self.instance, &key_id, 1, &new.wrapped)?;
         let event = KeyCreated {
@@ -139,8 +151,10 @@ impl KeyService {
                 .expiration_date
                 .map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             aliases: request.aliases,
-            activation_date: None,
-            import_token_id: None,
+            activation_date: request
+                .activation_date
+                .map(|a| a.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            import_token_id,
         };
         match self.record(actor, correlation_id, &event) {
             Ok(receipt) => Ok((self.key(&key_id)?, receipt)),
@@ -152,8 +166,23 @@ impl KeyService {
         }
     }
 
+    /// Wraps an imported AES key (16, 24 or 32 bytes) for `binding`.
+    fn import_payload(
+        &self,
+        binding: &KeyBinding,
+        payload: &SecretBytes,
+    ) -> Result<NewMaterial, KeyError> {
+        if ![16, 24, 32].contains(&payload.len()) {
+            return Err(KeyError::Invalid(
+                "payload must be a 128, 192 or 256-bit AES key".into(),
+            ));
+        }
+        Ok(self.hsm.import_key(binding, payload)?)
+    }
+
     /// Checks `action` on a key against the state table and time windows,
-    /// recording a refusal as an event.
+    /// recording a refusal as an event. A pre-activation key whose date has
+    /// come is activated first. The caller holds the command lock.
     fn checked_key(
         &self,
         actor: &Actor,
@@ -162,7 +191,7 @@ impl KeyService {
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
         let name = action_name(action);
-        let key = match self.key(id) {
+        let key = match self.key(id).and_then(|k| self.activate_if_due(k)) {
             Ok(k) => k,
             Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
         };
@@ -414,7 +443,7 @@ impl KeyService {
             .keys
             .keys
             .values()
-            .filter(|k| matches!(k.state, KeyState::Active | KeyState::Suspended))
+            .filter(|k| state::check(k.state, KeyAction::Expire).is_ok())
             .filter(|k| k.expiration_date.is_some_and(|e| e <= now))
             .map(|k| k.id.clone())
             .collect();

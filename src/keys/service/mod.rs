@@ -8,8 +8,10 @@
 //!   rotation, unseal after restart.
 //! - lifecycle: create/import, rotate, enable/disable, dual-auth delete,
 //!   restore, purge, expiry.
+//! - activation: pre-activation keys become active on their date.
 //! - envelope: wrap, unwrap, rewrap, standard-key payload.
 
+mod activation;
 mod ceremony;
 mod envelope;
 mod error;
