@@ -12,8 +12,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use common::key_env::{self, KeyEnv, admin, assert_log_consistent, event_types, user};
+use common::kp_client;
 use keyledger::hsm::HsmBackend;
 use keyledger::hsm::software::SoftwareHsm;
+use keyledger::keys::import_token::ImportTokenRequest;
 use keyledger::keys::service::{CreateKey, KeyError, KeyMaterialSource};
 use keyledger::keys::state::KeyState;
 use keyledger::secret::SecretBytes;
@@ -219,6 +221,46 @@ fn activation_dates_are_validated_and_past_dates_mean_active() {
     let at_once = create(&env, request("now", Some(t), None));
     assert_eq!(state(&env, &past), KeyState::Active);
     assert_eq!(state(&env, &at_once), KeyState::Active);
+    assert_log_consistent(&env.service);
+}
+
+#[test]
+fn a_key_imported_with_a_token_can_wait_for_its_activation_date() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(dir.path(), "acme", software());
+    env.service
+        .create_import_token(&user("alice"), "t", &ImportTokenRequest::default())
+        .expect("token");
+    let (contents, _) = env
+        .service
+        .get_import_token(&user("alice"), "g")
+        .expect("get");
+    let activation = now(&env) + Duration::hours(6);
+    let (key, _) = env
+        .service
+        .create_key(
+            &user("alice"),
+            "import",
+            CreateKey {
+                material: KeyMaterialSource::ImportToken(kp_client::import_request(
+                    &contents,
+                    &[0x2e; 32],
+                )),
+                ..request("byok-later", Some(activation), None)
+            },
+        )
+        .expect("import");
+    assert!(key.imported);
+    assert_eq!(key.state, KeyState::PreActivation);
+    let err = env
+        .service
+        .wrap(&user("bob"), "w", &key.id, None, &[])
+        .expect_err("not yet");
+    assert_eq!(err.kp_code(), "KEY_ACTION_INVALID_STATE_ERR");
+    env.clock.advance(Duration::hours(6));
+    env.service
+        .wrap(&user("bob"), "w", &key.id, None, &[])
+        .expect("active on the date");
     assert_log_consistent(&env.service);
 }
 

@@ -133,7 +133,10 @@ pub fn open_service(
         Ledger::create(&store, data, instance, &admin, "test", config).expect("create ledger")
     };
     let material = Arc::new(EmbeddedMaterialStore::open(data).expect("material"));
-    KeyService::open(ledger.writer().clone(), hsm, material, clock.as_clock()).expect("service")
+    KeyService::open(ledger.writer().clone(), hsm, material, clock.as_clock())
+        .expect("service")
+        // RSA-2048 import tokens: a 4096-bit key takes seconds to generate.
+        .with_import_token_key_bits(2048)
 }
 
 use keyledger::store::EventStore;

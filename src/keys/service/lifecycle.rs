@@ -4,12 +4,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{KeyError, KeyService};
+use super::{KeyError, KeyService, TokenImport};
 use crate::event::{
     Actor, KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
     KeyEnabled, KeyExpired, KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRotated,
 };
 use crate::hsm::{KeyBinding, NewMaterial};
+use crate::keys::import_token::ImportError;
 use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
 use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction};
 use crate::secret::SecretBytes;
@@ -21,6 +22,9 @@ pub enum KeyMaterialSource {
     Generate,
     /// Supplied by the caller (imported key); 16, 24 or 32 bytes.
     Payload(SecretBytes),
+    /// Supplied encrypted to the instance's import token (secure import of
+    /// a root key); see [`TokenImport`].
+    ImportToken(TokenImport),
 }
 
 /// A request to create or import a key.
@@ -108,6 +112,9 @@ impl KeyService {
                 "expirationDate must be after activationDate".into(),
             ));
         }
+        if request.extractable && matches!(request.material, KeyMaterialSource::ImportToken(_)) {
+            return Err(ImportError::RootKeyRequired.into());
+        }
         let _guard = self.lock_commands();
         {
             let state = self.read();
@@ -132,6 +139,11 @@ impl KeyService {
                 bit_len(payload),
                 None,
             ),
+            KeyMaterialSource::ImportToken(import) => {
+                let (payload, token_id) = self.open_token_import(import)?;
+                let new = self.import_payload(&binding, &payload)?;
+                (new, bit_len(&payload), Some(token_id))
+            }
         };
         let imported = !matches!(request.material, KeyMaterialSource::Generate);
         self.material
