@@ -57,6 +57,8 @@ pub fn realistic_event(n: u64, thread: usize) -> Result<EventDraft, String> {
                 key_check_value: digest(n)[..6].to_string(),
                 expiration_date: None,
                 aliases: vec![],
+                activation_date: None,
+                import_token_id: None,
             },
         ),
         1 => EventDraft::new(

@@ -52,6 +52,7 @@ fn create(s: &KeyService, name: &str, material: KeyMaterialSource, extractable: 
         key_ring_id: None,
         aliases: vec![],
         expiration_date: None,
+        activation_date: None,
         material,
     };
     s.create_key(&user("creator"), "create", request)

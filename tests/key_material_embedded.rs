@@ -34,6 +34,11 @@ conformance_tests!(
     check_purge_instance,
     check_instances_and_keys_are_isolated,
     check_refuses_bad_addresses,
+    check_import_token_round_trip,
+    check_import_token_replace_is_compare_and_swap,
+    check_import_token_purge,
+    check_import_tokens_isolated_and_purged_with_the_instance,
+    check_import_token_refuses_bad_input,
 );
 
 #[test]
@@ -188,5 +193,92 @@ fn purge_shreds_leftovers_and_leaves_no_blob_bytes() {
             "blob bytes survive in {}",
             file.display()
         );
+    }
+}
+
+#[test]
+fn import_tokens_are_files_beside_the_keys_and_shredded_on_purge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = conformance::token(conformance::TOKEN, 1);
+    {
+        let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
+        store.put_import_token(INST, &t).expect("put");
+    }
+    let store = EmbeddedMaterialStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store
+            .get_import_token(INST, conformance::TOKEN)
+            .expect("get"),
+        Some(t.clone()),
+        "survives reopening"
+    );
+    let path = store
+        .token_path(INST, conformance::TOKEN)
+        .expect("token path");
+    let tokens_dir = dir
+        .path()
+        .join("instances")
+        .join(INST)
+        .join("import-tokens");
+    assert_eq!(path, tokens_dir.join(format!("{}.bin", conformance::TOKEN)));
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&tokens_dir), 0o700);
+    assert!(
+        !dir.path()
+            .join("instances")
+            .join(INST)
+            .join("material")
+            .exists(),
+        "tokens are not key material directories"
+    );
+
+    // Damage is reported, never trusted, and never silently overwritten.
+    let good = fs::read(&path).expect("read");
+    let mut flipped = good.clone();
+    flipped[10] ^= 1;
+    fs::write(&path, &flipped).expect("write");
+    assert!(matches!(
+        store.get_import_token(INST, conformance::TOKEN),
+        Err(MaterialError::TokenCorrupt { .. })
+    ));
+    assert!(matches!(
+        store.put_import_token(INST, &t),
+        Err(MaterialError::TokenCorrupt { .. })
+    ));
+    // A valid file of another token under this token's name is refused too.
+    let other = conformance::token("other-token", 1);
+    store.put_import_token(INST, &other).expect("put other");
+    fs::copy(store.token_path(INST, "other-token").expect("p"), &path).expect("copy");
+    assert!(matches!(
+        store.get_import_token(INST, conformance::TOKEN),
+        Err(MaterialError::TokenCorrupt { .. })
+    ));
+    fs::write(&path, &good).expect("restore");
+
+    // A crash leftover is shredded with the token; no secret bytes survive.
+    fs::write(
+        tokens_dir.join(format!(".{}.bin.tmp", conformance::TOKEN)),
+        &t.private_key.blob,
+    )
+    .expect("tmp");
+    assert_eq!(
+        store.import_tokens(INST).expect("list"),
+        vec![conformance::TOKEN.to_string(), "other-token".to_string()],
+        "temp files are not tokens"
+    );
+    assert!(
+        store
+            .purge_import_token(INST, conformance::TOKEN)
+            .expect("purge")
+    );
+    for file in all_files(dir.path()) {
+        let bytes = fs::read(&file).expect("read");
+        for blob in [&t.private_key.blob, &t.nonce.blob] {
+            assert!(
+                !bytes.windows(blob.len()).any(|w| w == blob.as_slice()),
+                "token secret survives in {}",
+                file.display()
+            );
+        }
     }
 }

@@ -36,6 +36,7 @@ fn root_key(env: &KeyEnv, name: &str) -> String {
                 key_ring_id: None,
                 aliases: vec![],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Generate,
             },
         )
@@ -203,6 +204,7 @@ fn bad_ceremony_input_is_refused_audited_and_changes_nothing() {
                 key_ring_id: None,
                 aliases: vec![],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Generate
             }
         ),
@@ -412,6 +414,7 @@ fn suspended_and_destroyed_keys_refuse_wraps_and_nothing_changes() {
                 key_ring_id: None,
                 aliases: vec!["dual-alias".into()],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Generate,
             },
         )
@@ -500,6 +503,7 @@ fn standard_keys_import_export_and_root_keys_never_leave() {
                 key_ring_id: None,
                 aliases: vec![],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Payload(payload.clone()),
             },
         )
@@ -528,6 +532,7 @@ fn standard_keys_import_export_and_root_keys_never_leave() {
                 key_ring_id: None,
                 aliases: vec![],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Payload(SecretBytes::from_slice(b"short")),
             },
         )

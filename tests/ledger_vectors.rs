@@ -117,6 +117,8 @@ fn write_vector_log(dir: &Path) -> (Vectors, PathBuf) {
                     key_check_value: "8f3a21".into(),
                     expiration_date: None,
                     aliases: vec!["payments".into()],
+                    activation_date: None,
+                    import_token_id: None,
                 },
             )
             .expect("draft"),

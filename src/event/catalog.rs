@@ -221,6 +221,19 @@ event_types! {
         key_check_value: String,
         expiration_date: Option<String>,
         aliases: Vec<String>,
+        /// When the key becomes usable (RFC 3339). A key created with a date
+        /// after the event's time starts in state 0 (pre-activation) until
+        /// `key.activated`. Absent: active at once (as Key Protect).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation_date: Option<String>,
+        /// The import token whose public key carried the key material (secure
+        /// import); absent for generated keys and plain payload imports.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        import_token_id: Option<String>,
+    }
+    /// A pre-activation key reached its activation date (state 0 -> 1).
+    KeyActivated = ("key.activated", 1) {
+        key_id: String,
     }
     /// A new key version was created by rotation.
     KeyRotated = ("key.rotated", 1) {
@@ -294,12 +307,19 @@ event_types! {
     KeyRingDeleted = ("key_ring.deleted", 1) {
         key_ring_id: String,
     }
+    /// An import token was created; it replaces the instance's previous one.
     ImportTokenCreated = ("import_token.created", 1) {
         token_id: String,
         expiration_date: String,
         max_retrievals: u32,
         /// SHA-256 hex of the token's RSA public key.
         public_key_digest: String,
+    }
+    /// The import token's public key and nonce were handed out (one
+    /// retrieval used). Never carries the key or the nonce.
+    ImportTokenRetrieved = ("import_token.retrieved", 1) {
+        token_id: String,
+        remaining_retrievals: u32,
     }
 
     // ---- key use ----

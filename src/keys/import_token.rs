@@ -5,15 +5,23 @@
 //! 12-byte IV (no associated data, 16-byte tag appended), as IBM's SDKs do
 //! (`kp.EncryptKey`, `kp.EncryptNonce`). See `docs/KEYS.md`.
 //!
-//! The private key never leaves this type: it is zeroized on drop and never
-//! printed. The public key is returned as Key Protect does: base64 of the
-//! PEM (`-----BEGIN PUBLIC KEY-----`, SPKI) text.
+//! The private key never leaves this type except as PKCS#8 DER in a
+//! [`SecretBytes`] for the HSM backend to wrap ([`sealing`]): it is zeroized
+//! on drop and never printed. The public key is returned as Key Protect
+//! does: base64 of the PEM (`-----BEGIN PUBLIC KEY-----`, SPKI) text.
+//!
+//! - [`sealing`]: a token's private key and nonce wrapped under the instance
+//!   master key (what the key-material store keeps), and back.
+//! - [`projection`]: the instance's current token and its retrievals, from
+//!   the log (`import_token.created`, `import_token.retrieved`).
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm};
 use base64::Engine;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use rsa::pkcs8::{EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::sha2::Sha256;
 use rsa::{PrivateKey, PublicKey};
 use serde::Serialize;
@@ -62,6 +70,10 @@ pub enum ImportError {
     NonceDecrypt,
     #[error("the encrypted nonce given does not match the import token's nonce")]
     WrongNonce,
+    #[error("the instance has no import token: create one first")]
+    NotFound,
+    #[error("import tokens import root keys only (extractable must be false)")]
+    RootKeyRequired,
     #[error("import token could not be generated")]
     Internal,
 }
@@ -75,6 +87,8 @@ impl ImportError {
             ImportError::Expired | ImportError::RetrievalsExhausted => "IMPORT_TOKEN_EXPIRED_ERR",
             ImportError::NonceDecrypt => "INCORRECT_NONCE_IV_ERR",
             ImportError::WrongNonce => "INCORRECT_NONCE_ERR",
+            ImportError::NotFound => "NOT_FOUND_ERR",
+            ImportError::RootKeyRequired => "KEY_ROOT_REQ_ERR",
             ImportError::Internal => "INTERNAL_SERVER_ERR",
         }
     }
@@ -82,6 +96,7 @@ impl ImportError {
     pub fn http_status(&self) -> u16 {
         match self {
             ImportError::Expired | ImportError::RetrievalsExhausted => 409,
+            ImportError::NotFound => 404,
             ImportError::Internal => 500,
             _ => 400,
         }
@@ -107,7 +122,8 @@ pub struct ImportTokenMetadata {
 }
 
 /// `GET /import_token`: the metadata plus the public key and nonce.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `Debug` leaves the nonce out.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportTokenContents {
     #[serde(flatten)]
@@ -116,6 +132,51 @@ pub struct ImportTokenContents {
     pub payload: String,
     /// base64 of the nonce.
     pub nonce: String,
+}
+
+impl std::fmt::Debug for ImportTokenContents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTokenContents")
+            .field("metadata", &self.metadata)
+            .field("payload", &self.payload)
+            .field("nonce", &"[redacted]")
+            .finish()
+    }
+}
+
+impl ImportTokenContents {
+    /// The contents `GET /import_token` returns, from the stored public key
+    /// (SPKI DER) and the nonce.
+    pub fn new(
+        metadata: ImportTokenMetadata,
+        public_key_der: &[u8],
+        nonce: &SecretBytes,
+    ) -> Result<Self, ImportError> {
+        let pem = PublicKey::from_public_key_der(public_key_der)
+            .map_err(|_| ImportError::Internal)?
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|_| ImportError::Internal)?;
+        Ok(ImportTokenContents {
+            metadata,
+            payload: b64().encode(pem.as_bytes()),
+            nonce: b64().encode(nonce.expose()),
+        })
+    }
+}
+
+/// Everything needed to rebuild a token that was stored: its metadata (from
+/// the log), its public key, and its private key and nonce (unwrapped by the
+/// HSM backend).
+pub struct TokenParts {
+    pub id: String,
+    pub creation_date: DateTime<Utc>,
+    pub expiration_date: DateTime<Utc>,
+    pub max_retrievals: u32,
+    pub remaining_retrievals: u32,
+    pub public_key_der: Vec<u8>,
+    /// PKCS#8 DER of the RSA private key.
+    pub private_key_pkcs8: SecretBytes,
+    pub nonce: SecretBytes,
 }
 
 /// An instance's import token (Key Protect keeps one per instance).
@@ -139,6 +200,13 @@ impl std::fmt::Debug for ImportToken {
             .field("remaining_retrievals", &self.remaining_retrievals)
             .field("private_key", &"[redacted]")
             .finish()
+    }
+}
+
+impl Drop for ImportToken {
+    fn drop(&mut self) {
+        // The private key zeroizes itself.
+        zeroize::Zeroize::zeroize(&mut self.nonce);
     }
 }
 
@@ -182,7 +250,8 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-fn kp_time(t: DateTime<Utc>) -> String {
+/// Key Protect's date format (RFC 3339, whole seconds, `Z`).
+pub fn kp_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -257,8 +326,62 @@ impl ImportToken {
         })
     }
 
+    /// Rebuilds a stored token. The private key must belong to the public
+    /// key, and the nonce must be [`NONCE_LEN`] bytes.
+    pub fn from_parts(parts: TokenParts) -> Result<Self, ImportError> {
+        let private_key = PrivateKey::from_pkcs8_der(parts.private_key_pkcs8.expose())
+            .map_err(|_| ImportError::Internal)?;
+        let public_key_der = private_key
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(|_| ImportError::Internal)?
+            .into_vec();
+        if public_key_der != parts.public_key_der {
+            return Err(ImportError::Internal);
+        }
+        let public_key_pem = private_key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|_| ImportError::Internal)?;
+        let nonce: [u8; NONCE_LEN] = parts
+            .nonce
+            .expose()
+            .try_into()
+            .map_err(|_| ImportError::Internal)?;
+        Ok(ImportToken {
+            id: parts.id,
+            creation_date: parts.creation_date,
+            expiration_date: parts.expiration_date,
+            max_retrievals: parts.max_retrievals,
+            remaining_retrievals: parts.remaining_retrievals,
+            nonce,
+            public_key_pem,
+            public_key_der,
+            private_key,
+        })
+    }
+
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The public key as SubjectPublicKeyInfo DER.
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_key_der
+    }
+
+    /// The RSA private key as PKCS#8 DER, for the HSM backend to wrap.
+    pub fn private_key_pkcs8(&self) -> Result<SecretBytes, ImportError> {
+        let document = self
+            .private_key
+            .to_pkcs8_der()
+            .map_err(|_| ImportError::Internal)?;
+        Ok(SecretBytes::from_slice(document.as_bytes()))
+    }
+
+    /// The nonce, for the HSM backend to wrap.
+    pub fn nonce_secret(&self) -> SecretBytes {
+        SecretBytes::from_slice(&self.nonce)
     }
 
     pub fn expiration_date(&self) -> DateTime<Utc> {
@@ -363,6 +486,9 @@ fn open_nonce(key: &SecretBytes, iv: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Im
     };
     opened.map_err(|_| ImportError::NonceDecrypt)
 }
+
+pub mod projection;
+pub mod sealing;
 
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,11 @@
 //! - [`state`]: which action each key state allows (pure table + time windows).
 //! - [`projection`]: current state of every key of an instance, from events only.
 //! - [`ciphertext`]: the versioned, AAD-bound wrapped-DEK format.
-//! - [`import_token`]: RSA-OAEP import tokens with AES-GCM nonce proof.
-//! - [`material`]: where wrapped key material lives (separate from the log,
-//!   so purging a key really shreds it).
+//! - [`import_token`]: RSA-OAEP import tokens with AES-GCM nonce proof, their
+//!   secrets sealed by the HSM backend, and the current token from the log.
+//! - [`material`]: where wrapped key material and import tokens live
+//!   (separate from the log, so purging a key really shreds it).
+//! - [`service`]: the commands of one instance.
 //!
 //! `docs/KEYS.md` documents the formats and the state table with sources.
 

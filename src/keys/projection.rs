@@ -166,6 +166,18 @@ impl KeyProjection {
             })
         })
         .or_else(|| {
+            with(env, |p: event::KeyActivated| {
+                self.edit(&p.key_id, seq, time, |k| {
+                    // Only a pre-activation key can be activated.
+                    let due = k.state == KeyState::PreActivation;
+                    if due {
+                        k.state = KeyState::Active;
+                    }
+                    due
+                })
+            })
+        })
+        .or_else(|| {
             with(env, |p: event::KeyDeletionAuthorized| {
                 self.deletion_authorized(seq, time, principal, p)
             })
@@ -279,6 +291,15 @@ impl KeyProjection {
         if self.keys.contains_key(&p.key_id) || self.purged.contains(&p.key_id) {
             return false;
         }
+        let activation_date = p.activation_date.as_deref().and_then(parse_time);
+        if p.activation_date.is_some() && activation_date.is_none() {
+            return false;
+        }
+        // Active at once unless the activation date is still ahead.
+        let state = match activation_date {
+            Some(date) if date > time => KeyState::PreActivation,
+            _ => KeyState::Active,
+        };
         let key = KeyRecord {
             id: p.key_id.clone(),
             name: p.name,
@@ -287,7 +308,7 @@ impl KeyProjection {
             key_ring_id: p.key_ring_id,
             extractable: p.extractable,
             imported: p.imported,
-            state: KeyState::Active,
+            state,
             algorithm: p.algorithm,
             bit_length: p.bit_length,
             creation_date: time,
@@ -295,6 +316,7 @@ impl KeyProjection {
             last_update_date: time,
             last_rotate_date: None,
             expiration_date: p.expiration_date.as_deref().and_then(parse_time),
+            activation_date,
             versions: vec![KeyVersion {
                 version: 1,
                 id: p.version_id,

@@ -12,7 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Key states, with Key Protect's integer mapping (serialised as the integer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyState {
-    /// Before the key's activation date: nothing cryptographic.
+    /// Created with an activation date still ahead: nothing cryptographic
+    /// until the service activates it on that date.
     PreActivation = 0,
     Active = 1,
     /// Disabled: no wrap/unwrap/rewrap/rotate; can be enabled or deleted.
@@ -87,10 +88,13 @@ pub enum KeyAction {
     Register,
     /// The service moves a key past its expiration date to Deactivated.
     Expire,
+    /// The service moves a pre-activation key whose activation date has
+    /// come to Active.
+    Activate,
 }
 
 impl KeyAction {
-    pub const ALL: [KeyAction; 20] = [
+    pub const ALL: [KeyAction; 21] = [
         KeyAction::ReadMetadata,
         KeyAction::GetPayload,
         KeyAction::Wrap,
@@ -111,6 +115,7 @@ impl KeyAction {
         KeyAction::Sync,
         KeyAction::Register,
         KeyAction::Expire,
+        KeyAction::Activate,
     ];
 }
 
@@ -187,6 +192,8 @@ pub fn allowed(state: KeyState, action: KeyAction) -> bool {
     match (state, action) {
         // Every existing key can be read and re-synced.
         (_, A::ReadMetadata | A::Sync) => true,
+        (S::PreActivation, A::Activate) => true,
+        (_, A::Activate) => false,
         (S::Active, A::Enable | A::Restore | A::Purge) => false,
         (S::Active, _) => true,
         (S::Suspended, a) => matches!(
@@ -251,10 +258,13 @@ pub struct Timeline {
     pub deletion_date: Option<DateTime<Utc>>,
     /// When the key was last rotated (`None`: never rotated).
     pub last_rotate_date: Option<DateTime<Utc>>,
+    /// When a pre-activation key becomes usable (`None`: no activation date).
+    pub activation_date: Option<DateTime<Utc>>,
 }
 
 /// Checks the state table, then the time windows: restore within 30 days of
-/// deletion, purge no earlier than 4 hours after it, rotate at most once an hour.
+/// deletion, purge no earlier than 4 hours after it, rotate at most once an
+/// hour, activate no earlier than the activation date.
 pub fn check_at(
     state: KeyState,
     action: KeyAction,
@@ -278,6 +288,10 @@ pub fn check_at(
         KeyAction::Rotate => match timeline.last_rotate_date {
             Some(last) if now < last + ROTATION_MIN_INTERVAL => Err(StateError::RotatedTooRecently),
             _ => Ok(()),
+        },
+        KeyAction::Activate => match timeline.activation_date {
+            Some(date) if now >= date => Ok(()),
+            _ => Err(StateError::InvalidState { state, action }),
         },
         _ => Ok(()),
     }
@@ -401,7 +415,7 @@ mod tests {
         let deleted = t("2026-01-01T00:00:00Z");
         let tl = Timeline {
             deletion_date: Some(deleted),
-            last_rotate_date: None,
+            ..Timeline::default()
         };
         let at = |s| check_at(KeyState::Destroyed, KeyAction::Purge, &tl, t(s));
         assert_eq!(
@@ -420,8 +434,8 @@ mod tests {
     #[test]
     fn rotation_at_most_once_an_hour() {
         let tl = Timeline {
-            deletion_date: None,
             last_rotate_date: Some(t("2026-01-01T00:00:00Z")),
+            ..Timeline::default()
         };
         let rotate = |s| check_at(KeyState::Active, KeyAction::Rotate, &tl, t(s));
         assert_eq!(
@@ -438,6 +452,65 @@ mod tests {
                 t("2026-01-01T00:00:00Z")
             ),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn pre_activation_keys_allow_nothing_cryptographic_until_activated() {
+        use KeyAction as A;
+        let e = check(KeyState::PreActivation, A::Wrap).expect_err("refused");
+        assert_eq!(
+            (e.kp_code(), e.http_status()),
+            ("KEY_ACTION_INVALID_STATE_ERR", 409)
+        );
+        for action in KeyAction::ALL {
+            let expected = matches!(
+                action,
+                A::ReadMetadata
+                    | A::Sync
+                    | A::Delete
+                    | A::SetKeyForDeletion
+                    | A::UnsetKeyForDeletion
+                    | A::Patch
+                    | A::CreateAlias
+                    | A::DeleteAlias
+                    | A::SetPolicy
+                    | A::Expire
+                    | A::Activate
+            );
+            assert_eq!(
+                allowed(KeyState::PreActivation, action),
+                expected,
+                "{action:?}"
+            );
+        }
+        for state in [
+            KeyState::Active,
+            KeyState::Suspended,
+            KeyState::Deactivated,
+            KeyState::Destroyed,
+        ] {
+            assert!(!allowed(state, A::Activate), "{state:?}");
+        }
+        let tl = Timeline {
+            activation_date: Some(t("2026-01-01T12:00:00Z")),
+            ..Timeline::default()
+        };
+        let activate = |s| check_at(KeyState::PreActivation, A::Activate, &tl, t(s));
+        assert!(
+            activate("2026-01-01T11:59:59Z").is_err(),
+            "not before the date"
+        );
+        assert_eq!(activate("2026-01-01T12:00:00Z"), Ok(()));
+        assert!(
+            check_at(
+                KeyState::PreActivation,
+                A::Activate,
+                &Timeline::default(),
+                t("2030-01-01T00:00:00Z")
+            )
+            .is_err(),
+            "a key without an activation date is never activated by date"
         );
     }
 

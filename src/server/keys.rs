@@ -134,6 +134,8 @@ struct NewKey {
     extractable: bool,
     payload: Option<String>,
     expiration_date: Option<String>,
+    /// keyledger extension: the key stays in state 0 until this date.
+    activation_date: Option<String>,
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(rename = "keyRingID")]
@@ -152,15 +154,17 @@ pub async fn create(
         .resources
         .try_into()
         .map_err(|_| ApiError::bad_body("resources must hold exactly one key"))?;
-    let expiration_date = new
-        .expiration_date
-        .as_deref()
-        .map(|d| {
-            chrono::DateTime::parse_from_rfc3339(d)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|_| ApiError::bad_body("expirationDate must be an RFC 3339 time"))
-        })
-        .transpose()?;
+    let date = |field: &str, value: Option<&str>| {
+        value
+            .map(|d| {
+                chrono::DateTime::parse_from_rfc3339(d)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| ApiError::bad_body(format!("{field} must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let expiration_date = date("expirationDate", new.expiration_date.as_deref())?;
+    let activation_date = date("activationDate", new.activation_date.as_deref())?;
     let material = match &new.payload {
         Some(p) => KeyMaterialSource::Payload(decode_b64("payload", p)?),
         None => KeyMaterialSource::Generate,
@@ -172,6 +176,7 @@ pub async fn create(
         key_ring_id: new.key_ring_id.or_else(|| key_ring(&req)),
         aliases: new.aliases,
         expiration_date,
+        activation_date,
         material,
     };
     let minimal = prefers_minimal(&req);

@@ -233,7 +233,10 @@ pub fn open_service(
         Ledger::create(&store, data, instance, &admin, "test", config).expect("create ledger")
     };
     let material = Arc::new(EmbeddedMaterialStore::open(data).expect("material"));
-    KeyService::open(ledger.writer().clone(), hsm, material, clock.as_clock()).expect("service")
+    KeyService::open(ledger.writer().clone(), hsm, material, clock.as_clock())
+        .expect("service")
+        // RSA-2048 import tokens: a 4096-bit key takes seconds to generate.
+        .with_import_token_key_bits(2048)
 }
 
 use keyledger::store::EventStore;
@@ -253,4 +256,36 @@ pub fn ready(data: &Path, instance: &str, hsm: Arc<dyn HsmBackend>) -> KeyEnv {
         owners,
         hsm,
     }
+}
+
+/// Every record of the service's log.
+pub fn records(service: &KeyService) -> Vec<keyledger::record::Record> {
+    let log = service.writer().log();
+    log.read(0, log.head().size).expect("read log")
+}
+
+/// The event types of the service's log, in order.
+pub fn event_types(service: &KeyService) -> Vec<String> {
+    records(service)
+        .iter()
+        .map(|r| {
+            keyledger::event::Envelope::parse(&r.event)
+                .expect("event")
+                .event_type
+        })
+        .collect()
+}
+
+/// Projections rebuilt from the log equal the live ones, and every event
+/// matches its JSON Schema.
+pub fn assert_log_consistent(service: &KeyService) {
+    let records = records(service);
+    let rebuilt =
+        keyledger::keys::service::Projections::rebuild(records.iter().map(|r| r.event.as_slice()));
+    assert_eq!(
+        rebuilt,
+        service.projections(),
+        "rebuilt projections differ from the live state"
+    );
+    super::events::Schemas::load().check_all(&records);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 
 use keyledger::hsm::WrappedMaterial;
-use keyledger::keys::material::{KeyMaterialStore, MaterialError};
+use keyledger::keys::material::{KeyMaterialStore, MaterialError, StoredImportToken};
 
 pub const INST: &str = "acme";
 pub const KEY: &str = "12345678-aaaa-4bbb-8ccc-1234567890ab";
@@ -275,4 +275,209 @@ pub fn check_concurrent_writers(store: Arc<dyn KeyMaterialStore>) {
         }
     }
     assert_eq!(store.versions(INST, "shared").expect("versions"), vec![1]);
+}
+
+// ---- import tokens ----
+
+pub const TOKEN: &str = "7d1e5b2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+
+/// A recognisable token; `generation` for both secrets.
+pub fn token(id: &str, generation: u32) -> StoredImportToken {
+    StoredImportToken {
+        token_id: id.to_string(),
+        public_key_der: format!("spki:{id}").into_bytes(),
+        private_key: WrappedMaterial {
+            mk_generation: generation,
+            blob: format!("wrapped-private-key:{id}:{generation}").into_bytes(),
+        },
+        nonce: WrappedMaterial {
+            mk_generation: generation,
+            blob: format!("wrapped-nonce:{id}:{generation}").into_bytes(),
+        },
+    }
+}
+
+pub fn check_import_token_round_trip(store: &dyn KeyMaterialStore) {
+    assert_eq!(store.get_import_token(INST, TOKEN).expect("get"), None);
+    assert!(store.import_tokens(INST).expect("list").is_empty());
+    let t = token(TOKEN, 1);
+    store.put_import_token(INST, &t).expect("put");
+    store
+        .put_import_token(INST, &t)
+        .expect("the same token again is fine");
+    assert_eq!(
+        store.get_import_token(INST, TOKEN).expect("get"),
+        Some(t.clone())
+    );
+    assert!(matches!(
+        store.put_import_token(INST, &token(TOKEN, 2)),
+        Err(MaterialError::TokenExists { .. })
+    ));
+    assert_eq!(
+        store.get_import_token(INST, TOKEN).expect("get"),
+        Some(t),
+        "a refused put changes nothing"
+    );
+    store
+        .put_import_token(INST, &token("0-older-token", 1))
+        .expect("put");
+    assert_eq!(
+        store.import_tokens(INST).expect("list"),
+        vec!["0-older-token".to_string(), TOKEN.to_string()]
+    );
+    // Tokens are not keys, and keys are not tokens.
+    assert!(store.keys(INST).expect("keys").is_empty());
+    store
+        .put(INST, KEY, 1, &material(KEY, 1, 1))
+        .expect("put key");
+    assert_eq!(store.import_tokens(INST).expect("list").len(), 2);
+}
+
+pub fn check_import_token_replace_is_compare_and_swap(store: &dyn KeyMaterialStore) {
+    let g1 = token(TOKEN, 1);
+    let g2 = token(TOKEN, 2);
+    assert!(matches!(
+        store.replace_import_token(INST, 1, &g2),
+        Err(MaterialError::TokenNotFound { .. })
+    ));
+    store.put_import_token(INST, &g1).expect("put");
+    store
+        .replace_import_token(INST, 1, &g2)
+        .expect("rotate 1 -> 2");
+    assert_eq!(
+        store.get_import_token(INST, TOKEN).expect("get"),
+        Some(g2.clone())
+    );
+    store
+        .replace_import_token(INST, 1, &g2)
+        .expect("replaying the same step is fine");
+    assert!(matches!(
+        store.replace_import_token(INST, 1, &token(TOKEN, 3)),
+        Err(MaterialError::TokenGenerationMismatch {
+            expected: 1,
+            found: 2,
+            ..
+        })
+    ));
+    // Only the wrapped secrets may change: never the public key.
+    let mut other_key = token(TOKEN, 3);
+    other_key.public_key_der = b"spki:someone-else".to_vec();
+    assert!(matches!(
+        store.replace_import_token(INST, 2, &other_key),
+        Err(MaterialError::TokenExists { .. })
+    ));
+    assert_eq!(store.get_import_token(INST, TOKEN).expect("get"), Some(g2));
+}
+
+pub fn check_import_token_purge(store: &dyn KeyMaterialStore) {
+    store.put_import_token(INST, &token(TOKEN, 1)).expect("put");
+    store
+        .put_import_token(INST, &token("survivor-token", 1))
+        .expect("put");
+    assert!(store.purge_import_token(INST, TOKEN).expect("purge"));
+    assert!(!store.purge_import_token(INST, TOKEN).expect("again"));
+    assert!(
+        !store
+            .purge_import_token(INST, "never-existed")
+            .expect("unknown")
+    );
+    assert_eq!(store.get_import_token(INST, TOKEN).expect("get"), None);
+    assert_eq!(
+        store.import_tokens(INST).expect("list"),
+        vec!["survivor-token".to_string()]
+    );
+    // A purged id can hold a token again only through a new put.
+    store.put_import_token(INST, &token(TOKEN, 4)).expect("put");
+    assert_eq!(
+        store.get_import_token(INST, TOKEN).expect("get"),
+        Some(token(TOKEN, 4))
+    );
+}
+
+pub fn check_import_tokens_isolated_and_purged_with_the_instance(store: &dyn KeyMaterialStore) {
+    store
+        .put_import_token("inst-a", &token(TOKEN, 1))
+        .expect("a");
+    store
+        .put_import_token("inst-b", &token(TOKEN, 7))
+        .expect("b");
+    assert_eq!(
+        store.get_import_token("inst-a", TOKEN).expect("get"),
+        Some(token(TOKEN, 1))
+    );
+    assert_eq!(
+        store.get_import_token("inst-b", TOKEN).expect("get"),
+        Some(token(TOKEN, 7))
+    );
+    assert!(store.purge_import_token("inst-a", TOKEN).expect("purge"));
+    assert!(
+        store
+            .get_import_token("inst-b", TOKEN)
+            .expect("get")
+            .is_some()
+    );
+    store
+        .put_import_token("inst-a", &token(TOKEN, 1))
+        .expect("a");
+    store
+        .put("inst-a", KEY, 1, &material(KEY, 1, 1))
+        .expect("key");
+    assert_eq!(store.purge_instance("inst-a").expect("purge instance"), 1);
+    assert!(store.import_tokens("inst-a").expect("list").is_empty());
+    assert_eq!(store.get_import_token("inst-a", TOKEN).expect("get"), None);
+    assert_eq!(
+        store.import_tokens("inst-b").expect("list"),
+        vec![TOKEN.to_string()]
+    );
+}
+
+pub fn check_import_token_refuses_bad_input(store: &dyn KeyMaterialStore) {
+    for bad_id in ["", "..", "../escape", "a/b", "with space", &"t".repeat(65)] {
+        let t = token(bad_id, 1);
+        assert!(
+            matches!(
+                store.put_import_token(INST, &t),
+                Err(MaterialError::InvalidTokenId)
+            ),
+            "{bad_id:?}"
+        );
+        assert!(matches!(
+            store.get_import_token(INST, bad_id),
+            Err(MaterialError::InvalidTokenId)
+        ));
+        assert!(matches!(
+            store.purge_import_token(INST, bad_id),
+            Err(MaterialError::InvalidTokenId)
+        ));
+    }
+    assert!(matches!(
+        store.put_import_token("../x", &token(TOKEN, 1)),
+        Err(MaterialError::InvalidInstance)
+    ));
+    assert!(matches!(
+        store.import_tokens("UPPER"),
+        Err(MaterialError::InvalidInstance)
+    ));
+    for broken in [
+        StoredImportToken {
+            public_key_der: Vec::new(),
+            ..token(TOKEN, 1)
+        },
+        StoredImportToken {
+            nonce: WrappedMaterial {
+                mk_generation: 1,
+                blob: Vec::new(),
+            },
+            ..token(TOKEN, 1)
+        },
+    ] {
+        assert!(matches!(
+            store.put_import_token(INST, &broken),
+            Err(MaterialError::TokenCorrupt { .. })
+        ));
+    }
+    assert!(
+        store.import_tokens(INST).expect("list").is_empty(),
+        "nothing was written"
+    );
 }

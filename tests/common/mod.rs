@@ -5,6 +5,7 @@ pub mod events;
 pub mod fixture;
 pub mod hsm_conformance;
 pub mod key_env;
+pub mod kp_client;
 pub mod material_conformance;
 pub mod secrets_scan;
 pub mod softhsm;

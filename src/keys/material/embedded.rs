@@ -8,6 +8,9 @@
 //! clobbering) or renamed (replacement) into place, then the directory is
 //! fsynced. Purge overwrites each file with zeros, fsyncs, unlinks it and
 //! fsyncs the directory (see `docs/KEYS.md` on what overwriting can promise).
+//! Import tokens live beside the keys, in `import-tokens/` ([`tokens`]).
+
+mod tokens;
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -15,7 +18,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use super::{KeyMaterialStore, MaterialError, check_address, check_instance, check_key_id};
+use super::{
+    KeyMaterialStore, MaterialError, StoredImportToken, check_address, check_instance, check_key_id,
+};
 use crate::hsm::WrappedMaterial;
 
 const INSTANCES_DIR: &str = "instances";
@@ -344,6 +349,7 @@ impl KeyMaterialStore for EmbeddedMaterialStore {
             .write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        self.purge_all_tokens(instance)?;
         let material = self.material_dir(instance);
         let entries = match fs::read_dir(&material) {
             Ok(entries) => entries,
@@ -365,6 +371,39 @@ impl KeyMaterialStore for EmbeddedMaterialStore {
             sync_dir(parent)?;
         }
         Ok(total)
+    }
+
+    fn put_import_token(
+        &self,
+        instance: &str,
+        token: &StoredImportToken,
+    ) -> Result<(), MaterialError> {
+        self.put_token(instance, token)
+    }
+
+    fn get_import_token(
+        &self,
+        instance: &str,
+        token_id: &str,
+    ) -> Result<Option<StoredImportToken>, MaterialError> {
+        self.get_token(instance, token_id)
+    }
+
+    fn import_tokens(&self, instance: &str) -> Result<Vec<String>, MaterialError> {
+        self.list_tokens(instance)
+    }
+
+    fn replace_import_token(
+        &self,
+        instance: &str,
+        expected_generation: u32,
+        token: &StoredImportToken,
+    ) -> Result<(), MaterialError> {
+        self.replace_token(instance, expected_generation, token)
+    }
+
+    fn purge_import_token(&self, instance: &str, token_id: &str) -> Result<bool, MaterialError> {
+        self.purge_token(instance, token_id)
     }
 }
 

@@ -3,10 +3,17 @@
 //! purging a key really deletes it (crypto-shredding) while the log keeps
 //! only ids, versions and check values.
 //!
+//! It also keeps each instance's import tokens ([`StoredImportToken`]):
+//! their RSA private keys and nonces are key material too, stored only
+//! wrapped under the instance master key.
+//!
 //! One contract, one conformance suite (`tests/common/material_conformance.rs`)
 //! run against every backend: [`embedded`] (files) now, PostgreSQL later.
 
 pub mod embedded;
+mod token;
+
+pub use token::{MAX_PUBLIC_KEY_LEN, StoredImportToken};
 
 use crate::hsm::WrappedMaterial;
 
@@ -38,6 +45,22 @@ pub enum MaterialError {
     },
     #[error("stored material of key {key_id} version {version} is corrupt")]
     Corrupt { key_id: String, version: u32 },
+    #[error("invalid import token id: 1-64 characters of A-Z a-z 0-9 -")]
+    InvalidTokenId,
+    /// `put_import_token` of an id that already holds another token.
+    #[error("import token {token_id} already exists with other contents")]
+    TokenExists { token_id: String },
+    #[error("import token {token_id} is not stored")]
+    TokenNotFound { token_id: String },
+    #[error("stored import token {token_id} is corrupt")]
+    TokenCorrupt { token_id: String },
+    /// `replace_import_token` found a secret under another generation.
+    #[error("import token {token_id} is under master key generation {found}, not {expected}")]
+    TokenGenerationMismatch {
+        token_id: String,
+        expected: u32,
+        found: u32,
+    },
     #[error("key material storage i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("key material storage backend error: {0}")]
@@ -90,9 +113,95 @@ pub trait KeyMaterialStore: Send + Sync {
     /// (0 if the key had none, so purging is idempotent).
     fn purge(&self, instance: &str, key_id: &str) -> Result<u32, MaterialError>;
 
-    /// Shreds every key of an instance (zeroize, instance deletion);
-    /// returns the number of versions deleted.
+    /// Shreds every key and import token of an instance (zeroize, instance
+    /// deletion); returns the number of key versions deleted.
     fn purge_instance(&self, instance: &str) -> Result<u64, MaterialError>;
+
+    // ---- import tokens (kept apart from keys: `keys` never lists them) ----
+
+    /// Stores an import token under its id. Idempotent for identical
+    /// contents; [`MaterialError::TokenExists`] if the id holds another.
+    fn put_import_token(
+        &self,
+        instance: &str,
+        token: &StoredImportToken,
+    ) -> Result<(), MaterialError>;
+
+    fn get_import_token(
+        &self,
+        instance: &str,
+        token_id: &str,
+    ) -> Result<Option<StoredImportToken>, MaterialError>;
+
+    /// Ids of the stored tokens, sorted. The service keeps one (the current
+    /// token); more only between a crash and the next token creation.
+    fn import_tokens(&self, instance: &str) -> Result<Vec<String>, MaterialError>;
+
+    /// Master-key rotation: atomically swaps a token for the same token
+    /// re-wrapped, if each secret is under `expected_generation` or already
+    /// equal to the new one (compare-and-swap, like [`KeyMaterialStore::replace`]).
+    /// Only the wrapped secrets may differ.
+    fn replace_import_token(
+        &self,
+        instance: &str,
+        expected_generation: u32,
+        token: &StoredImportToken,
+    ) -> Result<(), MaterialError>;
+
+    /// Shreds a token; `false` if it was not stored (idempotent).
+    fn purge_import_token(&self, instance: &str, token_id: &str) -> Result<bool, MaterialError>;
+}
+
+/// Checks an import token id (the key-id rule: UUIDs).
+pub fn check_token_id(token_id: &str) -> Result<(), MaterialError> {
+    check_key_id(token_id).map_err(|_| MaterialError::InvalidTokenId)
+}
+
+/// Checks what can be checked of a token without the HSM: a valid id, a
+/// public key of sane size, non-empty secrets.
+pub fn check_token(token: &StoredImportToken) -> Result<(), MaterialError> {
+    check_token_id(&token.token_id)?;
+    let corrupt = || MaterialError::TokenCorrupt {
+        token_id: token.token_id.clone(),
+    };
+    if token.public_key_der.is_empty() || token.public_key_der.len() > MAX_PUBLIC_KEY_LEN {
+        return Err(corrupt());
+    }
+    if token.private_key.blob.is_empty() || token.nonce.blob.is_empty() {
+        return Err(corrupt());
+    }
+    Ok(())
+}
+
+/// The compare-and-swap rule of [`KeyMaterialStore::replace_import_token`]
+/// for a backend holding `current`: `Ok(true)` to write `new`, `Ok(false)`
+/// if it is already stored, an error otherwise.
+pub fn token_replace_allowed(
+    current: &StoredImportToken,
+    expected_generation: u32,
+    new: &StoredImportToken,
+) -> Result<bool, MaterialError> {
+    if current == new {
+        return Ok(false);
+    }
+    if current.token_id != new.token_id || current.public_key_der != new.public_key_der {
+        return Err(MaterialError::TokenExists {
+            token_id: new.token_id.clone(),
+        });
+    }
+    for (old, replacement) in [
+        (&current.private_key, &new.private_key),
+        (&current.nonce, &new.nonce),
+    ] {
+        if old != replacement && old.mk_generation != expected_generation {
+            return Err(MaterialError::TokenGenerationMismatch {
+                token_id: new.token_id.clone(),
+                expected: expected_generation,
+                found: old.mk_generation,
+            });
+        }
+    }
+    Ok(true)
 }
 
 /// Checks an instance name (the event store's rule).

@@ -65,6 +65,9 @@ pub struct KeyRecord {
     pub last_rotate_date: Option<DateTime<Utc>>,
     /// As given at creation; `None` if absent or not RFC 3339.
     pub expiration_date: Option<DateTime<Utc>>,
+    /// As given at creation; `None` if absent or not RFC 3339. A key whose
+    /// activation date was after its creation starts in state 0.
+    pub activation_date: Option<DateTime<Utc>>,
     /// Oldest first; never empty.
     pub versions: Vec<KeyVersion>,
     pub dual_auth_delete: DualAuthDelete,
@@ -109,6 +112,7 @@ impl KeyRecord {
         Timeline {
             deletion_date: self.deletion_date,
             last_rotate_date: self.last_rotate_date,
+            activation_date: self.activation_date,
         }
     }
 

@@ -398,9 +398,10 @@ impl KeyService {
         }
     }
 
-    /// Re-wraps every stored key version from one master-key generation to
-    /// the next; returns the number of versions re-wrapped. Safe to re-run:
-    /// material already under `to` is skipped.
+    /// Re-wraps every stored key version, and the import token's secrets,
+    /// from one master-key generation to the next; returns the number of key
+    /// versions re-wrapped. Safe to re-run: material already under `to` is
+    /// skipped.
     fn rewrap_all(&self, from: u32, to: u32) -> Result<u64, KeyError> {
         let mut count = 0u64;
         for key_id in self.material.keys(&self.instance)? {
@@ -419,6 +420,7 @@ impl KeyService {
                 count += 1;
             }
         }
+        self.rewrap_import_tokens(from, to)?;
         Ok(count)
     }
 

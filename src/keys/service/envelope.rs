@@ -133,7 +133,7 @@ impl KeyService {
         id: &str,
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
-        let key = match self.key(id) {
+        let key = match self.key(id).and_then(|k| self.activated(k)) {
             Ok(k) => k,
             Err(e) => return Err(self.refuse(actor, correlation_id, id, action_name(action), e)),
         };

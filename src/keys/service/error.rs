@@ -4,6 +4,7 @@
 use crate::governance::ApprovalDenial;
 use crate::hsm::HsmError;
 use crate::keys::ciphertext::CiphertextError;
+use crate::keys::import_token::ImportError;
 use crate::keys::material::MaterialError;
 use crate::keys::state::StateError;
 use crate::writer::WriteError;
@@ -28,6 +29,9 @@ pub enum KeyError {
     Conflict(String),
     #[error("root keys never leave the service")]
     NotExtractable,
+    /// An import token could not be created, retrieved or used.
+    #[error(transparent)]
+    Import(#[from] ImportError),
     #[error("key owner {0:?} is not registered")]
     UnknownKeyOwner(String),
     #[error("the part submission signature of key owner {0:?} is invalid")]
@@ -77,6 +81,7 @@ impl KeyError {
             KeyError::Invalid(_) => "BAD_BODY_ERR",
             KeyError::Conflict(_) => "KEY_ALIAS_NOT_UNIQUE_ERR",
             KeyError::NotExtractable => "KEY_PAYLOAD_NOT_RETRIEVABLE",
+            KeyError::Import(e) => e.kp_code(),
             KeyError::UnknownKeyOwner(_) | KeyError::BadOwnerSignature(_) => "UNAUTHORIZED_ERR",
             KeyError::WrongParts | KeyError::Ceremony(_) => "MASTER_KEY_CEREMONY_ERR",
             KeyError::Hsm(HsmError::DuplicatePart(_)) => "DUPLICATE_KEY_PART_ERR",
@@ -111,6 +116,7 @@ impl KeyError {
             KeyError::Invalid(_) => 400,
             KeyError::Conflict(_) => 409,
             KeyError::NotExtractable => 400,
+            KeyError::Import(e) => e.http_status(),
             KeyError::UnknownKeyOwner(_) | KeyError::BadOwnerSignature(_) => 401,
             KeyError::WrongParts | KeyError::Ceremony(_) => 409,
             KeyError::Hsm(HsmError::DuplicatePart(_))

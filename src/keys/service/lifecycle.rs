@@ -1,17 +1,20 @@
 //! Key lifecycle commands: create/import, rotate, enable/disable,
-//! dual-authorisation delete, delete, restore, purge, expiry.
+//! dual-authorisation delete, delete, restore, purge, expiry (activation:
+//! `activation.rs`).
 
 use chrono::{DateTime, Utc};
 
 use super::approvals::{self, Gated};
-use super::{KeyError, KeyService};
+use super::{KeyError, KeyService, TokenImport};
 use crate::event::{
     Actor, KeyCreated, KeyDisabled, KeyEnabled, KeyExpired, KeyPolicyUpdated, KeyRestored,
     KeyRotated,
 };
 use crate::governance::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
+use crate::hsm::{KeyBinding, NewMaterial};
+use crate::keys::import_token::ImportError;
 use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
-use crate::keys::state::{self, KeyAction, KeyState, StateError};
+use crate::keys::state::{self, KeyAction, StateError};
 use crate::secret::SecretBytes;
 use crate::writer::Receipt;
 
@@ -21,6 +24,9 @@ pub enum KeyMaterialSource {
     Generate,
     /// Supplied by the caller (imported key); 16, 24 or 32 bytes.
     Payload(SecretBytes),
+    /// Supplied encrypted to the instance's import token (secure import of
+    /// a root key); see [`TokenImport`].
+    ImportToken(TokenImport),
 }
 
 /// A request to create or import a key.
@@ -32,6 +38,10 @@ pub struct CreateKey {
     pub key_ring_id: Option<String>,
     pub aliases: Vec<String>,
     pub expiration_date: Option<DateTime<Utc>>,
+    /// When the key becomes usable. A date still ahead creates the key in
+    /// state 0 (pre-activation): no wrap, unwrap, rotation or payload until
+    /// the service activates it on that date. `None`: active at once.
+    pub activation_date: Option<DateTime<Utc>>,
     pub material: KeyMaterialSource,
 }
 
@@ -49,6 +59,10 @@ fn check_name(kind: &str, value: &str) -> Result<(), KeyError> {
             "{kind} must be 2-90 characters of letters, digits, '-', '_', '.', ':' or spaces"
         )))
     }
+}
+
+fn bit_len(payload: &SecretBytes) -> u16 {
+    u16::try_from(payload.len() * 8).unwrap_or(256)
 }
 
 fn new_id() -> String {
@@ -92,6 +106,17 @@ impl KeyService {
                 "expirationDate must be in the future".into(),
             ));
         }
+        if let (Some(activation), Some(expiration)) =
+            (request.activation_date, request.expiration_date)
+            && expiration <= activation
+        {
+            return Err(KeyError::Invalid(
+                "expirationDate must be after activationDate".into(),
+            ));
+        }
+        if request.extractable && matches!(request.material, KeyMaterialSource::ImportToken(_)) {
+            return Err(ImportError::RootKeyRequired.into());
+        }
         let _guard = self.lock_commands();
         {
             let state = self.read();
@@ -109,21 +134,20 @@ impl KeyService {
         let generation = self.current_generation()?;
         let key_id = new_id();
         let binding = self.binding(&key_id, 1, generation);
-        let (new, imported) = match &request.material {
-            KeyMaterialSource::Generate => (self.hsm.generate_key(&binding, 32)?, false),
-            KeyMaterialSource::Payload(payload) => {
-                if ![16, 24, 32].contains(&payload.len()) {
-                    return Err(KeyError::Invalid(
-                        "payload must be a 128, 192 or 256-bit AES key".into(),
-                    ));
-                }
-                (self.hsm.import_key(&binding, payload)?, true)
+        let (new, bit_length, import_token_id) = match &request.material {
+            KeyMaterialSource::Generate => (self.hsm.generate_key(&binding, 32)?, 256, None),
+            KeyMaterialSource::Payload(payload) => (
+                self.import_payload(&binding, payload)?,
+                bit_len(payload),
+                None,
+            ),
+            KeyMaterialSource::ImportToken(import) => {
+                let (payload, token_id) = self.open_token_import(import)?;
+                let new = self.import_payload(&binding, &payload)?;
+                (new, bit_len(&payload), Some(token_id))
             }
         };
-        let bit_length = match &request.material {
-            KeyMaterialSource::Payload(p) => u16::try_from(p.len() * 8).unwrap_or(256),
-            KeyMaterialSource::Generate => 256,
-        };
+        let imported = !matches!(request.material, KeyMaterialSource::Generate);
         self.material
             .put(&self.instance, &key_id, 1, &new.wrapped)?;
         let event = KeyCreated {
@@ -141,6 +165,10 @@ impl KeyService {
                 .expiration_date
                 .map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             aliases: request.aliases,
+            activation_date: request
+                .activation_date
+                .map(|a| a.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            import_token_id,
         };
         match self.record(actor, correlation_id, &event) {
             Ok(receipt) => Ok((self.key(&key_id)?, receipt)),
@@ -152,8 +180,23 @@ impl KeyService {
         }
     }
 
+    /// Wraps an imported AES key (16, 24 or 32 bytes) for `binding`.
+    fn import_payload(
+        &self,
+        binding: &KeyBinding,
+        payload: &SecretBytes,
+    ) -> Result<NewMaterial, KeyError> {
+        if ![16, 24, 32].contains(&payload.len()) {
+            return Err(KeyError::Invalid(
+                "payload must be a 128, 192 or 256-bit AES key".into(),
+            ));
+        }
+        Ok(self.hsm.import_key(binding, payload)?)
+    }
+
     /// Checks `action` on a key against the state table and time windows,
-    /// recording a refusal as an event.
+    /// recording a refusal as an event. A pre-activation key whose date has
+    /// come is activated first. The caller holds the command lock.
     fn checked_key(
         &self,
         actor: &Actor,
@@ -162,7 +205,7 @@ impl KeyService {
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
         let name = action_name(action);
-        let key = match self.key(id) {
+        let key = match self.key(id).and_then(|k| self.activate_if_due(k)) {
             Ok(k) => k,
             Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
         };
@@ -434,7 +477,7 @@ impl KeyService {
             .keys
             .keys
             .values()
-            .filter(|k| matches!(k.state, KeyState::Active | KeyState::Suspended))
+            .filter(|k| state::check(k.state, KeyAction::Expire).is_ok())
             .filter(|k| k.expiration_date.is_some_and(|e| e <= now))
             .map(|k| k.id.clone())
             .collect();
@@ -474,5 +517,6 @@ pub(super) fn action_name(action: KeyAction) -> &'static str {
         KeyAction::Sync => "sync",
         KeyAction::Register => "register",
         KeyAction::Expire => "expire",
+        KeyAction::Activate => "activate",
     }
 }
