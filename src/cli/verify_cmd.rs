@@ -1,4 +1,4 @@
-//! `keyledger verify BUNDLE [--trusted-key FILE] [--trusted-checkpoint FILE] [--json]`.
+//! `keyledger verify BUNDLE [--trusted-key FILE] [--trusted-checkpoint FILE] [--policy] [--json]`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::verify::{self, Trust};
+use crate::verify::{self, PolicyReport, Trust};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -18,33 +18,40 @@ pub struct VerifyArgs {
     /// An earlier checkpoint (signed note) the log must be consistent with.
     #[arg(long)]
     pub trusted_checkpoint: Option<PathBuf>,
+    /// Also replay the governance rules over the log and flag every event
+    /// they forbid, even when the ledger key signed it (docs/VERIFY-POLICY.md).
+    #[arg(long)]
+    pub policy: bool,
     /// Print a machine-readable JSON report.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Exit codes: 0 intact, 1 tampered (report names the first bad position),
-/// 2 the input could not be read.
+/// What a verification found: integrity, then (with `--policy`, on an
+/// intact log) the policy replay.
+struct Outcome {
+    report: verify::Report,
+    policy: Option<PolicyReport>,
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        self.report.ok() && self.policy.as_ref().is_none_or(|p| p.ok)
+    }
+}
+
+/// Exit codes: 0 intact (and, with `--policy`, no event breaks the rules),
+/// 1 tampered (the report names the first bad position) or a policy
+/// violation (one line per violating event), 2 the input could not be read.
 pub fn run(args: &VerifyArgs) -> ExitCode {
     match verify_with(args) {
-        Ok(report) => {
+        Ok(outcome) => {
             if args.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
-                    Err(e) => eprintln!("keyledger: error: {e}"),
-                }
-            } else if let Some(failure) = &report.failure {
-                println!("FAILED: {failure}");
-                if let Some(position) = failure.position() {
-                    println!("first bad position: {position}");
-                }
+                print_json(args, &outcome);
             } else {
-                println!(
-                    "OK: {} records of instance {} verified; root {}; {} ledger key rotation(s)",
-                    report.records, report.instance, report.root, report.key_rotations
-                );
+                print_text(args, &outcome);
             }
-            if report.ok() {
+            if outcome.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -60,7 +67,80 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
     }
 }
 
-fn verify_with(args: &VerifyArgs) -> Result<verify::Report, String> {
+/// The integrity report's fields, plus `policy` with `--policy` (null when
+/// the log failed integrity verification and was not replayed).
+fn print_json(args: &VerifyArgs, outcome: &Outcome) {
+    let value = serde_json::to_value(&outcome.report).map(|mut v| {
+        if args.policy
+            && let Some(map) = v.as_object_mut()
+        {
+            let policy = serde_json::to_value(&outcome.policy).unwrap_or_default();
+            map.insert("policy".into(), policy);
+        }
+        v
+    });
+    match value.and_then(|v| serde_json::to_string_pretty(&v)) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("keyledger: error: {e}"),
+    }
+}
+
+fn print_text(args: &VerifyArgs, outcome: &Outcome) {
+    let report = &outcome.report;
+    if let Some(failure) = &report.failure {
+        println!("FAILED: {failure}");
+        if let Some(position) = failure.position() {
+            println!("first bad position: {position}");
+        }
+    } else {
+        println!(
+            "OK: {} records of instance {} verified; root {}; {} ledger key rotation(s)",
+            report.records, report.instance, report.root, report.key_rotations
+        );
+    }
+    if !args.policy {
+        return;
+    }
+    match &outcome.policy {
+        None => println!("policy: not replayed (the log failed integrity verification)"),
+        Some(policy) => {
+            for finding in &policy.findings {
+                println!("{finding}");
+            }
+            let unlisted = policy.violations - policy.findings.len() as u64;
+            if unlisted > 0 {
+                println!("... and {unlisted} more policy violation(s)");
+            }
+            if policy.ok {
+                println!(
+                    "policy OK: {} events replayed, no rule broken",
+                    policy.events
+                );
+            } else {
+                println!(
+                    "policy FAILED: {} violation(s) in {} events",
+                    policy.violations, policy.events
+                );
+            }
+        }
+    }
+}
+
+fn progress_bar(total: u64, json: bool, action: &str) -> ProgressBar {
+    if std::io::stderr().is_terminal() && !json {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(&format!(
+            "{action} {{bar:40}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
+        )) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+fn verify_with(args: &VerifyArgs) -> Result<Outcome, String> {
     let mut trust = Trust::default();
     if let Some(path) = &args.trusted_key {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -73,19 +153,19 @@ fn verify_with(args: &VerifyArgs) -> Result<verify::Report, String> {
     let total = std::fs::metadata(args.bundle.join(crate::bundle::RECORDS_FILE))
         .map(|m| m.len())
         .unwrap_or(0);
-    let bar = if std::io::stderr().is_terminal() && !args.json {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(
-            "verifying {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(total, args.json, "verifying");
     let report = verify::verify_bundle(&args.bundle, &trust, &|done| bar.set_position(done))
         .map_err(|e| e.to_string());
     bar.finish_and_clear();
-    report
+    let report = report?;
+    let policy = if args.policy && report.ok() {
+        let bar = progress_bar(total, args.json, "replaying policy");
+        let policy = verify::verify_policy(&args.bundle, &|done| bar.set_position(done))
+            .map_err(|e| e.to_string());
+        bar.finish_and_clear();
+        Some(policy?)
+    } else {
+        None
+    };
+    Ok(Outcome { report, policy })
 }

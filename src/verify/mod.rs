@@ -7,6 +7,7 @@
 //! the report names the first bad position and the kind of failure.
 
 mod checks;
+pub mod policy;
 mod sequence;
 
 use std::fs::File;
@@ -20,6 +21,7 @@ use crate::checkpoint::{self, Checkpoint, NoteVerifierKey};
 use crate::merkle::Hash;
 use crate::record::{FrameReader, ReadError, Record};
 
+pub use policy::{Finding, PolicyReplay, PolicyReport};
 pub use sequence::SequenceVerifier;
 
 /// Records verified per parallel step.
@@ -219,6 +221,44 @@ pub fn verify_bundle(
         _ => {}
     }
     Ok(verifier.finish())
+}
+
+/// Replays the governance rules over a bundle's records (see
+/// [`policy`]), streaming them from `records.bin` one at a time: only the
+/// projections and the findings stay in memory. Run it on a bundle that
+/// [`verify_bundle`] found intact: the replay trusts the records' order and
+/// signatures. `progress` is called with the bytes consumed so far.
+pub fn verify_policy(dir: &Path, progress: &dyn Fn(u64)) -> Result<PolicyReport, VerifyError> {
+    let records_path = dir.join(bundle::RECORDS_FILE);
+    let io = |source: std::io::Error| VerifyError::Io {
+        file: records_path.display().to_string(),
+        source,
+    };
+    let file = File::open(&records_path).map_err(io)?;
+    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut replay = PolicyReplay::new();
+    let mut seq = 0u64;
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                replay.push(seq, &record.event);
+                seq += 1;
+                if seq.is_multiple_of(CHUNK as u64) {
+                    progress(reader.offset());
+                }
+            }
+            Ok(None) => break,
+            Err(ReadError::Io(e)) => return Err(io(e)),
+            Err(frame) => {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    frame.to_string(),
+                )));
+            }
+        }
+    }
+    progress(reader.offset());
+    Ok(replay.finish())
 }
 
 /// What the reader thread hands over.

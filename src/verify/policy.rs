@@ -1,0 +1,974 @@
+//! `keyledger verify --policy`: replays the governance rules over a log.
+//!
+//! Integrity verification proves that the ledger key signed every record;
+//! it cannot tell whether the server should have written them. A
+//! compromised server holds the ledger key and can append a correctly
+//! signed `key.destroyed` without its approvals or an `admin.added` without
+//! the administrators' signatures. This replay catches that: it feeds the
+//! events, in log order, through the very projections the server uses
+//! ([`Projections`]) and, before applying each event, checks it against the
+//! state before it with the server's own rule functions
+//! ([`governance::rules::authorize`], [`check_effect`],
+//! [`keys::state::check_at`], [`keys::state::check_dual_auth_delete`],
+//! [`Approval::ready`]). Every event the rules forbid becomes a located
+//! [`Finding`] (seq, event type, reason code, reason).
+//!
+//! Pure code: no I/O. [`super::verify_policy`] streams a bundle through it.
+//! The rules and their codes are listed in `docs/VERIFY-POLICY.md`.
+//!
+//! [`governance::rules::authorize`]: crate::governance::rules::authorize
+//! [`keys::state::check_at`]: crate::keys::state::check_at
+//! [`keys::state::check_dual_auth_delete`]: crate::keys::state::check_dual_auth_delete
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::event::{
+    AdminAdded, AdminRemoved, AdminThresholdsSet, ApprovalGranted, ApprovalRequested,
+    CredentialIssued, CredentialRevoked, Envelope, EventPayload, InstanceCreated,
+    InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized, KeyAliasCreated, KeyAliasDeleted,
+    KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
+    KeyEnabled, KeyExpired, KeyMoved, KeyOwnerRegistered, KeyOwnerRemoved, KeyPayloadRead,
+    KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRotated, MasterKeyActivated, MasterKeyCommitted,
+    MasterKeyLoadApproved, MasterKeyPartLoaded, MasterKeyRotated, OperationExecuted,
+    SignedCommandRef,
+};
+use crate::governance::command::decode_public_key;
+use crate::governance::rules::check_effect;
+use crate::governance::{
+    AdminCommand, Approval, ApprovalStatus, CommandDocument, Denial, SignedCommand, View, admin_id,
+    authorize,
+};
+use crate::keys::projection::KeyRecord;
+use crate::keys::service::Projections;
+use crate::keys::state::{self, KeyAction, StateError};
+use crate::master_key::MasterKeyState;
+
+/// Findings kept in a report; later ones are only counted.
+pub const MAX_FINDINGS: usize = 100_000;
+
+/// Why an event breaks the governance rules. [`Violation::code`] is the
+/// stable reason code; the `Display` text says what exactly is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// The server's own rules refuse the event's command or its effect
+    /// (signatures, threshold, expiry, nonce, instance, preconditions).
+    /// The code is the rule's [`Denial::code`].
+    #[error(transparent)]
+    Denied(Denial),
+    #[error("the event needs a quorum-signed administrator command and carries none")]
+    CommandMissing,
+    #[error("the event does not do what its command says: {0}")]
+    CommandMismatch(String),
+    #[error("the command's recorded digest is not the SHA-256 of its document")]
+    DigestMismatch,
+    #[error("instance.created may only be record 0 (it adds an administrator without signatures)")]
+    GenesisNotFirst,
+    #[error("event cannot be read: {0}")]
+    MalformedEvent(String),
+    #[error("key owner {0:?} is not registered")]
+    UnknownKeyOwner(String),
+    #[error(
+        "loading master-key generation {0} was not approved by the administrators (master_key.load_approved)"
+    )]
+    LoadNotApproved(u32),
+    #[error("key {0:?} does not exist")]
+    UnknownKey(String),
+    #[error("{0} already exists")]
+    KeyConflict(String),
+    #[error("key material was created with no active master key")]
+    NoMasterKey,
+    /// The key state machine forbids the action (state table or time window).
+    #[error("{0}")]
+    KeyState(StateError),
+    #[error("the payload of root key {0:?} was read (root keys never leave the service)")]
+    NotExtractable(String),
+    #[error("key {0:?} was expired before its expiration date")]
+    NotDue(String),
+    #[error("approval request {0:?} does not exist")]
+    ApprovalUnknown(String),
+    #[error("approval request {0:?} was already requested")]
+    ApprovalDuplicate(String),
+    #[error("approval request {0:?} is not open (expired, cancelled or done)")]
+    ApprovalClosed(String),
+    #[error("{approver:?} approved their own request {request_id:?}")]
+    ApprovalByRequester {
+        request_id: String,
+        approver: String,
+    },
+    #[error("request {request_id:?} was executed without its quorum: {why}")]
+    QuorumNotReached { request_id: String, why: String },
+    #[error("the event does not match its approval request: {0}")]
+    ApprovalMismatch(String),
+}
+
+impl Violation {
+    /// A short stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Violation::Denied(d) => d.code(),
+            Violation::CommandMissing => "command_missing",
+            Violation::CommandMismatch(_) => "command_mismatch",
+            Violation::DigestMismatch => "command_digest_mismatch",
+            Violation::GenesisNotFirst => "genesis_not_first",
+            Violation::MalformedEvent(_) => "malformed_event",
+            Violation::UnknownKeyOwner(_) => "unknown_key_owner",
+            Violation::LoadNotApproved(_) => "load_not_approved",
+            Violation::UnknownKey(_) => "unknown_key",
+            Violation::KeyConflict(_) => "key_conflict",
+            Violation::NoMasterKey => "no_master_key",
+            Violation::KeyState(e) => match e {
+                StateError::InvalidState { .. } => "key_invalid_state",
+                StateError::Expired { .. } => "key_expired",
+                StateError::Deleted { .. } => "key_deleted",
+                StateError::NotActive { .. } => "key_not_active",
+                StateError::RestoreExpired => "key_restore_expired",
+                StateError::PurgeTooEarly { .. } => "key_purge_too_early",
+                StateError::RotatedTooRecently => "key_rotated_too_recently",
+                StateError::NotDualAuth => "key_not_dual_auth",
+                StateError::AuthorizationsNotMet => "dual_auth_not_met",
+            },
+            Violation::NotExtractable(_) => "key_not_extractable",
+            Violation::NotDue(_) => "key_not_due",
+            Violation::ApprovalUnknown(_) => "approval_unknown",
+            Violation::ApprovalDuplicate(_) => "approval_duplicate",
+            Violation::ApprovalClosed(_) => "approval_closed",
+            Violation::ApprovalByRequester { .. } => "approval_by_requester",
+            Violation::QuorumNotReached { .. } => "quorum_not_reached",
+            Violation::ApprovalMismatch(_) => "approval_mismatch",
+        }
+    }
+}
+
+impl From<Denial> for Violation {
+    fn from(d: Denial) -> Self {
+        Violation::Denied(d)
+    }
+}
+
+impl From<StateError> for Violation {
+    fn from(e: StateError) -> Self {
+        Violation::KeyState(e)
+    }
+}
+
+/// One event the rules forbid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub seq: u64,
+    pub event_type: String,
+    /// Stable reason code (see `docs/VERIFY-POLICY.md`).
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "policy violation at seq {} ({}): {}: {}",
+            self.seq, self.event_type, self.code, self.reason
+        )
+    }
+}
+
+/// The outcome of a policy replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyReport {
+    /// True when no event breaks the rules.
+    pub ok: bool,
+    /// Events replayed.
+    pub events: u64,
+    /// Number of findings (may exceed `findings.len()`).
+    pub violations: u64,
+    /// The first [`MAX_FINDINGS`] findings, in log order.
+    pub findings: Vec<Finding>,
+}
+
+/// The replay: the projections so far and what was found.
+#[derive(Debug, Default)]
+pub struct PolicyReplay {
+    instance: Option<String>,
+    projections: Projections,
+    events: u64,
+    violations: u64,
+    findings: Vec<Finding>,
+}
+
+/// What an event is checked with besides its payload.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    seq: u64,
+    time: DateTime<Utc>,
+    principal: &'a str,
+}
+
+type Checked = Result<(), Violation>;
+
+/// Runs `f` on the payload when the event is of type `P`.
+fn on<P: EventPayload>(envelope: &Envelope<'_>, f: impl FnOnce(P) -> Checked) -> Option<Checked> {
+    envelope.payload_as::<P>().map(|payload| match payload {
+        Ok(p) => f(p),
+        Err(e) => Err(Violation::MalformedEvent(format!(
+            "payload is not a valid {}: {e}",
+            P::TYPE
+        ))),
+    })
+}
+
+fn mismatch(what: &str) -> Result<(), String> {
+    Err(what.to_string())
+}
+
+fn wrong_kind(command: &AdminCommand, expected: &str) -> Result<(), String> {
+    Err(format!(
+        "it carries a {} command, not {expected}",
+        command.kind()
+    ))
+}
+
+/// Whether two base64 ed25519 public keys are the same key. A command key
+/// that does not decode is left to `authorize` (which reports it malformed).
+fn same_key(event_key: &str, command_key: &str) -> Result<(), String> {
+    let Ok(command_key) = decode_public_key(command_key) else {
+        return Ok(());
+    };
+    match decode_public_key(event_key) {
+        Ok(k) if k == command_key => Ok(()),
+        _ => mismatch("public_key differs from the command's"),
+    }
+}
+
+impl PolicyReplay {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The projections after the events replayed so far.
+    pub fn projections(&self) -> &Projections {
+        &self.projections
+    }
+
+    /// Checks the event at `seq` against the state before it, then applies
+    /// it. Returns its finding, if the rules forbid it.
+    pub fn push(&mut self, seq: u64, event: &[u8]) -> Option<Finding> {
+        self.events += 1;
+        let envelope = match Envelope::parse(event) {
+            Ok(e) => e,
+            Err(e) => {
+                return self.found(seq, "unknown", Violation::MalformedEvent(e.to_string()));
+            }
+        };
+        if self.instance.is_none() {
+            self.instance = Some(envelope.instance.clone());
+        }
+        let checked = self.check(seq, &envelope);
+        self.projections.apply(seq, &envelope);
+        match checked {
+            Ok(()) => None,
+            Err(v) => self.found(seq, &envelope.event_type, v),
+        }
+    }
+
+    /// The report of everything replayed.
+    pub fn finish(self) -> PolicyReport {
+        PolicyReport {
+            ok: self.violations == 0,
+            events: self.events,
+            violations: self.violations,
+            findings: self.findings,
+        }
+    }
+
+    fn found(&mut self, seq: u64, event_type: &str, violation: Violation) -> Option<Finding> {
+        let finding = Finding {
+            seq,
+            event_type: printable(event_type, 64),
+            code: violation.code(),
+            reason: printable(&violation.to_string(), 512),
+        };
+        self.violations += 1;
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(finding.clone());
+        }
+        Some(finding)
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            instance: self.instance.as_deref().unwrap_or_default(),
+            governance: &self.projections.governance,
+            master: &self.projections.master,
+        }
+    }
+
+    fn check(&self, seq: u64, envelope: &Envelope<'_>) -> Checked {
+        let time = DateTime::parse_from_rfc3339(&envelope.time)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| Violation::MalformedEvent("time is not an RFC 3339 time".into()))?;
+        let at = At {
+            seq,
+            time,
+            principal: &envelope.actor.principal,
+        };
+        let e = envelope;
+        on(e, |p: InstanceCreated| self.instance_created(at, p))
+            .or_else(|| self.governance_event(at, e))
+            .or_else(|| self.ceremony_event(at, e))
+            .or_else(|| self.key_event(at, e))
+            .or_else(|| self.approval_event(at, e))
+            .unwrap_or(Ok(()))
+    }
+
+    fn instance_created(&self, at: At<'_>, _: InstanceCreated) -> Checked {
+        if at.seq == 0 {
+            Ok(())
+        } else {
+            Err(Violation::GenesisNotFirst)
+        }
+    }
+
+    /// Re-checks an event's command as the server did before appending it:
+    /// the event must do what the command says, the recorded digest must be
+    /// the document's, and `authorize` must accept the command against the
+    /// state before the event at the event's time.
+    fn command(
+        &self,
+        at: At<'_>,
+        command: Option<&SignedCommandRef>,
+        matches: impl FnOnce(&AdminCommand) -> Result<(), String>,
+    ) -> Checked {
+        let Some(reference) = command else {
+            return Err(Violation::CommandMissing);
+        };
+        let signed = SignedCommand::from_ref(reference);
+        if let Ok(document) = CommandDocument::parse(&signed.document) {
+            matches(&document.command).map_err(Violation::CommandMismatch)?;
+        }
+        if reference.digest != hex::encode(signed.digest()) {
+            return Err(Violation::DigestMismatch);
+        }
+        authorize(self.view(), &signed, at.time)?;
+        Ok(())
+    }
+
+    fn governance_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
+        on(e, |p: AdminAdded| {
+            self.command(at, p.command.as_ref(), |c| match c {
+                AdminCommand::AddAdmin { name, public_key } => {
+                    same_key(&p.public_key, public_key)?;
+                    if let Ok(key) = decode_public_key(public_key)
+                        && admin_id(&key) != p.admin_id
+                    {
+                        return mismatch("admin_id is not the id of the command's public key");
+                    }
+                    if *name != p.name {
+                        return mismatch("name differs from the command's");
+                    }
+                    Ok(())
+                }
+                other => wrong_kind(other, "admin.add"),
+            })
+        })
+        .or_else(|| {
+            on(e, |p: AdminRemoved| {
+                self.command(at, Some(&p.command), |c| match c {
+                    AdminCommand::RemoveAdmin { admin_id } if *admin_id == p.admin_id => Ok(()),
+                    AdminCommand::RemoveAdmin { .. } => mismatch("admin_id differs"),
+                    other => wrong_kind(other, "admin.remove"),
+                })
+            })
+        })
+        .or_else(|| {
+            on(e, |p: AdminThresholdsSet| {
+                self.command(at, Some(&p.command), |c| match c {
+                    AdminCommand::SetThresholds {
+                        signature_threshold,
+                        revocation_threshold,
+                    } if (*signature_threshold, *revocation_threshold)
+                        == (p.signature_threshold, p.revocation_threshold) =>
+                    {
+                        Ok(())
+                    }
+                    AdminCommand::SetThresholds { .. } => mismatch("thresholds differ"),
+                    other => wrong_kind(other, "admin.set_thresholds"),
+                })
+            })
+        })
+        .or_else(|| {
+            on(e, |p: CredentialIssued| {
+                self.command(at, p.command.as_ref(), |c| match c {
+                    AdminCommand::IssueCredential {
+                        credential_id,
+                        role,
+                        token_digest,
+                    } => {
+                        if (credential_id, role, token_digest)
+                            == (&p.credential_id, &p.role, &p.token_digest)
+                        {
+                            Ok(())
+                        } else {
+                            mismatch("credential_id, role or token_digest differs")
+                        }
+                    }
+                    other => wrong_kind(other, "credential.issue"),
+                })
+            })
+        })
+        .or_else(|| {
+            on(e, |p: CredentialRevoked| {
+                self.command(at, p.command.as_ref(), |c| match c {
+                    AdminCommand::RevokeCredential { credential_id }
+                        if *credential_id == p.credential_id =>
+                    {
+                        Ok(())
+                    }
+                    AdminCommand::RevokeCredential { .. } => mismatch("credential_id differs"),
+                    other => wrong_kind(other, "credential.revoke"),
+                })
+            })
+        })
+        .or_else(|| {
+            on(e, |p: InstancePolicyUpdated| {
+                self.command(at, p.command.as_ref(), |c| match c {
+                    AdminCommand::SetInstancePolicy {
+                        policy_type,
+                        enabled,
+                        attributes,
+                    } => {
+                        if (policy_type, *enabled, attributes)
+                            == (&p.policy_type, p.enabled, &p.attributes)
+                        {
+                            Ok(())
+                        } else {
+                            mismatch("policy_type, enabled or attributes differs")
+                        }
+                    }
+                    other => wrong_kind(other, "instance.set_policy"),
+                })
+            })
+        })
+        .or_else(|| {
+            on(e, |p: InstanceZeroized| {
+                self.command(at, Some(&p.command), |c| match c {
+                    AdminCommand::Zeroize {} => Ok(()),
+                    other => wrong_kind(other, "instance.zeroize"),
+                })
+            })
+        })
+    }
+
+    fn ceremony_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
+        let master = &self.projections.master;
+        on(e, |p: KeyOwnerRegistered| {
+            self.command(at, p.command.as_ref(), |c| match c {
+                AdminCommand::RegisterKeyOwner {
+                    owner_id,
+                    name,
+                    public_key,
+                } => {
+                    same_key(&p.public_key, public_key)?;
+                    if (owner_id, name) == (&p.owner_id, &p.name) {
+                        Ok(())
+                    } else {
+                        mismatch("owner_id or name differs")
+                    }
+                }
+                other => wrong_kind(other, "key_owner.register"),
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyOwnerRemoved| {
+                self.command(at, Some(&p.command), |c| match c {
+                    AdminCommand::RemoveKeyOwner { owner_id } if *owner_id == p.owner_id => Ok(()),
+                    AdminCommand::RemoveKeyOwner { .. } => mismatch("owner_id differs"),
+                    other => wrong_kind(other, "key_owner.remove"),
+                })
+            })
+        })
+        .or_else(|| {
+            on(e, |p: MasterKeyLoadApproved| {
+                self.command(at, Some(&p.command), |c| match c {
+                    AdminCommand::ApproveMasterKeyLoad { generation }
+                        if *generation == p.generation =>
+                    {
+                        Ok(())
+                    }
+                    AdminCommand::ApproveMasterKeyLoad { .. } => mismatch("generation differs"),
+                    other => wrong_kind(other, "master_key.approve_load"),
+                })
+            })
+        })
+        .or_else(|| on(e, |p: MasterKeyPartLoaded| self.part_loaded(p)))
+        .or_else(|| on(e, |p: MasterKeyCommitted| self.committed(at, p)))
+        .or_else(|| {
+            on(e, |p: MasterKeyActivated| {
+                self.command(at, p.command.as_ref(), |c| {
+                    activates(c, p.generation, "generation")
+                })?;
+                if let Some((current, _)) = &master.current {
+                    return Err(ceremony(format!(
+                        "generation {current} is current: another generation replaces it by rotation (master_key.rotated), not activation"
+                    )));
+                }
+                committed_pattern(master, p.generation, &p.verification_pattern)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: MasterKeyRotated| {
+                self.command(at, p.command.as_ref(), |c| {
+                    activates(c, p.to_generation, "to_generation")
+                })?;
+                match &master.current {
+                    Some((current, _)) if *current == p.from_generation => Ok(()),
+                    current => Err(ceremony(format!(
+                        "rotation from generation {} but the current generation is {:?}",
+                        p.from_generation,
+                        current.as_ref().map(|(g, _)| *g)
+                    ))),
+                }
+            })
+        })
+        .or_else(|| {
+            on(e, |p: InstanceUnsealed| {
+                match &master.current {
+                    Some((g, _)) if *g == p.master_key_generation => {}
+                    _ => {
+                        return Err(ceremony(format!(
+                            "generation {} is not the current master key",
+                            p.master_key_generation
+                        )));
+                    }
+                }
+                committed_pattern(master, p.master_key_generation, &p.verification_pattern)
+            })
+        })
+    }
+
+    /// A part is loaded by a registered owner, for the next generation once
+    /// the administrators approved its loading, or for the current
+    /// generation (unseal after a restart).
+    fn part_loaded(&self, p: MasterKeyPartLoaded) -> Checked {
+        let master = &self.projections.master;
+        if !master.owners.contains_key(&p.owner_id) {
+            return Err(Violation::UnknownKeyOwner(p.owner_id));
+        }
+        let unseal = master
+            .current
+            .as_ref()
+            .is_some_and(|(g, _)| *g == p.generation);
+        if unseal {
+            return Ok(());
+        }
+        let next = master.next_generation();
+        if p.generation != next {
+            return Err(ceremony(format!(
+                "parts are loaded for generation {next} (or the current one, to unseal), not {}",
+                p.generation
+            )));
+        }
+        if !self
+            .projections
+            .governance
+            .load_approved
+            .contains(&p.generation)
+        {
+            return Err(Violation::LoadNotApproved(p.generation));
+        }
+        Ok(())
+    }
+
+    /// A new generation is committed by administrator command; the current
+    /// generation is re-committed without one while unsealing, but still
+    /// only from a part of every registered owner and only if the parts
+    /// reproduce its verification pattern.
+    fn committed(&self, at: At<'_>, p: MasterKeyCommitted) -> Checked {
+        let master = &self.projections.master;
+        let current = master.current.as_ref();
+        let unseal = p.command.is_none()
+            && master.pending_is_unseal()
+            && current.is_some_and(|(g, _)| *g == p.generation);
+        if !unseal {
+            return self.command(at, p.command.as_ref(), |c| match c {
+                AdminCommand::CommitMasterKey { generation } if *generation == p.generation => {
+                    Ok(())
+                }
+                AdminCommand::CommitMasterKey { .. } => mismatch("generation differs"),
+                other => wrong_kind(other, "master_key.commit"),
+            });
+        }
+        // `check_effect` refuses a commit command while unsealing; the parts
+        // rule it applies to new generations is the one unsealing needs too,
+        // so it is asked about the same state seen as if nothing were current.
+        let as_new = MasterKeyState {
+            current: None,
+            ..master.clone()
+        };
+        let view = View {
+            master: &as_new,
+            ..self.view()
+        };
+        check_effect(
+            view,
+            &AdminCommand::CommitMasterKey {
+                generation: p.generation,
+            },
+        )?;
+        match current {
+            Some((_, vp)) if *vp == p.verification_pattern => Ok(()),
+            _ => Err(ceremony(format!(
+                "the re-loaded parts do not reproduce the verification pattern of generation {}",
+                p.generation
+            ))),
+        }
+    }
+
+    fn key_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
+        let keys = &self.projections.keys;
+        on(e, |p: KeyCreated| {
+            if keys.keys.contains_key(&p.key_id) || keys.purged.contains(&p.key_id) {
+                return Err(Violation::KeyConflict(format!("key {:?}", p.key_id)));
+            }
+            if let Some(alias) = p.aliases.iter().find(|a| keys.aliases.contains_key(*a)) {
+                return Err(Violation::KeyConflict(format!("alias {alias:?}")));
+            }
+            self.master_key_active()
+        })
+        .or_else(|| {
+            on(e, |p: KeyRotated| {
+                self.key_action(at, &p.key_id, KeyAction::Rotate)?;
+                self.master_key_active()
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyEnabled| {
+                self.key_ok(at, &p.key_id, KeyAction::Enable)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyDisabled| {
+                self.key_ok(at, &p.key_id, KeyAction::Disable)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyExpired| {
+                let key = self.key_action(at, &p.key_id, KeyAction::Expire)?;
+                if key.expiration_date.is_some_and(|d| d <= at.time) {
+                    Ok(())
+                } else {
+                    Err(Violation::NotDue(p.key_id))
+                }
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyDeletionAuthorized| {
+                let key = self.key_action(at, &p.key_id, KeyAction::SetKeyForDeletion)?;
+                Ok(state::check_set_for_deletion(&key.dual_auth())?)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyDeletionUnauthorized| {
+                let key = self.key_action(at, &p.key_id, KeyAction::UnsetKeyForDeletion)?;
+                Ok(state::check_set_for_deletion(&key.dual_auth())?)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyDestroyed| {
+                let key = self.key_action(at, &p.key_id, KeyAction::Delete)?;
+                match &p.approval_request_id {
+                    Some(request) => self.approved(at, request, &p.key_id),
+                    None => Ok(state::check_dual_auth_delete(
+                        &key.dual_auth(),
+                        at.principal,
+                        at.time,
+                    )?),
+                }
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyRestored| {
+                self.key_ok(at, &p.key_id, KeyAction::Restore)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyPurged| {
+                self.key_action(at, &p.key_id, KeyAction::Purge)?;
+                match &p.approval_request_id {
+                    Some(request) => self.approved(at, request, &p.key_id),
+                    None => Ok(()),
+                }
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyMoved| {
+                self.key_ok(at, &p.key_id, KeyAction::Patch)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyAliasCreated| {
+                self.key_ok(at, &p.key_id, KeyAction::CreateAlias)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyAliasDeleted| {
+                self.key_ok(at, &p.key_id, KeyAction::DeleteAlias)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyPolicyUpdated| {
+                self.key_ok(at, &p.key_id, KeyAction::SetPolicy)
+            })
+        })
+        .or_else(|| {
+            // Key use takes no command lock, so a use may be logged just
+            // after a concurrent disable or delete: only what cannot race
+            // is checked (a root key's payload never leaves).
+            on(e, |p: KeyPayloadRead| match keys.get(&p.key_id) {
+                Some(key) if !key.extractable => Err(Violation::NotExtractable(p.key_id)),
+                _ => Ok(()),
+            })
+        })
+    }
+
+    /// The key exists and the state machine allows `action` at the event's time.
+    fn key_action(
+        &self,
+        at: At<'_>,
+        key_id: &str,
+        action: KeyAction,
+    ) -> Result<&KeyRecord, Violation> {
+        let key = self
+            .projections
+            .keys
+            .get(key_id)
+            .ok_or_else(|| Violation::UnknownKey(key_id.chars().take(128).collect()))?;
+        state::check_at(key.state, action, &key.timeline(), at.time)?;
+        Ok(key)
+    }
+
+    fn key_ok(&self, at: At<'_>, key_id: &str, action: KeyAction) -> Checked {
+        self.key_action(at, key_id, action).map(|_| ())
+    }
+
+    fn master_key_active(&self) -> Checked {
+        if self.projections.master.current.is_some() {
+            Ok(())
+        } else {
+            Err(Violation::NoMasterKey)
+        }
+    }
+
+    fn approval_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
+        let approvals = &self.projections.governance.approvals;
+        on(e, |p: ApprovalRequested| {
+            if approvals.contains_key(&p.request_id) {
+                Err(Violation::ApprovalDuplicate(p.request_id))
+            } else {
+                Ok(())
+            }
+        })
+        .or_else(|| {
+            on(e, |p: ApprovalGranted| {
+                let approval = self.approval(&p.request_id)?;
+                if !approval.open(at.time) {
+                    return Err(Violation::ApprovalClosed(p.request_id));
+                }
+                if p.approver == approval.requester {
+                    return Err(Violation::ApprovalByRequester {
+                        request_id: p.request_id,
+                        approver: p.approver,
+                    });
+                }
+                Ok(())
+            })
+        })
+        .or_else(|| {
+            on(e, |p: OperationExecuted| {
+                let approval = self.approval(&p.request_id)?;
+                if (&approval.operation, &approval.target) != (&p.operation, &p.target) {
+                    return Err(Violation::ApprovalMismatch(format!(
+                        "request {:?} is for {} on {:?}",
+                        p.request_id, approval.operation, approval.target
+                    )));
+                }
+                self.ready(at, &p.request_id, approval)?;
+                if approval.quorum_seq() != Some(p.quorum_seq) {
+                    return Err(Violation::ApprovalMismatch(format!(
+                        "quorum_seq {} is not the seq of the approval that completed the quorum ({:?})",
+                        p.quorum_seq,
+                        approval.quorum_seq()
+                    )));
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn approval(&self, request_id: &str) -> Result<&Approval, Violation> {
+        self.projections
+            .governance
+            .approvals
+            .get(request_id)
+            .ok_or_else(|| Violation::ApprovalUnknown(request_id.chars().take(128).collect()))
+    }
+
+    /// The request is pending, unexpired and has its quorum at the event's time.
+    fn ready(&self, at: At<'_>, request_id: &str, approval: &Approval) -> Checked {
+        if approval.ready(at.time) {
+            return Ok(());
+        }
+        let why = if approval.status != ApprovalStatus::Pending {
+            format!("the request is {:?}", approval.status)
+        } else if at.time >= approval.expires_at {
+            format!(
+                "the request expired at {}",
+                approval.expires_at.to_rfc3339()
+            )
+        } else {
+            format!(
+                "{} of {} approvals",
+                approval.approvers.len(),
+                approval.required
+            )
+        };
+        Err(Violation::QuorumNotReached {
+            request_id: request_id.chars().take(128).collect(),
+            why,
+        })
+    }
+
+    /// A key operation executed on the strength of an approval request: the
+    /// request must target this key and be ready.
+    fn approved(&self, at: At<'_>, request_id: &str, key_id: &str) -> Checked {
+        let approval = self.approval(request_id)?;
+        if approval.target != key_id {
+            return Err(Violation::ApprovalMismatch(format!(
+                "request {request_id:?} targets {:?}, not key {key_id:?}",
+                approval.target
+            )));
+        }
+        self.ready(at, request_id, approval)
+    }
+}
+
+/// Log-controlled text made safe for one output line: at most `max`
+/// characters, control characters replaced.
+fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+fn ceremony(message: String) -> Violation {
+    Violation::Denied(Denial::Ceremony(message))
+}
+
+fn activates(command: &AdminCommand, generation: u32, field: &str) -> Result<(), String> {
+    match command {
+        AdminCommand::ActivateMasterKey { generation: g } if *g == generation => Ok(()),
+        AdminCommand::ActivateMasterKey { .. } => Err(format!("{field} differs")),
+        other => wrong_kind(other, "master_key.activate"),
+    }
+}
+
+/// The generation is the committed one and the event names its pattern.
+fn committed_pattern(master: &MasterKeyState, generation: u32, pattern: &str) -> Checked {
+    match &master.pending {
+        Some(p) if p.generation == generation => match &p.committed {
+            Some(vp) if vp == pattern => Ok(()),
+            Some(_) => Err(ceremony(format!(
+                "the verification pattern differs from the one generation {generation} was committed with"
+            ))),
+            None => Err(ceremony(format!(
+                "generation {generation} is not committed"
+            ))),
+        },
+        _ => Err(ceremony(format!(
+            "generation {generation} is not committed"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_events_are_findings_and_do_not_stop_the_replay() {
+        let mut replay = PolicyReplay::new();
+        let finding = replay.push(0, b"not json").expect("finding");
+        assert_eq!((finding.seq, finding.code), (0, "malformed_event"));
+        assert_eq!(finding.event_type, "unknown");
+        let bad_time = br#"{"instance":"i","seq":1,"time":"yesterday","type":"key.enabled","type_version":1,"actor":{"principal":"a","role":"manager","auth":"bearer"},"correlation_id":"c","payload":{"key_id":"k"},"ledger_key":"00000000","prev":"00"}"#;
+        let finding = replay.push(1, bad_time).expect("finding");
+        assert_eq!(
+            (finding.code, finding.event_type.as_str()),
+            ("malformed_event", "key.enabled")
+        );
+        let bad_payload = br#"{"instance":"i","seq":2,"time":"2026-01-01T00:00:00Z","type":"key.enabled","type_version":1,"actor":{"principal":"a","role":"manager","auth":"bearer"},"correlation_id":"c","payload":{"id":"k"},"ledger_key":"00000000","prev":"00"}"#;
+        let finding = replay.push(2, bad_payload).expect("finding");
+        assert_eq!(finding.code, "malformed_event");
+        assert!(finding.reason.contains("key.enabled"), "{}", finding.reason);
+        let forged_type = br#"{"instance":"i","seq":3,"time":"2026-01-01T00:00:00Z","type":"x\nOK: all fine","type_version":1,"actor":{"principal":"a","role":"manager","auth":"bearer"},"correlation_id":"c","payload":{},"ledger_key":"00000000","prev":"00"}"#;
+        assert!(
+            replay.push(3, forged_type).is_none(),
+            "unknown types change nothing"
+        );
+        let report = replay.finish();
+        assert_eq!((report.ok, report.events, report.violations), (false, 4, 3));
+        // Text from the log cannot forge output lines.
+        let mut replay = PolicyReplay::new();
+        let newline_field = br#"{"instance":"i","seq":0,"time":"2026-01-01T00:00:00Z","type":"key.enabled","type_version":1,"actor":{"principal":"a","role":"manager","auth":"bearer"},"correlation_id":"c","payload":{"key_id":"k","x\nOK: all fine":1},"ledger_key":"00000000","prev":"00"}"#;
+        let line = replay.push(0, newline_field).expect("finding").to_string();
+        assert!(line.contains("OK: all fine"), "{line}");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(
+            report.findings[2].to_string(),
+            format!(
+                "policy violation at seq 2 (key.enabled): malformed_event: {}",
+                report.findings[2].reason
+            )
+        );
+    }
+
+    #[test]
+    fn codes_are_distinct_per_rule() {
+        let all = [
+            Violation::CommandMissing,
+            Violation::CommandMismatch(String::new()),
+            Violation::DigestMismatch,
+            Violation::GenesisNotFirst,
+            Violation::MalformedEvent(String::new()),
+            Violation::UnknownKeyOwner(String::new()),
+            Violation::LoadNotApproved(1),
+            Violation::UnknownKey(String::new()),
+            Violation::KeyConflict(String::new()),
+            Violation::NoMasterKey,
+            Violation::KeyState(StateError::RestoreExpired),
+            Violation::KeyState(StateError::AuthorizationsNotMet),
+            Violation::NotExtractable(String::new()),
+            Violation::NotDue(String::new()),
+            Violation::ApprovalUnknown(String::new()),
+            Violation::ApprovalDuplicate(String::new()),
+            Violation::ApprovalClosed(String::new()),
+            Violation::ApprovalByRequester {
+                request_id: String::new(),
+                approver: String::new(),
+            },
+            Violation::QuorumNotReached {
+                request_id: String::new(),
+                why: String::new(),
+            },
+            Violation::ApprovalMismatch(String::new()),
+            Violation::Denied(Denial::Replayed {
+                nonce: String::new(),
+            }),
+        ];
+        let mut codes: Vec<&str> = all.iter().map(Violation::code).collect();
+        codes.sort_unstable();
+        let before = codes.len();
+        codes.dedup();
+        assert_eq!(before, codes.len(), "{codes:?}");
+    }
+}
