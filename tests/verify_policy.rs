@@ -128,6 +128,7 @@ fn create_key(service: &KeyService, name: &str, extractable: bool) -> String {
                 key_ring_id: None,
                 aliases: vec![],
                 expiration_date: None,
+                activation_date: None,
                 material: KeyMaterialSource::Generate,
             },
         )
@@ -1355,6 +1356,8 @@ fn key_created(key_id: String) -> event::KeyCreated {
         key_check_value: "abcdef".into(),
         expiration_date: None,
         aliases: vec![],
+        activation_date: None,
+        import_token_id: None,
     }
 }
 
@@ -1869,6 +1872,7 @@ fn random_step(env: &KeyEnv, rng: &mut Rng, admins: &mut Vec<SigningKey>, step: 
                     expiration_date: (rng.below(4) == 0).then(|| {
                         *env.clock.0.lock().expect("clock") + Duration::hours(1 + step as i64 % 5)
                     }),
+                    activation_date: None,
                     material: KeyMaterialSource::Generate,
                 },
             );
