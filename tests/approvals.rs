@@ -433,30 +433,30 @@ fn a_cancelled_request_cannot_be_approved() {
 }
 
 #[test]
-fn the_instance_policy_puts_every_key_under_dual_auth() {
+fn the_instance_policy_applies_to_keys_created_under_it() {
     let dir = tempfile::tempdir().expect("tmp");
     let env = key_env::ready(dir.path(), "acme", software());
     let s = &env.service;
-    // Given two keys created before the instance policy,
+    // Given a key created before the instance policy,
     let old = root_key(s, "old-key");
-    let other_old = root_key(s, "other-old-key");
     let policy = |enabled| AdminCommand::SetInstancePolicy {
         policy_type: "dualAuthDelete".into(),
         enabled,
         attributes: Default::default(),
     };
     key_env::admin_command(s, &env.clock, policy(true)).expect("instance policy");
-    // and one created after it (it inherits the policy),
+    // and two created after it (they inherit the policy, as in Key Protect),
     let new = root_key(s, "new-key");
+    let other_new = root_key(s, "other-new-key");
     assert!(s.key(&new).expect("new").dual_auth_delete.enabled);
     assert!(!s.key(&old).expect("old").dual_auth_delete.enabled);
-    // when alice deletes an older key alone, then refused.
+    // when alice deletes a new key alone, then refused.
     let before = (log_size(s), &s.projections());
-    let result = s.delete_key(&user("alice"), "del", &old, false);
+    let result = s.delete_key(&user("alice"), "del", &new, false);
     let err = then_refused(
         s,
         result,
-        ("alice", &old, "delete", "AUTHORIZATIONS_NOT_MET"),
+        ("alice", &new, "delete", "AUTHORIZATIONS_NOT_MET"),
         before,
     );
     assert!(matches!(
@@ -464,30 +464,30 @@ fn the_instance_policy_puts_every_key_under_dual_auth() {
         KeyError::State(StateError::AuthorizationsNotMet)
     ));
     // With the request and another principal, it is deleted.
-    s.set_key_for_deletion(&user("alice"), "set", &old)
+    s.set_key_for_deletion(&user("alice"), "set", &new)
         .expect("set");
     let mark = log_size(s);
-    s.delete_key(&user("bob"), "del", &old, false)
+    s.delete_key(&user("bob"), "del", &new, false)
         .expect("bob deletes");
     assert_eq!(
         kinds(&events_in(s, mark)),
         ["approval.granted", "key.destroyed"]
     );
-    // When the instance policy is disabled, keys without their own policy
-    // delete with one principal again; a key created under it keeps it.
-    key_env::admin_command(s, &env.clock, policy(false)).expect("policy off");
+    // The older key keeps its own setting: one principal deletes it.
     let mark = log_size(s);
-    s.delete_key(&user("carol"), "del", &other_old, false)
+    s.delete_key(&user("carol"), "del", &old, false)
         .expect("single delete");
     let events = events_in(s, mark);
     assert_eq!(kinds(&events), ["key.destroyed"]);
     assert_eq!(events[0].payload["approval_request_id"], Value::Null);
+    // Disabling the instance policy does not take it from keys that have it.
+    key_env::admin_command(s, &env.clock, policy(false)).expect("policy off");
     let before = (log_size(s), &s.projections());
-    let result = s.delete_key(&user("carol"), "del", &new, false);
+    let result = s.delete_key(&user("carol"), "del", &other_new, false);
     then_refused(
         s,
         result,
-        ("carol", &new, "delete", "AUTHORIZATIONS_NOT_MET"),
+        ("carol", &other_new, "delete", "AUTHORIZATIONS_NOT_MET"),
         before,
     );
     assert_consistent(s);

@@ -45,8 +45,11 @@ impl KeyService {
     /// own `dualAuthDelete` policy, or the instance's. The instance policy
     /// covers every key, not only keys created after it (issue 4's "dual
     /// auth for all keys"; Key Protect applies it to new keys only).
+    /// Key Protect semantics: the instance `dualAuthDelete` policy applies
+    /// to keys created while it is enabled (they inherit it in the key
+    /// projection); older keys keep their own setting.
     pub(super) fn dual_auth_applies(&self, key: &KeyRecord) -> bool {
-        key.dual_auth_delete.enabled || self.read().governance.dual_auth_all_keys()
+        key.dual_auth_delete.enabled
     }
 
     /// The request, pending and unexpired, for `operation` on `target`.
