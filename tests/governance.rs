@@ -518,3 +518,55 @@ fn every_admin_and_ceremony_step_is_in_the_log_with_its_signatures() {
         env.service.projections()
     );
 }
+
+#[test]
+fn key_create_import_access_policy_limits_what_keys_may_be_made() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(dir.path(), "acme", std::sync::Arc::new(SoftwareHsm::new()));
+    admin_command(
+        &env.service,
+        &env.clock,
+        AdminCommand::SetInstancePolicy {
+            policy_type: "keyCreateImportAccess".into(),
+            enabled: true,
+            attributes: serde_json::from_value(serde_json::json!({
+                "create_root_key": false,
+                "enforce_token": true
+            }))
+            .expect("attrs"),
+        },
+    )
+    .expect("policy");
+    let create = |extractable: bool, payload: Option<&[u8]>| {
+        env.service.create_key(
+            &key_env::user("alice"),
+            "c",
+            keyledger::keys::service::CreateKey {
+                name: "k1".into(),
+                description: None,
+                extractable,
+                key_ring_id: None,
+                aliases: vec![],
+                expiration_date: None,
+                activation_date: None,
+                material: match payload {
+                    Some(p) => keyledger::keys::service::KeyMaterialSource::Payload(
+                        keyledger::secret::SecretBytes::from_slice(p),
+                    ),
+                    None => keyledger::keys::service::KeyMaterialSource::Generate,
+                },
+            },
+        )
+    };
+    let size = env.service.writer().log().head().size;
+    let err = create(false, None).expect_err("root keys may not be created");
+    assert_eq!(
+        err.to_string(),
+        "the instance policy keyCreateImportAccess does not allow creating root keys"
+    );
+    assert_eq!((err.http_status(), err.kp_code()), (403, "KEY_CREATE_IMPORT_ACCESS_ERR"));
+    let err = create(true, Some(&[7u8; 32])).expect_err("imports need a token");
+    assert!(err.to_string().contains("requires an import token"), "{err}");
+    assert_eq!(env.service.writer().log().head().size, size, "nothing recorded");
+    create(true, None).expect("standard keys may still be created");
+}

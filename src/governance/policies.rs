@@ -138,6 +138,15 @@ impl GovernanceState {
         self.policy("dualAuthDelete").is_some()
     }
 
+    /// Whether the `keyCreateImportAccess` policy requires imported keys to
+    /// come with an import token (`enforce_token`, default false).
+    pub fn import_token_enforced(&self) -> bool {
+        self.policy("keyCreateImportAccess")
+            .and_then(|p| p.attributes.get("enforce_token"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// Whether the `keyCreateImportAccess` policy lets a key of this kind
     /// be created (`imported = false`) or imported.
     pub fn may_create_key(&self, extractable: bool, imported: bool) -> bool {

@@ -46,6 +46,9 @@ pub enum KeyError {
     Material(#[from] MaterialError),
     #[error("audit log: {0}")]
     Write(#[from] WriteError),
+    /// An instance policy forbids the operation.
+    #[error("{0}")]
+    PolicyDenied(String),
     /// An administrator command or gated operation refused by the rules.
     #[error("refused: {0}")]
     Denied(#[from] crate::governance::Denial),
@@ -93,6 +96,7 @@ impl KeyError {
                 "INTERNAL_SERVER_ERROR"
             }
             KeyError::Denied(_) => "UNAUTHORIZED_ERR",
+            KeyError::PolicyDenied(_) => "KEY_CREATE_IMPORT_ACCESS_ERR",
             KeyError::Approval(d) => match d {
                 ApprovalDenial::NotFound(_) => "NOT_FOUND_ERR",
                 // The key is (already / not) set for deletion.
@@ -124,6 +128,7 @@ impl KeyError {
             | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => 409,
             KeyError::Hsm(HsmError::BadPart) | KeyError::Hsm(HsmError::Invalid(_)) => 400,
             KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => 500,
+            KeyError::PolicyDenied(_) => 403,
             KeyError::Denied(d) => match d {
                 crate::governance::Denial::Conflict(_) => 409,
                 crate::governance::Denial::NotFound(_) => 404,

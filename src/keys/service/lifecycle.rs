@@ -123,6 +123,26 @@ impl KeyService {
             if !state.keys.key_ring_exists(&key_ring) {
                 return Err(KeyError::NotFound(format!("key ring {key_ring}")));
             }
+            let imported = !matches!(request.material, KeyMaterialSource::Generate);
+            let via_token = matches!(request.material, KeyMaterialSource::ImportToken(_));
+            let gov = &state.governance;
+            if !gov.may_create_key(request.extractable, imported) {
+                let kind = match (imported, request.extractable) {
+                    (false, false) => "creating root keys",
+                    (false, true) => "creating standard keys",
+                    (true, false) => "importing root keys",
+                    (true, true) => "importing standard keys",
+                };
+                return Err(KeyError::PolicyDenied(format!(
+                    "the instance policy keyCreateImportAccess does not allow {kind}"
+                )));
+            }
+            if imported && !via_token && gov.import_token_enforced() {
+                return Err(KeyError::PolicyDenied(
+                    "the instance policy keyCreateImportAccess requires an import token (enforce_token)"
+                        .into(),
+                ));
+            }
             if let Some(taken) = request
                 .aliases
                 .iter()
