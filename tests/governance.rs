@@ -564,9 +564,19 @@ fn key_create_import_access_policy_limits_what_keys_may_be_made() {
         err.to_string(),
         "the instance policy keyCreateImportAccess does not allow creating root keys"
     );
-    assert_eq!((err.http_status(), err.kp_code()), (403, "KEY_CREATE_IMPORT_ACCESS_ERR"));
+    assert_eq!(
+        (err.http_status(), err.kp_code()),
+        (403, "KEY_CREATE_IMPORT_ACCESS_ERR")
+    );
     let err = create(true, Some(&[7u8; 32])).expect_err("imports need a token");
-    assert!(err.to_string().contains("requires an import token"), "{err}");
-    assert_eq!(env.service.writer().log().head().size, size, "nothing recorded");
+    assert!(
+        err.to_string().contains("requires an import token"),
+        "{err}"
+    );
+    assert_eq!(
+        env.service.writer().log().head().size,
+        size,
+        "nothing recorded"
+    );
     create(true, None).expect("standard keys may still be created");
 }

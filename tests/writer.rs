@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::flaky_log::FlakyLog;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,11 +16,10 @@ use keyledger::hsm::HsmError;
 use keyledger::ledger::{InitialAdmin, Ledger};
 use keyledger::ledger_key::LedgerKey;
 use keyledger::merkle;
-use keyledger::record::Record;
 use keyledger::sample_events::realistic_event;
 use keyledger::signer::{LedgerSigner, SignError};
 use keyledger::store::embedded::EmbeddedStore;
-use keyledger::store::{ChainHead, EventStore, InstanceLog, LogNodes, SealedRecord, StoreError};
+use keyledger::store::{EventStore, InstanceLog, LogNodes};
 use keyledger::writer::{LedgerWriter, WriteError, WriterConfig, origin_for};
 
 fn admin() -> InitialAdmin {
@@ -94,38 +95,6 @@ fn concurrent_appends_are_group_committed_gap_free_and_verify() {
 }
 
 /// An instance log whose appends fail while `broken` is set.
-struct FlakyLog {
-    inner: Arc<dyn InstanceLog>,
-    broken: AtomicBool,
-}
-
-impl InstanceLog for FlakyLog {
-    fn instance(&self) -> &str {
-        self.inner.instance()
-    }
-    fn head(&self) -> ChainHead {
-        self.inner.head()
-    }
-    fn append(&self, batch: &[SealedRecord]) -> Result<(), StoreError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(StoreError::Io(std::io::Error::other("disk full")));
-        }
-        self.inner.append(batch)
-    }
-    fn read(&self, start: u64, end: u64) -> Result<Vec<Record>, StoreError> {
-        self.inner.read(start, end)
-    }
-    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, StoreError> {
-        self.inner.node(level, index)
-    }
-    fn save_checkpoint(&self, note: &str) -> Result<(), StoreError> {
-        self.inner.save_checkpoint(note)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
-        self.inner.latest_checkpoint()
-    }
-}
-
 #[test]
 fn when_the_log_cannot_be_written_callers_get_an_error_and_nothing_is_stored() {
     let dir = tempfile::tempdir().expect("tmp");

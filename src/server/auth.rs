@@ -104,12 +104,14 @@ pub fn authenticate(
         return Err(ApiError::unauthorized());
     };
     let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    let peer = req.peer_addr().map(|a| a.ip());
     let credential = service.with_projections(|p| {
         p.governance
             .credential_by_digest(&digest)
             .map(|(id, c)| (id.clone(), c.role.clone()))
+            .map(|c| (c, peer.is_none_or(|ip| p.governance.allows_ip(ip))))
     });
-    let Some((credential_id, role_name)) = credential else {
+    let Some(((credential_id, role_name), ip_allowed)) = credential else {
         super::metrics::count_unauthenticated();
         return Err(ApiError::unauthorized());
     };
@@ -123,16 +125,33 @@ pub fn authenticate(
         },
         correlation_id: correlation_id(req),
     };
-    if !allows(role, need) {
+    let refusal = if !ip_allowed {
+        Some((
+            "the instance policy allowedIP does not allow this address".to_string(),
+            ApiError::new(
+                403,
+                "FORBIDDEN_ERR",
+                "requests from this address are not allowed by the instance's allowedIP policy",
+            ),
+        ))
+    } else if !allows(role, need) {
+        Some((
+            format!("role {role_name} may not {action}"),
+            ApiError::forbidden(),
+        ))
+    } else {
+        None
+    };
+    if let Some((reason, error)) = refusal {
         let event = AccessDenied {
             action: action.to_string(),
             target: req.path().chars().take(128).collect(),
-            reason: format!("role {role_name} may not {action}"),
+            reason,
         };
         if let Ok(draft) = EventDraft::new(caller.actor.clone(), &caller.correlation_id, &event) {
             let _ = caller.service.writer().append(draft);
         }
-        return Err(ApiError::forbidden());
+        return Err(error);
     }
     Ok(caller)
 }

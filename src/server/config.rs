@@ -9,6 +9,7 @@
 //! plain_http = false        # true: serve HTTP without TLS (only when asked)
 //! body_limit_bytes = 65536
 //! dev = false
+//! scheduler_interval_secs = 30
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ pub struct ServeConfig {
     pub dev: bool,
     /// Worker threads (0 = one per core).
     pub workers: usize,
+    /// Seconds between runs of the scheduled jobs (activation, expiry,
+    /// approval expiry, crypto worker, rotation policies).
+    pub scheduler_interval_secs: u64,
 }
 
 impl Default for ServeConfig {
@@ -41,6 +45,7 @@ impl Default for ServeConfig {
             body_limit_bytes: 64 * 1024,
             dev: false,
             workers: 0,
+            scheduler_interval_secs: 30,
         }
     }
 }

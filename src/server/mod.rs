@@ -19,6 +19,7 @@ pub mod keys;
 pub mod metrics;
 pub mod registry;
 pub mod resources;
+pub mod scheduler;
 
 use std::sync::Arc;
 
@@ -220,7 +221,16 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         "keyledger: serving {} instance(s) on {url}",
         registry.names().len()
     );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scheduler = scheduler::spawn(
+        registry.clone(),
+        std::time::Duration::from_secs(config.scheduler_interval_secs.max(1)),
+        stop.clone(),
+    )
+    .map_err(|e| format!("scheduler: {e}"))?;
     let result = actix_web::rt::System::new().block_on(server.run());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = scheduler.join();
     registry.shutdown();
     result.map_err(|e| e.to_string())
 }

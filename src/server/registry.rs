@@ -36,6 +36,18 @@ impl Registry {
         })
     }
 
+    /// A registry of services opened elsewhere (tests, embedding).
+    pub fn from_services(services: Vec<Arc<KeyService>>) -> Self {
+        Registry {
+            instances: RwLock::new(
+                services
+                    .into_iter()
+                    .map(|s| (s.instance().to_string(), s))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<KeyService>> {
         self.instances
             .read()

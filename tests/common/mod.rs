@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod fixture;
+pub mod flaky_log;
 pub mod hsm_conformance;
 pub mod key_env;
 pub mod kp_client;
