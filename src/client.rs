@@ -173,7 +173,8 @@ impl Client {
         let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         std::io::copy(&mut reader, &mut out).map_err(|e| format!("reading the bundle: {e}"))?;
-        out.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+        out.flush()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(manifest)
     }
 }

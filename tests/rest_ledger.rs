@@ -42,10 +42,7 @@ fn hashes(v: &Value) -> Vec<Hash> {
 }
 
 fn verifier(env: &RestLedgerEnv, instance: &str) -> keyledger::checkpoint::NoteVerifierKey {
-    env.service(instance)
-        .writer()
-        .current_key()
-        .note_verifier()
+    env.service(instance).writer().current_key().note_verifier()
 }
 
 fn event_types(env: &RestLedgerEnv, instance: &str) -> Vec<String> {
@@ -152,7 +149,10 @@ async fn receipts_are_proven_against_verified_checkpoints() {
     let resp = at::call_service(
         &app,
         get(
-            &format!("/api/v2/ledger/proofs/inclusion?seq={seq}&size={}", cp2.size),
+            &format!(
+                "/api/v2/ledger/proofs/inclusion?seq={seq}&size={}",
+                cp2.size
+            ),
             "acme",
             auditor,
         )
@@ -215,7 +215,10 @@ async fn receipts_are_proven_against_verified_checkpoints() {
     assert_eq!(items.len(), records.len());
     for (i, (item, record)) in items.iter().zip(&records).enumerate() {
         assert_eq!(item["seq"], i as u64);
-        assert_eq!(item["event"].as_str().expect("event").as_bytes(), record.event);
+        assert_eq!(
+            item["event"].as_str().expect("event").as_bytes(),
+            record.event
+        );
         assert_eq!(
             B64.decode(item["signature"].as_str().expect("sig"))
                 .expect("b64"),
@@ -255,13 +258,21 @@ async fn bad_ledger_queries_get_key_protect_errors_never_5xx() {
         .await;
         assert_eq!(resp.status().as_u16(), status, "{query}");
         let body: Value = at::read_body_json(resp).await;
-        assert_eq!(body["resources"][0]["reasons"][0]["status"], status, "{query}");
+        assert_eq!(
+            body["resources"][0]["reasons"][0]["status"], status,
+            "{query}"
+        );
         error_code(&body);
     }
     // An in-range page past the end is empty, not an error.
     let resp = at::call_service(
         &app,
-        get(&format!("/api/v2/ledger/records?start={size}"), "acme", auditor).to_request(),
+        get(
+            &format!("/api/v2/ledger/records?start={size}"),
+            "acme",
+            auditor,
+        )
+        .to_request(),
     )
     .await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -284,9 +295,11 @@ async fn only_auditors_read_the_ledger_and_instances_are_isolated() {
     for role in ["reader", "writer", "manager"] {
         for path in paths {
             let before = event_types(&env, "acme").len();
-            let resp =
-                at::call_service(&app, get(path, "acme", env.token("acme", role)).to_request())
-                    .await;
+            let resp = at::call_service(
+                &app,
+                get(path, "acme", env.token("acme", role)).to_request(),
+            )
+            .await;
             assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{role} {path}");
             let body: Value = at::read_body_json(resp).await;
             assert_eq!(error_code(&body), "FORBIDDEN_ERR");
@@ -302,17 +315,21 @@ async fn only_auditors_read_the_ledger_and_instances_are_isolated() {
         let other = at::call_service(&app, get(path, "globex", acme_auditor).to_request()).await;
         assert_eq!(other.status(), StatusCode::UNAUTHORIZED, "{path}");
         let other = at::read_body(other).await;
-        let unknown =
-            at::call_service(&app, get(path, "no-such-instance", acme_auditor).to_request())
-                .await;
+        let unknown = at::call_service(
+            &app,
+            get(path, "no-such-instance", acme_auditor).to_request(),
+        )
+        .await;
         assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(other, at::read_body(unknown).await, "{path}");
     }
     assert_eq!(event_types(&env, "globex").len(), globex_before);
     // Admin endpoints: an unknown instance gets the same 401 as auth.rs.
-    let unknown_auth =
-        at::call_service(&app, get(paths[0], "no-such-instance", acme_auditor).to_request())
-            .await;
+    let unknown_auth = at::call_service(
+        &app,
+        get(paths[0], "no-such-instance", acme_auditor).to_request(),
+    )
+    .await;
     let unknown_auth = at::read_body(unknown_auth).await;
     let resp = at::call_service(
         &app,
@@ -326,7 +343,12 @@ async fn only_auditors_read_the_ledger_and_instances_are_isolated() {
     assert_eq!(at::read_body(resp).await, unknown_auth);
 }
 
-fn signed_command(env: &RestLedgerEnv, instance: &str, command: AdminCommand, sign: bool) -> String {
+fn signed_command(
+    env: &RestLedgerEnv,
+    instance: &str,
+    command: AdminCommand,
+    sign: bool,
+) -> String {
     let mut signed = key_env::document(&env.service(instance), &env.clock, command);
     if sign {
         signed.sign(&admin_key());
@@ -444,11 +466,9 @@ async fn full_ceremony_and_admin_commands_over_http() {
         .expect("32");
 
     let part_body = |o: &Owner, signer: &ed25519_dalek::SigningKey| {
-        let sealed =
-            keyledger::hsm::ceremony::seal_part(&ceremony_key, "bare", 1, &o.id, &o.part)
-                .expect("seal");
-        let message =
-            keyledger::keys::service::part_submission_message("bare", 1, &o.id, &sealed);
+        let sealed = keyledger::hsm::ceremony::seal_part(&ceremony_key, "bare", 1, &o.id, &o.part)
+            .expect("seal");
+        let message = keyledger::keys::service::part_submission_message("bare", 1, &o.id, &sealed);
         json!({
             "owner_id": o.id,
             "enc": B64.encode(&sealed.enc),
@@ -520,12 +540,19 @@ async fn full_ceremony_and_admin_commands_over_http() {
     assert_eq!(resp.status(), StatusCode::OK);
     let state: Value = at::read_body_json(resp).await;
     assert_eq!(state["imprint_mode"], false);
-    assert_eq!(state["thresholds"], json!({"signature": 1, "revocation": 1}));
+    assert_eq!(
+        state["thresholds"],
+        json!({"signature": 1, "revocation": 1})
+    );
     assert_eq!(state["credentials"]["aud-1"]["role"], "auditor");
     assert!(state["credentials"]["aud-1"].get("token_digest").is_none());
-    assert!(!state.to_string().contains(&hex::encode(
-        <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())
-    )));
+    assert!(
+        !state
+            .to_string()
+            .contains(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                token.as_bytes()
+            )))
+    );
     assert_eq!(state["admins"].as_object().map(|m| m.len()), Some(1));
     key_env::assert_log_consistent(&env.service("bare"));
 }
@@ -569,7 +596,12 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
         let app = at::init_service(keyledger::server::app(env.state.clone(), LIMIT)).await;
         let resp = at::call_service(
             &app,
-            get("/api/v2/ledger/bundle", "acme", env.token("acme", "auditor")).to_request(),
+            get(
+                "/api/v2/ledger/bundle",
+                "acme",
+                env.token("acme", "auditor"),
+            )
+            .to_request(),
         )
         .await;
         assert_eq!(resp.status(), StatusCode::OK);
@@ -612,7 +644,14 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
     let out = keyledger(
         dir,
         &[
-            "verify", "--url", &url, "--instance", "acme", "--token-file", tok, "--trusted-key",
+            "verify",
+            "--url",
+            &url,
+            "--instance",
+            "acme",
+            "--token-file",
+            tok,
+            "--trusted-key",
             key_file.to_str().expect("utf8"),
         ],
     );
@@ -626,7 +665,18 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: "));
     // A writer token cannot download: unreadable input, exit 2.
     std::fs::write(&token_file, env.token("acme", "writer")).expect("token");
-    let out = keyledger(dir, &["verify", "--url", &url, "--instance", "acme", "--token-file", tok]);
+    let out = keyledger(
+        dir,
+        &[
+            "verify",
+            "--url",
+            &url,
+            "--instance",
+            "acme",
+            "--token-file",
+            tok,
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("FORBIDDEN_ERR"));
 
@@ -646,12 +696,29 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
     let draft = keyledger(
         dir,
         &[
-            "admin", "draft", "--instance", "acme", "--out", "cred.json",
+            "admin",
+            "draft",
+            "--instance",
+            "acme",
+            "--out",
+            "cred.json",
             r#"{"kind":"credential.issue","credential_id":"cli-aud","role":"auditor","token_digest":"0000000000000000000000000000000000000000000000000000000000000001"}"#,
         ],
     );
-    assert!(draft.status.success(), "{}", String::from_utf8_lossy(&draft.stderr));
-    let submit = ["admin", "submit", "--url", &url, "--instance", "acme", "cred.json"];
+    assert!(
+        draft.status.success(),
+        "{}",
+        String::from_utf8_lossy(&draft.stderr)
+    );
+    let submit = [
+        "admin",
+        "submit",
+        "--url",
+        &url,
+        "--instance",
+        "acme",
+        "cred.json",
+    ];
     let out = keyledger(dir, &submit);
     assert_eq!(out.status.code(), Some(2), "unsigned is refused");
     assert!(
@@ -662,20 +729,48 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
     let out = keyledger(dir, &["admin", "sign", "--key", "alice.key", "cred.json"]);
     assert!(out.status.success());
     let out = keyledger(dir, &submit);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("accepted: credential.issued at seq"));
     let out = keyledger(
         dir,
-        &["admin", "submit", "--url", &url, "--data-dir", "data", "--instance", "acme", "cred.json"],
+        &[
+            "admin",
+            "submit",
+            "--url",
+            &url,
+            "--data-dir",
+            "data",
+            "--instance",
+            "acme",
+            "cred.json",
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "--url and --data-dir together");
     let out = keyledger(
         dir,
-        &["admin", "ceremony-status", "--url", &url, "--instance", "acme"],
+        &[
+            "admin",
+            "ceremony-status",
+            "--url",
+            &url,
+            "--instance",
+            "acme",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("registered owners: owner-a, owner-b"), "{stdout}");
+    assert!(
+        stdout.contains("registered owners: owner-a, owner-b"),
+        "{stdout}"
+    );
     actix_web::rt::System::new().block_on(handle.stop(true));
     let types = event_types(&env, "acme");
     assert!(types.iter().any(|t| t == "admin.command_denied"));

@@ -252,8 +252,7 @@ pub(super) fn submit(args: &SubmitArgs) -> Result<(), String> {
         _ => return Err("give exactly one of --data-dir and --url".into()),
     };
     let hsm = Arc::new(SoftwareHsm::new());
-    let service =
-        crate::instance::open(data_dir, &args.instance, hsm, Arc::new(Utc::now))?;
+    let service = crate::instance::open(data_dir, &args.instance, hsm, Arc::new(Utc::now))?;
     let correlation = format!("admin-submit-{}", &hex::encode(signed.digest())[..16]);
     let result =
         service.submit_admin_command(&crate::instance::local_operator(), &correlation, &signed);

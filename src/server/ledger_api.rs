@@ -176,7 +176,8 @@ pub async fn records(
         let records = log.read(start, end).map_err(store_error)?;
         let mut items = Vec::with_capacity(records.len());
         for (seq, record) in (start..).zip(records) {
-            let event = String::from_utf8(record.event.clone()).map_err(|_| ApiError::internal())?;
+            let event =
+                String::from_utf8(record.event.clone()).map_err(|_| ApiError::internal())?;
             items.push(json!({
                 "seq": seq,
                 "event": event,
@@ -306,9 +307,10 @@ pub async fn bundle(
     let service = caller.service.clone();
     let (header, size) = blocking(move || bundle_header(&service)).await?;
     let log: Arc<dyn InstanceLog> = caller.service.writer().log().clone();
-    let head = futures_util::stream::once(async move {
-        Ok::<_, actix_web::Error>(web::Bytes::from(header))
-    });
+    let head =
+        futures_util::stream::once(
+            async move { Ok::<_, actix_web::Error>(web::Bytes::from(header)) },
+        );
     let body = futures_util::stream::unfold(0u64, move |start| {
         let log = log.clone();
         async move {
