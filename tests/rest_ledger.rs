@@ -776,3 +776,128 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
     assert!(types.iter().any(|t| t == "admin.command_denied"));
     assert_eq!(types.last().map(String::as_str), Some("credential.issued"));
 }
+
+fn write_private(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+}
+
+#[test]
+fn key_owners_submit_parts_with_the_command_line() {
+    let env = RestLedgerEnv::build(&[], &["bare"]);
+    let dir = env.tmp.path();
+    let service = env.service("bare");
+    let owners = [Owner::new("owner-a", 0x42), Owner::new("owner-b", 0x17)];
+    key_env::register_owners(&service, &env.clock, &owners.iter().collect::<Vec<_>>());
+    key_env::admin_command(
+        &service,
+        &env.clock,
+        AdminCommand::ApproveMasterKeyLoad { generation: 1 },
+    )
+    .expect("approve load");
+    let (url, handle) = serve(&env);
+    let submit = |o: &Owner| {
+        let key = dir.join(format!("{}.key", o.id));
+        let part = dir.join(format!("{}.part", o.id));
+        write_private(
+            &key,
+            &format!(
+                "keyledger-admin-key-v1\n{}\n",
+                hex::encode(o.key.to_bytes())
+            ),
+        );
+        write_private(&part, &format!("{}\n", hex::encode(o.part.expose())));
+        keyledger(
+            dir,
+            &[
+                "admin",
+                "submit-part",
+                "--url",
+                &url,
+                "--instance",
+                "bare",
+                "--owner-id",
+                &o.id,
+                "--owner-key",
+                key.to_str().expect("utf8"),
+                "--part-file",
+                part.to_str().expect("utf8"),
+            ],
+        )
+    };
+    let out = submit(&owners[0]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("part of owner-a loaded for generation 1"),
+        "{stdout}"
+    );
+    // The same owner again: refused by the server, exit 2.
+    let out = submit(&owners[0]);
+    assert_eq!(out.status.code(), Some(2));
+    // A part file others can read is refused before anything is sent.
+    let loose = dir.join("loose.part");
+    std::fs::write(&loose, hex::encode(owners[1].part.expose())).expect("write");
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let out = keyledger(
+        dir,
+        &[
+            "admin",
+            "submit-part",
+            "--url",
+            &url,
+            "--instance",
+            "bare",
+            "--owner-id",
+            "owner-b",
+            "--owner-key",
+            dir.join("owner-a.key").to_str().expect("utf8"),
+            "--part-file",
+            loose.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("readable by group or others"));
+    let out = submit(&owners[1]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = keyledger(
+        dir,
+        &[
+            "admin",
+            "ceremony-status",
+            "--url",
+            &url,
+            "--instance",
+            "bare",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("loaded owners: owner-a, owner-b"),
+        "{stdout}"
+    );
+    actix_web::rt::System::new().block_on(handle.stop(true));
+    // The parts sealed by the command line combine into the master key.
+    for command in [
+        AdminCommand::CommitMasterKey { generation: 1 },
+        AdminCommand::ActivateMasterKey { generation: 1 },
+    ] {
+        key_env::admin_command(&service, &env.clock, command).expect("commit/activate");
+    }
+    assert!(!service.sealed());
+    let loaded = event_types(&env, "bare")
+        .iter()
+        .filter(|t| *t == "master_key.part_loaded")
+        .count();
+    assert_eq!(loaded, 2);
+}
