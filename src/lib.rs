@@ -18,6 +18,8 @@ pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
 pub mod cli;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod event;
 pub mod governance;
 pub mod hsm;

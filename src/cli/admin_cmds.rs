@@ -69,10 +69,42 @@ pub struct SignArgs {
 
 #[derive(clap::Args)]
 pub struct SubmitArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
+    /// Data directory of a local instance (exactly one of --data-dir, --url).
+    #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL of a keyledger server (`POST /api/v2/admin/commands`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Instance name.
+    #[arg(long)]
+    pub instance: String,
     /// Signed command file.
     pub file: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct RemoteArgs {
+    /// Base URL of a keyledger server.
+    #[arg(long)]
+    pub url: String,
+    /// Instance name.
+    #[arg(long)]
+    pub instance: String,
+}
+
+#[derive(clap::Args)]
+pub struct SubmitPartArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The key owner's id, as registered by `key_owner.register`.
+    #[arg(long)]
+    pub owner_id: String,
+    /// The key owner's ed25519 key (a `keyledger admin keygen` file, 0600).
+    #[arg(long)]
+    pub owner_key: PathBuf,
+    /// File holding the 32-byte master-key part as 64 hex digits (0600).
+    #[arg(long)]
+    pub part_file: PathBuf,
 }
 
 pub(super) fn instance_create(args: &InstanceCreateArgs) -> Result<(), String> {
@@ -188,7 +220,7 @@ fn summary(doc: &CommandDocument, signed: &SignedCommand) -> String {
     )
 }
 
-fn read_command(path: &Path) -> Result<SignedCommand, String> {
+pub(super) fn read_command(path: &Path) -> Result<SignedCommand, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not a command file: {e}", path.display()))
 }
@@ -214,13 +246,13 @@ pub(super) fn sign(args: &SignArgs) -> Result<(), String> {
 
 pub(super) fn submit(args: &SubmitArgs) -> Result<(), String> {
     let signed = read_command(&args.file)?;
+    let data_dir = match (&args.url, &args.data_dir) {
+        (Some(url), None) => return super::admin_remote::submit(url, &args.instance, &signed),
+        (None, Some(dir)) => dir,
+        _ => return Err("give exactly one of --data-dir and --url".into()),
+    };
     let hsm = Arc::new(SoftwareHsm::new());
-    let service = crate::instance::open(
-        &args.data.data_dir,
-        &args.data.instance,
-        hsm,
-        Arc::new(Utc::now),
-    )?;
+    let service = crate::instance::open(data_dir, &args.instance, hsm, Arc::new(Utc::now))?;
     let correlation = format!("admin-submit-{}", &hex::encode(signed.digest())[..16]);
     let result =
         service.submit_admin_command(&crate::instance::local_operator(), &correlation, &signed);

@@ -2,6 +2,7 @@
 //! drive the product by them.
 
 mod admin_cmds;
+mod admin_remote;
 mod generate;
 mod hsm_args;
 mod ledger_cmds;
@@ -61,8 +62,15 @@ enum AdminCommandCli {
     Draft(admin_cmds::DraftArgs),
     /// Add your signature to a command file (offline).
     Sign(admin_cmds::SignArgs),
-    /// Submit a signed command to an instance in a local data directory.
+    /// Submit a signed command to an instance: in a local data directory
+    /// (--data-dir) or on a server (--url).
     Submit(admin_cmds::SubmitArgs),
+    /// Show a server's master-key ceremony: generation, ceremony public key,
+    /// registered and loaded key owners.
+    CeremonyStatus(admin_cmds::RemoteArgs),
+    /// Key owners: seal a master-key part to the server's ceremony key,
+    /// sign it and submit it.
+    SubmitPart(admin_cmds::SubmitPartArgs),
     /// Print a new API token and its SHA-256 digest for `credential.issue`.
     NewToken,
 }
@@ -116,6 +124,8 @@ pub fn run() -> ExitCode {
             AdminCommandCli::Draft(args) => admin_cmds::draft(&args),
             AdminCommandCli::Sign(args) => admin_cmds::sign(&args),
             AdminCommandCli::Submit(args) => admin_cmds::submit(&args),
+            AdminCommandCli::CeremonyStatus(args) => admin_remote::ceremony_status(&args),
+            AdminCommandCli::SubmitPart(args) => admin_remote::submit_part(&args),
             AdminCommandCli::NewToken => admin_cmds::new_token(),
         },
     };

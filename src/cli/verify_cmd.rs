@@ -1,4 +1,7 @@
-//! `keyledger verify BUNDLE [--trusted-key FILE] [--trusted-checkpoint FILE] [--policy] [--json]`.
+//! `keyledger verify BUNDLE [--trusted-key FILE] [--trusted-checkpoint FILE] [--policy] [--json]`,
+//! or `keyledger verify --url URL --instance NAME --token-file FILE [...]`,
+//! which downloads the bundle from a server (auditor role) into a temporary
+//! directory and verifies that exactly as a local one.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,7 +14,18 @@ use crate::verify::{self, PolicyReport, Trust};
 #[derive(clap::Args)]
 pub struct VerifyArgs {
     /// Bundle directory written by `keyledger ledger export`.
-    pub bundle: PathBuf,
+    #[arg(required_unless_present = "url", conflicts_with = "url")]
+    pub bundle: Option<PathBuf>,
+    /// Download the bundle from this keyledger server instead
+    /// (`GET /api/v2/ledger/bundle`; needs an auditor token).
+    #[arg(long, requires_all = ["instance", "token_file"])]
+    pub url: Option<String>,
+    /// Instance to download (with --url).
+    #[arg(long, requires = "url")]
+    pub instance: Option<String>,
+    /// File holding the auditor's bearer token (with --url).
+    #[arg(long, requires = "url")]
+    pub token_file: Option<PathBuf>,
     /// File with the trusted ledger public key(s) (note verifier key lines).
     #[arg(long)]
     pub trusted_key: Option<PathBuf>,
@@ -140,7 +154,54 @@ fn progress_bar(total: u64, json: bool, action: &str) -> ProgressBar {
     }
 }
 
+/// A temporary bundle directory, removed on drop.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+struct TempBundle(PathBuf);
+
+impl Drop for TempBundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(feature = "client")]
+fn download(args: &VerifyArgs, url: &str) -> Result<TempBundle, String> {
+    let (Some(instance), Some(token_file)) = (&args.instance, &args.token_file) else {
+        return Err("--url needs --instance and --token-file".into());
+    };
+    let token = crate::client::Client::read_token(token_file)?;
+    let mut nonce = [0u8; 8];
+    getrandom::getrandom(&mut nonce).map_err(|_| "random number generator failed")?;
+    let dir = std::env::temp_dir().join(format!(
+        "keyledger-verify-{}-{}",
+        std::process::id(),
+        hex::encode(nonce)
+    ));
+    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let temp = TempBundle(dir);
+    crate::client::Client::new(url, instance, Some(token)).download_bundle(&temp.0)?;
+    Ok(temp)
+}
+
+#[cfg(not(feature = "client"))]
+fn download(_args: &VerifyArgs, _url: &str) -> Result<TempBundle, String> {
+    Err("this build has no HTTP client (cargo feature `client`); download the bundle with `keyledger ledger export` or build with --features client".into())
+}
+
 fn verify_with(args: &VerifyArgs) -> Result<Outcome, String> {
+    let downloaded = match &args.url {
+        Some(url) => Some(download(args, url)?),
+        None => None,
+    };
+    let bundle = match (&downloaded, &args.bundle) {
+        (Some(temp), _) => temp.0.clone(),
+        (None, Some(dir)) => dir.clone(),
+        (None, None) => return Err("name a bundle directory or --url".into()),
+    };
+    verify_dir(args, &bundle)
+}
+
+fn verify_dir(args: &VerifyArgs, bundle: &std::path::Path) -> Result<Outcome, String> {
     let mut trust = Trust::default();
     if let Some(path) = &args.trusted_key {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -150,17 +211,17 @@ fn verify_with(args: &VerifyArgs) -> Result<Outcome, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         trust.checkpoint = Some(text);
     }
-    let total = std::fs::metadata(args.bundle.join(crate::bundle::RECORDS_FILE))
+    let total = std::fs::metadata(bundle.join(crate::bundle::RECORDS_FILE))
         .map(|m| m.len())
         .unwrap_or(0);
     let bar = progress_bar(total, args.json, "verifying");
-    let report = verify::verify_bundle(&args.bundle, &trust, &|done| bar.set_position(done))
+    let report = verify::verify_bundle(bundle, &trust, &|done| bar.set_position(done))
         .map_err(|e| e.to_string());
     bar.finish_and_clear();
     let report = report?;
     let policy = if args.policy && report.ok() {
         let bar = progress_bar(total, args.json, "replaying policy");
-        let policy = verify::verify_policy(&args.bundle, &|done| bar.set_position(done))
+        let policy = verify::verify_policy(bundle, &|done| bar.set_position(done))
             .map_err(|e| e.to_string());
         bar.finish_and_clear();
         Some(policy?)

@@ -3,6 +3,8 @@
 //!
 //! - [`auth`]: bearer credentials (digests from the log), roles.
 //! - [`keys`]: key endpoints and actions.
+//! - [`ledger_api`]: auditor endpoints (checkpoint, records, proofs, bundle).
+//! - [`admin_api`]: signed admin commands, the ceremony, governance state.
 //! - [`errors`]: Key Protect error bodies for every refusal, including the
 //!   ones actix itself produces (unknown route, oversized body, ...).
 //! - [`metrics`]: Prometheus metrics; `/health` and `/ready` are here.
@@ -11,11 +13,13 @@
 //! Blocking work (appending events, HSM calls) runs on actix's blocking
 //! pool; an operation's event is durable before its response is written.
 
+pub mod admin_api;
 pub mod auth;
 pub mod config;
 pub mod dev;
 pub mod errors;
 pub mod keys;
+pub mod ledger_api;
 pub mod metrics;
 pub mod registry;
 pub mod resources;
@@ -110,6 +114,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics_text))
         .service(
             web::scope("/api/v2")
+                .configure(ledger_api::routes)
+                .configure(admin_api::routes)
                 .service(
                     web::resource("/keys")
                         .route(web::head().to(keys::head))

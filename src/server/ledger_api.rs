@@ -1,0 +1,331 @@
+//! Auditor endpoints (role `auditor` only): the latest checkpoint, records
+//! by range, RFC 9162 inclusion and consistency proofs, and a streamed
+//! export bundle that `keyledger verify --url` reads. See `docs/REST.md`,
+//! "Auditor and admin endpoints".
+//!
+//! Everything here reads the instance's durable log; nothing is answered
+//! from a cache that the log does not back. Bad parameters are 400
+//! (`INVALID_QUERY_PARAM_ERR`), sizes or positions beyond the durable log
+//! are 404 (`NOT_FOUND_ERR`): never a 5xx for bad input.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::{Need, authenticate};
+use super::errors::ApiError;
+use crate::keys::service::KeyService;
+use crate::merkle::{self, Hash, ProofError};
+use crate::store::{InstanceLog, LogNodes, StoreError};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Most records one `GET /ledger/records` returns.
+pub const MAX_RECORDS_PAGE: u64 = 1000;
+/// Records read from the store per step of a bundle download.
+const BUNDLE_CHUNK: u64 = 1024;
+/// Media type of the streamed bundle (`docs/REST.md`).
+pub const BUNDLE_STREAM_MEDIA_TYPE: &str = "application/vnd.keyledger.bundle-stream";
+/// Format name in the stream's header line.
+pub const BUNDLE_STREAM_FORMAT: &str = "keyledger-bundle-stream/1";
+
+/// Registers the auditor routes under `/api/v2`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ledger/checkpoint", web::get().to(checkpoint))
+        .route("/ledger/records", web::get().to(records))
+        .route("/ledger/proofs/inclusion", web::get().to(inclusion))
+        .route("/ledger/proofs/consistency", web::get().to(consistency))
+        .route("/ledger/bundle", web::get().to(bundle));
+}
+
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f).await.map_err(|_| ApiError::internal())?
+}
+
+fn invalid(param: &str, why: &str) -> ApiError {
+    ApiError::new(
+        400,
+        "INVALID_QUERY_PARAM_ERR",
+        format!("invalid query parameter {param}: {why}"),
+    )
+}
+
+fn beyond_log(what: &str, value: u64, size: u64) -> ApiError {
+    ApiError::not_found(format!(
+        "{what} {value} is beyond the log, which has {size} records"
+    ))
+}
+
+/// The query parameters, parsed strictly (a malformed query is a 400).
+fn query(req: &HttpRequest) -> Result<HashMap<String, String>, ApiError> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| invalid("(query string)", "not a valid query string"))
+}
+
+/// A decimal `u64` parameter; `None` when absent.
+fn number(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(name, "number too large")),
+        Some(_) => Err(invalid(name, "must be a non-negative decimal integer")),
+    }
+}
+
+fn required(q: &HashMap<String, String>, name: &str) -> Result<u64, ApiError> {
+    number(q, name)?.ok_or_else(|| invalid(name, "is required"))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::OutOfRange { start, size, .. } => beyond_log("position", start, size),
+        _ => ApiError::internal(),
+    }
+}
+
+fn proof_error(e: ProofError<StoreError>) -> ApiError {
+    match e {
+        ProofError::Source(e) => store_error(e),
+        ProofError::IndexOutOfRange { index, size } => {
+            invalid("seq", &format!("{index} is not below size {size}"))
+        }
+        ProofError::Size1GreaterThanSize2 { size1, size2 } => {
+            invalid("from", &format!("{size1} is greater than to {size2}"))
+        }
+        _ => ApiError::internal(),
+    }
+}
+
+fn b64_hashes(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| B64.encode(h)).collect()
+}
+
+/// The checkpoint the auditor endpoints answer with: the latest stored
+/// checkpoint when it covers the whole durable log, otherwise one signed
+/// now (and stored) by the writer. Returns the note and its size.
+pub(super) fn current_checkpoint(service: &KeyService) -> Result<(String, u64), ApiError> {
+    let log = service.writer().log();
+    let head = log.head().size;
+    if let Some(note) = log.latest_checkpoint().map_err(store_error)?
+        && let Ok(parsed) = crate::checkpoint::parse_unverified(note.as_bytes())
+        && parsed.size >= head
+    {
+        return Ok((note, parsed.size));
+    }
+    let note = service
+        .writer()
+        .checkpoint()
+        .map_err(|_| ApiError::internal())?;
+    let parsed =
+        crate::checkpoint::parse_unverified(note.as_bytes()).map_err(|_| ApiError::internal())?;
+    Ok((note, parsed.size))
+}
+
+/// `GET /api/v2/ledger/checkpoint`: the C2SP signed note, `text/plain`.
+pub async fn checkpoint(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.checkpoint")?;
+    let service = caller.service.clone();
+    let (note, _) = blocking(move || current_checkpoint(&service)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(note))
+}
+
+/// `GET /api/v2/ledger/records?start=S[&end=E]`: records `S..E` (end
+/// exclusive; default and maximum `S + 1000`, clipped to the log).
+pub async fn records(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.records")?;
+    let q = query(&req)?;
+    let start = required(&q, "start")?;
+    let end = number(&q, "end")?;
+    if let Some(end) = end {
+        if end < start {
+            return Err(invalid("end", "must not be below start"));
+        }
+        if end - start > MAX_RECORDS_PAGE {
+            return Err(invalid("end", "at most 1000 records per page"));
+        }
+    }
+    let log = caller.service.writer().log().clone();
+    let body = blocking(move || {
+        let size = log.head().size;
+        if start > size {
+            return Err(beyond_log("start", start, size));
+        }
+        let end = match end {
+            Some(end) if end > size => return Err(beyond_log("end", end, size)),
+            Some(end) => end,
+            None => start.saturating_add(MAX_RECORDS_PAGE).min(size),
+        };
+        let records = log.read(start, end).map_err(store_error)?;
+        let mut items = Vec::with_capacity(records.len());
+        for (seq, record) in (start..).zip(records) {
+            let event =
+                String::from_utf8(record.event.clone()).map_err(|_| ApiError::internal())?;
+            items.push(json!({
+                "seq": seq,
+                "event": event,
+                "signature": B64.encode(record.signature),
+                "leaf_hash": B64.encode(record.leaf_hash()),
+            }));
+        }
+        Ok(json!({"start": start, "end": end, "size": size, "records": items}))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /api/v2/ledger/proofs/inclusion?seq=N[&size=M]`: the RFC 9162
+/// inclusion proof of record N in the tree of size M (default: the durable
+/// log), its leaf hash and that tree's root.
+pub async fn inclusion(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof")?;
+    let q = query(&req)?;
+    let seq = required(&q, "seq")?;
+    let size = number(&q, "size")?;
+    let log = caller.service.writer().log().clone();
+    let body = blocking(move || {
+        let head = log.head().size;
+        let size = size.unwrap_or(head);
+        if size > head {
+            return Err(beyond_log("size", size, head));
+        }
+        if seq >= size {
+            return Err(invalid("seq", &format!("{seq} is not below size {size}")));
+        }
+        let nodes = LogNodes(log.as_ref());
+        let leaf = log.node(0, seq).map_err(store_error)?;
+        let proof = merkle::inclusion_proof(&nodes, seq, size).map_err(proof_error)?;
+        let root = merkle::root_at(&nodes, size).map_err(proof_error)?;
+        Ok(json!({
+            "seq": seq,
+            "size": size,
+            "leaf_hash": B64.encode(leaf),
+            "leaf_hash_hex": hex::encode(leaf),
+            "proof": b64_hashes(&proof),
+            "root": B64.encode(root),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /api/v2/ledger/proofs/consistency?from=A&to=B`: the RFC 9162
+/// consistency proof between the trees of sizes A and B, and both roots.
+pub async fn consistency(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof")?;
+    let q = query(&req)?;
+    let from = required(&q, "from")?;
+    let to = required(&q, "to")?;
+    if from > to {
+        return Err(invalid("from", &format!("{from} is greater than to {to}")));
+    }
+    let log = caller.service.writer().log().clone();
+    let body = blocking(move || {
+        let head = log.head().size;
+        if to > head {
+            return Err(beyond_log("to", to, head));
+        }
+        let nodes = LogNodes(log.as_ref());
+        let proof = merkle::consistency_proof(&nodes, from, to).map_err(proof_error)?;
+        let from_root = merkle::root_at(&nodes, from).map_err(proof_error)?;
+        let to_root = merkle::root_at(&nodes, to).map_err(proof_error)?;
+        Ok(json!({
+            "from": from,
+            "to": to,
+            "proof": b64_hashes(&proof),
+            "from_root": B64.encode(from_root),
+            "to_root": B64.encode(to_root),
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// The stream's first line: manifest, checkpoint and keys as one JSON
+/// object, then `\n`; `records.bin` follows verbatim to the end.
+fn bundle_header(service: &KeyService) -> Result<(Vec<u8>, u64), ApiError> {
+    let (note, size) = current_checkpoint(service)?;
+    let instance = service.instance();
+    let manifest = crate::bundle::Manifest {
+        format: crate::bundle::BUNDLE_FORMAT.into(),
+        instance: instance.into(),
+        origin: crate::writer::origin_for(instance),
+        size,
+    };
+    // A hint only (the log itself declares every key, LEDGER-FORMAT §4):
+    // the key in force, which signed the checkpoint.
+    let keys = format!("{}\n", service.writer().current_key().note_verifier());
+    let header = json!({
+        "format": BUNDLE_STREAM_FORMAT,
+        "manifest": manifest,
+        "checkpoint": note,
+        "keys": keys,
+    });
+    let mut line = serde_json::to_vec(&header).map_err(|_| ApiError::internal())?;
+    line.push(b'\n');
+    Ok((line, size))
+}
+
+fn frames(log: &dyn InstanceLog, start: u64, end: u64) -> Result<web::Bytes, StoreError> {
+    let mut out = Vec::new();
+    for record in log.read(start, end)? {
+        record.encode_frame(&mut out);
+    }
+    Ok(web::Bytes::from(out))
+}
+
+/// `GET /api/v2/ledger/bundle`: the export bundle as one stream (format in
+/// `docs/REST.md`), records read in chunks so memory stays bounded.
+pub async fn bundle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.export")?;
+    let service = caller.service.clone();
+    let (header, size) = blocking(move || bundle_header(&service)).await?;
+    let log: Arc<dyn InstanceLog> = caller.service.writer().log().clone();
+    let head =
+        futures_util::stream::once(
+            async move { Ok::<_, actix_web::Error>(web::Bytes::from(header)) },
+        );
+    let body = futures_util::stream::unfold(0u64, move |start| {
+        let log = log.clone();
+        async move {
+            if start >= size {
+                return None;
+            }
+            let end = start.saturating_add(BUNDLE_CHUNK).min(size);
+            let chunk = web::block(move || frames(log.as_ref(), start, end))
+                .await
+                .map_err(actix_web::error::ErrorInternalServerError)
+                .and_then(|r| r.map_err(actix_web::error::ErrorInternalServerError));
+            Some((chunk, end))
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type(BUNDLE_STREAM_MEDIA_TYPE)
+        .streaming(head.chain(body)))
+}
