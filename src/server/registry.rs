@@ -36,6 +36,17 @@ impl Registry {
         })
     }
 
+    /// Serves instances that are already open (in-process tests, embedding).
+    pub fn from_services(services: Vec<Arc<KeyService>>) -> Self {
+        let instances = services
+            .into_iter()
+            .map(|s| (s.instance().to_string(), s))
+            .collect();
+        Registry {
+            instances: RwLock::new(instances),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<KeyService>> {
         self.instances
             .read()

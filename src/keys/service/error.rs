@@ -52,6 +52,13 @@ pub enum KeyError {
     /// An approval, cancellation or request of a gated operation refused.
     #[error("refused: {0}")]
     Approval(#[from] ApprovalDenial),
+    /// A refusal with its own Key Protect code and status (key rings, aliases).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl From<HsmError> for KeyError {
@@ -93,6 +100,7 @@ impl KeyError {
                 "INTERNAL_SERVER_ERROR"
             }
             KeyError::Denied(_) => "UNAUTHORIZED_ERR",
+            KeyError::Refused { code, .. } => code,
             KeyError::Approval(d) => match d {
                 ApprovalDenial::NotFound(_) => "NOT_FOUND_ERR",
                 // The key is (already / not) set for deletion.
@@ -132,6 +140,7 @@ impl KeyError {
                 }
                 _ => 403,
             },
+            KeyError::Refused { status, .. } => *status,
             KeyError::Approval(ApprovalDenial::NotFound(_)) => 404,
             KeyError::Approval(_) => 409,
         }
