@@ -303,7 +303,8 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
             .parse()
             .map_err(|_| invalid("offset", "not a number"))?;
     }
-    if let Some(states) = q.get("state") {
+    // IBM's SDKs send `state=` (empty) when no state is asked for.
+    if let Some(states) = q.get("state").filter(|s| !s.is_empty()) {
         query.states = states
             .split(',')
             .map(|s| {
@@ -314,6 +315,11 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
                     .ok_or_else(|| invalid("state", "must be a list of 0, 1, 2, 3, 5"))
             })
             .collect::<Result<_, _>>()?;
+    }
+    if q.get("filter").is_some_and(|f| !f.is_empty()) {
+        // Refused rather than ignored: an ignored filter returns keys the
+        // client asked to exclude.
+        return Err(invalid("filter", "not supported by keyledger"));
     }
     if let Some(x) = q.get("extractable") {
         query.extractable = Some(match x.as_str() {

@@ -7,6 +7,7 @@ pub mod hsm_conformance;
 pub mod key_env;
 pub mod kp_client;
 pub mod material_conformance;
+pub mod rest_kp_env;
 pub mod secrets_scan;
 pub mod softhsm;
 pub mod store_conformance;
