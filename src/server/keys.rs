@@ -19,14 +19,14 @@ use super::auth::{Caller, Need, authenticate};
 use super::errors::ApiError;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
 use crate::keys::projection::{KeyQuery, Search, SortKey};
-use crate::keys::service::{CreateKey, Gated, KeyMaterialSource};
+use crate::keys::service::{CreateKey, Gated, KeyMaterialSource, TokenImport};
 use crate::keys::state::KeyState;
 use crate::secret::SecretBytes;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Runs a blocking key-service call off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(f).await.map_err(|_| ApiError::internal())?
@@ -59,27 +59,27 @@ pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result
         .map_err(|e| ApiError::bad_body(format!("the request body is not valid: {e}")))
 }
 
-fn decode_b64(field: &str, value: &str) -> Result<SecretBytes, ApiError> {
+pub(super) fn decode_b64(field: &str, value: &str) -> Result<SecretBytes, ApiError> {
     B64.decode(value.trim())
         .map(SecretBytes::new)
         .map_err(|_| ApiError::bad_body(format!("{field} must be base64")))
 }
 
-fn key_ring(req: &HttpRequest) -> Option<String> {
+pub(super) fn key_ring(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get("x-kms-key-ring")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
 
-fn prefers_minimal(req: &HttpRequest) -> bool {
+pub(super) fn prefers_minimal(req: &HttpRequest) -> bool {
     req.headers()
         .get("prefer")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("return=minimal"))
 }
 
-fn correlation(resp: &mut HttpResponse, caller: &Caller) {
+pub(super) fn correlation(resp: &mut HttpResponse, caller: &Caller) {
     if let Ok(v) = HeaderValue::from_str(&caller.correlation_id) {
         resp.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("correlation-id"),
@@ -90,7 +90,7 @@ fn correlation(resp: &mut HttpResponse, caller: &Caller) {
 
 /// Adds the receipt headers: the event's `seq` and RFC 9162 leaf hash,
 /// which the client can later prove is in the log.
-fn receipt(resp: &mut HttpResponse, r: &crate::writer::Receipt) {
+pub(super) fn receipt(resp: &mut HttpResponse, r: &crate::writer::Receipt) {
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&r.seq.to_string()) {
         headers.insert(
@@ -106,7 +106,7 @@ fn receipt(resp: &mut HttpResponse, r: &crate::writer::Receipt) {
     }
 }
 
-fn json_response(status: u16, media: &str, body: Value) -> HttpResponse {
+pub(super) fn json_response(status: u16, media: &str, body: Value) -> HttpResponse {
     HttpResponse::build(
         actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
     )
@@ -116,10 +116,10 @@ fn json_response(status: u16, media: &str, body: Value) -> HttpResponse {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CollectionBody<T> {
+pub(super) struct CollectionBody<T> {
     #[allow(dead_code)]
-    metadata: Option<Value>,
-    resources: Vec<T>,
+    pub metadata: Option<Value>,
+    pub resources: Vec<T>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +140,45 @@ struct NewKey {
     aliases: Vec<String>,
     #[serde(rename = "keyRingID")]
     key_ring_id: Option<String>,
+    /// Secure import: the token nonce encrypted under the key (base64).
+    encrypted_nonce: Option<String>,
+    /// Secure import: the GCM IV of `encryptedNonce` (base64).
+    iv: Option<String>,
+    /// Secure import: only `RSAES_OAEP_SHA_256` (Key Protect's default).
+    encryption_algorithm: Option<String>,
+    /// `/keys_with_policy_overrides` only.
+    rotation: Option<super::policies::RotationBody>,
+    /// `/keys_with_policy_overrides` only.
+    dual_auth_delete: Option<super::policies::DualAuthBody>,
+}
+
+/// How a new key's material is given: generated, a payload, or a payload
+/// encrypted to the instance's import token (with `encryptedNonce`, `iv`).
+fn material(new: &NewKey) -> Result<KeyMaterialSource, ApiError> {
+    if let Some(alg) = &new.encryption_algorithm
+        && alg != "RSAES_OAEP_SHA_256"
+    {
+        return Err(ApiError::bad_body(
+            "encryptionAlgorithm must be RSAES_OAEP_SHA_256",
+        ));
+    }
+    match (&new.payload, &new.encrypted_nonce, &new.iv) {
+        (None, None, None) => Ok(KeyMaterialSource::Generate),
+        (Some(p), None, None) => Ok(KeyMaterialSource::Payload(decode_b64("payload", p)?)),
+        (Some(p), Some(n), Some(iv)) => {
+            for (field, value) in [("payload", p), ("encryptedNonce", n), ("iv", iv)] {
+                decode_b64(field, value)?;
+            }
+            Ok(KeyMaterialSource::ImportToken(TokenImport {
+                encrypted_payload: p.clone(),
+                encrypted_nonce: n.clone(),
+                iv: iv.clone(),
+            }))
+        }
+        _ => Err(ApiError::bad_body(
+            "a secure import needs payload, encryptedNonce and iv together",
+        )),
+    }
 }
 
 /// `POST /api/v2/keys`
@@ -147,6 +186,26 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    create_with(req, state, body, false).await
+}
+
+/// `POST /api/v2/keys_with_policy_overrides`: a key created with its own
+/// rotation and dual-authorisation-delete policies (each a
+/// `key.policy_updated` event right after `key.created`).
+pub async fn create_with_policy_overrides(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    create_with(req, state, body, true).await
+}
+
+async fn create_with(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+    overrides: bool,
 ) -> Result<HttpResponse, ApiError> {
     let caller = authenticate(&req, &state.registry, Need::Writer, "create")?;
     let parsed: CollectionBody<NewKey> = parse_body(&req, &body)?;
@@ -165,10 +224,12 @@ pub async fn create(
     };
     let expiration_date = date("expirationDate", new.expiration_date.as_deref())?;
     let activation_date = date("activationDate", new.activation_date.as_deref())?;
-    let material = match &new.payload {
-        Some(p) => KeyMaterialSource::Payload(decode_b64("payload", p)?),
-        None => KeyMaterialSource::Generate,
-    };
+    let material = material(&new)?;
+    let policies = super::policies::overrides(
+        overrides,
+        new.rotation.as_ref(),
+        new.dual_auth_delete.as_ref(),
+    )?;
     let request = CreateKey {
         name: new.name,
         description: new.description,
@@ -183,9 +244,25 @@ pub async fn create(
     let c = caller.clone();
     let now = (state.clock)();
     let (key, r) = blocking(move || {
-        c.service
+        let (key, mut r) = c
+            .service
             .create_key(&c.actor, &c.correlation_id, request)
-            .map_err(ApiError::from)
+            .map_err(ApiError::from)?;
+        for (policy, enabled, interval) in policies {
+            r = c
+                .service
+                .set_key_policy(
+                    &c.actor,
+                    &c.correlation_id,
+                    &key.id,
+                    policy,
+                    enabled,
+                    interval,
+                )
+                .map_err(ApiError::from)?;
+        }
+        let key = c.service.key(&key.id).map_err(ApiError::from)?;
+        Ok((key, r))
     })
     .await?;
     let mut resource = key_resource(caller.service.instance(), &key, now);
@@ -226,7 +303,8 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
             .parse()
             .map_err(|_| invalid("offset", "not a number"))?;
     }
-    if let Some(states) = q.get("state") {
+    // IBM's SDKs send `state=` (empty) when no state is asked for.
+    if let Some(states) = q.get("state").filter(|s| !s.is_empty()) {
         query.states = states
             .split(',')
             .map(|s| {
@@ -237,6 +315,11 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
                     .ok_or_else(|| invalid("state", "must be a list of 0, 1, 2, 3, 5"))
             })
             .collect::<Result<_, _>>()?;
+    }
+    if q.get("filter").is_some_and(|f| !f.is_empty()) {
+        // Refused rather than ignored: an ignored filter returns keys the
+        // client asked to exclude.
+        return Err(invalid("filter", "not supported by keyledger"));
     }
     if let Some(x) = q.get("extractable") {
         query.extractable = Some(match x.as_str() {

@@ -18,11 +18,15 @@ pub mod auth;
 pub mod config;
 pub mod dev;
 pub mod errors;
+pub mod import_tokens;
 pub mod keys;
 pub mod ledger_api;
 pub mod metrics;
+pub mod policies;
+pub mod registrations;
 pub mod registry;
 pub mod resources;
+pub mod rings_aliases;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -122,6 +126,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(keys::list))
                         .route(web::post().to(keys::create)),
                 )
+                .route(
+                    "/keys_with_policy_overrides",
+                    web::post().to(keys::create_with_policy_overrides),
+                )
+                .route("/keys/registrations", web::get().to(registrations::all))
+                .route(
+                    "/keys/{id}/registrations",
+                    web::get().to(registrations::of_key),
+                )
+                .service(
+                    web::resource("/keys/{id}/policies")
+                        .route(web::get().to(policies::get_key_policies))
+                        .route(web::put().to(policies::put_key_policies)),
+                )
+                .service(
+                    web::resource("/keys/{id}/aliases/{alias}")
+                        .route(web::post().to(rings_aliases::create_alias))
+                        .route(web::delete().to(rings_aliases::delete_alias)),
+                )
+                .service(
+                    web::resource("/instance/policies")
+                        .route(web::get().to(policies::get_instance_policies))
+                        .route(web::put().to(policies::put_instance_policies)),
+                )
+                .route(
+                    "/instance/allowed_ip_port",
+                    web::get().to(policies::allowed_ip_port),
+                )
+                .service(
+                    web::resource("/import_token")
+                        .route(web::get().to(import_tokens::get))
+                        .route(web::post().to(import_tokens::create)),
+                )
+                .route("/key_rings", web::get().to(rings_aliases::list_key_rings))
+                .service(
+                    web::resource("/key_rings/{id}")
+                        .route(web::post().to(rings_aliases::create_key_ring))
+                        .route(web::delete().to(rings_aliases::delete_key_ring)),
+                )
                 .route("/keys/{id}/metadata", web::get().to(keys::metadata))
                 .route("/keys/{id}/versions", web::get().to(keys::versions))
                 .route("/keys/{id}/purge", web::delete().to(keys::purge))
@@ -131,6 +174,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::resource("/keys/{id}")
                         .route(web::get().to(keys::get))
                         .route(web::post().to(keys::action_query))
+                        .route(web::patch().to(rings_aliases::patch_key))
                         .route(web::delete().to(keys::delete)),
                 ),
         );

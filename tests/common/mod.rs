@@ -9,6 +9,7 @@ pub mod key_env;
 pub mod kp_client;
 pub mod material_conformance;
 pub mod rest_env;
+pub mod rest_kp_env;
 pub mod secrets_scan;
 pub mod softhsm;
 pub mod store_conformance;

@@ -55,6 +55,13 @@ pub enum KeyError {
     /// An approval, cancellation or request of a gated operation refused.
     #[error("refused: {0}")]
     Approval(#[from] ApprovalDenial),
+    /// A refusal with its own Key Protect code and status (key rings, aliases).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl From<HsmError> for KeyError {
@@ -97,6 +104,7 @@ impl KeyError {
             }
             KeyError::Denied(_) => "UNAUTHORIZED_ERR",
             KeyError::PolicyDenied(_) => "KEY_CREATE_IMPORT_ACCESS_ERR",
+            KeyError::Refused { code, .. } => code,
             KeyError::Approval(d) => match d {
                 ApprovalDenial::NotFound(_) => "NOT_FOUND_ERR",
                 // The key is (already / not) set for deletion.
@@ -137,6 +145,7 @@ impl KeyError {
                 }
                 _ => 403,
             },
+            KeyError::Refused { status, .. } => *status,
             KeyError::Approval(ApprovalDenial::NotFound(_)) => 404,
             KeyError::Approval(_) => 409,
         }

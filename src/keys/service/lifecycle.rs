@@ -217,7 +217,7 @@ impl KeyService {
     /// Checks `action` on a key against the state table and time windows,
     /// recording a refusal as an event. A pre-activation key whose date has
     /// come is activated first. The caller holds the command lock.
-    fn checked_key(
+    pub(super) fn checked_key(
         &self,
         actor: &Actor,
         correlation_id: &str,

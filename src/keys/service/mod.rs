@@ -26,6 +26,7 @@ pub mod failpoint;
 mod history;
 mod import;
 mod lifecycle;
+mod rings_aliases;
 mod rotation;
 mod worker;
 
@@ -41,6 +42,7 @@ pub use error::KeyError;
 pub use history::AsOf;
 pub use import::TokenImport;
 pub use lifecycle::{CreateKey, KeyMaterialSource};
+pub use rings_aliases::{MAX_ALIASES, check_alias, check_key_ring_id};
 pub use rotation::rotation_due;
 
 use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};

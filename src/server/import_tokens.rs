@@ -1,0 +1,84 @@
+//! Key Protect import tokens: `POST /import_token` creates the instance's
+//! token (replacing any previous one) and answers its metadata; `GET
+//! /import_token` uses one retrieval and answers the public key and nonce.
+//! A key is then created from it with `POST /keys` carrying `payload`,
+//! `encryptedNonce` and `iv` (see `keys.rs`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::{Need, authenticate};
+use super::errors::ApiError;
+use super::keys::{blocking, correlation, json_response, parse_body, receipt};
+use crate::keys::import_token::ImportTokenRequest;
+
+const IMPORT_TOKEN_MEDIA_TYPE: &str = "application/vnd.ibm.kms.import_token+json";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewToken {
+    expiration: Option<u32>,
+    max_allowed_retrievals: Option<u32>,
+}
+
+/// `POST /api/v2/import_token`
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Writer, "create_import_token")?;
+    let b: NewToken = if body.is_empty() {
+        NewToken::default()
+    } else {
+        parse_body(&req, &body)?
+    };
+    let request = ImportTokenRequest {
+        expiration_secs: b.expiration,
+        max_retrievals: b.max_allowed_retrievals,
+    };
+    let c = caller.clone();
+    let (metadata, r) = blocking(move || {
+        c.service
+            .create_import_token(&c.actor, &c.correlation_id, &request)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    let out = json!({
+        "creationDate": metadata.creation_date,
+        "expirationDate": metadata.expiration_date,
+        "maxAllowedRetrievals": metadata.max_allowed_retrievals,
+        "remainingRetrievals": metadata.remaining_retrievals,
+    });
+    let mut resp = json_response(201, IMPORT_TOKEN_MEDIA_TYPE, out);
+    receipt(&mut resp, &r);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `GET /api/v2/import_token`
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Writer, "get_import_token")?;
+    let c = caller.clone();
+    let (contents, r) = blocking(move || {
+        c.service
+            .get_import_token(&c.actor, &c.correlation_id)
+            .map_err(ApiError::from)
+    })
+    .await?;
+    let m = &contents.metadata;
+    let out = json!({
+        "creationDate": m.creation_date,
+        "expirationDate": m.expiration_date,
+        "maxAllowedRetrievals": m.max_allowed_retrievals,
+        "remainingRetrievals": m.remaining_retrievals,
+        "payload": contents.payload,
+        "nonce": contents.nonce,
+    });
+    let mut resp = json_response(200, IMPORT_TOKEN_MEDIA_TYPE, out);
+    receipt(&mut resp, &r);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}

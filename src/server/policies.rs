@@ -1,0 +1,337 @@
+//! Key Protect policy endpoints: key policies (`GET|PUT
+//! /keys/{id}/policies?policy=rotation|dualAuthDelete`), instance policies
+//! (`GET|PUT /instance/policies`) and `GET /instance/allowed_ip_port`.
+//!
+//! Instance policies are governance in keyledger: only a signed
+//! administrator command (`instance.set_policy`) sets them, so `PUT
+//! /instance/policies` is always refused with 403 (and an `access.denied`
+//! event) whatever the caller's role; `GET` shows them in Key Protect shape.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{Need, authenticate};
+use super::errors::ApiError;
+use super::keys::{CollectionBody, blocking, correlation, json_response, parse_body, receipt};
+use super::resources::{collection, crn};
+use crate::event::{AccessDenied, EventDraft};
+use crate::keys::projection::KeyRecord;
+
+pub const POLICY_MEDIA_TYPE: &str = "application/vnd.ibm.kms.policy+json";
+const ALLOWED_IP_MEDIA_TYPE: &str = "application/vnd.ibm.kms.allowed_ip_metadata+json";
+const INSTANCE_POLICIES: [&str; 4] = [
+    "allowedIP",
+    "allowedNetwork",
+    "dualAuthDelete",
+    "keyCreateImportAccess",
+];
+
+/// `rotation` in a policy body or a key created with overrides.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationBody {
+    enabled: Option<bool>,
+    interval_month: Option<u8>,
+}
+
+/// `dualAuthDelete` in a policy body or a key created with overrides.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DualAuthBody {
+    enabled: bool,
+}
+
+/// A key policy to set: type, enabled, rotation interval.
+pub type PolicyChange = (&'static str, bool, Option<u8>);
+
+fn rotation_change(r: &RotationBody, current: Option<u8>) -> Result<PolicyChange, ApiError> {
+    let enabled = r.enabled.unwrap_or(true);
+    let interval = r.interval_month.or(if enabled { current } else { None });
+    match interval {
+        Some(1..=12) => Ok(("rotation", enabled, interval)),
+        None if !enabled => Ok(("rotation", false, None)),
+        _ => Err(ApiError::bad_body(
+            "rotation.interval_month must be 1-12 when rotation is enabled",
+        )),
+    }
+}
+
+/// The policies of `POST /keys_with_policy_overrides`, checked before the
+/// key is created; on `POST /keys` policies are refused.
+pub fn overrides(
+    allowed: bool,
+    rotation: Option<&RotationBody>,
+    dual: Option<&DualAuthBody>,
+) -> Result<Vec<PolicyChange>, ApiError> {
+    if !allowed && (rotation.is_some() || dual.is_some()) {
+        return Err(ApiError::bad_body(
+            "policies are set with POST /keys_with_policy_overrides",
+        ));
+    }
+    let mut out = Vec::new();
+    if let Some(r) = rotation {
+        out.push(rotation_change(r, None)?);
+    }
+    if let Some(d) = dual {
+        out.push(("dualAuthDelete", d.enabled, None));
+    }
+    Ok(out)
+}
+
+fn invalid_query(message: &str) -> ApiError {
+    ApiError::new(400, "INVALID_QUERY_PARAM_ERR", message)
+}
+
+fn policy_filter<'a>(
+    q: &'a HashMap<String, String>,
+    known: &[&str],
+) -> Result<Option<&'a str>, ApiError> {
+    match q.get("policy").map(String::as_str) {
+        None => Ok(None),
+        Some(p) if known.contains(&p) => Ok(Some(p)),
+        Some(_) => Err(invalid_query(&format!(
+            "policy must be one of {}",
+            known.join(", ")
+        ))),
+    }
+}
+
+fn date(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The key's policies in Key Protect shape (dates: the key's).
+fn key_policies(instance: &str, key: &KeyRecord, only: Option<&str>) -> Vec<Value> {
+    let base = |extra: (&str, Value)| {
+        let mut v = json!({
+            "type": POLICY_MEDIA_TYPE,
+            "crn": crn(instance, &key.id),
+            "creationDate": date(&key.creation_date),
+            "createdBy": key.created_by,
+            "lastUpdateDate": date(&key.last_update_date),
+        });
+        v[extra.0] = extra.1;
+        v
+    };
+    let mut out = Vec::new();
+    if only.is_none_or(|p| p == "rotation") {
+        let mut rotation = json!({"enabled": key.rotation.enabled});
+        if let Some(m) = key.rotation.interval_month {
+            rotation["interval_month"] = json!(m);
+        }
+        out.push(base(("rotation", rotation)));
+    }
+    if only.is_none_or(|p| p == "dualAuthDelete") {
+        out.push(base((
+            "dualAuthDelete",
+            json!({"enabled": key.dual_auth_delete.enabled}),
+        )));
+    }
+    out
+}
+
+/// `GET /api/v2/keys/{id}/policies[?policy=…]`
+pub async fn get_key_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Reader, "read_policies")?;
+    let only = policy_filter(&q, &["rotation", "dualAuthDelete"])?;
+    let key = caller.service.key(&id).map_err(ApiError::from)?;
+    let body = collection(
+        POLICY_MEDIA_TYPE,
+        key_policies(caller.service.instance(), &key, only),
+    );
+    let mut resp = json_response(200, POLICY_MEDIA_TYPE, body);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PolicyBody {
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    kind: Option<String>,
+    rotation: Option<RotationBody>,
+    dual_auth_delete: Option<DualAuthBody>,
+}
+
+/// `PUT /api/v2/keys/{id}/policies[?policy=…]`
+pub async fn put_key_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Manager, "set_policy")?;
+    let only = policy_filter(&q, &["rotation", "dualAuthDelete"])?;
+    let parsed: CollectionBody<PolicyBody> = parse_body(&req, &body)?;
+    let key = caller.service.key(&id).map_err(ApiError::from)?;
+    let mut changes = Vec::new();
+    for p in &parsed.resources {
+        if let Some(r) = &p.rotation {
+            changes.push(rotation_change(r, key.rotation.interval_month)?);
+        }
+        if let Some(d) = &p.dual_auth_delete {
+            changes.push(("dualAuthDelete", d.enabled, None));
+        }
+    }
+    if changes.is_empty() {
+        return Err(ApiError::bad_body(
+            "resources must hold a rotation or dualAuthDelete policy",
+        ));
+    }
+    if let Some(only) = only
+        && changes.iter().any(|(t, _, _)| *t != only)
+    {
+        return Err(ApiError::bad_body(format!(
+            "the body sets a policy other than {only}"
+        )));
+    }
+    let c = caller.clone();
+    let key_id = key.id.clone();
+    let (key, r) = blocking(move || {
+        let mut last = None;
+        for (policy, enabled, interval) in changes {
+            let r = c
+                .service
+                .set_key_policy(
+                    &c.actor,
+                    &c.correlation_id,
+                    &key_id,
+                    policy,
+                    enabled,
+                    interval,
+                )
+                .map_err(ApiError::from)?;
+            last = Some(r);
+        }
+        let key = c.service.key(&key_id).map_err(ApiError::from)?;
+        last.map(|r| (key, r)).ok_or_else(ApiError::internal)
+    })
+    .await?;
+    let body = collection(
+        POLICY_MEDIA_TYPE,
+        key_policies(caller.service.instance(), &key, only),
+    );
+    let mut resp = json_response(200, POLICY_MEDIA_TYPE, body);
+    receipt(&mut resp, &r);
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// When and by whom the event at `seq` was recorded, from the log.
+fn recorded(service: &crate::keys::service::KeyService, seq: u64) -> Option<(String, String)> {
+    let records = service.writer().log().read(seq, seq + 1).ok()?;
+    let envelope = crate::event::Envelope::parse(&records.first()?.event).ok()?;
+    Some((envelope.time.clone(), envelope.actor.principal.clone()))
+}
+
+/// `GET /api/v2/instance/policies[?policy=…]`
+pub async fn get_instance_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(
+        &req,
+        &state.registry,
+        Need::Reader,
+        "read_instance_policies",
+    )?;
+    let only = policy_filter(&q, &INSTANCE_POLICIES)?;
+    let policies: Vec<(String, bool, Value, u64)> = caller.service.with_projections(|p| {
+        p.governance
+            .policies
+            .iter()
+            .filter(|(t, _)| only.is_none_or(|o| o == t.as_str()))
+            .map(|(t, p)| (t.clone(), p.enabled, json!(p.attributes), p.updated_seq))
+            .collect()
+    });
+    let service = caller.service.clone();
+    let resources = blocking(move || {
+        Ok(policies
+            .into_iter()
+            .map(|(policy_type, enabled, attributes, seq)| {
+                let mut data = json!({"enabled": enabled});
+                if attributes.as_object().is_some_and(|a| !a.is_empty()) {
+                    data["attributes"] = attributes;
+                }
+                let mut v = json!({"policy_type": policy_type, "policy_data": data});
+                if let Some((time, by)) = recorded(&service, seq) {
+                    v["lastUpdated"] = json!(time);
+                    v["updatedBy"] = json!(by);
+                }
+                v
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    let mut resp = json_response(
+        200,
+        POLICY_MEDIA_TYPE,
+        collection(POLICY_MEDIA_TYPE, resources),
+    );
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}
+
+/// `PUT /api/v2/instance/policies`: always 403. Instance policies are set
+/// by signed administrator command; the refusal is recorded.
+pub async fn put_instance_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Manager, "set_instance_policy")?;
+    let reason = "instance policies are set by administrator command (instance.set_policy, signed by the instance administrators), not through the API";
+    let event = AccessDenied {
+        action: "set_instance_policy".into(),
+        target: req.path().chars().take(128).collect(),
+        reason: reason.into(),
+    };
+    let c = caller.clone();
+    blocking(move || {
+        let draft = EventDraft::new(c.actor.clone(), &c.correlation_id, &event)
+            .map_err(|_| ApiError::internal())?;
+        c.service
+            .writer()
+            .append(draft)
+            .map(|_| ())
+            .map_err(|_| ApiError::internal())
+    })
+    .await?;
+    Err(ApiError::new(403, "FORBIDDEN_ERR", reason))
+}
+
+/// `GET /api/v2/instance/allowed_ip_port`: with an enabled `allowedIP`
+/// policy, the port this server answers on (keyledger has no separate
+/// private endpoint); without one, an empty collection.
+pub async fn allowed_ip_port(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = authenticate(&req, &state.registry, Need::Reader, "read_allowed_ip_port")?;
+    let enabled = caller
+        .service
+        .with_projections(|p| p.governance.policy("allowedIP").is_some_and(|p| p.enabled));
+    let resources = if enabled {
+        vec![json!({"private_endpoint_port": req.app_config().local_addr().port()})]
+    } else {
+        Vec::new()
+    };
+    let mut resp = json_response(
+        200,
+        ALLOWED_IP_MEDIA_TYPE,
+        collection(ALLOWED_IP_MEDIA_TYPE, resources),
+    );
+    correlation(&mut resp, &caller);
+    Ok(resp)
+}

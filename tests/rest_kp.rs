@@ -1,0 +1,759 @@
+//! The Key Protect endpoints added for the SDKs, in process
+//! (`actix_web::test` over `keyledger::server::app`): key policies,
+//! instance policies, allowed_ip_port, import tokens and secure import,
+//! aliases, key rings, moving keys, registrations, keys with policy
+//! overrides. Happy paths check status, media type and envelope; bad input
+//! the exact Key Protect error code; role refusals 403 and `access.denied`.
+
+mod common;
+
+use actix_web::http::Method;
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use serde_json::{Value, json};
+
+use common::rest_kp_env::{BODY_LIMIT, ERROR_MEDIA, KEY_MEDIA, RestEnv, rest_env};
+
+const POLICY_MEDIA: &str = "application/vnd.ibm.kms.policy+json";
+
+struct Reply {
+    status: u16,
+    media: String,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        assert_eq!(self.media, ERROR_MEDIA, "{:?}", self.body);
+        self.body["resources"][0]["reasons"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+    }
+}
+
+async fn send(env: &RestEnv, req: TestRequest) -> Reply {
+    let app = init_service(keyledger::server::app(env.state.clone(), BODY_LIMIT)).await;
+    let resp = call_service(&app, req.to_request()).await;
+    let status = resp.status().as_u16();
+    let media = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let bytes = read_body(resp).await;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    Reply {
+        status,
+        media,
+        body,
+    }
+}
+
+fn json_req(env: &RestEnv, method: Method, path: &str, role: &str, body: Value) -> TestRequest {
+    env.req(method, path, role)
+        .insert_header(("content-type", KEY_MEDIA))
+        .set_payload(body.to_string())
+}
+
+fn key_body(resource: Value) -> Value {
+    json!({"metadata": {"collectionType": KEY_MEDIA, "collectionTotal": 1}, "resources": [resource]})
+}
+
+async fn create_key(env: &RestEnv, resource: Value) -> Value {
+    let r = send(
+        env,
+        json_req(env, Method::POST, "/keys", "writer", key_body(resource)),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["resources"][0].clone()
+}
+
+async fn root_key(env: &RestEnv, name: &str) -> String {
+    let key = create_key(env, json!({"name": name, "extractable": false})).await;
+    key["id"].as_str().expect("id").to_string()
+}
+
+fn assert_collection(r: &Reply, status: u16, media: &str, total: usize) {
+    assert_eq!(r.status, status, "{:?}", r.body);
+    assert_eq!(r.media, media);
+    assert_eq!(r.body["metadata"]["collectionType"], media);
+    assert_eq!(r.body["metadata"]["collectionTotal"], total);
+    assert_eq!(r.body["resources"].as_array().map(Vec::len), Some(total));
+}
+
+fn policy_body(resource: Value) -> Value {
+    json!({"metadata": {"collectionType": POLICY_MEDIA, "collectionTotal": 1}, "resources": [resource]})
+}
+
+#[actix_web::test]
+async fn key_policies_get_and_put() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let id = root_key(&env, "policy-key").await;
+    let path = format!("/keys/{id}/policies");
+    let r = send(&env, env.req(Method::GET, &path, "reader")).await;
+    assert_collection(&r, 200, POLICY_MEDIA, 2);
+    let put = policy_body(
+        json!({"type": POLICY_MEDIA, "rotation": {"enabled": true, "interval_month": 4}}),
+    );
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PUT,
+            &format!("{path}?policy=rotation"),
+            "manager",
+            put.clone(),
+        ),
+    )
+    .await;
+    assert_collection(&r, 200, POLICY_MEDIA, 1);
+    assert_eq!(
+        r.body["resources"][0]["rotation"],
+        json!({"enabled": true, "interval_month": 4})
+    );
+    let r = send(
+        &env,
+        env.req(Method::GET, &format!("/keys/{id}/metadata"), "reader"),
+    )
+    .await;
+    assert_eq!(r.body["resources"][0]["rotation"]["interval_month"], 4);
+    let r = send(
+        &env,
+        env.req(
+            Method::GET,
+            &format!("{path}?policy=dualAuthDelete"),
+            "reader",
+        ),
+    )
+    .await;
+    assert_collection(&r, 200, POLICY_MEDIA, 1);
+    assert_eq!(r.body["resources"][0]["dualAuthDelete"]["enabled"], false);
+
+    // Bad input.
+    let bad = policy_body(json!({"rotation": {"enabled": true, "interval_month": 13}}));
+    let r = send(&env, json_req(&env, Method::PUT, &path, "manager", bad)).await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PUT,
+            &format!("{path}?policy=dualAuthDelete"),
+            "manager",
+            put.clone(),
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::GET, &format!("{path}?policy=nope"), "reader"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY_PARAM_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::PUT, &path, "manager")
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{not json"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::PUT, &path, "manager")
+            .insert_header(("content-type", "text/plain"))
+            .set_payload(put.to_string()),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (415, "BAD_BODY_ERR"));
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PUT,
+            "/keys/no-such-key/policies",
+            "manager",
+            put.clone(),
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "KEY_NOT_FOUND_ERR"));
+
+    // Role: a writer may not set policies.
+    let before = env.denials();
+    let r = send(&env, json_req(&env, Method::PUT, &path, "writer", put)).await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN_ERR"));
+    assert_eq!(env.denials(), before + 1);
+}
+
+#[actix_web::test]
+async fn keys_with_policy_overrides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let body = key_body(json!({
+        "name": "overridden", "extractable": false,
+        "rotation": {"enabled": true, "interval_month": 2},
+        "dualAuthDelete": {"enabled": true},
+    }));
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::POST,
+            "/keys_with_policy_overrides",
+            "writer",
+            body.clone(),
+        ),
+    )
+    .await;
+    assert_collection(&r, 201, KEY_MEDIA, 1);
+    let key = &r.body["resources"][0];
+    assert_eq!(
+        key["rotation"],
+        json!({"enabled": true, "interval_month": 2})
+    );
+    assert_eq!(key["dualAuthDelete"]["enabled"], true);
+    // Plain /keys refuses policies; bad overrides create nothing.
+    let r = send(&env, json_req(&env, Method::POST, "/keys", "writer", body)).await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let bad = key_body(json!({"name": "bad", "rotation": {"interval_month": 0}}));
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::POST,
+            "/keys_with_policy_overrides",
+            "writer",
+            bad,
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let r = send(&env, env.req(Method::GET, "/keys", "reader")).await;
+    assert_collection(&r, 200, KEY_MEDIA, 1);
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::POST,
+            "/keys_with_policy_overrides",
+            "reader",
+            key_body(json!({"name": "x1"})),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+}
+
+#[actix_web::test]
+async fn instance_policies_are_read_only_here() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    common::key_env::admin_command(
+        &env.service,
+        &env.clock,
+        keyledger::governance::AdminCommand::SetInstancePolicy {
+            policy_type: "allowedIP".into(),
+            enabled: true,
+            attributes: [("allowed_ip".to_string(), json!(["10.0.0.0/8"]))].into(),
+        },
+    )
+    .expect("set policy");
+    let r = send(&env, env.req(Method::GET, "/instance/policies", "reader")).await;
+    assert_collection(&r, 200, POLICY_MEDIA, 1);
+    let p = &r.body["resources"][0];
+    assert_eq!(p["policy_type"], "allowedIP");
+    assert_eq!(
+        p["policy_data"],
+        json!({"enabled": true, "attributes": {"allowed_ip": ["10.0.0.0/8"]}})
+    );
+    assert!(p["lastUpdated"].is_string());
+    let r = send(
+        &env,
+        env.req(
+            Method::GET,
+            "/instance/policies?policy=dualAuthDelete",
+            "reader",
+        ),
+    )
+    .await;
+    assert_collection(&r, 200, POLICY_MEDIA, 0);
+    let r = send(
+        &env,
+        env.req(Method::GET, "/instance/policies?policy=bogus", "reader"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY_PARAM_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::GET, "/instance/allowed_ip_port", "reader"),
+    )
+    .await;
+    assert_collection(
+        &r,
+        200,
+        "application/vnd.ibm.kms.allowed_ip_metadata+json",
+        1,
+    );
+    assert!(r.body["resources"][0]["private_endpoint_port"].is_u64());
+
+    // PUT is refused for every role, with the reason, and recorded.
+    let put =
+        policy_body(json!({"policy_type": "dualAuthDelete", "policy_data": {"enabled": true}}));
+    for role in ["manager", "reader"] {
+        let before = env.denials();
+        let r = send(
+            &env,
+            json_req(&env, Method::PUT, "/instance/policies", role, put.clone()),
+        )
+        .await;
+        assert_eq!((r.status, r.code()), (403, "FORBIDDEN_ERR"));
+        if role == "manager" {
+            let msg = r.body["resources"][0]["reasons"][0]["message"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(msg.contains("administrator command"), "{msg}");
+        }
+        assert_eq!(env.denials(), before + 1, "{role}");
+    }
+    let r = send(&env, env.req(Method::GET, "/instance/policies", "reader")).await;
+    assert_collection(&r, 200, POLICY_MEDIA, 1);
+    // The auditor role reads only the ledger.
+    let r = send(&env, env.req(Method::GET, "/instance/policies", "auditor")).await;
+    assert_eq!(r.status, 403);
+}
+
+#[actix_web::test]
+async fn import_token_and_secure_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let r = send(&env, env.req(Method::GET, "/import_token", "writer")).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let r = send(
+        &env,
+        env.req(Method::POST, "/import_token", "writer")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(json!({"expiration": 1200, "maxAllowedRetrievals": 2}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.media, "application/vnd.ibm.kms.import_token+json");
+    assert_eq!(r.body["maxAllowedRetrievals"], 2);
+    assert_eq!(r.body["remainingRetrievals"], 2);
+    let bad = send(
+        &env,
+        env.req(Method::POST, "/import_token", "writer")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(json!({"expiration": 10}).to_string()),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    let r = send(&env, env.req(Method::GET, "/import_token", "writer")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["remainingRetrievals"], 1);
+    let contents: keyledger::keys::import_token::ImportTokenContents =
+        keyledger::keys::import_token::ImportTokenContents {
+            metadata: keyledger::keys::import_token::ImportTokenMetadata {
+                id: String::new(),
+                creation_date: String::new(),
+                expiration_date: String::new(),
+                max_allowed_retrievals: 0,
+                remaining_retrievals: 0,
+            },
+            payload: r.body["payload"].as_str().expect("payload").into(),
+            nonce: r.body["nonce"].as_str().expect("nonce").into(),
+        };
+    let key = [0x42u8; 32];
+    let payload = common::kp_client::encrypt_key(&contents, &key);
+    let nonce = common::kp_client::nonce(&contents);
+    let (encrypted_nonce, iv) = common::kp_client::encrypt_nonce(&nonce, &key, [7u8; 12]);
+    let imported = create_key(
+        &env,
+        json!({"name": "imported", "extractable": false, "payload": payload,
+               "encryptedNonce": encrypted_nonce, "iv": iv, "encryptionAlgorithm": "RSAES_OAEP_SHA_256"}),
+    )
+    .await;
+    assert_eq!(imported["imported"], true);
+    // A wrong IV, invalid base64 and a half-given import are refused.
+    let (wrong_nonce, _) = common::kp_client::encrypt_nonce(&nonce, &[0x43u8; 32], [7u8; 12]);
+    for (resource, code) in [
+        (
+            json!({"name": "bad1", "payload": payload, "encryptedNonce": wrong_nonce, "iv": iv}),
+            None,
+        ),
+        (
+            json!({"name": "bad2", "payload": payload, "encryptedNonce": "%%%", "iv": iv}),
+            Some("BAD_BODY_ERR"),
+        ),
+        (
+            json!({"name": "bad3", "payload": payload, "iv": iv}),
+            Some("BAD_BODY_ERR"),
+        ),
+        (
+            json!({"name": "bad4", "payload": payload, "encryptedNonce": encrypted_nonce, "iv": iv, "encryptionAlgorithm": "RSAES_OAEP_SHA_1"}),
+            Some("BAD_BODY_ERR"),
+        ),
+    ] {
+        let r = send(
+            &env,
+            json_req(&env, Method::POST, "/keys", "writer", key_body(resource)),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        if let Some(code) = code {
+            assert_eq!(r.code(), code);
+        }
+    }
+    let r = send(&env, env.req(Method::POST, "/import_token", "reader")).await;
+    assert_eq!(r.status, 403);
+}
+
+#[actix_web::test]
+async fn aliases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let id = root_key(&env, "alias-key").await;
+    let other = root_key(&env, "other-key").await;
+    let r = send(
+        &env,
+        env.req(
+            Method::POST,
+            &format!("/keys/{id}/aliases/my-alias"),
+            "writer",
+        ),
+    )
+    .await;
+    assert_collection(&r, 201, "application/vnd.ibm.kms.key_alias+json", 1);
+    assert_eq!(r.body["resources"][0]["alias"], "my-alias");
+    assert_eq!(r.body["resources"][0]["keyId"], id.as_str());
+    let r = send(
+        &env,
+        env.req(Method::GET, "/keys/my-alias/metadata", "reader"),
+    )
+    .await;
+    assert_eq!(r.body["resources"][0]["id"], id.as_str());
+    let r = send(
+        &env,
+        env.req(
+            Method::POST,
+            &format!("/keys/{other}/aliases/my-alias"),
+            "writer",
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "KEY_ALIAS_NOT_UNIQUE_ERR"));
+    let r = send(
+        &env,
+        env.req(
+            Method::POST,
+            &format!("/keys/{id}/aliases/bad%20alias"),
+            "writer",
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let r = send(
+        &env,
+        env.req(
+            Method::POST,
+            &format!("/keys/{id}/aliases/{other}"),
+            "writer",
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    for n in 1..5 {
+        let r = send(
+            &env,
+            env.req(Method::POST, &format!("/keys/{id}/aliases/a-{n}"), "writer"),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let r = send(
+        &env,
+        env.req(Method::POST, &format!("/keys/{id}/aliases/a-6"), "writer"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "KEY_ALIAS_QUOTA_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::POST, "/keys/no-such-key/aliases/zz", "writer"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "KEY_NOT_FOUND_ERR"));
+    let r = send(
+        &env,
+        env.req(
+            Method::DELETE,
+            &format!("/keys/{id}/aliases/my-alias"),
+            "writer",
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.body.clone()), (204, Value::Null));
+    let r = send(
+        &env,
+        env.req(
+            Method::DELETE,
+            &format!("/keys/{id}/aliases/my-alias"),
+            "writer",
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "KEY_ALIAS_NOT_FOUND_ERR"));
+    let r = send(&env, env.req(Method::GET, "/keys/my-alias", "writer")).await;
+    assert_eq!((r.status, r.code()), (404, "KEY_NOT_FOUND_ERR"));
+    let before = env.denials();
+    let r = send(
+        &env,
+        env.req(
+            Method::POST,
+            &format!("/keys/{id}/aliases/reader-alias"),
+            "reader",
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN_ERR"));
+    assert_eq!(env.denials(), before + 1);
+    common::key_env::assert_log_consistent(&env.service);
+}
+
+#[actix_web::test]
+async fn key_rings_and_moving_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let r = send(
+        &env,
+        env.req(Method::GET, "/key_rings?totalCount=true", "reader"),
+    )
+    .await;
+    assert_collection(&r, 200, "application/vnd.ibm.kms.key_ring+json", 1);
+    assert_eq!(r.body["resources"][0]["id"], "default");
+    assert_eq!(r.body["metadata"]["totalCount"], 1);
+    let r = send(&env, env.req(Method::POST, "/key_rings/ring-a", "manager")).await;
+    assert_eq!((r.status, r.body.clone()), (201, Value::Null));
+    let r = send(&env, env.req(Method::POST, "/key_rings/ring-a", "manager")).await;
+    assert_eq!((r.status, r.code()), (409, "KEY_RING_CONFLICT_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::POST, "/key_rings/bad_ring!", "manager"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let r = send(&env, env.req(Method::GET, "/key_rings", "reader")).await;
+    assert_collection(&r, 200, "application/vnd.ibm.kms.key_ring+json", 2);
+
+    let id = root_key(&env, "ring-key").await;
+    let patch = |ring: &str| json!({"keyRingID": ring});
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PATCH,
+            &format!("/keys/{id}"),
+            "manager",
+            patch("ring-a"),
+        ),
+    )
+    .await;
+    assert_collection(&r, 200, KEY_MEDIA, 1);
+    assert_eq!(r.body["resources"][0]["keyRingID"], "ring-a");
+    let r = send(
+        &env,
+        env.req(Method::GET, "/keys", "reader")
+            .insert_header(("x-kms-key-ring", "ring-a")),
+    )
+    .await;
+    assert_collection(&r, 200, KEY_MEDIA, 1);
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PATCH,
+            &format!("/keys/{id}"),
+            "manager",
+            patch("nowhere"),
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "KEY_RING_NOT_FOUND_ERR"));
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PATCH,
+            &format!("/keys/{id}"),
+            "manager",
+            json!({"keyRing": "x"}),
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PATCH,
+            &format!("/keys/{id}"),
+            "manager",
+            patch("default"),
+        )
+        .insert_header(("x-kms-key-ring", "default")),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "KEY_NOT_FOUND_ERR"));
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::PATCH,
+            &format!("/keys/{id}"),
+            "writer",
+            patch("default"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+
+    let r = send(
+        &env,
+        env.req(Method::DELETE, "/key_rings/ring-a", "manager"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "KEY_RING_NOT_EMPTY_ERR"));
+    // Destroyed keys only: force deletes the ring and moves them to default.
+    let r = send(
+        &env,
+        env.req(Method::DELETE, &format!("/keys/{id}"), "manager"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = send(
+        &env,
+        env.req(Method::DELETE, "/key_rings/ring-a", "manager"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "KEY_RING_NOT_EMPTY_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::DELETE, "/key_rings/ring-a?force=true", "manager"),
+    )
+    .await;
+    assert_eq!((r.status, r.body.clone()), (204, Value::Null));
+    let r = send(
+        &env,
+        env.req(Method::GET, &format!("/keys/{id}/metadata"), "reader"),
+    )
+    .await;
+    assert_eq!(r.body["resources"][0]["keyRingID"], "default");
+    let r = send(
+        &env,
+        env.req(Method::DELETE, "/key_rings/ring-a", "manager"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "KEY_RING_NOT_FOUND_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::DELETE, "/key_rings/default", "manager"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "BAD_BODY_ERR"));
+    let before = env.denials();
+    let r = send(&env, env.req(Method::POST, "/key_rings/ring-b", "writer")).await;
+    assert_eq!((r.status, r.code()), (403, "FORBIDDEN_ERR"));
+    assert_eq!(env.denials(), before + 1);
+    common::key_env::assert_log_consistent(&env.service);
+}
+
+#[actix_web::test]
+async fn registrations_are_empty_collections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let id = root_key(&env, "reg-key").await;
+    let media = "application/vnd.ibm.kms.registration+json";
+    let r = send(
+        &env,
+        env.req(
+            Method::GET,
+            &format!("/keys/{id}/registrations?totalCount=true"),
+            "reader",
+        ),
+    )
+    .await;
+    assert_collection(&r, 200, media, 0);
+    assert_eq!(r.body["metadata"]["totalCount"], 0);
+    let r = send(&env, env.req(Method::GET, "/keys/registrations", "reader")).await;
+    assert_collection(&r, 200, media, 0);
+    let r = send(
+        &env,
+        env.req(Method::GET, "/keys/no-such-key/registrations", "reader"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "KEY_NOT_FOUND_ERR"));
+    let r = send(
+        &env,
+        env.req(Method::GET, "/keys/registrations?limit=x", "reader"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "INVALID_QUERY_PARAM_ERR"));
+    let r = send(&env, env.req(Method::GET, "/keys/registrations", "auditor")).await;
+    assert_eq!(r.status, 403);
+}
+
+#[actix_web::test]
+async fn dual_auth_delete_needs_a_second_manager() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let body = key_body(
+        json!({"name": "dual", "extractable": false, "dualAuthDelete": {"enabled": true}}),
+    );
+    let r = send(
+        &env,
+        json_req(
+            &env,
+            Method::POST,
+            "/keys_with_policy_overrides",
+            "writer",
+            body,
+        ),
+    )
+    .await;
+    let id = r.body["resources"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = send(
+        &env,
+        env.req(
+            Method::POST,
+            &format!("/keys/{id}/actions/setKeyForDeletion"),
+            "manager",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = send(
+        &env,
+        env.req(Method::DELETE, &format!("/keys/{id}"), "manager"),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "AUTHORIZATIONS_NOT_MET"));
+    let r = send(
+        &env,
+        env.req(Method::DELETE, &format!("/keys/{id}"), "manager2"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["resources"][0]["state"], 5);
+}
