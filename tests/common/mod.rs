@@ -4,10 +4,12 @@
 pub mod events;
 pub mod fixture;
 pub mod hsm_conformance;
+pub mod http;
 pub mod key_env;
 pub mod kp_client;
 pub mod material_conformance;
 pub mod secrets_scan;
+pub mod serve;
 pub mod softhsm;
 pub mod store_conformance;
 pub mod vectors;
