@@ -36,7 +36,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let raw: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let raw: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let value = |name: &str| {
         raw.iter()
             .position(|a| a == name)
@@ -45,7 +48,10 @@ fn args() -> Args {
     };
     let num = |name: &str, default: u64| {
         value(name)
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name} takes a number"))
+            })
             .unwrap_or(default)
     };
     Args {
@@ -179,7 +185,8 @@ fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
                     let end = start + Duration::from_secs(secs);
                     let mut set = tokio::task::JoinSet::new();
                     for ci in 0..n {
-                        let seed = 0x9e37_79b9_7f4a_7c15 ^ ((ti * 1000 + ci) as u64).wrapping_mul(0x1000_0001);
+                        let seed = 0x9e37_79b9_7f4a_7c15
+                            ^ ((ti * 1000 + ci) as u64).wrapping_mul(0x1000_0001);
                         set.spawn(connection(kind, target.clone(), start, end, seed));
                     }
                     let mut all = Stats::default();
@@ -219,10 +226,10 @@ fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, Strin
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(addr) = text
-            .lines()
-            .find_map(|l| l.split_once(" on http://").map(|(_, a)| a.trim().to_string()))
-        {
+        if let Some(addr) = text.lines().find_map(|l| {
+            l.split_once(" on http://")
+                .map(|(_, a)| a.trim().to_string())
+        }) {
             return (child, addr);
         }
         assert!(Instant::now() < deadline, "server did not start: {text}");
@@ -269,7 +276,9 @@ fn line(name: &str, s: &Stats) {
         s.pct(0.50),
         s.pct(0.90),
         s.pct(0.99),
-        s.latencies_us.last().map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
+        s.latencies_us
+            .last()
+            .map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
     );
 }
 
@@ -283,7 +292,10 @@ fn main() {
         &std::fs::read_to_string(data.join("dev-credentials.json")).expect("credentials"),
     )
     .expect("json");
-    let token = creds["tokens"]["writer"].as_str().expect("writer").to_string();
+    let token = creds["tokens"]["writer"]
+        .as_str()
+        .expect("writer")
+        .to_string();
     let key = create_key(&addr, &token);
     let target = std::sync::Arc::new(Target { addr, token, key });
     println!(
@@ -321,5 +333,9 @@ fn main() {
     let status = child.wait().expect("wait");
     println!("server exit: {status}");
     assert_eq!(grew, wrap.ok, "every wrap must make exactly one event");
-    assert_eq!(wrap.other + health1.other + health2.other, 0, "non-200 answers");
+    assert_eq!(
+        wrap.other + health1.other + health2.other,
+        0,
+        "non-200 answers"
+    );
 }

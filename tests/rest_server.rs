@@ -70,13 +70,24 @@ fn access_log_is_structured_and_the_output_holds_no_secrets() {
         .expect("ciphertext")
         .to_string();
     let generated = STANDARD
-        .decode(res.json()["plaintext"].as_str().expect("generated plaintext"))
+        .decode(
+            res.json()["plaintext"]
+                .as_str()
+                .expect("generated plaintext"),
+        )
         .expect("base64");
     assert_eq!(generated.len(), 32);
 
     // Unwrap both.
-    for (ct, want) in [(&given_ct, KNOWN_DEK.as_slice()), (&generated_ct, generated.as_slice())] {
-        let aad: Vec<&str> = if ct == &given_ct { vec!["tenant-7"] } else { vec![] };
+    for (ct, want) in [
+        (&given_ct, KNOWN_DEK.as_slice()),
+        (&generated_ct, generated.as_slice()),
+    ] {
+        let aad: Vec<&str> = if ct == &given_ct {
+            vec!["tenant-7"]
+        } else {
+            vec![]
+        };
         let res = call(
             &mut conn,
             &writer,
@@ -115,7 +126,14 @@ fn access_log_is_structured_and_the_output_holds_no_secrets() {
     // create, 2 wraps, 2 unwraps, 401, 404.
     assert_eq!(lines.len(), 7, "{text}");
     for line in &lines {
-        for field in ["ts", "method", "route", "status", "latency_ms", "correlation_id"] {
+        for field in [
+            "ts",
+            "method",
+            "route",
+            "status",
+            "latency_ms",
+            "correlation_id",
+        ] {
             assert!(!line[field].is_null(), "{field} missing in {line}");
         }
         assert!(line["latency_ms"].as_f64().is_some_and(|l| l >= 0.0));

@@ -35,10 +35,10 @@ impl DevServer {
         let deadline = Instant::now() + Duration::from_secs(120);
         let addr = loop {
             let text = std::fs::read_to_string(stderr_path).unwrap_or_default();
-            if let Some(addr) = text
-                .lines()
-                .find_map(|l| l.split_once(" on http://").map(|(_, a)| a.trim().to_string()))
-            {
+            if let Some(addr) = text.lines().find_map(|l| {
+                l.split_once(" on http://")
+                    .map(|(_, a)| a.trim().to_string())
+            }) {
                 break addr;
             }
             if let Ok(Some(status)) = child.try_wait() {
