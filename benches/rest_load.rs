@@ -213,6 +213,8 @@ fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
     all
 }
 
+// The child is returned to `main`, which terminates and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyledger"));
     cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -222,7 +224,7 @@ fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, Strin
     if let Some(w) = workers {
         cmd.env("KEYLEDGER_WORKERS", w);
     }
-    let child = cmd.spawn().expect("spawn keyledger serve");
+    let mut child = cmd.spawn().expect("spawn keyledger serve");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -232,7 +234,11 @@ fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, Strin
         }) {
             return (child, addr);
         }
-        assert!(Instant::now() < deadline, "server did not start: {text}");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start: {text}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
