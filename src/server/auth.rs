@@ -11,9 +11,10 @@
 
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest};
 use sha2::{Digest, Sha256};
 
+use super::access_log::{Authenticated, CorrelationId};
 use super::errors::ApiError;
 use crate::event::{AccessDenied, Actor, AuthMethod, EventDraft, Role};
 use crate::keys::service::KeyService;
@@ -63,15 +64,22 @@ fn allows(role: Role, need: Need) -> bool {
     }
 }
 
-/// The correlation id of a request: the client's if it is a clean token,
-/// else a new one.
-pub fn correlation_id(req: &HttpRequest) -> String {
+/// The client's `correlation-id` header, if it is a clean token.
+pub fn client_correlation_id(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get("correlation-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| crate::event::check_token("correlation_id", v, 128).is_ok())
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The correlation id of a request: the one the access log decided, else
+/// the client's if it is a clean token, else a new one.
+pub fn correlation_id(req: &HttpRequest) -> String {
+    if let Some(id) = req.extensions().get::<CorrelationId>() {
+        return id.0.clone();
+    }
+    client_correlation_id(req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// Authenticates the request for `instance` and checks its role allows
@@ -116,6 +124,10 @@ pub fn authenticate(
         return Err(ApiError::unauthorized());
     };
     let role = role_of(&role_name).ok_or_else(ApiError::unauthorized)?;
+    req.extensions_mut().insert(Authenticated {
+        instance: service.instance().to_string(),
+        principal: credential_id.clone(),
+    });
     let caller = Caller {
         service,
         actor: Actor {

@@ -8,11 +8,13 @@
 //! - [`errors`]: Key Protect error bodies for every refusal, including the
 //!   ones actix itself produces (unknown route, oversized body, ...).
 //! - [`metrics`]: Prometheus metrics; `/health` and `/ready` are here.
+//! - [`access_log`]: one JSON line per request on stderr (no secrets).
 //! - [`dev`]: `--dev` bootstrap.
 //!
 //! Blocking work (appending events, HSM calls) runs on actix's blocking
 //! pool; an operation's event is durable before its response is written.
 
+pub mod access_log;
 pub mod admin_api;
 pub mod auth;
 pub mod config;
@@ -198,6 +200,7 @@ pub fn app(
         .app_data(web::PayloadConfig::new(body_limit))
         .wrap(ErrorHandlers::new().default_handler(key_protect_errors))
         .wrap(from_fn(metrics::observe))
+        .wrap(from_fn(access_log::log_requests))
         .configure(routes)
         .default_service(web::to(not_found))
 }

@@ -1,0 +1,350 @@
+//! Load generator for the REST API: throughput and latency of wrap against
+//! `/health` on the same server, measured in the same run.
+//!
+//! `cargo bench --bench rest_load -- [--secs N] [--conns 64] [--threads 2]
+//! [--workers W]`
+//!
+//! Starts `keyledger serve --dev` (this profile's binary) on a fresh data
+//! directory and a free port, creates a root key, then drives `--conns`
+//! keep-alive HTTP/1.1 connections from `--threads` client threads (like
+//! `wrk -t2 -c64`) for `--secs` each: `/health`, then wrap of a random
+//! 32-byte plaintext (every wrap is an individually signed, durable
+//! `key.wrapped` event), then `/health` again. Reports req/s, p50/p90/p99
+//! and the wrap / health ratio (health averaged over both phases), and
+//! checks the log grew by exactly the number of wraps answered 200.
+
+#[allow(dead_code)]
+#[path = "../tests/common/http.rs"]
+mod http;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const INSTANCE: &str = "dev-instance";
+
+struct Args {
+    secs: u64,
+    conns: usize,
+    threads: usize,
+    workers: Option<String>,
+}
+
+fn args() -> Args {
+    let raw: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let value = |name: &str| {
+        raw.iter()
+            .position(|a| a == name)
+            .and_then(|i| raw.get(i + 1))
+            .cloned()
+    };
+    let num = |name: &str, default: u64| {
+        value(name)
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name} takes a number"))
+            })
+            .unwrap_or(default)
+    };
+    // `cargo test --all-targets` runs this without `--bench`: a short smoke
+    // run (it still checks the log grew by exactly the wraps answered).
+    let benching = std::env::args().any(|a| a == "--bench");
+    Args {
+        secs: num("--secs", if benching { 10 } else { 1 }),
+        conns: usize::try_from(num("--conns", 64)).expect("conns"),
+        threads: usize::try_from(num("--threads", 2)).expect("threads"),
+        workers: value("--workers"),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Health,
+    Wrap,
+}
+
+struct Target {
+    addr: String,
+    token: String,
+    key: String,
+}
+
+#[derive(Default)]
+struct Stats {
+    ok: u64,
+    other: u64,
+    latencies_us: Vec<u32>,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+fn request_bytes(kind: Kind, t: &Target, rng: &mut u64) -> Vec<u8> {
+    match kind {
+        Kind::Health => b"GET /health HTTP/1.1\r\nhost: bench\r\n\r\n".to_vec(),
+        Kind::Wrap => {
+            let mut dek = [0u8; 32];
+            for chunk in dek.chunks_mut(8) {
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                chunk.copy_from_slice(&rng.to_le_bytes());
+            }
+            let body = format!("{{\"plaintext\":\"{}\"}}", STANDARD.encode(dek));
+            format!(
+                "POST /api/v2/keys/{}/actions/wrap HTTP/1.1\r\nhost: bench\r\n\
+                 authorization: Bearer {}\r\nbluemix-instance: {INSTANCE}\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                t.key,
+                t.token,
+                body.len()
+            )
+            .into_bytes()
+        }
+    }
+}
+
+/// One connection's loop until `end`.
+async fn connection(
+    kind: Kind,
+    target: std::sync::Arc<Target>,
+    start: tokio::time::Instant,
+    end: tokio::time::Instant,
+    seed: u64,
+) -> Stats {
+    let mut stream = TcpStream::connect(&target.addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut stats = Stats::default();
+    let mut rng = seed | 1;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    tokio::time::sleep_until(start).await;
+    while tokio::time::Instant::now() < end {
+        let req = request_bytes(kind, &target, &mut rng);
+        let sent = Instant::now();
+        stream.write_all(&req).await.expect("write");
+        let status = loop {
+            if let Some(head) = http::parse_head(&buf).expect("response head") {
+                let total = head.head_len + head.content_length;
+                if buf.len() >= total {
+                    buf.drain(..total);
+                    break head.status;
+                }
+            }
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "server closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+        if status == 200 {
+            stats.ok += 1;
+            stats.latencies_us.push(us);
+        } else {
+            stats.other += 1;
+        }
+    }
+    stats
+}
+
+/// Runs `conns` connections on `threads` client threads for `secs`.
+fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
+    let per_thread: Vec<usize> = (0..a.threads)
+        .map(|i| a.conns / a.threads + usize::from(i < a.conns % a.threads))
+        .collect();
+    let wall = Instant::now() + Duration::from_millis(300);
+    let threads: Vec<_> = per_thread
+        .into_iter()
+        .enumerate()
+        .map(|(ti, n)| {
+            let target = target.clone();
+            let secs = a.secs;
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let start = tokio::time::Instant::from_std(wall);
+                    let end = start + Duration::from_secs(secs);
+                    let mut set = tokio::task::JoinSet::new();
+                    for ci in 0..n {
+                        let seed = 0x9e37_79b9_7f4a_7c15
+                            ^ ((ti * 1000 + ci) as u64).wrapping_mul(0x1000_0001);
+                        set.spawn(connection(kind, target.clone(), start, end, seed));
+                    }
+                    let mut all = Stats::default();
+                    while let Some(s) = set.join_next().await {
+                        let s = s.expect("connection task");
+                        all.ok += s.ok;
+                        all.other += s.other;
+                        all.latencies_us.extend(s.latencies_us);
+                    }
+                    all
+                })
+            })
+        })
+        .collect();
+    let mut all = Stats::default();
+    for t in threads {
+        let s = t.join().expect("client thread");
+        all.ok += s.ok;
+        all.other += s.other;
+        all.latencies_us.extend(s.latencies_us);
+    }
+    all.elapsed = wall.elapsed();
+    all.latencies_us.sort_unstable();
+    all
+}
+
+// The child is returned to `main`, which terminates and waits for it.
+#[allow(clippy::zombie_processes)]
+fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyledger"));
+    cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"));
+    if let Some(w) = workers {
+        cmd.env("KEYLEDGER_WORKERS", w);
+    }
+    let mut child = cmd.spawn().expect("spawn keyledger serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(addr) = text.lines().find_map(|l| {
+            l.split_once(" on http://")
+                .map(|(_, a)| a.trim().to_string())
+        }) {
+            return (child, addr);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn log_records(addr: &str) -> u64 {
+    let mut conn = http::Conn::connect(addr).expect("connect");
+    let res = conn.request("GET", "/metrics", &[], None).expect("metrics");
+    let text = String::from_utf8(res.body).expect("text");
+    let prefix = format!("keyledger_log_records{{instance=\"{INSTANCE}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("log_records gauge")
+}
+
+fn create_key(addr: &str, token: &str) -> String {
+    let mut conn = http::Conn::connect(addr).expect("connect");
+    let body = br#"{"metadata":{"collectionType":"application/vnd.ibm.kms.key+json","collectionTotal":1},"resources":[{"type":"application/vnd.ibm.kms.key+json","name":"bench-root","extractable":false}]}"#;
+    let auth = format!("Bearer {token}");
+    let res = conn
+        .request(
+            "POST",
+            "/api/v2/keys",
+            &[("authorization", &auth), ("bluemix-instance", INSTANCE)],
+            Some(body),
+        )
+        .expect("create");
+    assert_eq!(res.status(), 201, "{}", String::from_utf8_lossy(&res.body));
+    res.json()["resources"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+fn line(name: &str, s: &Stats) {
+    println!(
+        "{name:<10} {:>10.0} req/s  ok {:>8}  other {:>3}  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms",
+        s.rate(),
+        s.ok,
+        s.other,
+        s.pct(0.50),
+        s.pct(0.90),
+        s.pct(0.99),
+        s.latencies_us
+            .last()
+            .map_or(f64::NAN, |m| f64::from(*m) / 1000.0),
+    );
+}
+
+fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let (mut child, addr) = start_server(&data, &log, a.workers.as_deref());
+    let creds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("dev-credentials.json")).expect("credentials"),
+    )
+    .expect("json");
+    let token = creds["tokens"]["writer"]
+        .as_str()
+        .expect("writer")
+        .to_string();
+    let key = create_key(&addr, &token);
+    let target = std::sync::Arc::new(Target { addr, token, key });
+    println!(
+        "rest_load: {} connections on {} client threads, {} s per phase, server workers {}",
+        a.conns,
+        a.threads,
+        a.secs,
+        a.workers.as_deref().unwrap_or("default (one per core)")
+    );
+
+    let health1 = run(Kind::Health, &target, &a);
+    line("health", &health1);
+    let before = log_records(&target.addr);
+    let wrap = run(Kind::Wrap, &target, &a);
+    let after = log_records(&target.addr);
+    line("wrap", &wrap);
+    let health2 = run(Kind::Health, &target, &a);
+    line("health", &health2);
+
+    let health = (health1.rate() + health2.rate()) / 2.0;
+    println!(
+        "ratio wrap / health (mean of both health phases): {:.3}  (target >= 0.35; wrap p99 {:.2} ms, target <= 10 ms)",
+        wrap.rate() / health,
+        wrap.pct(0.99)
+    );
+    let grew = after - before;
+    println!(
+        "log grew by {grew} records for {} wraps answered 200",
+        wrap.ok
+    );
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    println!("server exit: {status}");
+    assert_eq!(grew, wrap.ok, "every wrap must make exactly one event");
+    assert_eq!(
+        wrap.other + health1.other + health2.other,
+        0,
+        "non-200 answers"
+    );
+}
