@@ -547,3 +547,35 @@ async fn when_the_log_cannot_be_written_wrap_fails_closed() {
     .await;
     assert_eq!(status, 200);
 }
+
+#[actix_web::test]
+async fn network_policies_refuse_other_addresses_and_record_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let acme = instance(dir.path(), "acme");
+    admin_command(
+        &acme.service,
+        &key_env::TestClock::new(),
+        AdminCommand::SetInstancePolicy {
+            policy_type: "allowedIP".into(),
+            enabled: true,
+            attributes: serde_json::from_value(json!({"allowed_ip": ["10.1.0.0/16"]}))
+                .expect("attrs"),
+        },
+    )
+    .expect("policy");
+    let svc = test::init_service(app(state(&[&acme]), LIMIT)).await;
+    let from = |ip: &str| {
+        auth(req("GET", "/api/v2/keys"), &acme, "reader", "acme")
+            .peer_addr(format!("{ip}:40000").parse().expect("addr"))
+    };
+    let (status, _, _) = call(&svc, from("10.1.2.3")).await;
+    assert_eq!(status, 200);
+    let before = log_size(&acme);
+    let (status, _, body) = call(&svc, from("192.0.2.9")).await;
+    assert_eq!((status, code(&body)), (403, "FORBIDDEN_ERR"), "{body}");
+    let log = acme.service.writer().log();
+    let records = log.read(before, log.head().size).expect("read");
+    assert_eq!(records.len(), 1);
+    let e = Envelope::parse(&records[0].event).expect("event");
+    assert_eq!(e.event_type, "access.denied");
+}

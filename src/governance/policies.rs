@@ -133,6 +133,34 @@ impl GovernanceState {
             .any(|block| in_block(ip, block))
     }
 
+    /// Whether a request from `ip` passes the `allowedNetwork` policy:
+    /// `private-only` admits loopback and private addresses (IPv4 10/8,
+    /// 172.16/12, 192.168/16, 127/8, 169.254/16; IPv6 ::1, fc00::/7,
+    /// fe80::/10); `public-and-private` (or no policy) admits all.
+    pub fn allows_network(&self, ip: IpAddr) -> bool {
+        let private_only = self
+            .policy("allowedNetwork")
+            .and_then(|p| p.attributes.get("allowed_network"))
+            .and_then(Value::as_str)
+            == Some("private-only");
+        if !private_only {
+            return true;
+        }
+        match ip {
+            IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+            IpAddr::V6(v6) => {
+                let first = v6.segments()[0];
+                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            }
+        }
+    }
+
+    /// Whether the instance's network policies (`allowedIP`,
+    /// `allowedNetwork`) admit a request from `ip`.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        self.allows_ip(ip) && self.allows_network(ip)
+    }
+
     /// Whether every key needs dual authorisation to delete.
     pub fn dual_auth_all_keys(&self) -> bool {
         self.policy("dualAuthDelete").is_some()
@@ -206,6 +234,31 @@ mod tests {
             assert_eq!(g.allows_ip(ip.parse().unwrap()), ok, "{ip}");
         }
         assert!(GovernanceState::default().allows_ip("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn private_only_network_admits_private_and_loopback_addresses() {
+        let g = with_policy(
+            "allowedNetwork",
+            serde_json::json!({"allowed_network": "private-only"}),
+        );
+        for (ip, ok) in [
+            ("10.0.0.1", true),
+            ("172.20.1.1", true),
+            ("192.168.1.1", true),
+            ("127.0.0.1", true),
+            ("8.8.8.8", false),
+            ("::1", true),
+            ("fd00::1", true),
+            ("2001:db8::1", false),
+        ] {
+            assert_eq!(g.admits(ip.parse().unwrap()), ok, "{ip}");
+        }
+        let open = with_policy(
+            "allowedNetwork",
+            serde_json::json!({"allowed_network": "public-and-private"}),
+        );
+        assert!(open.admits("8.8.8.8".parse().unwrap()));
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub fn authenticate(
         p.governance
             .credential_by_digest(&digest)
             .map(|(id, c)| (id.clone(), c.role.clone()))
-            .map(|c| (c, peer.is_none_or(|ip| p.governance.allows_ip(ip))))
+            .map(|c| (c, peer.is_none_or(|ip| p.governance.admits(ip))))
     });
     let Some(((credential_id, role_name), ip_allowed)) = credential else {
         super::metrics::count_unauthenticated();
@@ -139,11 +139,11 @@ pub fn authenticate(
     };
     let refusal = if !ip_allowed {
         Some((
-            "the instance policy allowedIP does not allow this address".to_string(),
+            "the instance policies allowedIP/allowedNetwork do not admit this address".to_string(),
             ApiError::new(
                 403,
                 "FORBIDDEN_ERR",
-                "requests from this address are not allowed by the instance's allowedIP policy",
+                "requests from this address are not allowed by the instance's allowedIP or allowedNetwork policy",
             ),
         ))
     } else if !allows(role, need) {
