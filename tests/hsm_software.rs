@@ -20,39 +20,7 @@ fn hsm() -> &'static SoftwareHsm {
     HSM.get_or_init(SoftwareHsm::new)
 }
 
-macro_rules! conformance {
-    ($($check:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $check() {
-                conformance::$check(hsm());
-            }
-        )*
-    };
-}
-
-conformance!(
-    check_full_ceremony,
-    check_commit_needs_enough_parts,
-    check_bad_parts_refused_without_state_change,
-    check_activate_before_commit_refused,
-    check_discard_new,
-    check_sealed_instance_refuses_key_operations,
-    check_generate_import_export_and_kcv,
-    check_encrypt_decrypt_round_trip,
-    check_envelope_tampering_fails_closed,
-    check_other_aad_binding_instance_generation_fail,
-    check_master_key_rotation,
-    check_zeroize_and_reload,
-    check_instance_isolation,
-    check_concurrency,
-    check_random,
-    check_signing_round_trip,
-    check_signing_refusals,
-    check_signing_key_isolation,
-    check_signing_key_destroy,
-    check_signing_concurrency,
-);
+crate::hsm_conformance_tests!(hsm);
 
 #[test]
 fn every_check_is_listed() {

@@ -13,7 +13,6 @@ use std::sync::atomic::Ordering;
 use actix_web::test;
 use base64::Engine;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use common::flaky_log::FlakyLog;
 use common::key_env::{self, KeyEnv, admin_command};
@@ -43,17 +42,8 @@ fn instance(dir: &std::path::Path, name: &str) -> Instance {
     let env: KeyEnv = key_env::ready(dir, name, Arc::new(SoftwareHsm::new()));
     let mut tokens = std::collections::BTreeMap::new();
     for role in ["manager", "writer", "reader", "auditor"] {
-        let token = format!("tok-{name}-{role}-{}", uuid::Uuid::new_v4());
-        admin_command(
-            &env.service,
-            &env.clock,
-            AdminCommand::IssueCredential {
-                credential_id: format!("{name}-{role}"),
-                role: role.into(),
-                token_digest: hex::encode(Sha256::digest(token.as_bytes())),
-            },
-        )
-        .expect("issue credential");
+        let token =
+            key_env::issue_credential(&env.service, &env.clock, &format!("{name}-{role}"), role);
         tokens.insert(role, token);
     }
     let KeyEnv { service, hsm, .. } = env;

@@ -20,9 +20,6 @@ use zeroize::Zeroizing;
 use super::DataArgs;
 use crate::governance::{AdminCommand, CommandDocument, SignedCommand, admin_id};
 use crate::hsm::software::SoftwareHsm;
-use crate::ledger_key::write_private_atomically;
-
-const ADMIN_KEY_HEADER: &str = "keyledger-admin-key-v1";
 
 #[derive(clap::Args)]
 pub struct InstanceCreateArgs {
@@ -142,14 +139,8 @@ pub(super) fn keygen(args: &KeygenArgs) -> Result<(), String> {
             args.out.display()
         ));
     }
-    let mut seed = Zeroizing::new([0u8; 32]);
-    getrandom::getrandom(seed.as_mut()).map_err(|_| "random number generator failed")?;
-    let key = SigningKey::from_bytes(&seed);
-    let mut text = Zeroizing::new(format!("{ADMIN_KEY_HEADER}\n"));
-    text.push_str(&hex::encode(seed.as_ref()));
-    text.push('\n');
-    let out = std::path::absolute(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    write_private_atomically(&out, text.as_bytes()).map_err(|e| e.to_string())?;
+    let key = crate::admin_key::generate()?;
+    crate::admin_key::write(&args.out, &key)?;
     let public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes());
     let pub_path = public_path(&args.out);
     std::fs::write(&pub_path, format!("{public}\n"))
@@ -169,29 +160,9 @@ fn public_path(key: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads an administrator key file; refuses files group or others can read.
+/// Reads an administrator (or key owner) key file.
 pub(super) fn read_admin_key(path: &Path) -> Result<SigningKey, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by group or others (mode {mode:o}); refusing it",
-            path.display()
-        ));
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
-    let malformed = || format!("{} is not a keyledger admin key file", path.display());
-    let mut lines = text.lines();
-    if lines.next() != Some(ADMIN_KEY_HEADER) {
-        return Err(malformed());
-    }
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(lines.next().ok_or_else(malformed)?, seed.as_mut())
-        .map_err(|_| malformed())?;
-    Ok(SigningKey::from_bytes(&seed))
+    crate::admin_key::read(path)
 }
 
 pub(super) fn draft(args: &DraftArgs) -> Result<(), String> {

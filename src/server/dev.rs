@@ -128,12 +128,8 @@ pub fn bootstrap(data_dir: &Path, hsm: Arc<dyn crate::hsm::HsmBackend>) -> Resul
         return Ok(());
     }
     let dir = dev_dir(data_dir);
-    let admin_seed = random32()?;
-    let admin = SigningKey::from_bytes(&admin_seed);
-    let mut text = Zeroizing::new(String::from("keyledger-admin-key-v1\n"));
-    text.push_str(&hex::encode(admin_seed.as_ref()));
-    text.push('\n');
-    write_private_atomically(&dir.join("admin.key"), text.as_bytes()).map_err(|e| e.to_string())?;
+    let admin = crate::admin_key::generate()?;
+    crate::admin_key::write(&dir.join("admin.key"), &admin)?;
     let admin_pub = B64.encode(admin.verifying_key().as_bytes());
     crate::instance::create(data_dir, DEV_INSTANCE, &admin_pub, "dev-bootstrap")?;
 

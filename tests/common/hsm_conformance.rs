@@ -371,3 +371,40 @@ pub fn check_discard_new(hsm: &dyn HsmBackend) {
     // A new ceremony for the same generation starts from scratch.
     load_master_key(hsm, &inst, 1, &[random_part(), random_part()]);
 }
+
+/// One `#[test]` per conformance check against the backend `$hsm()`
+/// returns; each backend's test file invokes it once.
+#[macro_export]
+macro_rules! hsm_conformance_tests {
+    ($hsm:ident) => {
+        $crate::hsm_conformance_tests!(@each $hsm;
+    check_full_ceremony,
+    check_commit_needs_enough_parts,
+    check_bad_parts_refused_without_state_change,
+    check_activate_before_commit_refused,
+    check_discard_new,
+    check_sealed_instance_refuses_key_operations,
+    check_generate_import_export_and_kcv,
+    check_encrypt_decrypt_round_trip,
+    check_envelope_tampering_fails_closed,
+    check_other_aad_binding_instance_generation_fail,
+    check_master_key_rotation,
+    check_zeroize_and_reload,
+    check_instance_isolation,
+    check_concurrency,
+    check_random,
+    check_signing_round_trip,
+    check_signing_refusals,
+    check_signing_key_isolation,
+    check_signing_key_destroy,
+    check_signing_concurrency);
+    };
+    (@each $hsm:ident; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::common::hsm_conformance::$check($hsm());
+            }
+        )*
+    };
+}

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{Signer, SigningKey};
+use sha2::Digest;
 
 use keyledger::event::{Actor, AuthMethod, Role};
 use keyledger::governance::{AdminCommand, CommandDocument, SignedCommand};
@@ -58,6 +59,30 @@ pub fn admin_command(
     command: AdminCommand,
 ) -> Result<Receipt, keyledger::keys::service::KeyError> {
     admin_command_by(service, clock, &[&admin_key()], command)
+}
+
+/// Issues an API credential by administrator command and returns its new
+/// random bearer token (only the token's SHA-256 reaches the instance).
+pub fn issue_credential(
+    service: &KeyService,
+    clock: &TestClock,
+    credential_id: &str,
+    role: &str,
+) -> String {
+    let mut raw = [0u8; 24];
+    getrandom::getrandom(&mut raw).expect("rng");
+    let token = format!("kl_test_{}", hex::encode(raw));
+    admin_command(
+        service,
+        clock,
+        AdminCommand::IssueCredential {
+            credential_id: credential_id.into(),
+            role: role.into(),
+            token_digest: hex::encode(sha2::Sha256::digest(token.as_bytes())),
+        },
+    )
+    .expect("issue credential");
+    token
 }
 
 /// Registers the owners (threshold 1 leaves imprint mode first).

@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::web;
-use sha2::{Digest, Sha256};
 
-use keyledger::governance::AdminCommand;
 use keyledger::hsm::HsmBackend;
 use keyledger::hsm::software::SoftwareHsm;
 use keyledger::secret::SecretBytes;
@@ -20,7 +18,7 @@ use keyledger::server::AppState;
 use keyledger::server::registry::Registry;
 
 use super::key_env::{
-    Owner, TestClock, admin_command, load_master_key, open_service, register_owners,
+    Owner, TestClock, issue_credential, load_master_key, open_service, register_owners,
 };
 
 /// The roles a ready instance gets a credential for.
@@ -53,17 +51,7 @@ impl RestLedgerEnv {
             let parts: Vec<&SecretBytes> = owners.iter().map(|o| &o.part).collect();
             load_master_key(&service, &clock, &owners, &parts);
             for role in ROLES {
-                let token = random_token();
-                admin_command(
-                    &service,
-                    &clock,
-                    AdminCommand::IssueCredential {
-                        credential_id: format!("{instance}-{role}"),
-                        role: role.into(),
-                        token_digest: hex::encode(Sha256::digest(token.as_bytes())),
-                    },
-                )
-                .expect("issue credential");
+                let token = issue_credential(&service, &clock, &format!("{instance}-{role}"), role);
                 tokens.insert((instance.to_string(), role.to_string()), token);
             }
             service.shutdown();
@@ -96,10 +84,4 @@ impl RestLedgerEnv {
     pub fn service(&self, instance: &str) -> Arc<keyledger::keys::service::KeyService> {
         self.state.registry.get(instance).expect("instance")
     }
-}
-
-fn random_token() -> String {
-    let mut raw = [0u8; 24];
-    getrandom::getrandom(&mut raw).expect("rng");
-    format!("kl_test_{}", hex::encode(raw))
 }

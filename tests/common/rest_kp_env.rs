@@ -8,16 +8,14 @@ use std::sync::Arc;
 
 use actix_web::test::TestRequest;
 use actix_web::web;
-use sha2::{Digest, Sha256};
 
-use keyledger::governance::AdminCommand;
 use keyledger::hsm::HsmBackend;
 use keyledger::hsm::software::SoftwareHsm;
 use keyledger::keys::service::KeyService;
 use keyledger::server::AppState;
 use keyledger::server::registry::Registry;
 
-use super::key_env::{self, TestClock, admin_command};
+use super::key_env::{self, TestClock};
 
 pub const INSTANCE: &str = "kp-instance";
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -32,12 +30,6 @@ pub struct RestEnv {
     pub tokens: BTreeMap<&'static str, String>,
 }
 
-fn token() -> String {
-    let mut b = [0u8; 24];
-    getrandom::getrandom(&mut b).expect("rng");
-    hex::encode(b)
-}
-
 /// A ready instance under `data` with credentials for every role.
 pub fn rest_env(data: &Path) -> RestEnv {
     let hsm: Arc<dyn HsmBackend> = Arc::new(SoftwareHsm::new());
@@ -50,17 +42,7 @@ pub fn rest_env(data: &Path) -> RestEnv {
         ("reader", "reader"),
         ("auditor", "auditor"),
     ] {
-        let t = token();
-        admin_command(
-            &env.service,
-            &env.clock,
-            AdminCommand::IssueCredential {
-                credential_id: format!("cred-{name}"),
-                role: role.into(),
-                token_digest: hex::encode(Sha256::digest(t.as_bytes())),
-            },
-        )
-        .expect("issue credential");
+        let t = key_env::issue_credential(&env.service, &env.clock, &format!("cred-{name}"), role);
         tokens.insert(name, t);
     }
     let service = Arc::new(env.service);
