@@ -97,22 +97,51 @@ impl Default for WriterConfig {
     }
 }
 
+/// Where the committer sends an append's outcome: a one-shot channel that a
+/// thread can block on and an async task can await, without spinning.
+type Reply = oneshot::Sender<Result<Receipt, WriteError>>;
+
+/// An event handed to the writer whose outcome has not been collected yet.
+/// [`PendingReceipt::wait`] blocks the calling thread until the event is
+/// durable (or its append failed); [`PendingReceipt::received`] awaits the
+/// same outcome from an async task, holding no thread while it waits.
+#[must_use = "an append's outcome must be collected before answering anyone"]
+pub struct PendingReceipt(Result<oneshot::Receiver<Result<Receipt, WriteError>>, WriteError>);
+
+impl PendingReceipt {
+    /// Blocks until the event is durable; its receipt, or why it is not stored.
+    pub fn wait(self) -> Result<Receipt, WriteError> {
+        match self.0 {
+            Ok(answer) => answer.recv().unwrap_or(Err(WriteError::Closed)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Awaits the outcome [`Self::wait`] blocks for.
+    pub async fn received(self) -> Result<Receipt, WriteError> {
+        match self.0 {
+            Ok(answer) => answer.await.unwrap_or(Err(WriteError::Closed)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 enum Submission {
     Event {
         draft: EventDraft,
-        reply: Sender<Result<Receipt, WriteError>>,
+        reply: Reply,
     },
     RotateKey {
         new_key: Arc<dyn LedgerSigner>,
         actor: Actor,
         correlation_id: String,
-        reply: Sender<Result<Receipt, WriteError>>,
+        reply: Reply,
     },
 }
 
 struct Batch {
     records: Vec<SealedRecord>,
-    replies: Vec<(Sender<Result<Receipt, WriteError>>, Receipt)>,
+    replies: Vec<(Reply, Receipt)>,
     /// The key that must sign checkpoints once this batch is durable.
     key: Arc<dyn LedgerSigner>,
     /// Failure epoch the batch was sequenced in; stale batches are refused.
@@ -216,11 +245,19 @@ impl LedgerWriter {
 
     /// Appends one event and waits until it is durable.
     pub fn append(&self, draft: EventDraft) -> Result<Receipt, WriteError> {
-        let (reply, answer) = bounded(1);
-        self.submit
-            .send(Submission::Event { draft, reply })
-            .map_err(|_| WriteError::Closed)?;
-        answer.recv().unwrap_or(Err(WriteError::Closed))
+        self.submit(draft).wait()
+    }
+
+    /// Hands one event to the writer without waiting: the returned pending
+    /// receipt yields the outcome once the event's batch is durable.
+    pub fn submit(&self, draft: EventDraft) -> PendingReceipt {
+        let (reply, answer) = oneshot::channel();
+        PendingReceipt(
+            self.submit
+                .send(Submission::Event { draft, reply })
+                .map(|()| answer)
+                .map_err(|_| WriteError::Closed),
+        )
     }
 
     /// Rotates the ledger key: appends `ledger_key.rotated` signed by the old
@@ -234,7 +271,7 @@ impl LedgerWriter {
         correlation_id: &str,
     ) -> Result<Receipt, WriteError> {
         crate::event::check_token("correlation_id", correlation_id, 128)?;
-        let (reply, answer) = bounded(1);
+        let (reply, answer) = oneshot::channel();
         self.submit
             .send(Submission::RotateKey {
                 new_key: new_key.into(),
@@ -243,7 +280,7 @@ impl LedgerWriter {
                 reply,
             })
             .map_err(|_| WriteError::Closed)?;
-        answer.recv().unwrap_or(Err(WriteError::Closed))
+        PendingReceipt(Ok(answer)).wait()
     }
 
     /// Signs and stores a checkpoint of the current durable head now.
@@ -381,21 +418,8 @@ fn run_sequencer(
         if unsigned.is_empty() {
             continue;
         }
-        let signed: Result<Vec<SealedRecord>, SignError> = unsigned
-            .into_par_iter()
-            .zip(replies.par_iter().map(|(_, seq)| *seq))
-            .map(|((event, link, signer), seq)| {
-                let signature = signer.record_signature(&link)?;
-                let record = Record { event, signature };
-                let leaf = record.leaf_hash();
-                Ok(SealedRecord {
-                    seq,
-                    record,
-                    link,
-                    leaf,
-                })
-            })
-            .collect();
+        let seqs: Vec<u64> = replies.iter().map(|(_, seq)| *seq).collect();
+        let signed = sign_batch(unsigned, seqs);
         let records = match signed {
             Ok(records) => records,
             Err(error) => {
@@ -433,6 +457,28 @@ fn run_sequencer(
             return;
         }
     }
+}
+
+/// Signs and leaf-hashes a sequenced batch on all cores.
+fn sign_batch(
+    unsigned: Vec<(Vec<u8>, Link, Arc<dyn LedgerSigner>)>,
+    seqs: Vec<u64>,
+) -> Result<Vec<SealedRecord>, SignError> {
+    unsigned
+        .into_par_iter()
+        .zip(seqs)
+        .map(|((event, link, signer), seq)| {
+            let signature = signer.record_signature(&link)?;
+            let record = Record { event, signature };
+            let leaf = record.leaf_hash();
+            Ok(SealedRecord {
+                seq,
+                record,
+                link,
+                leaf,
+            })
+        })
+        .collect()
 }
 
 fn serialise(

@@ -303,6 +303,7 @@ async fn bad_input_gets_key_protect_errors_and_loses_nothing() {
     )
     .await;
     assert_eq!(status, 204);
+    let before = log_size(&acme);
     let (status, _, body) = call(
         &svc,
         auth(req("POST", &wrap_path), &acme, "writer", "acme")
@@ -313,6 +314,8 @@ async fn bad_input_gets_key_protect_errors_and_loses_nothing() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(code(&body), "KEY_ACTION_INVALID_STATE_ERR", "{body}");
     assert!(body.get("ciphertext").is_none());
+    // The refusal was durable before it was answered.
+    assert_eq!(log_size(&acme), before + 1, "one key.operation_failed");
 }
 
 #[actix_web::test]

@@ -187,6 +187,14 @@ pub trait HsmBackend: Send + Sync {
     /// Short backend name (`software`, `pkcs11`).
     fn kind(&self) -> &'static str;
 
+    /// True when every key operation (encrypt, decrypt, random) finishes in
+    /// memory without waiting on a device, a session or I/O, so an async
+    /// server may call it on its event loop. Backends that talk to a token
+    /// keep the default, and their calls go to a blocking pool.
+    fn calls_are_immediate(&self) -> bool {
+        false
+    }
+
     /// Fills `out` with random bytes from the backend's RNG.
     fn random(&self, out: &mut [u8]) -> Result<(), HsmError>;
 

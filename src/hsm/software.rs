@@ -207,6 +207,10 @@ impl HsmBackend for SoftwareHsm {
         "software"
     }
 
+    fn calls_are_immediate(&self) -> bool {
+        true
+    }
+
     fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
         getrandom::getrandom(out).map_err(|e| HsmError::Backend(format!("OS RNG: {e}")))
     }

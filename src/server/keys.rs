@@ -19,7 +19,7 @@ use super::auth::{Caller, Need, authenticate};
 use super::errors::ApiError;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
 use crate::keys::projection::{KeyQuery, Search, SortKey};
-use crate::keys::service::{CreateKey, Gated, KeyMaterialSource, TokenImport};
+use crate::keys::service::{CreateKey, Deferred, Gated, KeyMaterialSource, TokenImport};
 use crate::keys::state::KeyState;
 use crate::secret::SecretBytes;
 
@@ -30,6 +30,22 @@ pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(f).await.map_err(|_| ApiError::internal())?
+}
+
+/// Runs a wrap or unwrap: when the HSM backend never waits, its work runs
+/// right here and only the wait for the event's durability is awaited (no
+/// thread is held while the batch commits); otherwise the whole operation
+/// runs on the blocking pool. Either way nothing is answered before the
+/// event is durable.
+async fn deferred<T: Send + 'static>(
+    caller: Caller,
+    start: impl FnOnce(&Caller) -> Deferred<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    if caller.service.key_use_is_immediate() {
+        start(&caller).outcome().await.map_err(ApiError::from)
+    } else {
+        blocking(move || start(&caller).wait().map_err(ApiError::from)).await
+    }
 }
 
 /// Checks the media type and parses a JSON body into `T`.
@@ -687,10 +703,9 @@ async fn run_action(
                 .as_deref()
                 .map(|p| decode_b64("plaintext", p))
                 .transpose()?;
-            let result = blocking(move || {
+            let result = deferred(c, move |c| {
                 c.service
-                    .wrap(&c.actor, &c.correlation_id, &id, plaintext, &b.aad)
-                    .map_err(ApiError::from)
+                    .start_wrap(&c.actor, &c.correlation_id, &id, plaintext, &b.aad)
             })
             .await?;
             let mut out = json!({"ciphertext": result.ciphertext, "keyVersion": {"id": result.key_version_id}});
@@ -704,10 +719,9 @@ async fn run_action(
         }
         "unwrap" => {
             let b: UnwrapBody = parse_body(&req, &body)?;
-            let result = blocking(move || {
+            let result = deferred(c, move |c| {
                 c.service
-                    .unwrap(&c.actor, &c.correlation_id, &id, &b.ciphertext, &b.aad)
-                    .map_err(ApiError::from)
+                    .start_unwrap(&c.actor, &c.correlation_id, &id, &b.ciphertext, &b.aad)
             })
             .await?;
             let mut out = json!({

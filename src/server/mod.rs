@@ -120,6 +120,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics_text))
         .service(
             web::scope("/api/v2")
+                // The hot path first: actix tries routes in order, each
+                // pattern with a parameter costing a regex match.
+                .route("/keys/{id}/actions/{action}", web::post().to(keys::action))
                 .configure(ledger_api::routes)
                 .configure(admin_api::routes)
                 .service(
@@ -171,7 +174,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/keys/{id}/versions", web::get().to(keys::versions))
                 .route("/keys/{id}/purge", web::delete().to(keys::purge))
                 .route("/keys/{id}/restore", web::post().to(keys::restore))
-                .route("/keys/{id}/actions/{action}", web::post().to(keys::action))
                 .service(
                     web::resource("/keys/{id}")
                         .route(web::get().to(keys::get))

@@ -6,7 +6,7 @@
 use sha2::{Digest, Sha256};
 
 use super::lifecycle::action_name;
-use super::{KeyError, KeyService};
+use super::{Deferred, KeyError, KeyService};
 use crate::event::{Actor, KeyPayloadRead, KeyRewrapped, KeyUnwrapped, KeyWrapped};
 use crate::hsm::WrappedMaterial;
 use crate::keys::ciphertext::{self, CiphertextHeader};
@@ -133,19 +133,24 @@ impl KeyService {
         id: &str,
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
-        let key = match self.key(id).and_then(|k| self.activated(k)) {
-            Ok(k) => k,
-            Err(e) => return Err(self.refuse(actor, correlation_id, id, action_name(action), e)),
-        };
-        if let Err(e) = state::check(key.state, action) {
-            return Err(self.refuse(
-                actor,
-                correlation_id,
-                &key.id,
-                action_name(action),
-                e.into(),
-            ));
-        }
+        self.usable_or_refusal(id, action).map_err(|(key_id, e)| {
+            self.refuse(actor, correlation_id, &key_id, action_name(action), e)
+        })
+    }
+
+    /// The key if `action` may use it now; otherwise the key id to record
+    /// the refusal under (the canonical id, or what the caller asked for)
+    /// and the refusal. Records nothing.
+    fn usable_or_refusal(
+        &self,
+        id: &str,
+        action: KeyAction,
+    ) -> Result<KeyRecord, (String, KeyError)> {
+        let key = self
+            .key(id)
+            .and_then(|k| self.activated(k))
+            .map_err(|e| (id.to_string(), e))?;
+        state::check(key.state, action).map_err(|e| (key.id.clone(), e.into()))?;
         Ok(key)
     }
 
@@ -159,32 +164,61 @@ impl KeyService {
         plaintext: Option<SecretBytes>,
         aad: &[String],
     ) -> Result<WrapResult, KeyError> {
-        check_aad(aad)?;
+        self.start_wrap(actor, correlation_id, id, plaintext, aad)
+            .wait()
+    }
+
+    /// [`Self::wrap`] up to handing its event to the writer; the ciphertext
+    /// is released once the event is durable.
+    pub fn start_wrap(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        plaintext: Option<SecretBytes>,
+        aad: &[String],
+    ) -> Deferred<WrapResult> {
+        self.try_start_wrap(actor, correlation_id, id, plaintext, aad)
+            .unwrap_or_else(|refused| refused)
+    }
+
+    fn try_start_wrap(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        plaintext: Option<SecretBytes>,
+        aad: &[String],
+    ) -> Result<Deferred<WrapResult>, Deferred<WrapResult>> {
+        check_aad(aad).map_err(Deferred::failed)?;
         if plaintext
             .as_ref()
             .is_some_and(|p| p.is_empty() || p.len() > MAX_DEK_BYTES)
         {
-            return Err(KeyError::Invalid(format!(
+            return Err(Deferred::failed(KeyError::Invalid(format!(
                 "plaintext must be 1-{MAX_DEK_BYTES} bytes"
-            )));
+            ))));
         }
-        let key = self.usable(actor, correlation_id, id, KeyAction::Wrap)?;
+        let key = self
+            .usable_or_refusal(id, KeyAction::Wrap)
+            .map_err(|(key_id, e)| self.refusal(actor, correlation_id, &key_id, "wrap", e))?;
         let version = key
             .current_version()
             .cloned()
-            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+            .ok_or_else(|| Deferred::failed(KeyError::NotFound(key.id.clone())))?;
         let (dek, generated) = match plaintext {
             Some(p) => (p, false),
             None => {
                 let mut bytes = vec![0u8; 32];
-                self.hsm.random(&mut bytes)?;
+                self.hsm
+                    .random(&mut bytes)
+                    .map_err(|e| Deferred::failed(e.into()))?;
                 (SecretBytes::new(bytes), true)
             }
         };
-        let ciphertext = match self.seal(&key, &version, &dek, aad) {
-            Ok(c) => c,
-            Err(e) => return Err(self.refuse(actor, correlation_id, &key.id, "wrap", e)),
-        };
+        let ciphertext = self
+            .seal(&key, &version, &dek, aad)
+            .map_err(|e| self.refusal(actor, correlation_id, &key.id, "wrap", e))?;
         let event = KeyWrapped {
             key_id: key.id.clone(),
             version_id: version.id.clone(),
@@ -192,13 +226,15 @@ impl KeyService {
             aad_entries: u32::try_from(aad.len()).unwrap_or(u32::MAX),
             ciphertext_digest: digest_hex(&ciphertext),
         };
-        let receipt = self.record_use(actor, correlation_id, &event)?;
-        Ok(WrapResult {
+        let receipt = self
+            .submit_use(actor, correlation_id, &event)
+            .map_err(Deferred::failed)?;
+        Ok(Deferred::pending(receipt, move |receipt| WrapResult {
             ciphertext,
             key_version_id: version.id,
             generated: generated.then_some(dek),
             receipt,
-        })
+        }))
     }
 
     /// Unwraps a ciphertext of the key. When the key was rotated since, the
@@ -211,23 +247,50 @@ impl KeyService {
         ciphertext_b64: &str,
         aad: &[String],
     ) -> Result<UnwrapResult, KeyError> {
-        check_aad(aad)?;
-        let key = self.usable(actor, correlation_id, id, KeyAction::Unwrap)?;
-        let (plaintext, version) = match self.open_ciphertext(&key, ciphertext_b64, aad) {
-            Ok(opened) => opened,
-            Err(e) => return Err(self.refuse(actor, correlation_id, &key.id, "unwrap", e)),
-        };
+        self.start_unwrap(actor, correlation_id, id, ciphertext_b64, aad)
+            .wait()
+    }
+
+    /// [`Self::unwrap`] up to handing its event to the writer; the plaintext
+    /// is released once the event is durable.
+    pub fn start_unwrap(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        ciphertext_b64: &str,
+        aad: &[String],
+    ) -> Deferred<UnwrapResult> {
+        self.try_start_unwrap(actor, correlation_id, id, ciphertext_b64, aad)
+            .unwrap_or_else(|refused| refused)
+    }
+
+    fn try_start_unwrap(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        ciphertext_b64: &str,
+        aad: &[String],
+    ) -> Result<Deferred<UnwrapResult>, Deferred<UnwrapResult>> {
+        check_aad(aad).map_err(Deferred::failed)?;
+        let key = self
+            .usable_or_refusal(id, KeyAction::Unwrap)
+            .map_err(|(key_id, e)| self.refusal(actor, correlation_id, &key_id, "unwrap", e))?;
+        let (plaintext, version) = self
+            .open_ciphertext(&key, ciphertext_b64, aad)
+            .map_err(|e| self.refusal(actor, correlation_id, &key.id, "unwrap", e))?;
         let latest = key
             .current_version()
             .cloned()
-            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+            .ok_or_else(|| Deferred::failed(KeyError::NotFound(key.id.clone())))?;
         let rewrapped = if latest.version != version.version
             && state::check(key.state, KeyAction::Rewrap).is_ok()
         {
-            Some((
-                self.seal(&key, &latest, &plaintext, aad)?,
-                latest.id.clone(),
-            ))
+            let ciphertext = self
+                .seal(&key, &latest, &plaintext, aad)
+                .map_err(Deferred::failed)?;
+            Some((ciphertext, latest.id.clone()))
         } else {
             None
         };
@@ -237,13 +300,15 @@ impl KeyService {
             rewrapped_version_id: rewrapped.as_ref().map(|(_, v)| v.clone()),
             ciphertext_digest: digest_hex(ciphertext_b64),
         };
-        let receipt = self.record_use(actor, correlation_id, &event)?;
-        Ok(UnwrapResult {
+        let receipt = self
+            .submit_use(actor, correlation_id, &event)
+            .map_err(Deferred::failed)?;
+        Ok(Deferred::pending(receipt, move |receipt| UnwrapResult {
             plaintext,
             key_version_id: version.id,
             rewrapped,
             receipt,
-        })
+        }))
     }
 
     /// Re-wraps a ciphertext under the key's latest version without returning

@@ -20,6 +20,7 @@ mod activation;
 mod admin;
 mod approvals;
 mod ceremony;
+mod deferred;
 mod envelope;
 mod error;
 pub mod failpoint;
@@ -37,6 +38,7 @@ use chrono::{DateTime, Utc};
 
 pub use approvals::Gated;
 pub use ceremony::{CeremonyStatus, part_submission_message};
+pub use deferred::Deferred;
 pub use envelope::{UnwrapResult, WrapResult};
 pub use error::KeyError;
 pub use history::AsOf;
@@ -52,7 +54,16 @@ use crate::keys::import_token::{self, projection::ImportTokenProjection};
 use crate::keys::material::KeyMaterialStore;
 use crate::keys::projection::{KeyProjection, KeyRecord};
 use crate::master_key::MasterKeyState;
-use crate::writer::{Clock, LedgerWriter, Receipt};
+use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
+
+/// The event recording a refused key operation.
+fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperationFailed {
+    KeyOperationFailed {
+        key_id: key_id.chars().take(128).collect(),
+        action: action.to_string(),
+        reason: error.kp_code().to_string(),
+    }
+}
 
 /// State derived from the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -160,6 +171,12 @@ impl KeyService {
         &self.instance
     }
 
+    /// True when wrap and unwrap may be started on an async event loop (the
+    /// HSM backend's calls never wait): see [`Deferred`].
+    pub fn key_use_is_immediate(&self) -> bool {
+        self.hsm.calls_are_immediate()
+    }
+
     pub fn writer(&self) -> &LedgerWriter {
         &self.writer
     }
@@ -244,9 +261,19 @@ impl KeyService {
         correlation_id: &str,
         payload: &P,
     ) -> Result<Receipt, KeyError> {
+        Ok(self.submit_use(actor, correlation_id, payload)?.wait()?)
+    }
+
+    /// Hands an event the projections ignore to the writer without waiting.
+    fn submit_use<P: EventPayload>(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        payload: &P,
+    ) -> Result<PendingReceipt, KeyError> {
         let draft = EventDraft::new(actor.clone(), correlation_id, payload)
             .map_err(crate::writer::WriteError::from)?;
-        Ok(self.writer.append(draft)?)
+        Ok(self.writer.submit(draft))
     }
 
     /// Records a refused key operation, then returns the refusal. If even
@@ -259,13 +286,26 @@ impl KeyService {
         action: &str,
         error: KeyError,
     ) -> KeyError {
-        let event = KeyOperationFailed {
-            key_id: key_id.chars().take(128).collect(),
-            action: action.to_string(),
-            reason: error.kp_code().to_string(),
-        };
+        let event = operation_failed(key_id, action, &error);
         let _ = self.record_use(actor, correlation_id, &event);
         error
+    }
+
+    /// [`Self::refuse`] without waiting: the refusal is released once its
+    /// event is durable (or could not be recorded).
+    fn refusal<T>(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        key_id: &str,
+        action: &str,
+        error: KeyError,
+    ) -> Deferred<T> {
+        let event = operation_failed(key_id, action, &error);
+        match self.submit_use(actor, correlation_id, &event) {
+            Ok(receipt) => Deferred::refused(receipt, error),
+            Err(_) => Deferred::failed(error),
+        }
     }
 
     /// Records a refused ceremony or access attempt.
