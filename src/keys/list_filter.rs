@@ -254,8 +254,10 @@ fn parse_states(value: &str) -> Result<Vec<KeyState>, FilterError> {
 }
 
 impl KeyFilter {
-    /// Parses a non-empty `filter` value (already URL-decoded). Terms are
-    /// separated by one or more ASCII spaces (or other ASCII whitespace).
+    /// Parses a `filter` value (already URL-decoded; the caller treats an
+    /// empty one as absent, and blanks only are [`FilterError::NoTerms`]).
+    /// Terms are separated by one or more ASCII spaces (or other ASCII
+    /// whitespace).
     pub fn parse(input: &str) -> Result<KeyFilter, FilterError> {
         let mut filter = KeyFilter::default();
         let mut counts = [0usize; PROPERTIES.len()];
