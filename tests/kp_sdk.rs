@@ -94,6 +94,6 @@ fn official_python_sdk_against_dev_server() {
     let report = String::from_utf8_lossy(&out.stderr);
     eprintln!("{report}");
     assert!(out.status.success(), "the Key Protect SDK test failed");
-    assert!(report.contains("Ran 14 tests"), "not every SDK step ran");
+    assert!(report.contains("Ran 15 tests"), "not every SDK step ran");
     drop(server);
 }

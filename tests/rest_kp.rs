@@ -2,13 +2,15 @@
 //! (`actix_web::test` over `keyledger::server::app`): key policies,
 //! instance policies, allowed_ip_port, import tokens and secure import,
 //! aliases, key rings, moving keys, registrations, keys with policy
-//! overrides. Happy paths check status, media type and envelope; bad input
-//! the exact Key Protect error code; role refusals 403 and `access.denied`.
+//! overrides, the list `filter` parameter. Happy paths check status, media
+//! type and envelope; bad input the exact Key Protect error code; role
+//! refusals 403 and `access.denied`.
 
 mod common;
 
 use actix_web::http::Method;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use common::rest_kp_env::{BODY_LIMIT, ERROR_MEDIA, KEY_MEDIA, RestEnv, rest_env};
@@ -756,4 +758,428 @@ async fn dual_auth_delete_needs_a_second_manager() {
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["resources"][0]["state"], 5);
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `t` to the second, RFC 3339.
+fn secs(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `t` to the second, as a filter date in double quotes.
+fn quoted(t: DateTime<Utc>) -> String {
+    format!("\"{}\"", secs(t))
+}
+
+async fn create_key_id(env: &RestEnv, resource: Value) -> String {
+    let key = create_key(env, resource).await;
+    key["id"].as_str().expect("id").to_string()
+}
+
+fn set_clock(env: &RestEnv, t: DateTime<Utc>) {
+    *env.clock.0.lock().expect("clock") = t;
+}
+
+/// `GET /keys?{query}` as a reader: 200, and the ids in order.
+async fn listed(env: &RestEnv, query: &str) -> Vec<String> {
+    let r = send(
+        env,
+        env.req(Method::GET, &format!("/keys?{query}"), "reader"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{query}: {:?}", r.body);
+    let ids: Vec<String> = r.body["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|k| k["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(r.body["metadata"]["collectionTotal"], ids.len(), "{query}");
+    ids
+}
+
+/// `GET /keys?filter={filter}`: the ids in order.
+async fn filtered(env: &RestEnv, filter: &str) -> Vec<String> {
+    listed(env, &format!("filter={}", enc(filter))).await
+}
+
+/// `HEAD /keys?{query}`: status and `Key-Total`.
+async fn key_total(env: &RestEnv, query: &str) -> (u16, Option<String>) {
+    let app = init_service(keyledger::server::app(env.state.clone(), BODY_LIMIT)).await;
+    let req = env.req(Method::HEAD, &format!("/keys?{query}"), "reader");
+    let resp = call_service(&app, req.to_request()).await;
+    let total = resp
+        .headers()
+        .get("key-total")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (resp.status().as_u16(), total)
+}
+
+/// A 400 `INVALID_QUERY_PARAM_ERR` for `GET /keys?{query}`; its message.
+async fn refused(env: &RestEnv, query: &str) -> String {
+    let r = send(
+        env,
+        env.req(Method::GET, &format!("/keys?{query}"), "reader"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "INVALID_QUERY_PARAM_ERR"),
+        "{query}: {:?}",
+        r.body
+    );
+    let (status, total) = key_total(env, query).await;
+    assert_eq!((status, total), (400, None), "HEAD {query}");
+    r.body["resources"][0]["reasons"][0]["message"]
+        .as_str()
+        .expect("message")
+        .to_string()
+}
+
+#[actix_web::test]
+async fn list_filter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    // Whole hours from tomorrow, plus 700 µs: the ledger records the
+    // microseconds, responses (and so filters) the milliseconds.
+    let t0 = (Utc::now() + Duration::days(1))
+        .date_naive()
+        .and_hms_micro_opt(0, 0, 0, 700)
+        .expect("time")
+        .and_utc();
+    let at = |minutes: i64| t0 + Duration::minutes(minutes);
+    let h = |hours: i64| at(hours * 60);
+
+    set_clock(&env, h(0));
+    let a = root_key(&env, "flt-root-a").await;
+    set_clock(&env, h(1));
+    let b = create_key_id(
+        &env,
+        json!({"name": "flt-std-b", "extractable": true, "expirationDate": secs(h(24 * 30))}),
+    )
+    .await;
+    set_clock(&env, h(2));
+    let c = create_key_id(
+        &env,
+        json!({"name": "flt-root-c", "extractable": false, "expirationDate": secs(h(5))}),
+    )
+    .await;
+    set_clock(&env, h(3));
+    let d = root_key(&env, "flt-root-d").await;
+    set_clock(&env, h(4));
+    let e = root_key(&env, "flt-root-e").await;
+    set_clock(&env, at(4 * 60 + 30));
+    let f = create_key_id(
+        &env,
+        json!({"name": "flt-pre-f", "extractable": false, "activationDate": secs(h(24 * 100))}),
+    )
+    .await;
+    set_clock(&env, h(6));
+    let r = send(
+        &env,
+        env.req(Method::POST, &format!("/keys/{a}/actions/rotate"), "writer"),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(env.service.expire_due().expect("expire"), 1);
+    set_clock(&env, at(6 * 60 + 30));
+    let r = send(
+        &env,
+        env.req(Method::POST, &format!("/keys/{d}/actions/rotate"), "writer"),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    set_clock(&env, h(7));
+    let r = send(
+        &env,
+        env.req(
+            Method::POST,
+            &format!("/keys/{d}/actions/disable"),
+            "manager",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = send(
+        &env,
+        env.req(Method::DELETE, &format!("/keys/{e}"), "manager"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    set_clock(&env, h(8));
+    let (a, b, c, d, e, f) = (
+        a.as_str(),
+        b.as_str(),
+        c.as_str(),
+        d.as_str(),
+        e.as_str(),
+        f.as_str(),
+    );
+
+    // a: 1 root, rotated 6h; b: 1 standard, expires in 30 days; c: 3
+    // (expired at 6h); d: 2, rotated 6h30; e: 5, deleted 7h; f: 0.
+    let all = listed(&env, "state=0,1,2,3,5").await;
+    assert_eq!(all, [a, b, c, d, e, f]);
+    let states: Vec<u64> = {
+        let r = send(
+            &env,
+            env.req(Method::GET, "/keys?state=0,1,2,3,5", "reader"),
+        )
+        .await;
+        r.body["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .map(|k| k["state"].as_u64().expect("state"))
+            .collect()
+    };
+    assert_eq!(states, [1, 1, 3, 2, 5, 0]);
+
+    // lastRotateDate: operators, equality to the millisecond shown, none.
+    let rotated_a = quoted(h(6));
+    let rotated_d = quoted(at(6 * 60 + 30));
+    assert_eq!(
+        filtered(&env, &format!("lastRotateDate={rotated_a}")).await,
+        [a]
+    );
+    assert_eq!(
+        filtered(&env, &format!("lastRotateDate=gte:{rotated_a}")).await,
+        [a, d]
+    );
+    assert_eq!(
+        filtered(&env, &format!("lastRotateDate=gt:{rotated_a}")).await,
+        [d]
+    );
+    assert_eq!(
+        filtered(&env, &format!("lastRotateDate=lt:{rotated_d}")).await,
+        [a]
+    );
+    assert_eq!(
+        filtered(&env, &format!("lastRotateDate=lte:{rotated_d}")).await,
+        [a, d]
+    );
+    assert_eq!(filtered(&env, "lastRotateDate=none").await, [b, c, f]);
+    assert_eq!(filtered(&env, "lastRotateDate=NONE").await, [b, c, f]);
+    assert_eq!(
+        filtered(&env, "lastRotateDate=none state=0,1,2,3,5").await,
+        [b, c, e, f]
+    );
+
+    // A date copied from a response selects its key.
+    let r = send(
+        &env,
+        env.req(Method::GET, &format!("/keys/{c}/metadata"), "reader"),
+    )
+    .await;
+    let created_c = r.body["resources"][0]["creationDate"]
+        .as_str()
+        .expect("creationDate")
+        .to_string();
+    assert!(created_c.ends_with(".000Z"), "{created_c}");
+    assert_eq!(
+        filtered(&env, &format!("creationDate=\"{created_c}\"")).await,
+        [c]
+    );
+    // ... but not the microseconds the ledger holds.
+    let micros = h(2).to_rfc3339_opts(SecondsFormat::Micros, true);
+    assert!(micros.ends_with(".000700Z"), "{micros}");
+    assert_eq!(
+        filtered(&env, &format!("creationDate=\"{micros}\"")).await,
+        [""; 0]
+    );
+
+    // creationDate: a range of up to three terms.
+    assert_eq!(
+        filtered(
+            &env,
+            &format!(
+                "creationDate=gte:{} creationDate=lt:{}",
+                quoted(h(1)),
+                quoted(h(3))
+            )
+        )
+        .await,
+        [b, c]
+    );
+    assert_eq!(
+        filtered(
+            &env,
+            &format!(
+                "creationDate=gt:{} creationDate=lt:{} creationDate=lte:{}",
+                quoted(h(0)),
+                quoted(h(5)),
+                quoted(h(2))
+            )
+        )
+        .await,
+        [b, c]
+    );
+
+    // expirationDate and lastUpdateDate.
+    assert_eq!(filtered(&env, "expirationDate=none").await, [a, d, f]);
+    assert_eq!(
+        filtered(&env, &format!("expirationDate=lt:{}", quoted(h(24)))).await,
+        [c]
+    );
+    assert_eq!(
+        filtered(&env, &format!("expirationDate=gte:{}", quoted(h(24)))).await,
+        [b]
+    );
+    assert_eq!(
+        filtered(&env, &format!("lastUpdateDate=lt:{}", quoted(h(5)))).await,
+        [b, f]
+    );
+    assert_eq!(filtered(&env, "lastUpdateDate=none").await, [""; 0]);
+
+    // deletionDate: deleted keys are state 5, hidden unless a state asks.
+    let deleted_e = quoted(h(7));
+    assert_eq!(
+        filtered(&env, &format!("deletionDate={deleted_e}")).await,
+        [""; 0]
+    );
+    assert_eq!(
+        filtered(&env, &format!("deletionDate={deleted_e} state=5")).await,
+        [e]
+    );
+    assert_eq!(
+        listed(
+            &env,
+            &format!(
+                "state=5&filter={}",
+                enc(&format!("deletionDate=gte:{deleted_e}"))
+            )
+        )
+        .await,
+        [e]
+    );
+    assert_eq!(filtered(&env, "deletionDate=none state=1,5").await, [a, b]);
+
+    // extractable and state, alone, repeated, and with the other standalone one.
+    assert_eq!(filtered(&env, "extractable=TRUE").await, [b]);
+    assert_eq!(filtered(&env, "extractable=false").await, [a, c, d, f]);
+    assert_eq!(
+        listed(&env, "state=1&filter=extractable%3Dfalse").await,
+        [a]
+    );
+    assert_eq!(
+        listed(&env, "extractable=false&filter=state%3D1%2C2").await,
+        [a, d]
+    );
+    assert_eq!(filtered(&env, "state=1,2,3").await, [a, b, c, d]);
+    assert_eq!(filtered(&env, "state=0,5").await, [e, f]);
+    assert_eq!(filtered(&env, "state=1,2 state=2,3").await, [d]);
+    // IBM's SDK sends `state=` when no state is asked for: not given.
+    assert_eq!(listed(&env, "state=&filter=state%3D0").await, [f]);
+
+    // With paging, sort, search and totals.
+    let q = format!("filter={}", enc("extractable=false"));
+    assert_eq!(listed(&env, &format!("{q}&limit=2&offset=1")).await, [c, d]);
+    let r = send(
+        &env,
+        env.req(
+            Method::GET,
+            &format!("/keys?{q}&limit=2&offset=1&totalCount=true"),
+            "reader",
+        ),
+    )
+    .await;
+    assert_eq!(r.body["metadata"]["totalCount"], 4);
+    assert_eq!(
+        listed(&env, &format!("{q}&sort=-creationDate")).await,
+        [f, d, c, a]
+    );
+    assert_eq!(
+        listed(
+            &env,
+            &format!("search=root&filter={}", enc("lastRotateDate=none"))
+        )
+        .await,
+        [c]
+    );
+    assert_eq!(key_total(&env, &q).await, (200, Some("4".into())));
+    assert_eq!(
+        key_total(&env, &format!("filter={}", enc("state=0,5"))).await,
+        (200, Some("2".into()))
+    );
+    assert_eq!(
+        key_total(
+            &env,
+            &format!("filter={}", enc(&format!("lastRotateDate=gte:{rotated_a}")))
+        )
+        .await,
+        (200, Some("2".into()))
+    );
+    assert_eq!(key_total(&env, "").await, (200, Some("5".into())));
+
+    // Refusals: 400 INVALID_QUERY_PARAM_ERR naming the fault, GET and HEAD.
+    assert_eq!(
+        refused(&env, "state=1&filter=state%3D1").await,
+        "invalid query parameter state: state is also in filter; give it in one place only"
+    );
+    assert_eq!(
+        refused(&env, "extractable=true&filter=extractable%3Dtrue").await,
+        "invalid query parameter extractable: extractable is also in filter; give it in one place only"
+    );
+    for (filter, message) in [
+        (
+            "name=x",
+            "unknown property \"name\" (expected creationDate, deletionDate, expirationDate, \
+             extractable, lastRotateDate, lastUpdateDate or state)",
+        ),
+        (
+            "creationDate=2022-02-15T00:00:00Z",
+            "creationDate: the date must be an RFC 3339 date in double quotes, \
+             e.g. \"2022-02-15T00:00:00Z\"",
+        ),
+        (
+            "creationDate=eq:\"2022-02-15T00:00:00Z\"",
+            "creationDate: unknown operator \"eq\" (expected lt, lte, gt or gte)",
+        ),
+        (
+            "expirationDate=\"2022-13-01T00:00:00Z\"",
+            "expirationDate: \"2022-13-01T00:00:00Z\" is not an RFC 3339 date",
+        ),
+        (
+            "state=1 state=1 state=1 state=1",
+            "more than 3 terms of state",
+        ),
+        ("state=lt:1", "state takes no operator, only a value"),
+        (
+            "extractable=gt:true",
+            "extractable takes no operator, only a value",
+        ),
+        (
+            "state=4",
+            "state must be a comma-separated list of 0, 1, 2, 3, 5 without spaces",
+        ),
+        ("lastRotateDate=", "lastRotateDate has no value"),
+        (
+            "lastRotateDate=gte:none",
+            "lastRotateDate: none takes no operator",
+        ),
+        (
+            " ",
+            "no terms (expected <property>=<value>, separated by spaces)",
+        ),
+    ] {
+        assert_eq!(
+            refused(&env, &format!("filter={}", enc(filter))).await,
+            format!("invalid query parameter filter: {message}"),
+            "{filter}"
+        );
+    }
+    // An empty filter is no filter.
+    assert_eq!(listed(&env, "filter=").await, [a, b, c, d, f]);
 }

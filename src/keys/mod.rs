@@ -4,6 +4,7 @@
 //!
 //! - [`state`]: which action each key state allows (pure table + time windows).
 //! - [`projection`]: current state of every key of an instance, from events only.
+//! - [`list_filter`]: the `filter` parameter of `GET /keys`, parsed (pure).
 //! - [`ciphertext`]: the versioned, AAD-bound wrapped-DEK format.
 //! - [`import_token`]: RSA-OAEP import tokens with AES-GCM nonce proof, their
 //!   secrets sealed by the HSM backend, and the current token from the log.
@@ -15,6 +16,7 @@
 
 pub mod ciphertext;
 pub mod import_token;
+pub mod list_filter;
 pub mod material;
 pub mod projection;
 pub mod service;

@@ -18,6 +18,7 @@ use super::AppState;
 use super::auth::{Caller, Need, authenticate};
 use super::errors::ApiError;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
+use crate::keys::list_filter::KeyFilter;
 use crate::keys::projection::{KeyQuery, Search, SortKey};
 use crate::keys::service::{CreateKey, Deferred, Gated, KeyMaterialSource, TokenImport};
 use crate::keys::state::KeyState;
@@ -332,10 +333,23 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
             })
             .collect::<Result<_, _>>()?;
     }
-    if q.get("filter").is_some_and(|f| !f.is_empty()) {
-        // Refused rather than ignored: an ignored filter returns keys the
-        // client asked to exclude.
-        return Err(invalid("filter", "not supported by keyledger"));
+    // Empty is "not given", as for `state`.
+    if let Some(filter) = q.get("filter").filter(|f| !f.is_empty()) {
+        query.filter = KeyFilter::parse(filter).map_err(|e| invalid("filter", &e.to_string()))?;
+        // Key Protect: 400 when a property is in both the filter and its
+        // deprecated standalone parameter.
+        if query.filter.has_state() && !query.states.is_empty() {
+            return Err(invalid(
+                "state",
+                "state is also in filter; give it in one place only",
+            ));
+        }
+        if query.filter.has_extractable() && q.get("extractable").is_some_and(|x| !x.is_empty()) {
+            return Err(invalid(
+                "extractable",
+                "extractable is also in filter; give it in one place only",
+            ));
+        }
     }
     if let Some(x) = q.get("extractable") {
         query.extractable = Some(match x.as_str() {

@@ -136,6 +136,34 @@ class KeyProtectSdk(unittest.TestCase):
             self.kp.get_keys(INSTANCE, limit=0)
         self.assertEqual(self.error_code(cm), "INVALID_QUERY_PARAM_ERR")
 
+    def test_03b_list_filter(self):
+        # The SDK's `filter` argument; it also sends `state=` (empty), which
+        # is no second state.
+        roots = body(
+            self.kp.get_keys(
+                INSTANCE,
+                search="sdk-",
+                filter="extractable=false lastRotateDate=none state=1",
+            )
+        )
+        self.assertEqual(
+            sorted(k["id"] for k in roots["resources"]),
+            sorted([self.state["root"], self.state["overrides"]]),
+        )
+        meta = body(self.kp.get_key_metadata(self.state["std"], INSTANCE))["resources"][0]
+        same_time = f'creationDate="{meta["creationDate"]}" extractable=TRUE'
+        by_date = body(self.kp.get_keys(INSTANCE, filter=same_time))
+        self.assertEqual([k["id"] for k in by_date["resources"]], [self.state["std"]])
+        head = self.kp.get_key_collection_metadata(INSTANCE, filter=same_time)
+        self.assertEqual(head.get_headers()["key-total"], "1")
+        with self.assertRaises(ApiException) as cm:
+            self.kp.get_keys(INSTANCE, extractable=True, filter="extractable=true")
+        self.assertEqual(cm.exception.status_code, 400)
+        self.assertEqual(self.error_code(cm), "INVALID_QUERY_PARAM_ERR")
+        with self.assertRaises(ApiException) as cm:
+            self.kp.get_keys(INSTANCE, filter='creationDate=lt:2022-02-15T00:00:00Z')
+        self.assertEqual(self.error_code(cm), "INVALID_QUERY_PARAM_ERR")
+
     def test_04_wrap_unwrap_rewrap_rotate_versions(self):
         root = self.state["root"]
         plaintext = base64.b64encode(b"sdk data key").decode()

@@ -1,9 +1,13 @@
-//! Listing keys as `GET /keys` does: state and extractable filters, key-ring
-//! filter, search by name or alias, multi-field sort, offset/limit, total.
+//! Listing keys as `GET /keys` does: state and extractable filters, the
+//! `filter` parameter, key-ring filter, search by name or alias,
+//! multi-field sort, offset/limit, total.
 
 use std::cmp::Ordering;
 
+use chrono::{DateTime, Timelike, Utc};
+
 use super::{KeyProjection, KeyRecord};
+use crate::keys::list_filter::{DateProperty, KeyFilter};
 use crate::keys::state::KeyState;
 
 /// Key Protect's default and largest page sizes.
@@ -182,12 +186,14 @@ impl SortKey {
     }
 }
 
-/// A `GET /keys` query. `states` empty means Key Protect's default
-/// (every state but Destroyed).
+/// A `GET /keys` query. `states` empty, and no `state` term in `filter`,
+/// means Key Protect's default (every state but Destroyed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyQuery {
     pub states: Vec<KeyState>,
     pub extractable: Option<bool>,
+    /// The `filter` parameter; every term must hold as well.
+    pub filter: KeyFilter,
     pub key_ring_id: Option<String>,
     pub search: Option<Search>,
     pub sort: Vec<SortKey>,
@@ -200,6 +206,7 @@ impl Default for KeyQuery {
         KeyQuery {
             states: Vec::new(),
             extractable: None,
+            filter: KeyFilter::default(),
             key_ring_id: None,
             search: None,
             sort: Vec::new(),
@@ -216,12 +223,52 @@ pub struct KeyPage<'a> {
     pub total: usize,
 }
 
+/// `t` as `GET /keys` shows it: the key resources carry dates to the
+/// millisecond (`to_rfc3339_opts(SecondsFormat::Millis)`, which truncates),
+/// while the ledger records microseconds. Filters compare this value, so a
+/// date copied from a response matches its key exactly.
+pub fn as_shown(t: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = t.nanosecond();
+    t.with_nanosecond(nanos - nanos % 1_000_000).unwrap_or(t)
+}
+
+/// The value of a date property of `key` as a response shows it (`None`
+/// when the response has no such date: `lastRotateDate` of a key never
+/// rotated, `expirationDate` of a key created without one, `deletionDate`
+/// of a key that is not deleted).
+fn shown_date(key: &KeyRecord, property: DateProperty) -> Option<DateTime<Utc>> {
+    let date = match property {
+        DateProperty::CreationDate => Some(key.creation_date),
+        DateProperty::LastUpdateDate => Some(key.last_update_date),
+        DateProperty::LastRotateDate => key.last_rotate_date,
+        DateProperty::ExpirationDate => key.expiration_date,
+        DateProperty::DeletionDate => key.deletion_date.filter(|_| key.deleted),
+    };
+    date.map(as_shown)
+}
+
+/// Whether `key` meets every term of `filter`.
+fn filter_matches(filter: &KeyFilter, key: &KeyRecord) -> bool {
+    filter
+        .states
+        .iter()
+        .all(|states| states.contains(&key.state))
+        && filter.extractable.iter().all(|e| key.extractable == *e)
+        && filter
+            .dates
+            .iter()
+            .all(|(property, condition)| condition.holds(shown_date(key, *property)))
+}
+
 impl KeyQuery {
     fn matches(&self, key: &KeyRecord) -> bool {
-        let state_ok = if self.states.is_empty() {
-            key.state != KeyState::Destroyed
-        } else {
+        let state_ok = if !self.states.is_empty() {
             self.states.contains(&key.state)
+        } else if self.filter.has_state() {
+            // The filter's state terms decide (in `filter_matches`).
+            true
+        } else {
+            key.state != KeyState::Destroyed
         };
         state_ok
             && self.extractable.is_none_or(|e| key.extractable == e)
@@ -230,6 +277,7 @@ impl KeyQuery {
                 .as_ref()
                 .is_none_or(|r| &key.key_ring_id == r)
             && self.search.as_ref().is_none_or(|s| s.matches(key))
+            && filter_matches(&self.filter, key)
     }
 }
 
@@ -256,6 +304,149 @@ impl KeyProjection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::projection::{DualAuthDelete, KeyVersion, RotationPolicy};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("test date")
+            .with_timezone(&Utc)
+    }
+
+    fn record(id: &str, state: KeyState, created: &str) -> KeyRecord {
+        KeyRecord {
+            id: id.into(),
+            name: id.into(),
+            description: None,
+            aliases: Vec::new(),
+            key_ring_id: "default".into(),
+            extractable: false,
+            imported: false,
+            state,
+            algorithm: "AES".into(),
+            bit_length: 256,
+            creation_date: t(created),
+            created_by: "test".into(),
+            last_update_date: t(created),
+            last_rotate_date: None,
+            expiration_date: None,
+            activation_date: None,
+            versions: vec![KeyVersion {
+                version: 1,
+                id: format!("{id}-v1"),
+                creation_date: t(created),
+                kcv: String::new(),
+                imported: false,
+            }],
+            dual_auth_delete: DualAuthDelete::default(),
+            rotation: RotationPolicy::default(),
+            deleted: false,
+            deletion_date: None,
+            deleted_by: None,
+            restore_expiration_date: None,
+            purge_allowed_from: None,
+            purge_scheduled_on: None,
+            last_seq: 0,
+        }
+    }
+
+    fn ids(p: &KeyProjection, filter: &str) -> Vec<String> {
+        let query = KeyQuery {
+            filter: KeyFilter::parse(filter).expect("filter"),
+            ..KeyQuery::default()
+        };
+        p.list(&query).keys.iter().map(|k| k.id.clone()).collect()
+    }
+
+    #[test]
+    fn dates_compare_as_responses_show_them() {
+        for s in [
+            "2030-01-01T00:00:00.000999Z",
+            "2030-01-01T00:00:00.123456789Z",
+            "2030-01-01T23:59:59.999999Z",
+            "2030-01-01T00:00:00Z",
+        ] {
+            let shown = t(s).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert_eq!(as_shown(t(s)), t(&shown), "{s}");
+        }
+    }
+
+    #[test]
+    fn filter_terms_select_keys() {
+        let mut p = KeyProjection::new();
+        let mut a = record("a", KeyState::Active, "2030-01-01T00:00:00.000700Z");
+        a.last_rotate_date = Some(t("2030-01-02T00:00:00.000400Z"));
+        let mut b = record("b", KeyState::Suspended, "2030-01-03T00:00:00Z");
+        b.extractable = true;
+        b.expiration_date = Some(t("2031-01-01T00:00:00Z"));
+        let mut c = record("c", KeyState::Destroyed, "2030-01-04T00:00:00Z");
+        c.deleted = true;
+        c.deletion_date = Some(t("2030-01-05T00:00:00Z"));
+        // Restored: the date lingers in no response, so in no filter.
+        let mut d = record("d", KeyState::Active, "2030-01-06T00:00:00Z");
+        d.deletion_date = Some(t("2030-01-05T00:00:00Z"));
+        for k in [a, b, c, d] {
+            p.keys.insert(k.id.clone(), k);
+        }
+        // Equality at the millisecond a response shows.
+        assert_eq!(ids(&p, r#"creationDate="2030-01-01T00:00:00.000Z""#), ["a"]);
+        assert_eq!(
+            ids(&p, r#"creationDate="2030-01-01T00:00:00.000700Z""#),
+            [""; 0]
+        );
+        assert_eq!(
+            ids(&p, r#"lastRotateDate=lte:"2030-01-02T00:00:00Z""#),
+            ["a"]
+        );
+        assert_eq!(
+            ids(&p, r#"lastRotateDate=lt:"2030-01-02T00:00:00Z""#),
+            [""; 0]
+        );
+        assert_eq!(ids(&p, "lastRotateDate=none"), ["b", "d"]);
+        assert_eq!(
+            ids(
+                &p,
+                r#"creationDate=gt:"2030-01-01T00:00:00Z" creationDate=lte:"2030-01-04T00:00:00Z""#
+            ),
+            ["b"],
+            "destroyed keys stay hidden without a state term"
+        );
+        assert_eq!(
+            ids(&p, r#"creationDate=gt:"2030-01-01T00:00:00Z" state=5,1,2"#),
+            ["b", "c", "d"]
+        );
+        assert_eq!(ids(&p, "state=1,2 state=2,5"), ["b"]);
+        assert_eq!(
+            ids(&p, "deletionDate=none state=0,1,2,3,5"),
+            ["a", "b", "d"]
+        );
+        assert_eq!(
+            ids(&p, r#"deletionDate="2030-01-05T00:00:00Z" state=5,1"#),
+            ["c"]
+        );
+        assert_eq!(ids(&p, "expirationDate=none"), ["a", "d"]);
+        assert_eq!(
+            ids(&p, r#"expirationDate=gte:"2031-01-01T00:00:00Z""#),
+            ["b"]
+        );
+        assert_eq!(ids(&p, "extractable=TRUE"), ["b"]);
+        assert_eq!(ids(&p, "extractable=true extractable=false"), [""; 0]);
+        assert_eq!(ids(&p, "lastUpdateDate=none"), [""; 0]);
+        // Composes with the standalone parameters and paging; total counts
+        // the filtered set.
+        let query = KeyQuery {
+            filter: KeyFilter::parse("extractable=false").expect("filter"),
+            states: vec![KeyState::Active, KeyState::Destroyed],
+            offset: 1,
+            limit: 1,
+            ..KeyQuery::default()
+        };
+        let page = p.list(&query);
+        assert_eq!(page.total, 3);
+        assert_eq!(
+            page.keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+    }
 
     #[test]
     fn search_prefixes_parse_in_any_order() {
