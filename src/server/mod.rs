@@ -13,6 +13,8 @@
 //!
 //! Blocking work (appending events, HSM calls) runs on actix's blocking
 //! pool; an operation's event is durable before its response is written.
+//! Wrap and unwrap on a backend whose calls never wait run on the event loop
+//! and await their event's durability instead (`keys::deferred`).
 
 pub mod access_log;
 pub mod admin_api;
