@@ -241,7 +241,7 @@ fn governance_json(g: &crate::governance::GovernanceState) -> Value {
 /// `GET /api/v2/admin/state` (auditor): administrators, thresholds,
 /// credentials (without digests), policies and approvals.
 pub async fn state(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "admin.state")?;
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "admin.state").await?;
     let body = caller
         .service
         .with_projections(|p| governance_json(&p.governance));

@@ -84,7 +84,7 @@ pub fn correlation_id(req: &HttpRequest) -> String {
 
 /// Authenticates the request for `instance` and checks its role allows
 /// `need` for `action` (named in the denial event).
-pub fn authenticate(
+pub async fn authenticate(
     req: &HttpRequest,
     registry: &super::registry::Registry,
     need: Need,
@@ -160,8 +160,10 @@ pub fn authenticate(
             target: req.path().chars().take(128).collect(),
             reason,
         };
+        // Answered once the denial is durable; the worker thread serves
+        // other requests meanwhile.
         if let Ok(draft) = EventDraft::new(caller.actor.clone(), &caller.correlation_id, &event) {
-            let _ = caller.service.writer().append(draft);
+            let _ = caller.service.writer().submit(draft).received().await;
         }
         return Err(error);
     }

@@ -29,7 +29,7 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "create_import_token")?;
+    let caller = authenticate(&req, &state.registry, Need::Writer, "create_import_token").await?;
     let b: NewToken = if body.is_empty() {
         NewToken::default()
     } else {
@@ -60,7 +60,7 @@ pub async fn create(
 
 /// `GET /api/v2/import_token`
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "get_import_token")?;
+    let caller = authenticate(&req, &state.registry, Need::Writer, "get_import_token").await?;
     let c = caller.clone();
     let (contents, r) = blocking(move || {
         c.service

@@ -224,7 +224,7 @@ async fn create_with(
     body: web::Bytes,
     overrides: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "create")?;
+    let caller = authenticate(&req, &state.registry, Need::Writer, "create").await?;
     let parsed: CollectionBody<NewKey> = parse_body(&req, &body)?;
     let [new]: [NewKey; 1] = parsed
         .resources
@@ -373,7 +373,7 @@ pub async fn list(
     state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "list").await?;
     let mut query = list_query(&q)?;
     query.key_ring_id = key_ring(&req);
     let now = (state.clock)();
@@ -403,7 +403,7 @@ pub async fn head(
     state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "head")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "head").await?;
     let mut query = list_query(&q)?;
     query.key_ring_id = key_ring(&req);
     query.limit = usize::MAX;
@@ -427,7 +427,7 @@ pub async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "read")?;
+    let caller = authenticate(&req, &state.registry, Need::Writer, "read").await?;
     let id = id.into_inner();
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let now = (state.clock)();
@@ -463,7 +463,7 @@ pub async fn metadata(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "read_metadata")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "read_metadata").await?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let resource = key_resource(caller.service.instance(), &key, (state.clock)());
     let mut resp = json_response(
@@ -482,7 +482,7 @@ pub async fn versions(
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_versions")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "list_versions").await?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let limit: usize = q
         .get("limit")
@@ -523,7 +523,7 @@ pub async fn delete(
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "delete")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "delete").await?;
     let force = q.get("force").is_some_and(|v| v == "true");
     let c = caller.clone();
     let id = id.into_inner();
@@ -570,7 +570,7 @@ pub async fn purge(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "purge")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "purge").await?;
     let before = caller.service.key(&id).map_err(ApiError::from)?;
     let c = caller.clone();
     let key_id = id.into_inner();
@@ -612,7 +612,7 @@ pub async fn restore(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "restore")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "restore").await?;
     let c = caller.clone();
     let key_id = id.into_inner();
     let k = key_id.clone();
@@ -700,7 +700,7 @@ async fn run_action(
             ));
         }
     };
-    let caller = authenticate(&req, &state.registry, need, &action)?;
+    let caller = authenticate(&req, &state.registry, need, &action).await?;
     let c = caller.clone();
     match action.as_str() {
         "wrap" => {

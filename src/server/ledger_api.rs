@@ -136,7 +136,7 @@ pub async fn checkpoint(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.checkpoint")?;
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.checkpoint").await?;
     let service = caller.service.clone();
     let (note, _) = blocking(move || current_checkpoint(&service)).await?;
     Ok(HttpResponse::Ok()
@@ -150,7 +150,7 @@ pub async fn records(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.records")?;
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.records").await?;
     let q = query(&req)?;
     let start = required(&q, "start")?;
     let end = number(&q, "end")?;
@@ -198,7 +198,7 @@ pub async fn inclusion(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof")?;
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof").await?;
     let q = query(&req)?;
     let seq = required(&q, "seq")?;
     let size = number(&q, "size")?;
@@ -235,7 +235,7 @@ pub async fn consistency(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof")?;
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof").await?;
     let q = query(&req)?;
     let from = required(&q, "from")?;
     let to = required(&q, "to")?;
@@ -303,7 +303,7 @@ pub async fn bundle(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.export")?;
+    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.export").await?;
     let service = caller.service.clone();
     let (header, size) = blocking(move || bundle_header(&service)).await?;
     let log: Arc<dyn InstanceLog> = caller.service.writer().log().clone();

@@ -141,7 +141,7 @@ pub async fn get_key_policies(
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "read_policies")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "read_policies").await?;
     let only = policy_filter(&q, &["rotation", "dualAuthDelete"])?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let body = collection(
@@ -171,7 +171,7 @@ pub async fn put_key_policies(
     q: web::Query<HashMap<String, String>>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "set_policy")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "set_policy").await?;
     let only = policy_filter(&q, &["rotation", "dualAuthDelete"])?;
     let parsed: CollectionBody<PolicyBody> = parse_body(&req, &body)?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
@@ -246,7 +246,8 @@ pub async fn get_instance_policies(
         &state.registry,
         Need::Reader,
         "read_instance_policies",
-    )?;
+    )
+    .await?;
     let only = policy_filter(&q, &INSTANCE_POLICIES)?;
     let policies: Vec<(String, bool, Value, u64)> = caller.service.with_projections(|p| {
         p.governance
@@ -290,7 +291,7 @@ pub async fn put_instance_policies(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "set_instance_policy")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "set_instance_policy").await?;
     let reason = "instance policies are set by administrator command (instance.set_policy, signed by the instance administrators), not through the API";
     let event = AccessDenied {
         action: "set_instance_policy".into(),
@@ -318,7 +319,7 @@ pub async fn allowed_ip_port(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "read_allowed_ip_port")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "read_allowed_ip_port").await?;
     let enabled = caller
         .service
         .with_projections(|p| p.governance.policy("allowedIP").is_some_and(|p| p.enabled));

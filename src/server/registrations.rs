@@ -47,7 +47,7 @@ pub async fn of_key(
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_registrations")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "list_registrations").await?;
     check_paging(&q)?;
     caller.service.key(&id).map_err(ApiError::from)?;
     let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
@@ -61,7 +61,7 @@ pub async fn all(
     state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_registrations")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "list_registrations").await?;
     check_paging(&q)?;
     let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
     correlation(&mut resp, &caller);

@@ -38,7 +38,7 @@ pub async fn list_key_rings(
     state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_key_rings")?;
+    let caller = authenticate(&req, &state.registry, Need::Reader, "list_key_rings").await?;
     let limit = number(&q, "limit", 100)?;
     let offset = number(&q, "offset", 0)?;
     let mut rings: Vec<String> = caller
@@ -67,7 +67,7 @@ pub async fn create_key_ring(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "create_key_ring")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "create_key_ring").await?;
     let c = caller.clone();
     let id = id.into_inner();
     let r = blocking(move || {
@@ -89,7 +89,7 @@ pub async fn delete_key_ring(
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "delete_key_ring")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "delete_key_ring").await?;
     let force = q.get("force").is_some_and(|v| v == "true");
     let c = caller.clone();
     let id = id.into_inner();
@@ -120,7 +120,7 @@ pub async fn patch_key(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "patch")?;
+    let caller = authenticate(&req, &state.registry, Need::Manager, "patch").await?;
     let patch: KeyPatch = parse_body(&req, &body)?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     if let Some(ring) = super::keys::key_ring(&req)
@@ -156,7 +156,7 @@ pub async fn create_alias(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "create_alias")?;
+    let caller = authenticate(&req, &state.registry, Need::Writer, "create_alias").await?;
     let (id, alias) = path.into_inner();
     let c = caller.clone();
     let name = alias.clone();
@@ -188,7 +188,7 @@ pub async fn delete_alias(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "delete_alias")?;
+    let caller = authenticate(&req, &state.registry, Need::Writer, "delete_alias").await?;
     let (id, alias) = path.into_inner();
     let c = caller.clone();
     let r = blocking(move || {
