@@ -106,8 +106,15 @@ fn key_protect_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
         400..=499 => ApiError::new(status, "BAD_REQUEST_ERR", "the request is malformed"),
         _ => ApiError::internal(),
     };
+    // A 405 keeps actix's `Allow` header (RFC 9110 §15.5.6).
+    let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
     let (req, _) = res.into_parts();
-    let response: HttpResponse<BoxBody> = actix_web::ResponseError::error_response(&error);
+    let mut response: HttpResponse<BoxBody> = actix_web::ResponseError::error_response(&error);
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, allow);
+    }
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body::<B>(),
     ))
