@@ -1183,3 +1183,46 @@ async fn list_filter() {
     // An empty filter is no filter.
     assert_eq!(listed(&env, "filter=").await, [a, b, c, d, f]);
 }
+
+/// An error body's `errorMsg` starts with its own status's reason phrase,
+/// and a 405 keeps the `Allow` header. Both found by schemathesis
+/// (`scripts/schemathesis`): a destroyed key's 410 said "Internal Server
+/// Error: key has already been deleted", and every 405 lacked `Allow`.
+#[actix_web::test]
+async fn error_messages_name_their_status_and_405_says_allow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = rest_env(dir.path());
+    let id = root_key(&env, "gone-key").await;
+    let path = format!("/keys/{id}");
+    let r = send(&env, env.req(Method::DELETE, &path, "manager")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = send(&env, env.req(Method::DELETE, &path, "manager")).await;
+    assert_eq!((r.status, r.code()), (410, "KEY_DELETED_ERR"));
+    assert_eq!(
+        r.body["resources"][0]["errorMsg"],
+        "Gone: key has already been deleted"
+    );
+    assert_eq!(r.body["resources"][0]["reasons"][0]["status"], 410);
+
+    let app = init_service(keyledger::server::app(env.state.clone(), BODY_LIMIT)).await;
+    let resp = call_service(&app, env.req(Method::PUT, "/keys", "reader").to_request()).await;
+    assert_eq!(resp.status().as_u16(), 405);
+    let allow = resp
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
+    allowed.sort_unstable();
+    assert_eq!(allowed, ["GET", "HEAD", "POST"]);
+    let body: Value = serde_json::from_slice(&read_body(resp).await).expect("JSON");
+    assert_eq!(
+        body["resources"][0]["reasons"][0]["code"],
+        "METHOD_NOT_ALLOWED_ERR"
+    );
+    assert_eq!(
+        body["resources"][0]["errorMsg"],
+        "Method Not Allowed: method not allowed on this resource"
+    );
+}

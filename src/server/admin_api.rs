@@ -29,14 +29,6 @@ use crate::writer::Receipt;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// Registers the governance routes under `/api/v2`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/commands", web::post().to(submit_command))
-        .route("/admin/ceremony", web::get().to(ceremony_status))
-        .route("/admin/ceremony/parts", web::post().to(submit_part))
-        .route("/admin/state", web::get().to(state));
-}
-
 /// The instance named by `bluemix-instance`, or the 401 every unknown
 /// instance gets.
 fn instance(req: &HttpRequest, state: &AppState) -> Result<Arc<KeyService>, ApiError> {
@@ -72,6 +64,30 @@ fn with_receipt(mut resp: HttpResponse, r: &Receipt, correlation: &str) -> HttpR
 
 /// `POST /api/v2/admin/commands`: body = the signed command file
 /// `{"document": "...", "signatures": [...]}`.
+#[utoipa::path(
+    post,
+    path = "/api/v2/admin/commands",
+    tag = "admin",
+    operation_id = "submitAdminCommand",
+    description = "No bearer token: the administrators' signatures authenticate the command (`docs/GOVERNANCE.md`). A refused command is recorded as `admin.command_denied`; refusals by the governance rules (signatures, threshold, imprint mode, replay, expiry) are 403 `UNAUTHORIZED_ERR`.",
+    params(super::openapi::InstanceHeader),
+    request_body(content = crate::governance::SignedCommand, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Accepted and recorded.", body = super::openapi::CommandResult, headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn submit_command(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -107,6 +123,21 @@ pub async fn submit_command(
 }
 
 /// `GET /api/v2/admin/ceremony`: what a key owner needs to seal a part.
+#[utoipa::path(
+    get,
+    path = "/api/v2/admin/ceremony",
+    tag = "admin",
+    operation_id = "getCeremonyStatus",
+    description = "No bearer token. What a key owner needs to seal a master-key part.",
+    params(super::openapi::InstanceHeader),
+    responses(
+        (status = 200, description = "The ceremony.", body = super::openapi::CeremonyStatus),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn ceremony_status(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -122,15 +153,24 @@ pub async fn ceremony_status(
     })))
 }
 
-#[derive(Deserialize)]
+/// A key owner's master-key part, sealed to the ceremony key and signed.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PartSubmission {
     owner_id: String,
     /// HPKE encapsulated key, base64.
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     enc: String,
     /// HPKE ciphertext of the part, base64.
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     ciphertext: String,
-    /// The owner's ed25519 signature over `part_submission_message`, base64.
+    /// The owner's ed25519 signature over `part_submission_message`, 64
+    /// bytes, base64.
+    #[schema(pattern = r"^[A-Za-z0-9+/]{86}[AQgw]==$")]
     signature: String,
 }
 
@@ -140,6 +180,28 @@ fn b64_field(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 /// `POST /api/v2/admin/ceremony/parts`: a key owner's sealed, signed part.
+#[utoipa::path(
+    post,
+    path = "/api/v2/admin/ceremony/parts",
+    tag = "admin",
+    operation_id = "submitKeyPart",
+    description = "No bearer token: the key owner's signature authenticates the part.",
+    params(super::openapi::InstanceHeader),
+    request_body(content = PartSubmission, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Loaded and recorded.", body = super::openapi::PartResult, headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn submit_part(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -240,6 +302,21 @@ fn governance_json(g: &crate::governance::GovernanceState) -> Value {
 
 /// `GET /api/v2/admin/state` (auditor): administrators, thresholds,
 /// credentials (without digests), policies and approvals.
+#[utoipa::path(
+    get,
+    path = "/api/v2/admin/state",
+    tag = "admin",
+    operation_id = "getGovernanceState",
+    description = "Role: auditor. Administrators, thresholds, credentials (never their token digests), policies and approvals.",
+    params(super::openapi::InstanceHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The governance state.", body = super::openapi::GovernanceStateBody),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+    )
+)]
 pub async fn state(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let caller = authenticate(&req, &state.registry, Need::Auditor, "admin.state").await?;
     let body = caller

@@ -67,21 +67,13 @@ impl ApiError {
         )
     }
 
-    /// The Key Protect error body.
+    /// The Key Protect error body; `errorMsg` starts with the status's
+    /// reason phrase (a 410 is "Gone: ...", not "Internal Server Error").
     pub fn body(&self) -> serde_json::Value {
-        let error_msg = match self.status {
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            409 => "Conflict",
-            413 => "Payload Too Large",
-            415 => "Unsupported Media Type",
-            422 => "Unprocessable Entity",
-            429 => "Too Many Requests",
-            503 => "Service Unavailable",
-            _ => "Internal Server Error",
-        };
+        let error_msg = StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Internal Server Error");
         json!({
             "metadata": {"collectionType": ERROR_MEDIA_TYPE, "collectionTotal": 1},
             "resources": [{
@@ -146,6 +138,27 @@ mod tests {
             b["resources"][0]["errorMsg"],
             "Not Found: Key does not exist"
         );
+    }
+
+    #[test]
+    fn error_msg_names_every_status_the_api_answers() {
+        for (status, phrase) in [
+            (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (409, "Conflict"),
+            (410, "Gone"),
+            (413, "Payload Too Large"),
+            (415, "Unsupported Media Type"),
+            (422, "Unprocessable Entity"),
+            (500, "Internal Server Error"),
+            (503, "Service Unavailable"),
+        ] {
+            let b = ApiError::new(status, "X_ERR", "why").body();
+            assert_eq!(b["resources"][0]["errorMsg"], format!("{phrase}: why"));
+        }
     }
 
     #[test]

@@ -16,14 +16,47 @@ use crate::keys::import_token::ImportTokenRequest;
 
 const IMPORT_TOKEN_MEDIA_TYPE: &str = "application/vnd.ibm.kms.import_token+json";
 
-#[derive(Deserialize, Default)]
+/// The import token's lifetime (seconds, 300-86400, default 600) and how
+/// often it may be retrieved (1-500, default 1).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NewToken {
+    #[schema(minimum = 300, maximum = 86400)]
     expiration: Option<u32>,
+    #[schema(minimum = 1, maximum = 500)]
     max_allowed_retrievals: Option<u32>,
 }
 
 /// `POST /api/v2/import_token`
+#[utoipa::path(
+    post,
+    path = "/api/v2/import_token",
+    tag = "import tokens",
+    operation_id = "postImportToken",
+    description = "Role: writer. Creates the instance's import token, replacing any previous one.",
+    params(super::openapi::InstanceHeader),
+    request_body(
+        description = "May be omitted (an empty body): the defaults.",
+        content(
+            (Option<NewToken> = "application/vnd.ibm.kms.import_token+json"),
+            (Option<NewToken> = "application/json"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The token's metadata.", body = super::openapi::ImportTokenMetadata, content_type = "application/vnd.ibm.kms.import_token+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -59,6 +92,28 @@ pub async fn create(
 }
 
 /// `GET /api/v2/import_token`
+#[utoipa::path(
+    get,
+    path = "/api/v2/import_token",
+    tag = "import tokens",
+    operation_id = "getImportToken",
+    description = "Role: writer. Uses one retrieval of the token: its public key and nonce.",
+    params(super::openapi::InstanceHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token.", body = super::openapi::ImportTokenContents, content_type = "application/vnd.ibm.kms.import_token+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let caller = authenticate(&req, &state.registry, Need::Writer, "get_import_token").await?;
     let c = caller.clone();

@@ -131,7 +131,7 @@ pub(super) fn json_response(status: u16, media: &str, body: Value) -> HttpRespon
     .json(body)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CollectionBody<T> {
     #[allow(dead_code)]
@@ -139,29 +139,53 @@ pub(super) struct CollectionBody<T> {
     pub resources: Vec<T>,
 }
 
-#[derive(Deserialize)]
+/// A key to create: generated, from `payload`, or securely imported
+/// (`payload`, `encryptedNonce` and `iv` against the import token).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NewKey {
     #[serde(rename = "type")]
     #[allow(dead_code)]
     kind: Option<String>,
+    /// 2-90 characters of letters, digits, `-`, `_`, `.`, `:` and inner spaces.
+    #[schema(
+        min_length = 2,
+        max_length = 90,
+        pattern = r"^[A-Za-z0-9_.:-](?:[A-Za-z0-9_.: -]*[A-Za-z0-9_.:-])?$"
+    )]
     name: String,
+    #[schema(max_length = 240)]
     description: Option<String>,
     #[serde(default)]
     extractable: bool,
+    /// Key material to import, base64: an AES key of 16, 24 or 32 bytes,
+    /// or (secure import) that key encrypted to the import token.
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     payload: Option<String>,
+    #[schema(format = DateTime)]
     expiration_date: Option<String>,
     /// keyledger extension: the key stays in state 0 until this date.
+    #[schema(format = DateTime)]
     activation_date: Option<String>,
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(rename = "keyRingID")]
+    #[schema(pattern = r"^[A-Za-z0-9-]{2,100}$")]
     key_ring_id: Option<String>,
     /// Secure import: the token nonce encrypted under the key (base64).
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     encrypted_nonce: Option<String>,
     /// Secure import: the GCM IV of `encryptedNonce` (base64).
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     iv: Option<String>,
     /// Secure import: only `RSAES_OAEP_SHA_256` (Key Protect's default).
+    #[schema(pattern = "^RSAES_OAEP_SHA_256$")]
     encryption_algorithm: Option<String>,
     /// `/keys_with_policy_overrides` only.
     rotation: Option<super::policies::RotationBody>,
@@ -199,6 +223,37 @@ fn material(new: &NewKey) -> Result<KeyMaterialSource, ApiError> {
 }
 
 /// `POST /api/v2/keys`
+#[utoipa::path(
+    post,
+    path = "/api/v2/keys",
+    tag = "keys",
+    operation_id = "createKey",
+    description = "Role: writer. Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::PreferHeader),
+    request_body(
+        description = "A collection of one key.",
+        content(
+            (CollectionBody<NewKey> = "application/vnd.ibm.kms.key+json"),
+            (CollectionBody<NewKey> = "application/json"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -210,6 +265,37 @@ pub async fn create(
 /// `POST /api/v2/keys_with_policy_overrides`: a key created with its own
 /// rotation and dual-authorisation-delete policies (each a
 /// `key.policy_updated` event right after `key.created`).
+#[utoipa::path(
+    post,
+    path = "/api/v2/keys_with_policy_overrides",
+    tag = "keys",
+    operation_id = "createKeyWithPolicyOverrides",
+    description = "Role: writer. The key may carry `rotation` and `dualAuthDelete` policies (each a `key.policy_updated` event after `key.created`; the receipt is the last event's). Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::PreferHeader),
+    request_body(
+        description = "A collection of one key.",
+        content(
+            (CollectionBody<NewKey> = "application/vnd.ibm.kms.key+json"),
+            (CollectionBody<NewKey> = "application/json"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn create_with_policy_overrides(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -368,6 +454,21 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
 }
 
 /// `GET /api/v2/keys`
+#[utoipa::path(
+    get,
+    path = "/api/v2/keys",
+    tag = "keys",
+    operation_id = "getKeys",
+    description = "Role: reader. Keys of the instance (or of the key ring in `x-kms-key-ring`), newest first unless `sort` says otherwise.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::KeyListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of keys.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+    )
+)]
 pub async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -398,6 +499,21 @@ pub async fn list(
 }
 
 /// `HEAD /api/v2/keys`: the number of keys in `Key-Total`.
+#[utoipa::path(
+    head,
+    path = "/api/v2/keys",
+    tag = "keys",
+    operation_id = "getKeyCollectionMetadata",
+    description = "Role: reader. How many keys match, in `Key-Total`; no body (errors too: a HEAD answer has none).",
+    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::KeyListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The count.", headers(("key-total" = u64, description = "How many keys match (ignoring `limit` and `offset`)."))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+    )
+)]
 pub async fn head(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -422,6 +538,30 @@ pub async fn head(
 }
 
 /// `GET /api/v2/keys/{id|alias}`: the key, with the payload of a standard key.
+#[utoipa::path(
+    get,
+    path = "/api/v2/keys/{id}",
+    tag = "keys",
+    operation_id = "getKey",
+    description = "Role: writer. The key; a standard key that is not destroyed also carries its `payload` (reading it appends `key.payload_read`, and the answer then carries receipt headers).",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -458,6 +598,22 @@ pub async fn get(
 }
 
 /// `GET /api/v2/keys/{id}/metadata`
+#[utoipa::path(
+    get,
+    path = "/api/v2/keys/{id}/metadata",
+    tag = "keys",
+    operation_id = "getKeyMetadata",
+    description = "Role: reader. The key without its payload.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn metadata(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -476,6 +632,22 @@ pub async fn metadata(
 }
 
 /// `GET /api/v2/keys/{id}/versions`
+#[utoipa::path(
+    get,
+    path = "/api/v2/keys/{id}/versions",
+    tag = "keys",
+    operation_id = "getKeyVersions",
+    description = "Role: reader. The key's versions, newest first (`limit` defaults to 200).",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::Paging),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of versions.", body = super::openapi::KeyVersionCollection, content_type = "application/vnd.ibm.kms.key_version+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn versions(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -517,6 +689,38 @@ pub async fn versions(
 }
 
 /// `DELETE /api/v2/keys/{id}[?force=true]`
+#[utoipa::path(
+    delete,
+    path = "/api/v2/keys/{id}",
+    tag = "keys",
+    operation_id = "deleteKey",
+    description = "Role: manager. Destroys the key (state 5; restorable for 30 days). A dual-authorisation key needs `setKeyForDeletion` by another manager first.",
+    params(
+        super::openapi::InstanceHeader,
+        super::openapi::KeyId,
+        super::openapi::PreferHeader,
+        ("force" = Option<bool>, Query, description = "`true`: delete even if the key has registrations (keyledger has none)."),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The deleted key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 204, description = "Deleted (`prefer: return=minimal`).", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -565,6 +769,34 @@ async fn key_after(
 }
 
 /// `DELETE /api/v2/keys/{id}/purge`
+#[utoipa::path(
+    delete,
+    path = "/api/v2/keys/{id}/purge",
+    tag = "keys",
+    operation_id = "purgeKey",
+    description = "Role: manager. Shreds a destroyed key's material (after the 4-hour wait). A dual-authorisation key's purge waits for a second manager: 202 with the approval request id.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Purged: the key as it was.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 202, description = "Purge requested; a second manager must approve.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-approval-request" = String, description = "The approval request's id."),
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn purge(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -607,6 +839,29 @@ pub async fn purge(
 }
 
 /// `POST /api/v2/keys/{id}/restore`
+#[utoipa::path(
+    post,
+    path = "/api/v2/keys/{id}/restore",
+    tag = "keys",
+    operation_id = "restoreKey",
+    description = "Role: manager. Restores a destroyed key within 30 days of its deletion.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The restored key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn restore(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -625,25 +880,44 @@ pub async fn restore(
     key_after(&req, &caller, &state, &key_id, &r, 201, false).await
 }
 
-#[derive(Deserialize)]
+/// `wrap`: the data key to wrap (base64), or none to have one generated.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WrapBody {
+pub(super) struct WrapBody {
+    /// 1-5376 bytes, base64.
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+        min_length = 4,
+        max_length = 7168
+    )]
     plaintext: Option<String>,
+    /// Additional authenticated data: at most 126 strings of at most 255
+    /// characters, needed again to unwrap.
     #[serde(default)]
+    #[schema(max_items = 126)]
     aad: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// `unwrap` and `rewrap`: a ciphertext from `wrap` and the same AAD.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UnwrapBody {
+pub(super) struct UnwrapBody {
+    /// The `ciphertext` a wrap answered.
     ciphertext: String,
+    /// The AAD given to wrap.
     #[serde(default)]
+    #[schema(max_items = 126)]
     aad: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// `rotate`: for an imported key, the new key material (base64).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+pub(super) struct RotateBody {
+    /// An AES key of 16, 24 or 32 bytes, base64.
+    #[schema(
+        pattern = r"^(?:(?:[A-Za-z0-9+/]{4}){5}[A-Za-z0-9+/][AQgw]==|(?:[A-Za-z0-9+/]{4}){8}|(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
+    )]
     payload: Option<String>,
 }
 
@@ -659,6 +933,53 @@ pub async fn action(
 }
 
 /// Deprecated `POST /api/v2/keys/{id}?action=…`
+#[utoipa::path(
+    post,
+    path = "/api/v2/keys/{id}",
+    tag = "actions",
+    operation_id = "actionOnKey",
+    description = "Deprecated form of `POST /api/v2/keys/{id}/actions/{action}`: the same actions, roles, bodies and answers. Without `action`: 400 `INVALID_QUERY_PARAM_ERR`.",
+    params(
+        super::openapi::InstanceHeader,
+        super::openapi::KeyId,
+        super::openapi::PreferHeader,
+        ("action" = super::openapi::ActionName, Query, description = "The action."),
+    ),
+    request_body(
+        description = "`wrap`: WrapBody (or none); `unwrap`, `rewrap`: UnwrapBody; `rotate`: RotateBody (or none); other actions: none.",
+        content(
+            (Option<super::openapi::ActionBody> = "application/vnd.ibm.kms.key_action+json"),
+            (Option<super::openapi::ActionBody> = "application/json"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`wrap`, `unwrap`, `rewrap`: the result; other actions with `prefer: return=representation`: the key.", content(
+            (super::openapi::WrapResult = "application/vnd.ibm.kms.key_action_wrap+json"),
+            (super::openapi::UnwrapResult = "application/vnd.ibm.kms.key_action_unwrap+json"),
+            (super::openapi::RewrapResult = "application/vnd.ibm.kms.key_action_rewrap+json"),
+            (super::openapi::KeyCollection = "application/vnd.ibm.kms.key+json"),
+        ), headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 204, description = "Done (actions other than wrap, unwrap and rewrap; `sync` always).", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub async fn action_query(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -34,15 +34,6 @@ pub const BUNDLE_STREAM_MEDIA_TYPE: &str = "application/vnd.keyledger.bundle-str
 /// Format name in the stream's header line.
 pub const BUNDLE_STREAM_FORMAT: &str = "keyledger-bundle-stream/1";
 
-/// Registers the auditor routes under `/api/v2`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ledger/checkpoint", web::get().to(checkpoint))
-        .route("/ledger/records", web::get().to(records))
-        .route("/ledger/proofs/inclusion", web::get().to(inclusion))
-        .route("/ledger/proofs/consistency", web::get().to(consistency))
-        .route("/ledger/bundle", web::get().to(bundle));
-}
-
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -132,6 +123,23 @@ pub(super) fn current_checkpoint(service: &KeyService) -> Result<(String, u64), 
 }
 
 /// `GET /api/v2/ledger/checkpoint`: the C2SP signed note, `text/plain`.
+#[utoipa::path(
+    get,
+    path = "/api/v2/ledger/checkpoint",
+    tag = "ledger",
+    operation_id = "getCheckpoint",
+    description = "Role: auditor. The C2SP signed note of the whole durable log (the latest stored one if it covers it, else one signed now).",
+    params(super::openapi::InstanceHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed note (`docs/LEDGER-FORMAT.md` §6).", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn checkpoint(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -146,6 +154,23 @@ pub async fn checkpoint(
 
 /// `GET /api/v2/ledger/records?start=S[&end=E]`: records `S..E` (end
 /// exclusive; default and maximum `S + 1000`, clipped to the log).
+#[utoipa::path(
+    get,
+    path = "/api/v2/ledger/records",
+    tag = "ledger",
+    operation_id = "getRecords",
+    description = "Role: auditor. Records `start..end` (end exclusive, at most 1000; default `min(start + 1000, size)`).",
+    params(super::openapi::InstanceHeader, ("start" = u64, Query, description = "First record."), ("end" = Option<u64>, Query, description = "End, exclusive.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The records.", body = super::openapi::RecordsPage),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn records(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -194,6 +219,23 @@ pub async fn records(
 /// `GET /api/v2/ledger/proofs/inclusion?seq=N[&size=M]`: the RFC 9162
 /// inclusion proof of record N in the tree of size M (default: the durable
 /// log), its leaf hash and that tree's root.
+#[utoipa::path(
+    get,
+    path = "/api/v2/ledger/proofs/inclusion",
+    tag = "ledger",
+    operation_id = "getInclusionProof",
+    description = "Role: auditor. The RFC 9162 inclusion proof of record `seq` in the tree of `size` (default: the durable log).",
+    params(super::openapi::InstanceHeader, ("seq" = u64, Query, description = "The record."), ("size" = Option<u64>, Query, description = "The tree size.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The proof.", body = super::openapi::InclusionProof),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn inclusion(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -231,6 +273,23 @@ pub async fn inclusion(
 
 /// `GET /api/v2/ledger/proofs/consistency?from=A&to=B`: the RFC 9162
 /// consistency proof between the trees of sizes A and B, and both roots.
+#[utoipa::path(
+    get,
+    path = "/api/v2/ledger/proofs/consistency",
+    tag = "ledger",
+    operation_id = "getConsistencyProof",
+    description = "Role: auditor. The RFC 9162 consistency proof between the trees of sizes `from` and `to` (`from` ≤ `to`).",
+    params(super::openapi::InstanceHeader, ("from" = u64, Query, description = "The older size."), ("to" = u64, Query, description = "The newer size.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The proof.", body = super::openapi::ConsistencyProof),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn consistency(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -299,6 +358,23 @@ fn frames(log: &dyn InstanceLog, start: u64, end: u64) -> Result<web::Bytes, Sto
 
 /// `GET /api/v2/ledger/bundle`: the export bundle as one stream (format in
 /// `docs/REST.md`), records read in chunks so memory stays bounded.
+#[utoipa::path(
+    get,
+    path = "/api/v2/ledger/bundle",
+    tag = "ledger",
+    operation_id = "getBundle",
+    description = "Role: auditor. The export bundle as one stream: a JSON header line, then `records.bin` (`docs/REST.md`, Bundle stream).",
+    params(super::openapi::InstanceHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stream.", body = inline(super::openapi::Binary), content_type = "application/vnd.keyledger.bundle-stream"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn bundle(
     req: HttpRequest,
     state: web::Data<AppState>,

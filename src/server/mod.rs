@@ -8,6 +8,8 @@
 //! - [`errors`]: Key Protect error bodies for every refusal, including the
 //!   ones actix itself produces (unknown route, oversized body, ...).
 //! - [`metrics`]: Prometheus metrics; `/health` and `/ready` are here.
+//! - [`openapi`]: the OpenAPI document (`schemas/openapi.json`), served at
+//!   `/api/v2/openapi.json`.
 //! - [`access_log`]: one JSON line per request on stderr (no secrets).
 //! - [`dev`]: `--dev` bootstrap.
 //!
@@ -26,6 +28,7 @@ pub mod import_tokens;
 pub mod keys;
 pub mod ledger_api;
 pub mod metrics;
+pub mod openapi;
 pub mod policies;
 pub mod registrations;
 pub mod registry;
@@ -53,11 +56,29 @@ pub struct AppState {
     pub clock: Clock,
 }
 
+/// `GET /health`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "health",
+    responses((status = 200, description = "The process answers.", body = openapi::Health))
+)]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// 200 when every instance can do crypto, 503 naming the sealed ones.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Every instance can do crypto.", body = openapi::Ready),
+        (status = 503, description = "Some instances are sealed (their key owners have not re-submitted their parts).", body = openapi::Sealed),
+    )
+)]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let sealed: Vec<String> = state
         .registry
@@ -74,6 +95,16 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4 (`docs/REST.md`, Operations).", body = String, content_type = "text/plain; version=0.0.4"),
+    )
+)]
 async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
@@ -108,82 +139,87 @@ fn key_protect_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHand
         400..=499 => ApiError::new(status, "BAD_REQUEST_ERR", "the request is malformed"),
         _ => ApiError::internal(),
     };
+    // A 405 keeps actix's `Allow` header (RFC 9110 §15.5.6).
+    let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
     let (req, _) = res.into_parts();
-    let response: HttpResponse<BoxBody> = actix_web::ResponseError::error_response(&error);
+    let mut response: HttpResponse<BoxBody> = actix_web::ResponseError::error_response(&error);
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, allow);
+    }
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body::<B>(),
     ))
 }
 
-/// Registers every route on `cfg`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics_text))
-        .service(
-            web::scope("/api/v2")
-                // The hot path first: actix tries routes in order, each
-                // pattern with a parameter costing a regex match.
-                .route("/keys/{id}/actions/{action}", web::post().to(keys::action))
-                .configure(ledger_api::routes)
-                .configure(admin_api::routes)
-                .service(
-                    web::resource("/keys")
-                        .route(web::head().to(keys::head))
-                        .route(web::get().to(keys::list))
-                        .route(web::post().to(keys::create)),
-                )
-                .route(
-                    "/keys_with_policy_overrides",
-                    web::post().to(keys::create_with_policy_overrides),
-                )
-                .route("/keys/registrations", web::get().to(registrations::all))
-                .route(
-                    "/keys/{id}/registrations",
-                    web::get().to(registrations::of_key),
-                )
-                .service(
-                    web::resource("/keys/{id}/policies")
-                        .route(web::get().to(policies::get_key_policies))
-                        .route(web::put().to(policies::put_key_policies)),
-                )
-                .service(
-                    web::resource("/keys/{id}/aliases/{alias}")
-                        .route(web::post().to(rings_aliases::create_alias))
-                        .route(web::delete().to(rings_aliases::delete_alias)),
-                )
-                .service(
-                    web::resource("/instance/policies")
-                        .route(web::get().to(policies::get_instance_policies))
-                        .route(web::put().to(policies::put_instance_policies)),
-                )
-                .route(
-                    "/instance/allowed_ip_port",
-                    web::get().to(policies::allowed_ip_port),
-                )
-                .service(
-                    web::resource("/import_token")
-                        .route(web::get().to(import_tokens::get))
-                        .route(web::post().to(import_tokens::create)),
-                )
-                .route("/key_rings", web::get().to(rings_aliases::list_key_rings))
-                .service(
-                    web::resource("/key_rings/{id}")
-                        .route(web::post().to(rings_aliases::create_key_ring))
-                        .route(web::delete().to(rings_aliases::delete_key_ring)),
-                )
-                .route("/keys/{id}/metadata", web::get().to(keys::metadata))
-                .route("/keys/{id}/versions", web::get().to(keys::versions))
-                .route("/keys/{id}/purge", web::delete().to(keys::purge))
-                .route("/keys/{id}/restore", web::post().to(keys::restore))
-                .service(
-                    web::resource("/keys/{id}")
-                        .route(web::get().to(keys::get))
-                        .route(web::post().to(keys::action_query))
-                        .route(web::patch().to(rings_aliases::patch_key))
-                        .route(web::delete().to(keys::delete)),
-                ),
-        );
+/// Every route the server answers, in matching order (actix tries the
+/// paths in this order; a path that matches with another method answers
+/// 405). Both [`routes`] and [`ROUTES`] come from this one table, so
+/// `tests/openapi.rs` can check that the OpenAPI document covers exactly
+/// the routes the server registers.
+macro_rules! route_table {
+    ($($path:literal => { $($method:ident: $handler:path),+ $(,)? })+) => {
+        /// `(method, path)` of every registered route, in matching order.
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+
+        /// Registers every route on `cfg`.
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(web::resource($path)$(.route(web::$method().to($handler)))+);)+
+        }
+    };
+}
+
+route_table! {
+    "/health" => { get: health }
+    "/ready" => { get: ready }
+    "/metrics" => { get: metrics_text }
+    // The hot path early: each pattern with a parameter tried before it
+    // costs a regex match.
+    "/api/v2/keys/{id}/actions/{action}" => { post: keys::action }
+    "/api/v2/openapi.json" => { get: openapi::serve }
+    "/api/v2/ledger/checkpoint" => { get: ledger_api::checkpoint }
+    "/api/v2/ledger/records" => { get: ledger_api::records }
+    "/api/v2/ledger/proofs/inclusion" => { get: ledger_api::inclusion }
+    "/api/v2/ledger/proofs/consistency" => { get: ledger_api::consistency }
+    "/api/v2/ledger/bundle" => { get: ledger_api::bundle }
+    "/api/v2/admin/commands" => { post: admin_api::submit_command }
+    "/api/v2/admin/ceremony" => { get: admin_api::ceremony_status }
+    "/api/v2/admin/ceremony/parts" => { post: admin_api::submit_part }
+    "/api/v2/admin/state" => { get: admin_api::state }
+    "/api/v2/keys" => { head: keys::head, get: keys::list, post: keys::create }
+    "/api/v2/keys_with_policy_overrides" => { post: keys::create_with_policy_overrides }
+    "/api/v2/keys/registrations" => { get: registrations::all }
+    "/api/v2/keys/{id}/registrations" => { get: registrations::of_key }
+    "/api/v2/keys/{id}/policies" => {
+        get: policies::get_key_policies,
+        put: policies::put_key_policies,
+    }
+    "/api/v2/keys/{id}/aliases/{alias}" => {
+        post: rings_aliases::create_alias,
+        delete: rings_aliases::delete_alias,
+    }
+    "/api/v2/instance/policies" => {
+        get: policies::get_instance_policies,
+        put: policies::put_instance_policies,
+    }
+    "/api/v2/instance/allowed_ip_port" => { get: policies::allowed_ip_port }
+    "/api/v2/import_token" => { get: import_tokens::get, post: import_tokens::create }
+    "/api/v2/key_rings" => { get: rings_aliases::list_key_rings }
+    "/api/v2/key_rings/{id}" => {
+        post: rings_aliases::create_key_ring,
+        delete: rings_aliases::delete_key_ring,
+    }
+    "/api/v2/keys/{id}/metadata" => { get: keys::metadata }
+    "/api/v2/keys/{id}/versions" => { get: keys::versions }
+    "/api/v2/keys/{id}/purge" => { delete: keys::purge }
+    "/api/v2/keys/{id}/restore" => { post: keys::restore }
+    "/api/v2/keys/{id}" => {
+        get: keys::get,
+        post: keys::action_query,
+        patch: rings_aliases::patch_key,
+        delete: keys::delete,
+    }
 }
 
 /// Builds the application (also used by in-process tests).

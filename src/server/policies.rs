@@ -31,15 +31,18 @@ const INSTANCE_POLICIES: [&str; 4] = [
 ];
 
 /// `rotation` in a policy body or a key created with overrides.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotationBody {
+    /// Default `true`.
     enabled: Option<bool>,
+    /// Months between rotations: 1-12, needed when enabling (unless set before).
+    #[schema(minimum = 1, maximum = 12)]
     interval_month: Option<u8>,
 }
 
 /// `dualAuthDelete` in a policy body or a key created with overrides.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DualAuthBody {
     enabled: bool,
@@ -135,6 +138,22 @@ fn key_policies(instance: &str, key: &KeyRecord, only: Option<&str>) -> Vec<Valu
 }
 
 /// `GET /api/v2/keys/{id}/policies[?policy=…]`
+#[utoipa::path(
+    get,
+    path = "/api/v2/keys/{id}/policies",
+    tag = "policies",
+    operation_id = "getPolicy",
+    description = "Role: reader. The key's rotation and dual-authorisation-delete policies.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("policy" = Option<super::openapi::KeyPolicyName>, Query, description = "Only this policy.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The policies.", body = super::openapi::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn get_key_policies(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -153,7 +172,8 @@ pub async fn get_key_policies(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+/// A key policy to set: `rotation` or `dualAuthDelete`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PolicyBody {
     #[serde(rename = "type")]
@@ -164,6 +184,38 @@ struct PolicyBody {
 }
 
 /// `PUT /api/v2/keys/{id}/policies[?policy=…]`
+#[utoipa::path(
+    put,
+    path = "/api/v2/keys/{id}/policies",
+    tag = "policies",
+    operation_id = "putPolicy",
+    description = "Role: manager. Sets the key's policies (each a `key.policy_updated` event; the receipt is the last one's). With `policy`, the body may set only that one.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("policy" = Option<super::openapi::KeyPolicyName>, Query, description = "Only this policy.")),
+    request_body(
+        description = "A collection of policies.",
+        content(
+            (super::keys::CollectionBody<PolicyBody> = "application/vnd.ibm.kms.policy+json"),
+            (super::keys::CollectionBody<PolicyBody> = "application/json"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key's policies as now set.", body = super::openapi::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn put_key_policies(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -236,6 +288,22 @@ fn recorded(service: &crate::keys::service::KeyService, seq: u64) -> Option<(Str
 }
 
 /// `GET /api/v2/instance/policies[?policy=…]`
+#[utoipa::path(
+    get,
+    path = "/api/v2/instance/policies",
+    tag = "policies",
+    operation_id = "getInstancePolicy",
+    description = "Role: reader. The instance policies set by administrator command.",
+    params(super::openapi::InstanceHeader, ("policy" = Option<super::openapi::InstancePolicyName>, Query, description = "Only this policy.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The policies.", body = super::openapi::InstancePolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn get_instance_policies(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -287,6 +355,21 @@ pub async fn get_instance_policies(
 
 /// `PUT /api/v2/instance/policies`: always 403. Instance policies are set
 /// by signed administrator command; the refusal is recorded.
+#[utoipa::path(
+    put,
+    path = "/api/v2/instance/policies",
+    tag = "policies",
+    operation_id = "putInstancePolicy",
+    description = "Always refused, whatever the role and body: instance policies are set by signed administrator command (`instance.set_policy`). The refusal is an `access.denied` event.",
+    params(super::openapi::InstanceHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn put_instance_policies(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -315,6 +398,21 @@ pub async fn put_instance_policies(
 /// `GET /api/v2/instance/allowed_ip_port`: with an enabled `allowedIP`
 /// policy, the port this server answers on (keyledger has no separate
 /// private endpoint); without one, an empty collection.
+#[utoipa::path(
+    get,
+    path = "/api/v2/instance/allowed_ip_port",
+    tag = "policies",
+    operation_id = "getAllowedIPPort",
+    description = "Role: reader. With an enabled `allowedIP` policy, the port this server answers on; else an empty collection.",
+    params(super::openapi::InstanceHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The port, or nothing.", body = super::openapi::AllowedIpPortCollection, content_type = "application/vnd.ibm.kms.allowed_ip_metadata+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+    )
+)]
 pub async fn allowed_ip_port(
     req: HttpRequest,
     state: web::Data<AppState>,

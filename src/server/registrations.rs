@@ -41,6 +41,22 @@ fn empty(q: &HashMap<String, String>) -> serde_json::Value {
 }
 
 /// `GET /api/v2/keys/{id}/registrations`
+#[utoipa::path(
+    get,
+    path = "/api/v2/keys/{id}/registrations",
+    tag = "registrations",
+    operation_id = "getRegistrations",
+    description = "Role: reader. Always empty: keyledger records no registrations. 404 when the key does not exist.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::Paging),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "No registrations.", body = super::openapi::RegistrationCollection, content_type = "application/vnd.ibm.kms.registration+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn of_key(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -56,6 +72,21 @@ pub async fn of_key(
 }
 
 /// `GET /api/v2/keys/registrations`
+#[utoipa::path(
+    get,
+    path = "/api/v2/keys/registrations",
+    tag = "registrations",
+    operation_id = "getRegistrationsAllKeys",
+    description = "Role: reader. Always empty: keyledger records no registrations.",
+    params(super::openapi::InstanceHeader, super::openapi::Paging),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "No registrations.", body = super::openapi::RegistrationCollection, content_type = "application/vnd.ibm.kms.registration+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+    )
+)]
 pub async fn all(
     req: HttpRequest,
     state: web::Data<AppState>,

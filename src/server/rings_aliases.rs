@@ -33,6 +33,21 @@ fn number(q: &HashMap<String, String>, p: &str, default: usize) -> Result<usize,
 }
 
 /// `GET /api/v2/key_rings[?limit&offset&totalCount]`
+#[utoipa::path(
+    get,
+    path = "/api/v2/key_rings",
+    tag = "key rings and aliases",
+    operation_id = "listKeyRings",
+    description = "Role: reader. The key rings, `default` first (`limit` defaults to 100).",
+    params(super::openapi::InstanceHeader, super::openapi::Paging),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of key rings.", body = super::openapi::KeyRingCollection, content_type = "application/vnd.ibm.kms.key_ring+json"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+    )
+)]
 pub async fn list_key_rings(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -62,6 +77,27 @@ pub async fn list_key_rings(
 }
 
 /// `POST /api/v2/key_rings/{id}`: 201, no body.
+#[utoipa::path(
+    post,
+    path = "/api/v2/key_rings/{id}",
+    tag = "key rings and aliases",
+    operation_id = "createKeyRing",
+    description = "Role: manager. Creates a key ring; no body in or out.",
+    params(super::openapi::InstanceHeader, ("id" = String, Path, pattern = r"^[A-Za-z0-9-]{2,100}$", description = "The key ring: 2-100 characters of letters, digits and `-`.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created.", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn create_key_ring(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -83,6 +119,27 @@ pub async fn create_key_ring(
 }
 
 /// `DELETE /api/v2/key_rings/{id}[?force=true]`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v2/key_rings/{id}",
+    tag = "key rings and aliases",
+    operation_id = "deleteKeyRing",
+    description = "Role: manager. Deletes an empty key ring; with `force=true` a ring holding only destroyed keys (they move to `default`).",
+    params(super::openapi::InstanceHeader, ("id" = String, Path, pattern = r"^[A-Za-z0-9-]{2,100}$", description = "The key ring: 2-100 characters of letters, digits and `-`."), ("force" = Option<bool>, Query, description = "Move destroyed keys to `default` first.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted.", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn delete_key_ring(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -105,15 +162,48 @@ pub async fn delete_key_ring(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+/// `PATCH /keys/{id}`: the key ring to move the key to.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyPatch {
     #[serde(rename = "keyRingID")]
+    #[schema(pattern = r"^[A-Za-z0-9-]{2,100}$")]
     key_ring_id: String,
 }
 
 /// `PATCH /api/v2/keys/{id}`: moves the key to another key ring. A given
 /// `x-kms-key-ring` must name the key's current ring.
+#[utoipa::path(
+    patch,
+    path = "/api/v2/keys/{id}",
+    tag = "key rings and aliases",
+    operation_id = "patchKey",
+    description = "Role: manager. Moves the key to another key ring. A given `x-kms-key-ring` must name the key's current ring (else 404 `KEY_NOT_FOUND_ERR`).",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::KeyRingHeader),
+    request_body(
+        content(
+            (KeyPatch = "application/vnd.ibm.kms.key+json"),
+            (KeyPatch = "application/json"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The moved key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn patch_key(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -151,6 +241,29 @@ pub async fn patch_key(
 }
 
 /// `POST /api/v2/keys/{id}/aliases/{alias}`: 201 with the alias.
+#[utoipa::path(
+    post,
+    path = "/api/v2/keys/{id}/aliases/{alias}",
+    tag = "key rings and aliases",
+    operation_id = "createKeyAlias",
+    description = "Role: writer. Adds an alias to the key (at most 5 per key, unique in the instance).",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("alias" = String, Path, pattern = r"^[A-Za-z0-9_-]{2,90}$", description = "2-90 characters of letters, digits, `-` and `_`; not a UUID, not `registrations`.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The alias.", body = super::openapi::KeyAliasCollection, content_type = "application/vnd.ibm.kms.key_alias+json", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn create_alias(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -183,6 +296,29 @@ pub async fn create_alias(
 }
 
 /// `DELETE /api/v2/keys/{id}/aliases/{alias}`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v2/keys/{id}/aliases/{alias}",
+    tag = "key rings and aliases",
+    operation_id = "deleteKeyAlias",
+    description = "Role: writer. Removes an alias of the key.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("alias" = String, Path, pattern = r"^[A-Za-z0-9_-]{2,90}$", description = "2-90 characters of letters, digits, `-` and `_`; not a UUID, not `registrations`.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed.", headers(
+            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
+            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
+        )),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 500, response = super::openapi::InternalError),
+    )
+)]
 pub async fn delete_alias(
     req: HttpRequest,
     state: web::Data<AppState>,
