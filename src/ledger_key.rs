@@ -138,8 +138,7 @@ impl LedgerKey {
     }
 }
 
-/// Signing in process: infallible, and cheap enough that the writer signs a
-/// batch on all cores.
+/// Signing in process: infallible and cheap (tens of microseconds).
 impl LedgerSigner for LedgerKey {
     fn name(&self) -> &str {
         LedgerKey::name(self)
@@ -155,6 +154,10 @@ impl LedgerSigner for LedgerKey {
 
     fn location(&self) -> String {
         "file".to_string()
+    }
+
+    fn signs_in_process(&self) -> bool {
+        true
     }
 }
 

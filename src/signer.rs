@@ -44,6 +44,14 @@ pub trait LedgerSigner: Send + Sync {
     /// Where the private key lives (`file`, `hsm:pkcs11`), for operators.
     fn location(&self) -> String;
 
+    /// True when a signature is computed in this process in a few
+    /// microseconds (a key file). The writer then signs ordinary batches on
+    /// its sequencer thread rather than waking a pool for them; a signer
+    /// that waits on a device keeps every batch spread over the pool.
+    fn signs_in_process(&self) -> bool {
+        false
+    }
+
     /// The published verifier key.
     fn note_verifier(&self) -> NoteVerifierKey {
         NoteVerifierKey::new(self.name(), self.verifying_key())
