@@ -3,7 +3,8 @@
 //! what the caller may learn (a ciphertext, a plaintext, or the refusal) is
 //! released only once that event is durable, exactly as the blocking form.
 //!
-//! The REST server awaits these on its async workers instead of parking one
+//! When the HSM backend's calls never wait (the software HSM), the REST
+//! server awaits these on its async workers instead of parking one
 //! blocking-pool thread per in-flight wrap; the blocking methods
 //! ([`KeyService::wrap`](super::KeyService::wrap), ...) are `start_*` followed
 //! by [`Deferred::wait`], so both paths share one implementation.
