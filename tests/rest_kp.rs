@@ -58,6 +58,15 @@ async fn send(env: &RestEnv, req: TestRequest) -> Reply {
     }
 }
 
+/// `POST /keys/{id}/actions/{action}` with no body, as `role`.
+async fn act(env: &RestEnv, id: &str, action: &str, role: &str) -> Reply {
+    send(
+        env,
+        env.req(Method::POST, &format!("/keys/{id}/actions/{action}"), role),
+    )
+    .await
+}
+
 fn json_req(env: &RestEnv, method: Method, path: &str, role: &str, body: Value) -> TestRequest {
     env.req(method, path, role)
         .insert_header(("content-type", KEY_MEDIA))
@@ -735,15 +744,7 @@ async fn dual_auth_delete_needs_a_second_manager() {
         .as_str()
         .expect("id")
         .to_string();
-    let r = send(
-        &env,
-        env.req(
-            Method::POST,
-            &format!("/keys/{id}/actions/setKeyForDeletion"),
-            "manager",
-        ),
-    )
-    .await;
+    let r = act(&env, &id, "setKeyForDeletion", "manager").await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     let r = send(
         &env,
@@ -887,30 +888,14 @@ async fn list_filter() {
     )
     .await;
     set_clock(&env, h(6));
-    let r = send(
-        &env,
-        env.req(Method::POST, &format!("/keys/{a}/actions/rotate"), "writer"),
-    )
-    .await;
+    let r = act(&env, &a, "rotate", "writer").await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     assert_eq!(env.service.expire_due().expect("expire"), 1);
     set_clock(&env, at(6 * 60 + 30));
-    let r = send(
-        &env,
-        env.req(Method::POST, &format!("/keys/{d}/actions/rotate"), "writer"),
-    )
-    .await;
+    let r = act(&env, &d, "rotate", "writer").await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     set_clock(&env, h(7));
-    let r = send(
-        &env,
-        env.req(
-            Method::POST,
-            &format!("/keys/{d}/actions/disable"),
-            "manager",
-        ),
-    )
-    .await;
+    let r = act(&env, &d, "disable", "manager").await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     let r = send(
         &env,

@@ -83,7 +83,7 @@ pub async fn list_key_rings(
     tag = "key rings and aliases",
     operation_id = "createKeyRing",
     description = "Role: manager. Creates a key ring; no body in or out.",
-    params(super::openapi::InstanceHeader, ("id" = String, Path, pattern = r"^[A-Za-z0-9-]{2,100}$", description = "The key ring: 2-100 characters of letters, digits and `-`.")),
+    params(super::openapi::InstanceHeader, super::openapi::KeyRingId),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created.", headers(
@@ -125,7 +125,7 @@ pub async fn create_key_ring(
     tag = "key rings and aliases",
     operation_id = "deleteKeyRing",
     description = "Role: manager. Deletes an empty key ring; with `force=true` a ring holding only destroyed keys (they move to `default`).",
-    params(super::openapi::InstanceHeader, ("id" = String, Path, pattern = r"^[A-Za-z0-9-]{2,100}$", description = "The key ring: 2-100 characters of letters, digits and `-`."), ("force" = Option<bool>, Query, description = "Move destroyed keys to `default` first.")),
+    params(super::openapi::InstanceHeader, super::openapi::KeyRingId, ("force" = Option<bool>, Query, description = "Move destroyed keys to `default` first.")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted.", headers(
@@ -247,7 +247,7 @@ pub async fn patch_key(
     tag = "key rings and aliases",
     operation_id = "createKeyAlias",
     description = "Role: writer. Adds an alias to the key (at most 5 per key, unique in the instance).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("alias" = String, Path, pattern = r"^[A-Za-z0-9_-]{2,90}$", description = "2-90 characters of letters, digits, `-` and `_`; not a UUID, not `registrations`.")),
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::AliasName),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The alias.", body = super::openapi::KeyAliasCollection, content_type = "application/vnd.ibm.kms.key_alias+json", headers(
@@ -302,7 +302,7 @@ pub async fn create_alias(
     tag = "key rings and aliases",
     operation_id = "deleteKeyAlias",
     description = "Role: writer. Removes an alias of the key.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("alias" = String, Path, pattern = r"^[A-Za-z0-9_-]{2,90}$", description = "2-90 characters of letters, digits, `-` and `_`; not a UUID, not `registrations`.")),
+    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::AliasName),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed.", headers(

@@ -45,6 +45,24 @@ pub struct KeyId {
     pub id: String,
 }
 
+/// The key ring a request is about.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyRingId {
+    /// The key ring: 2-100 characters of letters, digits and `-`.
+    #[param(pattern = r"^[A-Za-z0-9-]{2,100}$")]
+    pub id: String,
+}
+
+/// The alias a request is about.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AliasName {
+    /// 2-90 characters of letters, digits, `-` and `_`; not a UUID, not `registrations`.
+    #[param(pattern = r"^[A-Za-z0-9_-]{2,90}$")]
+    pub alias: String,
+}
+
 /// `limit`, `offset` and `totalCount` of a paged list.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
