@@ -23,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod event;
 pub mod governance;
+pub mod histogram;
 pub mod hsm;
 pub mod instance;
 pub mod keys;

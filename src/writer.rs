@@ -31,6 +31,7 @@ use rayon::prelude::*;
 use crate::chain::{self, Link};
 use crate::checkpoint::Checkpoint;
 use crate::event::{Actor, EnvelopeOut, EventDraft, EventError, LedgerKeyRotated};
+use crate::histogram::{AtomicHistogram, BATCH_RECORD_BOUNDS, LATENCY_SECONDS_BOUNDS};
 use crate::merkle::{self, Hash};
 use crate::record::{MAX_EVENT_BYTES, Record};
 use crate::signer::{LedgerSigner, SignError};
@@ -150,11 +151,27 @@ struct Batch {
 }
 
 /// Counters the writer keeps (for metrics and benchmarks).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
     pub batches: AtomicU64,
     pub records: AtomicU64,
     pub checkpoints: AtomicU64,
+    /// Records per durable batch (one write and one fsync each).
+    pub batch_records: AtomicHistogram,
+    /// Seconds each batch's durable append took (write + fsync).
+    pub append_seconds: AtomicHistogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            batches: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            batch_records: AtomicHistogram::new(BATCH_RECORD_BOUNDS),
+            append_seconds: AtomicHistogram::new(LATENCY_SECONDS_BOUNDS),
+        }
+    }
 }
 
 /// Handle to a running writer; cheap to clone, usable from any thread.
@@ -547,8 +564,14 @@ fn run_committer(
             }
             continue;
         }
+        let started = Instant::now();
         match shared.log.append(&batch.records) {
             Ok(()) => {
+                shared
+                    .stats
+                    .append_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                shared.stats.batch_records.observe(count as f64);
                 shared.stats.batches.fetch_add(1, Ordering::Relaxed);
                 shared.stats.records.fetch_add(count, Ordering::Relaxed);
                 // The key in force changes before anyone hears of the rotation.

@@ -26,6 +26,7 @@
 //! is the 0600 key file of `crate::ledger_key`).
 
 pub mod ceremony;
+pub mod measured;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod software;

@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format): requests
 //! and latency per endpoint and status, unauthenticated requests, the
-//! sealed state and log size of every instance.
+//! sealed state and log size of every instance, the writer's batch sizes
+//! and append latency per instance, and the HSM's latency per operation.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -8,12 +9,16 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::histogram::HistogramSnapshot;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -30,6 +35,11 @@ struct EndpointLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InstanceLabels {
     instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
 }
 
 struct Metrics {
@@ -120,9 +130,96 @@ pub fn render(registry: &super::registry::Registry) -> String {
             .get_or_create(&labels)
             .set(i64::try_from(service.writer().log().head().size).unwrap_or(i64::MAX));
     }
+    let mut scraped = Registry::with_prefix("keyledger");
+    scraped.register_collector(Box::new(Snapshots::read(registry)));
     let mut out = String::new();
-    if prometheus_client::encoding::text::encode(&mut out, &m.registry).is_err() {
+    let encoded = prometheus_client::encoding::text::encode_registry(&mut out, &m.registry)
+        .and_then(|()| prometheus_client::encoding::text::encode_registry(&mut out, &scraped))
+        .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut out));
+    if encoded.is_err() {
         out.clear();
     }
     out
+}
+
+/// Histograms the library keeps with atomics (the writer's, the HSM's),
+/// read once per scrape.
+#[derive(Debug)]
+struct Snapshots {
+    batch_records: Vec<(InstanceLabels, HistogramSnapshot)>,
+    append_seconds: Vec<(InstanceLabels, HistogramSnapshot)>,
+    hsm_seconds: Vec<(OperationLabels, HistogramSnapshot)>,
+}
+
+impl Snapshots {
+    fn read(registry: &super::registry::Registry) -> Self {
+        let mut batch_records = Vec::new();
+        let mut append_seconds = Vec::new();
+        for service in registry.all() {
+            let labels = InstanceLabels {
+                instance: service.instance().to_string(),
+            };
+            let stats = service.writer().stats();
+            batch_records.push((labels.clone(), stats.batch_records.snapshot()));
+            append_seconds.push((labels, stats.append_seconds.snapshot()));
+        }
+        let hsm_seconds = registry
+            .hsm_latency()
+            .map(|l| l.snapshot())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(operation, s)| {
+                let labels = OperationLabels {
+                    operation: operation.to_string(),
+                };
+                (labels, s)
+            })
+            .collect();
+        Snapshots {
+            batch_records,
+            append_seconds,
+            hsm_seconds,
+        }
+    }
+}
+
+fn encode_histograms<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    family: &[(L, HistogramSnapshot)],
+) -> Result<(), std::fmt::Error> {
+    if family.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, s) in family {
+        metric
+            .encode_family(labels)?
+            .encode_histogram::<NoLabelSet>(s.sum, s.count, &s.buckets, None)?;
+    }
+    Ok(())
+}
+
+impl Collector for Snapshots {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encode_histograms(
+            &mut encoder,
+            "append_batch_records",
+            "Records per durable append batch (one write and one fsync each), per instance.",
+            &self.batch_records,
+        )?;
+        encode_histograms(
+            &mut encoder,
+            "append_duration_seconds",
+            "Time to make one batch durable (write and fsync), per instance.",
+            &self.append_seconds,
+        )?;
+        encode_histograms(
+            &mut encoder,
+            "hsm_operation_duration_seconds",
+            "HSM call latency by operation (failed calls included).",
+            &self.hsm_seconds,
+        )
+    }
 }

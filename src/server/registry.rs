@@ -1,11 +1,12 @@
 //! The instances a server serves, opened at start over the embedded store,
-//! one shared HSM backend and the clock.
+//! one shared HSM backend (timed per call for the metrics) and the clock.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::hsm::HsmBackend;
+use crate::hsm::measured::{HsmLatency, MeasuredHsm};
 use crate::keys::service::KeyService;
 use crate::store::EventStore;
 use crate::store::embedded::EmbeddedStore;
@@ -14,15 +15,21 @@ use crate::writer::Clock;
 /// Open instances by name.
 pub struct Registry {
     instances: RwLock<BTreeMap<String, Arc<KeyService>>>,
+    /// Latency of the HSM calls of every instance, when the registry opened
+    /// them (services opened elsewhere are timed by whoever opened them).
+    hsm_latency: Option<Arc<HsmLatency>>,
 }
 
 impl Registry {
-    /// Opens every instance found in `data_dir`.
+    /// Opens every instance found in `data_dir`; their HSM calls are timed.
     pub fn open_all(
         data_dir: &Path,
         hsm: Arc<dyn HsmBackend>,
         clock: Clock,
     ) -> Result<Self, String> {
+        let measured = MeasuredHsm::new(hsm);
+        let hsm_latency = Some(measured.latency());
+        let hsm: Arc<dyn HsmBackend> = Arc::new(measured);
         let names = EmbeddedStore::open(data_dir)
             .and_then(|s| s.list_instances())
             .map_err(|e| e.to_string())?;
@@ -33,6 +40,7 @@ impl Registry {
         }
         Ok(Registry {
             instances: RwLock::new(instances),
+            hsm_latency,
         })
     }
 
@@ -45,7 +53,14 @@ impl Registry {
                     .map(|s| (s.instance().to_string(), s))
                     .collect(),
             ),
+            hsm_latency: None,
         }
+    }
+
+    /// The latency of the HSM calls, per operation (`None` for
+    /// [`Registry::from_services`]).
+    pub fn hsm_latency(&self) -> Option<&HsmLatency> {
+        self.hsm_latency.as_deref()
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<KeyService>> {
