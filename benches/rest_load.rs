@@ -219,7 +219,12 @@ fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
 // The child is returned to `main`, which terminates and waits for it.
 #[allow(clippy::zombie_processes)]
 fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyledger"));
+    // KEYLEDGER_BENCH_BIN: another build of the server (A/B comparisons in one run).
+    let bin = std::env::var_os("KEYLEDGER_BENCH_BIN").map_or_else(
+        || env!("CARGO_BIN_EXE_keyledger").into(),
+        std::path::PathBuf::from,
+    );
+    let mut cmd = Command::new(bin);
     cmd.args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .stdout(Stdio::null())
@@ -246,15 +251,30 @@ fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, Strin
     }
 }
 
-fn log_records(addr: &str) -> u64 {
+/// The writer's figures for the instance, from `/metrics`.
+#[derive(Clone, Copy)]
+struct WriterFigures {
+    records: f64,
+    batches: f64,
+    append_seconds: f64,
+}
+
+fn writer_figures(addr: &str) -> WriterFigures {
     let mut conn = http::Conn::connect(addr).expect("connect");
     let res = conn.request("GET", "/metrics", &[], None).expect("metrics");
     let text = String::from_utf8(res.body).expect("text");
-    let prefix = format!("keyledger_log_records{{instance=\"{INSTANCE}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("log_records gauge")
+    let value = |series: &str| {
+        let prefix = format!("{series}{{instance=\"{INSTANCE}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{series} in /metrics"))
+    };
+    WriterFigures {
+        records: value("keyledger_log_records"),
+        batches: value("keyledger_append_batch_records_count"),
+        append_seconds: value("keyledger_append_duration_seconds_sum"),
+    }
 }
 
 fn create_key(addr: &str, token: &str) -> String {
@@ -317,9 +337,9 @@ fn main() {
 
     let health1 = run(Kind::Health, &target, &a);
     line("health", &health1);
-    let before = log_records(&target.addr);
+    let before = writer_figures(&target.addr);
     let wrap = run(Kind::Wrap, &target, &a);
-    let after = log_records(&target.addr);
+    let after = writer_figures(&target.addr);
     line("wrap", &wrap);
     let health2 = run(Kind::Health, &target, &a);
     line("health", &health2);
@@ -330,10 +350,14 @@ fn main() {
         wrap.rate() / health,
         wrap.pct(0.99)
     );
-    let grew = after - before;
+    let grew = (after.records - before.records) as u64;
+    let batches = after.batches - before.batches;
     println!(
-        "log grew by {grew} records for {} wraps answered 200",
-        wrap.ok
+        "log grew by {grew} records for {} wraps answered 200, in {batches} durable batches \
+         ({:.1} records and {:.3} ms of write + fsync per batch)",
+        wrap.ok,
+        grew as f64 / batches.max(1.0),
+        (after.append_seconds - before.append_seconds) * 1000.0 / batches.max(1.0),
     );
 
     let _ = Command::new("kill")

@@ -40,6 +40,10 @@ use crate::store::{ChainHead, InstanceLog, LogNodes, SealedRecord, StoreError};
 /// Largest number of events in one batch (one fsync).
 pub const MAX_BATCH: usize = 1024;
 
+/// Signed batches that may wait for the committer; it appends every one
+/// waiting (up to [`MAX_BATCH`] records) with one write and one fsync.
+const COMMIT_QUEUE: usize = 8;
+
 /// What a caller gets back once its event is durable: a receipt it can later
 /// prove is in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,8 +205,8 @@ impl LedgerWriter {
         config: WriterConfig,
     ) -> Self {
         let (submit, submissions) = unbounded::<Submission>();
-        // Depth 2: one batch being committed, one signed and waiting.
-        let (to_commit, batches) = bounded::<Batch>(1);
+        // The sequencer keeps signing while an append is in flight.
+        let (to_commit, batches) = bounded::<Batch>(COMMIT_QUEUE);
         let key: Arc<dyn LedgerSigner> = key.into();
         let shared = Arc::new(Shared {
             instance: log.instance().to_string(),
@@ -476,6 +480,15 @@ fn run_sequencer(
     }
 }
 
+impl Batch {
+    /// Appends the next batch (same epoch) to this one.
+    fn absorb(&mut self, next: Batch) {
+        self.records.extend(next.records);
+        self.replies.extend(next.replies);
+        self.key = next.key;
+    }
+}
+
 /// A sequenced event awaiting its signature: bytes, chain link, signer.
 type Unsigned = (Vec<u8>, Link, Arc<dyn LedgerSigner>);
 
@@ -553,7 +566,23 @@ fn run_committer(
     let mut last_checkpoint = Instant::now();
     let mut checkpointed_size = shared.log.head().size;
     let mut latest_key: Option<Arc<dyn LedgerSigner>> = None;
-    while let Ok(batch) = batches.recv() {
+    let mut carried: Option<Batch> = None;
+    loop {
+        let Some(mut batch) = carried.take().or_else(|| batches.recv().ok()) else {
+            break;
+        };
+        // Batches signed while the previous append was in flight go to
+        // disk together: one write and one fsync for all of them.
+        while batch.records.len() < MAX_BATCH {
+            match batches.try_recv() {
+                Ok(next) if next.epoch == batch.epoch => batch.absorb(next),
+                Ok(next) => {
+                    carried = Some(next);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
         let count = batch.records.len() as u64;
         if batch.epoch != failures.load(Ordering::Acquire) {
             // Sequenced on top of a batch that failed: its links are wrong.
