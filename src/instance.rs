@@ -73,7 +73,9 @@ pub fn open(
         clock: clock.clone(),
         ..WriterConfig::default()
     };
-    let ledger = Ledger::open(&store, data_dir, instance, config).map_err(|e| e.to_string())?;
+    // The ledger key in force may live in `hsm` (a PKCS#11 token).
+    let ledger = Ledger::open_with_hsm(&store, data_dir, instance, config, hsm.clone())
+        .map_err(|e| e.to_string())?;
     let material = Arc::new(EmbeddedMaterialStore::open(data_dir).map_err(|e| e.to_string())?);
     KeyService::open(ledger.writer().clone(), hsm, material, clock)
         .map_err(|e: KeyError| e.to_string())

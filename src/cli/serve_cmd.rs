@@ -1,9 +1,11 @@
 //! `keyledger serve [--config FILE] [--data-dir DIR] [--listen ADDR]
-//! [--tls-cert PEM --tls-key PEM | --plain-http] [--dev]`.
+//! [--tls-cert PEM --tls-key PEM | --plain-http] [--dev]
+//! [--pkcs11-module PATH --pkcs11-token LABEL]`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::hsm::HsmBackend;
 use crate::server::ServeConfig;
 
 #[derive(clap::Args)]
@@ -30,6 +32,14 @@ pub struct ServeArgs {
     /// start (DATA_DIR/dev-credentials.json); plain HTTP unless TLS files are given.
     #[arg(long)]
     pub dev: bool,
+    /// PKCS#11 module of the HSM that holds the master keys (with
+    /// --pkcs11-token; user PIN in KEYLEDGER_PKCS11_PIN). Without it: the
+    /// software HSM.
+    #[arg(long)]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of that module's token.
+    #[arg(long)]
+    pub pkcs11_token: Option<String>,
 }
 
 pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
@@ -52,10 +62,45 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
     }
     config.plain_http |= args.plain_http;
     config.dev |= args.dev;
+    if args.pkcs11_module.is_some() {
+        config.pkcs11_module = args.pkcs11_module.clone();
+    }
+    if args.pkcs11_token.is_some() {
+        config.pkcs11_token = args.pkcs11_token.clone();
+    }
     if config.dev && config.tls_cert.is_none() && config.tls_key.is_none() {
         config.plain_http = true;
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
-    crate::server::run(config, Arc::new(crate::hsm::software::SoftwareHsm::new()))
+    config.check()?;
+    let hsm = hsm_backend(&config)?;
+    eprintln!("keyledger: HSM backend {}", hsm.kind());
+    crate::server::run(config, hsm)
+}
+
+/// The PKCS#11 token the configuration names (logged in with the PIN from
+/// the environment), or the software HSM.
+fn hsm_backend(config: &ServeConfig) -> Result<Arc<dyn HsmBackend>, String> {
+    match (&config.pkcs11_module, &config.pkcs11_token) {
+        (Some(module), Some(token)) => pkcs11_backend(module, token),
+        _ => Ok(Arc::new(crate::hsm::software::SoftwareHsm::new())),
+    }
+}
+
+#[cfg(feature = "pkcs11")]
+fn pkcs11_backend(module: &std::path::Path, token: &str) -> Result<Arc<dyn HsmBackend>, String> {
+    use crate::cli::hsm_args::PIN_ENV;
+    use crate::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
+    let pin = std::env::var_os(PIN_ENV)
+        .ok_or_else(|| format!("a PKCS#11 HSM needs the token's user PIN in {PIN_ENV}"))?;
+    let pin = crate::secret::SecretBytes::new(pin.into_encoded_bytes());
+    let hsm = Pkcs11Hsm::open(Pkcs11Config::new(module, token, pin))
+        .map_err(|e| format!("PKCS#11 token {token:?}: {e}"))?;
+    Ok(Arc::new(hsm))
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn pkcs11_backend(_module: &std::path::Path, _token: &str) -> Result<Arc<dyn HsmBackend>, String> {
+    Err("this keyledger was built without the pkcs11 feature".into())
 }

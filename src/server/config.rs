@@ -9,7 +9,12 @@
 //! plain_http = false        # true: serve HTTP without TLS (only when asked)
 //! body_limit_bytes = 65536
 //! dev = false
+//! workers = 0               # 0: one per core
 //! scheduler_interval_secs = 30
+//! # The HSM: the software backend unless a PKCS#11 module and token are
+//! # named; the token's user PIN only ever comes from KEYLEDGER_PKCS11_PIN.
+//! pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+//! pkcs11_token = "keyledger"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +37,11 @@ pub struct ServeConfig {
     /// Seconds between runs of the scheduled jobs (activation, expiry,
     /// approval expiry, crypto worker, rotation policies).
     pub scheduler_interval_secs: u64,
+    /// PKCS#11 module of the HSM holding the master keys (with `pkcs11_token`);
+    /// none: the software HSM.
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of that module's token.
+    pub pkcs11_token: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -46,6 +56,8 @@ impl Default for ServeConfig {
             dev: false,
             workers: 0,
             scheduler_interval_secs: 30,
+            pkcs11_module: None,
+            pkcs11_token: None,
         }
     }
 }
@@ -96,11 +108,26 @@ impl ServeConfig {
                 .parse()
                 .map_err(|_| "KEYLEDGER_WORKERS must be a number")?;
         }
+        if let Some(v) = env("KEYLEDGER_SCHEDULER_INTERVAL_SECS") {
+            self.scheduler_interval_secs = v
+                .parse()
+                .map_err(|_| "KEYLEDGER_SCHEDULER_INTERVAL_SECS must be a number")?;
+        }
+        if let Some(v) = env("KEYLEDGER_PKCS11_MODULE") {
+            self.pkcs11_module = Some(v.into());
+        }
+        if let Some(v) = env("KEYLEDGER_PKCS11_TOKEN") {
+            self.pkcs11_token = Some(v);
+        }
         Ok(())
     }
 
-    /// Checks the combination: TLS needs both files unless plain HTTP was asked for.
+    /// Checks the combinations: TLS needs both files unless plain HTTP was
+    /// asked for; a PKCS#11 module needs its token label and the reverse.
     pub fn check(&self) -> Result<(), String> {
+        if self.pkcs11_module.is_some() != self.pkcs11_token.is_some() {
+            return Err("a PKCS#11 HSM needs both pkcs11_module and pkcs11_token".into());
+        }
         match (&self.tls_cert, &self.tls_key, self.plain_http) {
             (Some(_), Some(_), false) => Ok(()),
             (None, None, true) => Ok(()),
@@ -137,5 +164,65 @@ mod tests {
                 .unwrap_err()
                 .contains("true or false")
         );
+    }
+
+    #[test]
+    fn every_setting_has_a_variable() {
+        let mut c = ServeConfig::default();
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "KEYLEDGER_DATA_DIR" => "/d",
+                    "KEYLEDGER_LISTEN" => "0.0.0.0:1",
+                    "KEYLEDGER_TLS_CERT" => "c.pem",
+                    "KEYLEDGER_TLS_KEY" => "k.pem",
+                    "KEYLEDGER_PLAIN_HTTP" => "false",
+                    "KEYLEDGER_DEV" => "true",
+                    "KEYLEDGER_BODY_LIMIT_BYTES" => "1000",
+                    "KEYLEDGER_WORKERS" => "3",
+                    "KEYLEDGER_SCHEDULER_INTERVAL_SECS" => "7",
+                    "KEYLEDGER_PKCS11_MODULE" => "/lib/p11.so",
+                    "KEYLEDGER_PKCS11_TOKEN" => "tok",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        c.apply_env(env).unwrap();
+        let expected = ServeConfig {
+            data_dir: "/d".into(),
+            listen: "0.0.0.0:1".into(),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            plain_http: false,
+            body_limit_bytes: 1000,
+            dev: true,
+            workers: 3,
+            scheduler_interval_secs: 7,
+            pkcs11_module: Some("/lib/p11.so".into()),
+            pkcs11_token: Some("tok".into()),
+        };
+        assert_eq!(c, expected);
+        c.check().unwrap();
+        assert!(
+            c.apply_env(|k| (k == "KEYLEDGER_SCHEDULER_INTERVAL_SECS").then(|| "soon".into()))
+                .unwrap_err()
+                .contains("must be a number")
+        );
+        let half = ServeConfig {
+            pkcs11_module: Some("/lib/p11.so".into()),
+            plain_http: true,
+            ..ServeConfig::default()
+        };
+        assert_eq!(
+            half.check().unwrap_err(),
+            "a PKCS#11 HSM needs both pkcs11_module and pkcs11_token"
+        );
+        let from_file = ServeConfig::from_toml(
+            "pkcs11_module = \"/lib/p11.so\"\npkcs11_token = \"tok\"\nplain_http = true\n",
+        )
+        .unwrap();
+        assert_eq!(from_file.pkcs11_token.as_deref(), Some("tok"));
+        from_file.check().unwrap();
     }
 }
