@@ -9,11 +9,12 @@
 //!    batches right there (cheaper than waking a pool), a backlog or an
 //!    HSM-held key in parallel on all cores (rayon; the HSM through its
 //!    sessions, as many at a time as it has);
-//! 2. the **committer** appends the batch with one durable write, answers
-//!    every caller of the batch, and issues signed checkpoints.
+//! 2. the **committer** appends every signed batch waiting for it (same
+//!    failure epoch, up to [`MAX_BATCH`] records) with one durable write,
+//!    answers every caller of those batches, and issues signed checkpoints.
 //!
-//! While the committer waits for `fdatasync` of batch *k*, the sequencer
-//! signs batch *k + 1*. A caller is answered only after its batch is durable.
+//! While the committer waits for `fdatasync`, the sequencer goes on signing
+//! (up to `COMMIT_QUEUE` signed batches wait). A caller is answered only after its batch is durable.
 //! If an append fails, that batch and every batch sequenced after it fail,
 //! and the sequencer restarts from the store's durable head. If a signature
 //! cannot be made (an HSM error), only that batch fails: it was never handed
