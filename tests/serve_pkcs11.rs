@@ -92,20 +92,7 @@ fn the_server_keeps_its_master_key_in_a_pkcs11_token_across_restarts() {
 
     // A wrong PIN: the server does not start, says why, and never echoes it.
     let wrong_pin = "wrong-pin-31337";
-    let out = Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .args([
-            "serve",
-            "--plain-http",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .args(["--pkcs11-module", module, "--pkcs11-token", TOKEN_LABEL])
-        .env("KEYLEDGER_PKCS11_PIN", wrong_pin)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run serve");
+    let out = serve_once(&data, module, Some(wrong_pin));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(TOKEN_LABEL), "{stderr}");
@@ -114,20 +101,7 @@ fn the_server_keeps_its_master_key_in_a_pkcs11_token_across_restarts() {
     );
 
     // Without the PIN variable: refused before the module is touched.
-    let out = Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .args([
-            "serve",
-            "--plain-http",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .args(["--pkcs11-module", module, "--pkcs11-token", TOKEN_LABEL])
-        .env_remove("KEYLEDGER_PKCS11_PIN")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run serve");
+    let out = serve_once(&data, module, None);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -135,4 +109,25 @@ fn the_server_keeps_its_master_key_in_a_pkcs11_token_across_restarts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `keyledger serve` on the token with `pin` (none: no PIN variable), run
+/// to its exit (it is expected to refuse to start).
+fn serve_once(data: &std::path::Path, module: &str, pin: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyledger"));
+    cmd.args([
+        "serve",
+        "--plain-http",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data)
+    .args(["--pkcs11-module", module, "--pkcs11-token", TOKEN_LABEL])
+    .env_remove("KEYLEDGER_PKCS11_PIN")
+    .stdin(Stdio::null());
+    if let Some(pin) = pin {
+        cmd.env("KEYLEDGER_PKCS11_PIN", pin);
+    }
+    cmd.output().expect("run serve")
 }
