@@ -124,6 +124,29 @@ fn request_bytes(kind: Kind, t: &Target, rng: &mut u64) -> Vec<u8> {
     }
 }
 
+/// The status and total length (head + body) of the response at the start
+/// of `buf`, once its head is complete; no allocation.
+fn response_len(buf: &[u8]) -> Option<(u16, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(buf).expect("response head") {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return None,
+    };
+    let content_length = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| {
+            std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .expect("content-length")
+        })
+        .unwrap_or(0);
+    Some((response.code.expect("status"), head_len + content_length))
+}
+
 /// One connection's loop until `end`.
 async fn connection(
     kind: Kind,
@@ -144,12 +167,11 @@ async fn connection(
         let sent = Instant::now();
         stream.write_all(&req).await.expect("write");
         let status = loop {
-            if let Some(head) = http::parse_head(&buf).expect("response head") {
-                let total = head.head_len + head.content_length;
-                if buf.len() >= total {
-                    buf.drain(..total);
-                    break head.status;
-                }
+            if let Some((status, total)) = response_len(&buf)
+                && buf.len() >= total
+            {
+                buf.drain(..total);
+                break status;
             }
             let n = stream.read(&mut chunk).await.expect("read");
             assert!(n > 0, "server closed the connection");
