@@ -14,7 +14,8 @@
 //!    answers every caller of those batches, and issues signed checkpoints.
 //!
 //! While the committer waits for `fdatasync`, the sequencer goes on signing
-//! (up to `COMMIT_QUEUE` signed batches wait). A caller is answered only after its batch is durable.
+//! (up to `COMMIT_QUEUE` signed batches wait). A caller is answered only
+//! after its batch is durable.
 //! If an append fails, that batch and every batch sequenced after it fail,
 //! and the sequencer restarts from the store's durable head. If a signature
 //! cannot be made (an HSM error), only that batch fails: it was never handed
@@ -576,7 +577,12 @@ fn run_committer(
         // disk together: one write and one fsync for all of them.
         while batch.records.len() < MAX_BATCH {
             match batches.try_recv() {
-                Ok(next) if next.epoch == batch.epoch => batch.absorb(next),
+                Ok(next)
+                    if next.epoch == batch.epoch
+                        && batch.records.len() + next.records.len() <= MAX_BATCH =>
+                {
+                    batch.absorb(next)
+                }
                 Ok(next) => {
                     carried = Some(next);
                     break;

@@ -442,3 +442,127 @@ fn creating_an_existing_instance_is_refused_and_leaves_it_intact() {
     );
     assert!(store.list_instances().expect("list") == vec!["acme".to_string()]);
 }
+
+/// A log whose appends take 40 ms and that records, per append, the event
+/// times of its records (the sequencer gives one time to each batch it
+/// signs, so distinct times in one append mean merged batches).
+struct SlowLog {
+    inner: Arc<dyn InstanceLog>,
+    appends: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+impl InstanceLog for SlowLog {
+    fn instance(&self) -> &str {
+        self.inner.instance()
+    }
+    fn head(&self) -> keyledger::store::ChainHead {
+        self.inner.head()
+    }
+    fn append(
+        &self,
+        batch: &[keyledger::store::SealedRecord],
+    ) -> Result<(), keyledger::store::StoreError> {
+        std::thread::sleep(Duration::from_millis(40));
+        let times = batch
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(&r.record.event).expect("json");
+                v["time"].as_str().expect("time").to_string()
+            })
+            .collect();
+        self.appends.lock().expect("lock").push(times);
+        self.inner.append(batch)
+    }
+    fn read(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<keyledger::record::Record>, keyledger::store::StoreError> {
+        self.inner.read(start, end)
+    }
+    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, keyledger::store::StoreError> {
+        self.inner.node(level, index)
+    }
+    fn save_checkpoint(&self, note: &str) -> Result<(), keyledger::store::StoreError> {
+        self.inner.save_checkpoint(note)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<String>, keyledger::store::StoreError> {
+        self.inner.latest_checkpoint()
+    }
+}
+
+#[test]
+fn batches_signed_during_an_append_are_committed_together_in_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    let log = ledger.log().clone();
+    let key_file = ledger.keys_dir().join(format!(
+        "{}.key",
+        ledger.writer().current_key().key_id_hex()
+    ));
+    ledger.shutdown();
+    let slow = Arc::new(SlowLog {
+        inner: log,
+        appends: std::sync::Mutex::new(Vec::new()),
+    });
+    // A clock that moves 1 µs per call: every sequencer batch gets its own time.
+    let ticks = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock: keyledger::writer::Clock = Arc::new(move || {
+        chrono::DateTime::from_timestamp_micros(
+            1_700_000_000_000_000 + ticks.fetch_add(1, Ordering::SeqCst),
+        )
+        .expect("time")
+    });
+    let writer = LedgerWriter::start(
+        slow.clone(),
+        LedgerKey::read_file(&key_file).expect("key"),
+        WriterConfig { clock, ..config() },
+    );
+    let start = slow.head().size;
+    // One event every 2 ms: each is signed on its own while appends take 40 ms.
+    let pending: Vec<_> = (0..60u64)
+        .map(|i| {
+            let p = writer.submit(realistic_event(500 + i, 0).expect("draft"));
+            std::thread::sleep(Duration::from_millis(2));
+            p
+        })
+        .collect();
+    let seqs: Vec<u64> = pending
+        .into_iter()
+        .map(|p| p.wait().expect("durable").seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (start..start + 60).collect::<Vec<u64>>(),
+        "answered in order, gap-free"
+    );
+    let appends = slow.appends.lock().expect("lock").clone();
+    assert!(
+        appends
+            .iter()
+            .all(|a| !a.is_empty() && a.len() <= keyledger::writer::MAX_BATCH)
+    );
+    let merged = appends
+        .iter()
+        .filter(|times| times.windows(2).any(|w| w[0] != w[1]))
+        .count();
+    assert!(
+        merged >= 1 && appends.len() < 30,
+        "batches signed during an append share the next one: {} appends, {merged} merged",
+        appends.len()
+    );
+    for times in &appends {
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "times never go back"
+        );
+    }
+    assert_eq!(
+        slow.head().size,
+        start + 60,
+        "every answered event is in the log"
+    );
+    writer.shutdown();
+}
