@@ -73,10 +73,7 @@ fn with_receipt(mut resp: HttpResponse, r: &Receipt, correlation: &str) -> HttpR
     params(super::openapi::InstanceHeader),
     request_body(content = crate::governance::SignedCommand, content_type = "application/json"),
     responses(
-        (status = 200, description = "Accepted and recorded.", body = super::openapi::CommandResult, headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "Accepted and recorded.", body = super::openapi::CommandResult),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -189,10 +186,7 @@ fn b64_field(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     params(super::openapi::InstanceHeader),
     request_body(content = PartSubmission, content_type = "application/json"),
     responses(
-        (status = 200, description = "Loaded and recorded.", body = super::openapi::PartResult, headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "Loaded and recorded.", body = super::openapi::PartResult),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 404, response = super::openapi::NotFound),

@@ -44,10 +44,7 @@ struct NewToken {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The token's metadata.", body = super::openapi::ImportTokenMetadata, content_type = "application/vnd.ibm.kms.import_token+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 201, description = "The token's metadata.", body = super::openapi::ImportTokenMetadata, content_type = "application/vnd.ibm.kms.import_token+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -101,10 +98,7 @@ pub async fn create(
     params(super::openapi::InstanceHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The token.", body = super::openapi::ImportTokenContents, content_type = "application/vnd.ibm.kms.import_token+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "The token.", body = super::openapi::ImportTokenContents, content_type = "application/vnd.ibm.kms.import_token+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),

@@ -239,10 +239,7 @@ fn material(new: &NewKey) -> Result<KeyMaterialSource, ApiError> {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -281,10 +278,7 @@ pub async fn create(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -547,10 +541,7 @@ pub async fn head(
     params(super::openapi::InstanceHeader, super::openapi::KeyId),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "The key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -703,14 +694,8 @@ pub async fn versions(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The deleted key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
-        (status = 204, description = "Deleted (`prefer: return=minimal`).", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "The deleted key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 204, description = "Deleted (`prefer: return=minimal`)."),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -778,14 +763,9 @@ async fn key_after(
     params(super::openapi::InstanceHeader, super::openapi::KeyId),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Purged: the key as it was.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "Purged: the key as it was.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
         (status = 202, description = "Purge requested; a second manager must approve.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
             ("keyledger-approval-request" = String, description = "The approval request's id."),
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
         )),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
@@ -848,10 +828,7 @@ pub async fn purge(
     params(super::openapi::InstanceHeader, super::openapi::KeyId),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The restored key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 201, description = "The restored key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -959,14 +936,8 @@ pub async fn action(
             (super::openapi::UnwrapResult = "application/vnd.ibm.kms.key_action_unwrap+json"),
             (super::openapi::RewrapResult = "application/vnd.ibm.kms.key_action_rewrap+json"),
             (super::openapi::KeyCollection = "application/vnd.ibm.kms.key+json"),
-        ), headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
         )),
-        (status = 204, description = "Done (actions other than wrap, unwrap and rewrap; `sync` always).", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 204, description = "Done (actions other than wrap, unwrap and rewrap; `sync` always)."),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),

@@ -376,6 +376,51 @@ impl Modify for ActionOperations {
     }
 }
 
+/// The annotated operations whose every success response carries the
+/// receipt of the event the request appended (the key actions get theirs
+/// in [`action_operation`]); [`Conventions`] adds the headers.
+const RECEIPT_OPERATIONS: &[&str] = &[
+    "submitAdminCommand",
+    "submitKeyPart",
+    "postImportToken",
+    "getImportToken",
+    "createKey",
+    "createKeyWithPolicyOverrides",
+    "getKey",
+    "deleteKey",
+    "purgeKey",
+    "restoreKey",
+    "actionOnKey",
+    "putPolicy",
+    "createKeyRing",
+    "deleteKeyRing",
+    "patchKey",
+    "createKeyAlias",
+    "deleteKeyAlias",
+];
+
+/// Adds the receipt headers to every 2xx response of [`RECEIPT_OPERATIONS`].
+fn add_receipts(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        for op in operations(item) {
+            let carries = op
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| RECEIPT_OPERATIONS.contains(&id));
+            if !carries {
+                continue;
+            }
+            for (status, response) in op.responses.responses.iter_mut() {
+                if status.starts_with('2')
+                    && let RefOr::T(r) = response
+                {
+                    *r = with_receipt(std::mem::take(r), true);
+                }
+            }
+        }
+    }
+}
+
 const RECEIPT_SEQ: &str = "The sequence number of the event this request appended: ask `GET /api/v2/ledger/proofs/inclusion?seq=` for its proof.";
 const RECEIPT_LEAF: &str = "That event's RFC 9162 leaf hash, hex.";
 
@@ -461,6 +506,7 @@ impl Modify for Conventions {
         {
             op.deprecated = Some(utoipa::openapi::Deprecated::True);
         }
+        add_receipts(openapi);
         link_created_key(openapi);
     }
 }

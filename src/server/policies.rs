@@ -200,10 +200,7 @@ struct PolicyBody {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key's policies as now set.", body = super::openapi::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "The key's policies as now set.", body = super::openapi::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),

@@ -86,10 +86,7 @@ pub async fn list_key_rings(
     params(super::openapi::InstanceHeader, super::openapi::KeyRingId),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created.", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 201, description = "Created."),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -128,10 +125,7 @@ pub async fn create_key_ring(
     params(super::openapi::InstanceHeader, super::openapi::KeyRingId, ("force" = Option<bool>, Query, description = "Move destroyed keys to `default` first.")),
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Deleted.", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 204, description = "Deleted."),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -188,10 +182,7 @@ struct KeyPatch {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The moved key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 200, description = "The moved key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -250,10 +241,7 @@ pub async fn patch_key(
     params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::AliasName),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The alias.", body = super::openapi::KeyAliasCollection, content_type = "application/vnd.ibm.kms.key_alias+json", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 201, description = "The alias.", body = super::openapi::KeyAliasCollection, content_type = "application/vnd.ibm.kms.key_alias+json"),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
@@ -305,10 +293,7 @@ pub async fn create_alias(
     params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::AliasName),
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Removed.", headers(
-            ("keyledger-receipt-seq" = u64, description = "The seq of the event this request appended."),
-            ("keyledger-receipt-leaf" = String, description = "That event's RFC 9162 leaf hash, hex."),
-        )),
+        (status = 204, description = "Removed."),
         (status = 400, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
