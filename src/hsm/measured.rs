@@ -12,7 +12,31 @@ use super::{
 use crate::histogram::{AtomicHistogram, HistogramSnapshot, LATENCY_SECONDS_BOUNDS};
 use crate::secret::SecretBytes;
 
-/// The operations timed, in the order [`HsmLatency::snapshot`] lists them.
+/// The operations timed; `Operation as usize` indexes [`OPERATIONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Random,
+    CeremonyPublicKey,
+    LoadPart,
+    Commit,
+    Activate,
+    Retire,
+    DiscardNew,
+    Zeroize,
+    MasterKeyStatus,
+    GenerateKey,
+    ImportKey,
+    ExportKey,
+    RewrapMaterial,
+    Encrypt,
+    Decrypt,
+    GenerateSigningKey,
+    SigningPublicKey,
+    Sign,
+    DestroySigningKey,
+}
+
+/// Operation names, in [`Operation`] order (the `operation` label).
 pub const OPERATIONS: [&str; 19] = [
     "random",
     "ceremony_public_key",
@@ -63,14 +87,10 @@ impl HsmLatency {
             .collect()
     }
 
-    fn time<T>(&self, operation: &'static str, call: impl FnOnce() -> T) -> T {
+    fn time<T>(&self, operation: Operation, call: impl FnOnce() -> T) -> T {
         let started = Instant::now();
         let result = call();
-        if let Some(h) = OPERATIONS
-            .iter()
-            .position(|o| *o == operation)
-            .and_then(|i| self.per_operation.get(i))
-        {
+        if let Some(h) = self.per_operation.get(operation as usize) {
             h.observe(started.elapsed().as_secs_f64());
         }
         result
@@ -107,11 +127,12 @@ impl HsmBackend for MeasuredHsm {
     }
 
     fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
-        self.latency.time("random", || self.inner.random(out))
+        self.latency
+            .time(Operation::Random, || self.inner.random(out))
     }
 
     fn ceremony_public_key(&self, instance: &str, generation: u32) -> Result<[u8; 32], HsmError> {
-        self.latency.time("ceremony_public_key", || {
+        self.latency.time(Operation::CeremonyPublicKey, || {
             self.inner.ceremony_public_key(instance, generation)
         })
     }
@@ -123,46 +144,49 @@ impl HsmBackend for MeasuredHsm {
         owner_id: &str,
         part: &SealedPart,
     ) -> Result<String, HsmError> {
-        self.latency.time("load_part", || {
+        self.latency.time(Operation::LoadPart, || {
             self.inner.load_part(instance, generation, owner_id, part)
         })
     }
 
     fn commit(&self, instance: &str, generation: u32, min_parts: u8) -> Result<String, HsmError> {
-        self.latency.time("commit", || {
+        self.latency.time(Operation::Commit, || {
             self.inner.commit(instance, generation, min_parts)
         })
     }
 
     fn activate(&self, instance: &str, generation: u32) -> Result<(), HsmError> {
-        self.latency
-            .time("activate", || self.inner.activate(instance, generation))
+        self.latency.time(Operation::Activate, || {
+            self.inner.activate(instance, generation)
+        })
     }
 
     fn retire(&self, instance: &str, generation: u32) -> Result<(), HsmError> {
-        self.latency
-            .time("retire", || self.inner.retire(instance, generation))
+        self.latency.time(Operation::Retire, || {
+            self.inner.retire(instance, generation)
+        })
     }
 
     fn discard_new(&self, instance: &str) -> Result<(), HsmError> {
         self.latency
-            .time("discard_new", || self.inner.discard_new(instance))
+            .time(Operation::DiscardNew, || self.inner.discard_new(instance))
     }
 
     fn zeroize(&self, instance: &str) -> Result<(), HsmError> {
         self.latency
-            .time("zeroize", || self.inner.zeroize(instance))
+            .time(Operation::Zeroize, || self.inner.zeroize(instance))
     }
 
     fn master_key_status(&self, instance: &str) -> Result<MasterKeyStatus, HsmError> {
-        self.latency.time("master_key_status", || {
+        self.latency.time(Operation::MasterKeyStatus, || {
             self.inner.master_key_status(instance)
         })
     }
 
     fn generate_key(&self, binding: &KeyBinding, len: usize) -> Result<NewMaterial, HsmError> {
-        self.latency
-            .time("generate_key", || self.inner.generate_key(binding, len))
+        self.latency.time(Operation::GenerateKey, || {
+            self.inner.generate_key(binding, len)
+        })
     }
 
     fn import_key(
@@ -170,8 +194,9 @@ impl HsmBackend for MeasuredHsm {
         binding: &KeyBinding,
         material: &SecretBytes,
     ) -> Result<NewMaterial, HsmError> {
-        self.latency
-            .time("import_key", || self.inner.import_key(binding, material))
+        self.latency.time(Operation::ImportKey, || {
+            self.inner.import_key(binding, material)
+        })
     }
 
     fn export_key(
@@ -179,8 +204,9 @@ impl HsmBackend for MeasuredHsm {
         binding: &KeyBinding,
         wrapped: &WrappedMaterial,
     ) -> Result<SecretBytes, HsmError> {
-        self.latency
-            .time("export_key", || self.inner.export_key(binding, wrapped))
+        self.latency.time(Operation::ExportKey, || {
+            self.inner.export_key(binding, wrapped)
+        })
     }
 
     fn rewrap_material(
@@ -189,7 +215,7 @@ impl HsmBackend for MeasuredHsm {
         wrapped: &WrappedMaterial,
         to_generation: u32,
     ) -> Result<WrappedMaterial, HsmError> {
-        self.latency.time("rewrap_material", || {
+        self.latency.time(Operation::RewrapMaterial, || {
             self.inner.rewrap_material(binding, wrapped, to_generation)
         })
     }
@@ -201,7 +227,7 @@ impl HsmBackend for MeasuredHsm {
         plaintext: &SecretBytes,
         aad: &[u8],
     ) -> Result<Vec<u8>, HsmError> {
-        self.latency.time("encrypt", || {
+        self.latency.time(Operation::Encrypt, || {
             self.inner.encrypt(binding, wrapped, plaintext, aad)
         })
     }
@@ -213,7 +239,7 @@ impl HsmBackend for MeasuredHsm {
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<SecretBytes, HsmError> {
-        self.latency.time("decrypt", || {
+        self.latency.time(Operation::Decrypt, || {
             self.inner.decrypt(binding, wrapped, sealed, aad)
         })
     }
@@ -223,24 +249,25 @@ impl HsmBackend for MeasuredHsm {
     }
 
     fn generate_signing_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
-        self.latency.time("generate_signing_key", || {
+        self.latency.time(Operation::GenerateSigningKey, || {
             self.inner.generate_signing_key(instance, label)
         })
     }
 
     fn signing_public_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
-        self.latency.time("signing_public_key", || {
+        self.latency.time(Operation::SigningPublicKey, || {
             self.inner.signing_public_key(instance, label)
         })
     }
 
     fn sign(&self, instance: &str, label: &str, message: &[u8]) -> Result<[u8; 64], HsmError> {
-        self.latency
-            .time("sign", || self.inner.sign(instance, label, message))
+        self.latency.time(Operation::Sign, || {
+            self.inner.sign(instance, label, message)
+        })
     }
 
     fn destroy_signing_key(&self, instance: &str, label: &str) -> Result<(), HsmError> {
-        self.latency.time("destroy_signing_key", || {
+        self.latency.time(Operation::DestroySigningKey, || {
             self.inner.destroy_signing_key(instance, label)
         })
     }
@@ -268,6 +295,18 @@ mod tests {
         assert_eq!(names, ["random", "master_key_status"]);
         assert_eq!(snapshot[0].1.count, 2);
         assert_eq!(snapshot[1].1.count, 1);
+    }
+
+    #[test]
+    fn operation_names_follow_the_enum_order() {
+        assert_eq!(OPERATIONS[Operation::Random as usize], "random");
+        assert_eq!(OPERATIONS[Operation::Encrypt as usize], "encrypt");
+        assert_eq!(OPERATIONS[Operation::Decrypt as usize], "decrypt");
+        assert_eq!(
+            OPERATIONS[Operation::DestroySigningKey as usize],
+            "destroy_signing_key"
+        );
+        assert_eq!(Operation::DestroySigningKey as usize, OPERATIONS.len() - 1);
     }
 
     #[test]
