@@ -30,15 +30,25 @@ impl HsmArgs {
     pub fn backend(&self) -> Result<Option<Arc<dyn HsmBackend>>, String> {
         #[cfg(feature = "pkcs11")]
         if let (Some(module), Some(token)) = (&self.pkcs11_module, &self.pkcs11_token) {
-            use crate::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
-            let pin = std::env::var_os(PIN_ENV).ok_or_else(|| {
-                format!("--pkcs11-module needs the token's user PIN in {PIN_ENV}")
-            })?;
-            let pin = crate::secret::SecretBytes::new(pin.into_encoded_bytes());
-            let hsm = Pkcs11Hsm::open(Pkcs11Config::new(module, token.as_str(), pin))
-                .map_err(|e| e.to_string())?;
-            return Ok(Some(Arc::new(hsm)));
+            return open_pkcs11(module, token, "--pkcs11-module").map(Some);
         }
         Ok(None)
     }
+}
+
+/// Opens and logs in to a PKCS#11 token with the user PIN from
+/// [`PIN_ENV`]; `what` names the setting in the error when the PIN is missing.
+#[cfg(feature = "pkcs11")]
+pub fn open_pkcs11(
+    module: &std::path::Path,
+    token: &str,
+    what: &str,
+) -> Result<Arc<dyn HsmBackend>, String> {
+    use crate::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
+    let pin = std::env::var_os(PIN_ENV)
+        .ok_or_else(|| format!("{what} needs the token's user PIN in {PIN_ENV}"))?;
+    let pin = crate::secret::SecretBytes::new(pin.into_encoded_bytes());
+    let hsm = Pkcs11Hsm::open(Pkcs11Config::new(module, token, pin))
+        .map_err(|e| format!("PKCS#11 token {token:?}: {e}"))?;
+    Ok(Arc::new(hsm))
 }

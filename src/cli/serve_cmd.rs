@@ -90,14 +90,7 @@ fn hsm_backend(config: &ServeConfig) -> Result<Arc<dyn HsmBackend>, String> {
 
 #[cfg(feature = "pkcs11")]
 fn pkcs11_backend(module: &std::path::Path, token: &str) -> Result<Arc<dyn HsmBackend>, String> {
-    use crate::cli::hsm_args::PIN_ENV;
-    use crate::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
-    let pin = std::env::var_os(PIN_ENV)
-        .ok_or_else(|| format!("a PKCS#11 HSM needs the token's user PIN in {PIN_ENV}"))?;
-    let pin = crate::secret::SecretBytes::new(pin.into_encoded_bytes());
-    let hsm = Pkcs11Hsm::open(Pkcs11Config::new(module, token, pin))
-        .map_err(|e| format!("PKCS#11 token {token:?}: {e}"))?;
-    Ok(Arc::new(hsm))
+    crate::cli::hsm_args::open_pkcs11(module, token, "a PKCS#11 HSM")
 }
 
 #[cfg(not(feature = "pkcs11"))]
