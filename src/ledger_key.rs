@@ -12,7 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use sha2::Sha512;
 use zeroize::Zeroizing;
 
 use crate::chain::{self, Link};
@@ -22,6 +24,10 @@ use crate::signer::{LedgerSigner, SignError};
 /// An instance ledger signing key. Zeroized on drop; never printed.
 pub struct LedgerKey {
     signing: SigningKey,
+    /// The scalar and nonce prefix `signing` expands to, kept so that each
+    /// record signature skips re-deriving them (one SHA-512 and a scalar
+    /// reduction per signature); the signatures are the same RFC 8032 ones.
+    expanded: ExpandedSecretKey,
     name: String,
 }
 
@@ -60,6 +66,7 @@ impl LedgerKey {
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Self {
         LedgerKey {
             signing: SigningKey::from_bytes(seed),
+            expanded: ExpandedSecretKey::from(seed),
             name: name.to_string(),
         }
     }
@@ -85,7 +92,12 @@ impl LedgerKey {
 
     /// Signs the record whose chain link is `link`.
     pub fn sign_record(&self, link: &Link) -> [u8; 64] {
-        self.signing.sign(&chain::signing_message(link)).to_bytes()
+        self.sign_bytes(&chain::signing_message(link))
+    }
+
+    /// An RFC 8032 ed25519 signature of `message`.
+    fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        raw_sign::<Sha512>(&self.expanded, message, &self.signing.verifying_key()).to_bytes()
     }
 
     /// Signs a checkpoint as a C2SP note under this key's name.
@@ -149,7 +161,7 @@ impl LedgerSigner for LedgerKey {
     }
 
     fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
-        Ok(self.signing.sign(message).to_bytes())
+        Ok(self.sign_bytes(message))
     }
 
     fn location(&self) -> String {
@@ -203,6 +215,25 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), KeyFile
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_expansion_signs_exactly_as_the_signing_key() {
+        use ed25519_dalek::Signer;
+        // RFC 8032 signatures are deterministic: the cached expanded key must
+        // give the very bytes `SigningKey::sign` gives, for any message.
+        let key = LedgerKey::from_seed("n", &[7u8; 32]);
+        for message in [&b""[..], b"abc", &[0xffu8; 300]] {
+            assert_eq!(
+                key.sign_bytes(message),
+                key.signing.sign(message).to_bytes()
+            );
+        }
+        let link = chain::link(b"{}");
+        assert_eq!(
+            key.sign_record(&link),
+            key.signing.sign(&chain::signing_message(&link)).to_bytes()
+        );
+    }
 
     #[test]
     fn key_file_round_trip_is_0600_and_debug_is_redacted() {

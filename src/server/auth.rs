@@ -111,7 +111,7 @@ pub async fn authenticate(
         super::metrics::count_unauthenticated();
         return Err(ApiError::unauthorized());
     };
-    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    let digest = base16ct::lower::encode_string(&Sha256::digest(token.as_bytes()));
     let peer = req.peer_addr().map(|a| a.ip());
     let credential = service.with_projections(|p| {
         p.governance

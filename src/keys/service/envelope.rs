@@ -53,7 +53,7 @@ fn check_aad(aad: &[String]) -> Result<(), KeyError> {
 }
 
 fn digest_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
+    base16ct::lower::encode_string(&Sha256::digest(text.as_bytes()))
 }
 
 impl KeyService {
