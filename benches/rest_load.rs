@@ -12,6 +12,12 @@
 //! `key.wrapped` event), then `/health` again. Reports req/s, p50/p90/p99
 //! and the wrap / health ratio (health averaged over both phases), and
 //! checks the log grew by exactly the number of wraps answered 200.
+//!
+//! `--kmip-peer ADDR --kmip-key UID` measures a peer instead, with the same
+//! connections, threads and phase length: KMIP 2.1 Encrypt (TTLV as JSON,
+//! `POST /kmip/2_1`, as Cosmian KMS serves it) of a fresh random 32-byte
+//! plaintext under the peer's key `UID`; no keyledger server is started.
+//! `scripts/bench-cosmian` drives both in one run.
 
 #[allow(dead_code)]
 #[path = "../tests/common/http.rs"]
@@ -27,12 +33,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const INSTANCE: &str = "dev-instance";
+/// What a successful KMIP Encrypt answer (TTLV as JSON) carries.
+const ENCRYPT_RESPONSE: &[u8] = b"\"EncryptResponse\"";
 
 struct Args {
     secs: u64,
     conns: usize,
     threads: usize,
     workers: Option<String>,
+    /// `--kmip-peer ADDR --kmip-key UID`: measure that peer's Encrypt instead.
+    kmip_peer: Option<(String, String)>,
 }
 
 fn args() -> Args {
@@ -62,6 +72,10 @@ fn args() -> Args {
         conns: usize::try_from(num("--conns", 64)).expect("conns"),
         threads: usize::try_from(num("--threads", 2)).expect("threads"),
         workers: value("--workers"),
+        kmip_peer: value("--kmip-peer").map(|addr| {
+            let key = value("--kmip-key").expect("--kmip-peer needs --kmip-key UID");
+            (addr, key)
+        }),
     }
 }
 
@@ -69,6 +83,8 @@ fn args() -> Args {
 enum Kind {
     Health,
     Wrap,
+    /// KMIP Encrypt on a peer KMS (`--kmip-peer`).
+    KmipEncrypt,
 }
 
 struct Target {
@@ -99,17 +115,37 @@ impl Stats {
     }
 }
 
+/// A fresh pseudo-random 32-byte plaintext (xorshift).
+fn plaintext(rng: &mut u64) -> [u8; 32] {
+    let mut dek = [0u8; 32];
+    for chunk in dek.chunks_mut(8) {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        chunk.copy_from_slice(&rng.to_le_bytes());
+    }
+    dek
+}
+
 fn request_bytes(kind: Kind, t: &Target, rng: &mut u64) -> Vec<u8> {
     match kind {
         Kind::Health => b"GET /health HTTP/1.1\r\nhost: bench\r\n\r\n".to_vec(),
+        Kind::KmipEncrypt => {
+            // TTLV as JSON; a ByteString is upper-case hex.
+            let data: String = plaintext(rng).iter().map(|b| format!("{b:02X}")).collect();
+            let body = format!(
+                r#"{{"tag":"Encrypt","value":[{{"tag":"UniqueIdentifier","type":"TextString","value":"{}"}},{{"tag":"Data","type":"ByteString","value":"{data}"}}]}}"#,
+                t.key
+            );
+            format!(
+                "POST /kmip/2_1 HTTP/1.1\r\nhost: bench\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        }
         Kind::Wrap => {
-            let mut dek = [0u8; 32];
-            for chunk in dek.chunks_mut(8) {
-                *rng ^= *rng << 13;
-                *rng ^= *rng >> 7;
-                *rng ^= *rng << 17;
-                chunk.copy_from_slice(&rng.to_le_bytes());
-            }
+            let dek = plaintext(rng);
             let body = format!("{{\"plaintext\":\"{}\"}}", STANDARD.encode(dek));
             format!(
                 "POST /api/v2/keys/{}/actions/wrap HTTP/1.1\r\nhost: bench\r\n\
@@ -170,8 +206,14 @@ async fn connection(
             if let Some((status, total)) = response_len(&buf)
                 && buf.len() >= total
             {
+                // A KMIP failure could come back as a 200 carrying an error
+                // structure: only an EncryptResponse counts.
+                let answered = !matches!(kind, Kind::KmipEncrypt)
+                    || buf[..total]
+                        .windows(ENCRYPT_RESPONSE.len())
+                        .any(|w| w == ENCRYPT_RESPONSE);
                 buf.drain(..total);
-                break status;
+                break if answered { status } else { 0 };
             }
             let n = stream.read(&mut chunk).await.expect("read");
             assert!(n > 0, "server closed the connection");
@@ -320,7 +362,7 @@ fn create_key(addr: &str, token: &str) -> String {
 
 fn line(name: &str, s: &Stats) {
     println!(
-        "{name:<10} {:>10.0} req/s  ok {:>8}  other {:>3}  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms",
+        "{name:<12} {:>10.0} req/s  ok {:>8}  other {:>3}  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms",
         s.rate(),
         s.ok,
         s.other,
@@ -333,8 +375,28 @@ fn line(name: &str, s: &Stats) {
     );
 }
 
+/// Measures the peer's KMIP Encrypt (`--kmip-peer`); starts no server.
+fn measure_kmip_peer(a: &Args, addr: &str, key: &str) {
+    let target = std::sync::Arc::new(Target {
+        addr: addr.to_string(),
+        token: String::new(),
+        key: key.to_string(),
+    });
+    println!(
+        "rest_load: peer KMIP Encrypt of 32 bytes at {addr}, {} connections on {} client threads, {} s",
+        a.conns, a.threads, a.secs
+    );
+    let encrypt = run(Kind::KmipEncrypt, &target, a);
+    line("peer-encrypt", &encrypt);
+    assert_eq!(encrypt.other, 0, "the peer answered non-200");
+}
+
 fn main() {
     let a = args();
+    if let Some((addr, key)) = &a.kmip_peer {
+        measure_kmip_peer(&a, addr, key);
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
