@@ -35,9 +35,9 @@ use crate::checkpoint::Checkpoint;
 use crate::event::{Actor, EnvelopeOut, EventDraft, EventError, LedgerKeyRotated};
 use crate::histogram::{AtomicHistogram, BATCH_RECORD_BOUNDS, LATENCY_SECONDS_BOUNDS};
 use crate::merkle::{self, Hash};
-use crate::record::{MAX_EVENT_BYTES, Record};
+use crate::record::MAX_EVENT_BYTES;
 use crate::signer::{LedgerSigner, SignError};
-use crate::store::{ChainHead, InstanceLog, LogNodes, SealedRecord, StoreError};
+use crate::store::{ChainHead, InstanceLog, Linked, LogNodes, SealedRecord, StoreError};
 
 /// Largest number of events in one batch (one fsync).
 pub const MAX_BATCH: usize = 1024;
@@ -423,13 +423,13 @@ fn run_sequencer(
                     continue;
                 }
             };
-            let link = chain::link(&event);
+            let linked = Linked::new(head.size, event);
             replies.push((reply, head.size));
-            unsigned.push((event, link, key.clone()));
             head = ChainHead {
                 size: head.size + 1,
-                link,
+                link: *linked.link(),
             };
+            unsigned.push((linked, key.clone()));
             if let Some(next) = rotation {
                 new_key_after = Some(next);
             }
@@ -441,8 +441,7 @@ fn run_sequencer(
         if unsigned.is_empty() {
             continue;
         }
-        let seqs: Vec<u64> = replies.iter().map(|(_, seq)| *seq).collect();
-        let signed = sign_batch(unsigned, seqs);
+        let signed = sign_batch(unsigned);
         let records = match signed {
             Ok(records) => records,
             Err(error) => {
@@ -461,11 +460,11 @@ fn run_sequencer(
             .zip(&records)
             .map(|((reply, _), r)| {
                 let receipt = Receipt {
-                    seq: r.seq,
-                    link: r.link,
-                    leaf: r.leaf,
+                    seq: r.seq(),
+                    link: *r.link(),
+                    leaf: *r.leaf(),
                     time: time.clone(),
-                    event: r.record.event.clone(),
+                    event: r.record().event.clone(),
                 };
                 (reply, receipt)
             })
@@ -491,8 +490,8 @@ impl Batch {
     }
 }
 
-/// A sequenced event awaiting its signature: bytes, chain link, signer.
-type Unsigned = (Vec<u8>, Link, Arc<dyn LedgerSigner>);
+/// A sequenced event awaiting its signature, and its signer.
+type Unsigned = (Linked, Arc<dyn LedgerSigner>);
 
 /// Batches at least this long are signed on all cores even by an
 /// in-process key (a backlog); shorter ones on the sequencer thread.
@@ -506,25 +505,13 @@ pub const PARALLEL_SIGN_MIN: usize = 64;
 /// batches (~25 records) here against 39k/s on the pool, and REST wraps
 /// were no slower. Signing still overlaps the committer's `fdatasync` of the
 /// previous batch. Device-held keys and backlogs use the pool.
-fn sign_batch(unsigned: Vec<Unsigned>, seqs: Vec<u64>) -> Result<Vec<SealedRecord>, SignError> {
-    let seal = |((event, link, signer), seq): (Unsigned, u64)| {
-        let signature = signer.record_signature(&link)?;
-        let record = Record { event, signature };
-        let leaf = record.leaf_hash();
-        Ok(SealedRecord {
-            seq,
-            record,
-            link,
-            leaf,
-        })
-    };
-    let in_process = unsigned
-        .iter()
-        .all(|(_, _, signer)| signer.signs_in_process());
+fn sign_batch(unsigned: Vec<Unsigned>) -> Result<Vec<SealedRecord>, SignError> {
+    let seal = |(linked, signer): Unsigned| linked.sign(|link| signer.record_signature(link));
+    let in_process = unsigned.iter().all(|(_, signer)| signer.signs_in_process());
     if in_process && unsigned.len() < PARALLEL_SIGN_MIN {
-        unsigned.into_iter().zip(seqs).map(seal).collect()
+        unsigned.into_iter().map(seal).collect()
     } else {
-        unsigned.into_par_iter().zip(seqs).map(seal).collect()
+        unsigned.into_par_iter().map(seal).collect()
     }
 }
 

@@ -10,10 +10,12 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::store_conformance::{
-    self as conformance, append_batches, assert_log_holds, assert_tree_matches, batch, sealed,
+    self as conformance, append_batches, assert_log_holds, assert_tree_matches, at_seq, batch,
+    sealed,
 };
 use keyledger::chain::GENESIS_PREV;
 use keyledger::merkle::Hash;
+use keyledger::record::Record;
 use keyledger::store::embedded::{EmbeddedLog, EmbeddedStore};
 use keyledger::store::{ChainHead, EventStore, InstanceLog, SealedRecord, StoreError};
 
@@ -75,7 +77,7 @@ fn setup(data: &Path, batches: &[u64]) -> Vec<SealedRecord> {
 }
 
 fn leaves(records: &[SealedRecord]) -> Vec<Hash> {
-    records.iter().map(|r| r.leaf).collect()
+    records.iter().map(|r| *r.leaf()).collect()
 }
 
 /// Start offsets of the frames in a record log (documented layout: 16-byte
@@ -297,13 +299,13 @@ fn frame_layout_is_as_documented() {
     let data = dir.path();
     let all = setup(data, &[1, 3]);
     let mut expected = b"KLRECLOG\0\0\0\x01\0\0\0\0".to_vec();
-    expected.extend(documented_frame(0, 0, 1, &all[0].record));
+    expected.extend(documented_frame(0, 0, 1, all[0].record()));
     for i in 0..3u32 {
         expected.extend(documented_frame(
             1 + u64::from(i),
             i,
             3,
-            &all[1 + i as usize].record,
+            all[1 + i as usize].record(),
         ));
     }
     assert_eq!(fs::read(records_path(data)).expect("log"), expected);
@@ -317,19 +319,19 @@ fn valid_frames_that_break_the_chain_are_corruption() {
     let snap = snapshot(data);
     let head = ChainHead {
         size: 2,
-        link: all[1].link,
+        link: *all[1].link(),
     };
     let good = sealed(INST, 2, &head.link, 5);
-    let wrong_prev = sealed(INST, 2, &all[0].link, 5);
+    let wrong_prev = sealed(INST, 2, all[0].link(), 5);
     let wrong_event_seq = sealed(INST, 3, &head.link, 5);
     let cases = [
-        (documented_frame(2, 0, 1, &wrong_prev.record), "prev"),
+        (documented_frame(2, 0, 1, wrong_prev.record()), "prev"),
         (
-            documented_frame(2, 0, 1, &wrong_event_seq.record),
+            documented_frame(2, 0, 1, wrong_event_seq.record()),
             "event seq",
         ),
-        (documented_frame(3, 0, 1, &good.record), "frame seq"),
-        (documented_frame(2, 1, 2, &good.record), "batch"),
+        (documented_frame(3, 0, 1, good.record()), "frame seq"),
+        (documented_frame(2, 1, 2, good.record()), "batch"),
     ];
     for (frame, what) in cases {
         restore(data, &snap);
@@ -343,7 +345,7 @@ fn valid_frames_that_break_the_chain_are_corruption() {
     }
     restore(data, &snap);
     let mut b = fs::read(records_path(data)).expect("log");
-    b.extend(documented_frame(2, 0, 1, &good.record));
+    b.extend(documented_frame(2, 0, 1, good.record()));
     fs::write(records_path(data), &b).expect("write");
     let (_, log) = open(data);
     let mut all = all;
@@ -358,27 +360,26 @@ fn append_refuses_records_that_do_not_chain() {
     let all = setup(data, &[2]);
     let (_, log) = open(data);
     let head = log.head();
-    let mut wrong_link = sealed(INST, 2, &head.link, 1);
-    wrong_link.link = [9; 32];
-    let mut wrong_leaf = sealed(INST, 2, &head.link, 1);
-    wrong_leaf.leaf = [9; 32];
+    // (A wrong link or leaf cannot be built: a SealedRecord computes both
+    // from its record; `sealed_records_carry_their_own_link_and_leaf`.)
     let wrong_prev = sealed(INST, 2, &GENESIS_PREV, 1);
-    let mut wrong_event_seq = sealed(INST, 5, &head.link, 1);
-    wrong_event_seq.seq = 2;
-    let mut not_json = sealed(INST, 2, &head.link, 1);
-    not_json.record.event = b"not json".to_vec();
-    not_json.link = not_json.record.link();
-    not_json.leaf = not_json.record.leaf_hash();
-    let mut empty = sealed(INST, 2, &head.link, 1);
-    empty.record.event.clear();
-    for bad in [
-        wrong_link,
-        wrong_leaf,
-        wrong_prev,
-        wrong_event_seq,
-        not_json,
-        empty,
-    ] {
+    let wrong_event_seq = at_seq(2, sealed(INST, 5, &head.link, 1).record());
+    let signature = sealed(INST, 2, &head.link, 1).record().signature;
+    let not_json = at_seq(
+        2,
+        &Record {
+            event: b"not json".to_vec(),
+            signature,
+        },
+    );
+    let empty = at_seq(
+        2,
+        &Record {
+            event: Vec::new(),
+            signature,
+        },
+    );
+    for bad in [wrong_prev, wrong_event_seq, not_json, empty] {
         let good_first = batch(INST, head, 1);
         let mut b = vec![bad.clone()];
         assert!(matches!(
@@ -387,9 +388,7 @@ fn append_refuses_records_that_do_not_chain() {
         ));
         // Second in a batch: the whole batch is refused.
         b = good_first.clone();
-        let mut second = bad;
-        second.seq = 3;
-        b.push(second);
+        b.push(at_seq(3, bad.record()));
         assert!(log.append(&b).is_err());
     }
     assert_log_holds(log.as_ref(), &all);

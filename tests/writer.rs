@@ -466,7 +466,7 @@ impl InstanceLog for SlowLog {
         let times = batch
             .iter()
             .map(|r| {
-                let v: serde_json::Value = serde_json::from_slice(&r.record.event).expect("json");
+                let v: serde_json::Value = serde_json::from_slice(&r.record().event).expect("json");
                 v["time"].as_str().expect("time").to_string()
             })
             .collect();

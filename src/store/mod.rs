@@ -9,17 +9,98 @@ pub mod embedded;
 
 use crate::chain::Link;
 use crate::merkle::{self, Hash};
-use crate::record::Record;
+use crate::record::{Record, SIGNATURE_LEN};
 
-/// A record with the derived values the writer computed for it.
+/// An event placed at `seq` with its chain link, awaiting its signature.
+///
+/// The link can only be the one [`Linked::new`] computed from the event,
+/// so everything derived from it downstream is computed once.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    seq: u64,
+    event: Vec<u8>,
+    link: Link,
+}
+
+impl Linked {
+    /// Places `event` at `seq` and computes its chain link.
+    pub fn new(seq: u64, event: Vec<u8>) -> Self {
+        let link = crate::chain::link(&event);
+        Linked { seq, event, link }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// `chain::link` of the event.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// Seals the event with `sign`'s signature over its link.
+    pub fn sign<E>(
+        self,
+        sign: impl FnOnce(&Link) -> Result<[u8; SIGNATURE_LEN], E>,
+    ) -> Result<SealedRecord, E> {
+        let signature = sign(&self.link)?;
+        let record = Record {
+            event: self.event,
+            signature,
+        };
+        let leaf = record.leaf_hash();
+        Ok(SealedRecord {
+            seq: self.seq,
+            record,
+            link: self.link,
+            leaf,
+        })
+    }
+}
+
+/// A signed record at its `seq`, with its chain link and Merkle leaf hash.
+///
+/// Its fields are private and it comes only from [`Linked::sign`] (or
+/// [`SealedRecord::new`]), which compute the link and the leaf from the
+/// record itself: a store relies on them without hashing the record again.
 #[derive(Debug, Clone)]
 pub struct SealedRecord {
-    pub seq: u64,
-    pub record: Record,
+    seq: u64,
+    record: Record,
+    link: Link,
+    leaf: Hash,
+}
+
+impl SealedRecord {
+    /// Seals an already signed record at `seq` (computes link and leaf).
+    pub fn new(seq: u64, record: Record) -> Self {
+        let link = record.link();
+        let leaf = record.leaf_hash();
+        SealedRecord {
+            seq,
+            record,
+            link,
+            leaf,
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
     /// `chain::link(&record.event)`.
-    pub link: Link,
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
     /// `record.leaf_hash()`.
-    pub leaf: Hash,
+    pub fn leaf(&self) -> &Hash {
+        &self.leaf
+    }
 }
 
 /// The end of an instance's log.
@@ -144,5 +225,37 @@ pub fn check_instance_name(name: &str) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::InvalidInstanceName(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_records_carry_their_own_link_and_leaf() {
+        let event = br#"{"seq":7,"prev":"00"}"#.to_vec();
+        let linked = Linked::new(7, event.clone());
+        assert_eq!(linked.seq(), 7);
+        assert_eq!(*linked.link(), crate::chain::link(&event));
+        let mut signed_over = None;
+        let sealed = linked
+            .sign(|link| {
+                signed_over = Some(*link);
+                Ok::<_, ()>([5u8; SIGNATURE_LEN])
+            })
+            .expect("sign");
+        assert_eq!(signed_over, Some(crate::chain::link(&event)));
+        assert_eq!(sealed.seq(), 7);
+        assert_eq!(sealed.record().event, event);
+        assert_eq!(*sealed.link(), sealed.record().link());
+        assert_eq!(*sealed.leaf(), sealed.record().leaf_hash());
+        let again = SealedRecord::new(7, sealed.record().clone());
+        assert_eq!((again.link(), again.leaf()), (sealed.link(), sealed.leaf()));
+        // A signing failure yields no record.
+        assert_eq!(
+            Linked::new(8, event).sign(|_| Err("no key")).err(),
+            Some("no key")
+        );
     }
 }

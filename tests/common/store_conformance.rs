@@ -15,7 +15,9 @@ use keyledger::merkle::{
     self, Frontier, Hash, MemoryNodes, NodeRef, verify_consistency, verify_inclusion,
 };
 use keyledger::record::{MAX_EVENT_BYTES, Record};
-use keyledger::store::{ChainHead, EventStore, InstanceLog, LogNodes, SealedRecord, StoreError};
+use keyledger::store::{
+    ChainHead, EventStore, InstanceLog, Linked, LogNodes, SealedRecord, StoreError,
+};
 
 /// Returns a new handle on the backend's storage under test.
 pub type Open<'a> = &'a dyn Fn() -> Box<dyn EventStore>;
@@ -30,18 +32,19 @@ pub fn sealed(instance: &str, seq: u64, prev: &Link, pad: usize) -> SealedRecord
         chain::to_hex(prev)
     )
     .into_bytes();
-    let link = chain::link(&event);
-    let mut signature = [0u8; 64];
-    signature[..32].copy_from_slice(&link);
-    signature[32..].copy_from_slice(&chain::link(&link));
-    let record = Record { event, signature };
-    let leaf = record.leaf_hash();
-    SealedRecord {
-        seq,
-        record,
-        link,
-        leaf,
-    }
+    Linked::new(seq, event)
+        .sign(|link| {
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(link);
+            signature[32..].copy_from_slice(&chain::link(link));
+            Ok::<_, std::convert::Infallible>(signature)
+        })
+        .unwrap_or_else(|never| match never {})
+}
+
+/// `record` sealed at `seq` (whatever seq its event carries).
+pub fn at_seq(seq: u64, record: &Record) -> SealedRecord {
+    SealedRecord::new(seq, record.clone())
 }
 
 /// `n` records continuing the chain after `head`; sizes vary with the seq.
@@ -50,7 +53,7 @@ pub fn batch(instance: &str, head: ChainHead, n: u64) -> Vec<SealedRecord> {
     (head.size..head.size + n)
         .map(|seq| {
             let r = sealed(instance, seq, &prev, (seq as usize * 37) % 300);
-            prev = r.link;
+            prev = *r.link();
             r
         })
         .collect()
@@ -60,7 +63,7 @@ pub fn batch(instance: &str, head: ChainHead, n: u64) -> Vec<SealedRecord> {
 pub fn head_of(records: &[SealedRecord]) -> ChainHead {
     ChainHead {
         size: records.len() as u64,
-        link: records.last().map_or(GENESIS_PREV, |r| r.link),
+        link: records.last().map_or(GENESIS_PREV, |r| *r.link()),
     }
 }
 
@@ -76,7 +79,7 @@ pub fn append_batches(log: &dyn InstanceLog, sizes: &[u64]) -> Vec<SealedRecord>
 }
 
 fn records(sealed: &[SealedRecord]) -> Vec<Record> {
-    sealed.iter().map(|s| s.record.clone()).collect()
+    sealed.iter().map(|s| s.record().clone()).collect()
 }
 
 /// Asserts that `log` holds exactly `expected` (head, full and partial reads).
@@ -238,9 +241,9 @@ pub fn check_append_and_read_back(open: Open<'_>) {
     // A maximal event is stored byte-exact too.
     let head = log.head();
     let mut big = sealed("app", head.size, &head.link, 0);
-    let filler = MAX_EVENT_BYTES - big.record.event.len();
+    let filler = MAX_EVENT_BYTES - big.record().event.len();
     big = sealed("app", head.size, &head.link, filler);
-    assert_eq!(big.record.event.len(), MAX_EVENT_BYTES);
+    assert_eq!(big.record().event.len(), MAX_EVENT_BYTES);
     log.append(std::slice::from_ref(&big))
         .expect("append max-size event");
     all.push(big);
@@ -282,8 +285,8 @@ pub fn check_bad_batches_write_nothing(open: Open<'_>) {
     // An oversized record at the end of an otherwise fine batch.
     let mut b = batch("bad", head, 2);
     let last = &b[0];
-    b[1] = sealed("bad", head.size + 1, &last.link, MAX_EVENT_BYTES);
-    assert!(b[1].record.event.len() > MAX_EVENT_BYTES);
+    b[1] = sealed("bad", head.size + 1, last.link(), MAX_EVENT_BYTES);
+    assert!(b[1].record().event.len() > MAX_EVENT_BYTES);
     assert!(matches!(
         log.append(&b),
         Err(StoreError::InvalidRecord { seq, .. }) if seq == head.size + 1
@@ -342,7 +345,7 @@ pub fn check_tree_and_proofs(open: Open<'_>) {
     for n in [1, 1, 2, 5, 8, 3, 13] {
         let b = batch("tree", log.head(), n);
         log.append(&b).expect("append");
-        leaves.extend(b.iter().map(|r| r.leaf));
+        leaves.extend(b.iter().map(|r| *r.leaf()));
         assert_tree_matches(log.as_ref(), &leaves);
     }
     drop(log);
@@ -364,7 +367,7 @@ pub fn check_reopen_preserves_everything(open: Open<'_>) {
     let store = open();
     let log = store.open_instance("durable").expect("reopen");
     assert_log_holds(log.as_ref(), &all);
-    let leaves: Vec<Hash> = all.iter().map(|r| r.leaf).collect();
+    let leaves: Vec<Hash> = all.iter().map(|r| *r.leaf()).collect();
     assert_tree_matches(log.as_ref(), &leaves);
     assert_eq!(
         log.latest_checkpoint().expect("checkpoint").as_deref(),
@@ -407,7 +410,7 @@ pub fn check_concurrent_readers_see_whole_batches(open: Open<'_>) {
     let store = open();
     let log = store.create_instance("conc").expect("create");
     let all = batch("conc", log.head(), BATCH * BATCHES);
-    let leaves: Vec<Hash> = all.iter().map(|r| r.leaf).collect();
+    let leaves: Vec<Hash> = all.iter().map(|r| *r.leaf()).collect();
     let roots: Vec<Hash> = (0..=BATCHES)
         .map(|k| {
             let (_, f) = MemoryNodes::from_leaves(leaves[..(k * BATCH) as usize].iter().copied())
@@ -431,7 +434,7 @@ pub fn check_concurrent_readers_see_whole_batches(open: Open<'_>) {
                     assert_eq!(got.len() as u64, head.size);
                     if let Some(last) = got.last() {
                         assert_eq!(last.link(), head.link);
-                        assert_eq!(*last, all[head.size as usize - 1].record);
+                        assert_eq!(*last, *all[head.size as usize - 1].record());
                     }
                     let root = merkle::root_at(&LogNodes(log.as_ref()), head.size).expect("root");
                     assert_eq!(root, roots[(head.size / BATCH) as usize]);
@@ -473,7 +476,7 @@ pub fn check_instances_are_isolated(open: Open<'_>) {
     let b = store.open_instance("iso-b").expect("reopen b");
     assert_log_holds(a.as_ref(), &in_a);
     assert_log_holds(b.as_ref(), &in_b);
-    let leaves: Vec<Hash> = in_b.iter().map(|r| r.leaf).collect();
+    let leaves: Vec<Hash> = in_b.iter().map(|r| *r.leaf()).collect();
     assert_tree_matches(b.as_ref(), &leaves);
 }
 

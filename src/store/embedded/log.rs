@@ -141,37 +141,38 @@ impl InstanceLog for EmbeddedLog {
         let Some(first) = batch.first() else {
             return Ok(());
         };
-        if first.seq != w.end.size {
+        if first.seq() != w.end.size {
             return Err(StoreError::Conflict {
-                batch_start: first.seq,
+                batch_start: first.seq(),
                 size: w.end.size,
             });
         }
         let batch_len = u32::try_from(batch.len()).map_err(|_| StoreError::InvalidRecord {
-            seq: first.seq,
+            seq: first.seq(),
             reason: "batch holds more than u32::MAX records".into(),
         })?;
-        let mut frames = Vec::with_capacity(batch.iter().map(|s| s.record.frame_len() + 24).sum());
+        let mut frames =
+            Vec::with_capacity(batch.iter().map(|s| s.record().frame_len() + 24).sum());
         let mut index = Vec::with_capacity(batch.len() * 8);
         let mut nodes = Vec::with_capacity(batch.len() * 64 + 32 * 64);
         let mut frontier = w.frontier.clone();
         let mut end = w.end;
         for (i, sealed) in (0..batch_len).zip(batch) {
             let seq = end.size;
-            if sealed.seq != seq {
+            if sealed.seq() != seq {
                 return Err(StoreError::NonContiguous { seq });
             }
             check::sealed(sealed, seq, &end.link)?;
             index.extend_from_slice(&end.log_len.to_be_bytes());
             let before = frames.len();
-            frame::encode(seq, i, batch_len, &sealed.record, &mut frames);
-            for node in frontier.push(sealed.leaf) {
+            frame::encode(seq, i, batch_len, sealed.record(), &mut frames);
+            for node in frontier.push(*sealed.leaf()) {
                 nodes.extend_from_slice(&node.hash);
             }
             end = Position {
                 size: seq + 1,
                 log_len: end.log_len + (frames.len() - before) as u64,
-                link: sealed.link,
+                link: *sealed.link(),
             };
         }
         if let Err(e) = self.write_batch(&w, &frames, &index, &nodes) {
