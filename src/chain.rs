@@ -47,11 +47,12 @@ pub fn to_hex(link: &Link) -> String {
 
 /// Parses a 64-character lower-case hex link.
 pub fn from_hex(text: &str) -> Option<Link> {
-    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+    if text.len() != 64 {
         return None;
     }
+    // base16ct's lower-case decoder refuses upper-case digits itself.
     let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).ok()?;
+    base16ct::lower::decode(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -72,6 +73,9 @@ mod tests {
         let l = link(b"x");
         assert_eq!(from_hex(&to_hex(&l)), Some(l));
         assert_eq!(from_hex(&to_hex(&l).to_uppercase()), None);
+        let one_upper = format!("A{}", &to_hex(&[0xab; 32])[1..]);
+        assert_eq!(from_hex(&one_upper), None);
+        assert_eq!(from_hex(&format!("g{}", &to_hex(&l)[1..])), None);
         assert_eq!(from_hex(&to_hex(&l)[..62]), None);
     }
 

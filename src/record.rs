@@ -57,7 +57,7 @@ impl Record {
 
     /// The RFC 9162 leaf hash of this record (`SHA-256(0x00 || event || signature)`).
     pub fn leaf_hash(&self) -> Hash {
-        merkle::leaf_hash(&self.entry())
+        merkle::leaf_hash_of_parts(&[&self.event, &self.signature])
     }
 
     /// The Merkle leaf entry: event bytes followed by the signature.

@@ -515,6 +515,10 @@ fn sign_batch(unsigned: Vec<Unsigned>) -> Result<Vec<SealedRecord>, SignError> {
     }
 }
 
+/// Starting capacity of an event's bytes: envelope and payload of the
+/// common key events fit (a `key.wrapped` is ~600 bytes).
+const EVENT_CAPACITY_HINT: usize = 1024;
+
 fn serialise(
     instance: &str,
     seq: u64,
@@ -536,7 +540,10 @@ fn serialise(
         ledger_key: key_id,
         prev: &prev,
     };
-    let bytes = serde_json::to_vec(&envelope).map_err(|e| EventError::Serialise(e.to_string()))?;
+    // Sized for a typical event, so serialising rarely reallocates.
+    let mut bytes = Vec::with_capacity(EVENT_CAPACITY_HINT);
+    serde_json::to_writer(&mut bytes, &envelope)
+        .map_err(|e| EventError::Serialise(e.to_string()))?;
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(EventError::TooLarge {
             size: bytes.len(),

@@ -40,9 +40,17 @@ const NODE_PREFIX: u8 = 0x01;
 /// Leaf hash `SHA-256(0x00 || entry)` (RFC 9162 §2.1.1, `MTH({d(0)})`).
 #[must_use]
 pub fn leaf_hash(entry: &[u8]) -> Hash {
+    leaf_hash_of_parts(&[entry])
+}
+
+/// [`leaf_hash`] of the concatenation of `parts`, without building it.
+#[must_use]
+pub fn leaf_hash_of_parts(parts: &[&[u8]]) -> Hash {
     let mut h = Sha256::new();
     h.update([LEAF_PREFIX]);
-    h.update(entry);
+    for part in parts {
+        h.update(part);
+    }
     h.finalize().into()
 }
 
