@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -23,6 +23,7 @@ use crate::keys::projection::{KeyQuery, Search, SortKey};
 use crate::keys::service::{CreateKey, Deferred, Gated, KeyMaterialSource, TokenImport};
 use crate::keys::state::KeyState;
 use crate::secret::SecretBytes;
+use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -115,12 +116,28 @@ pub(super) fn receipt(resp: &mut HttpResponse, r: &crate::writer::Receipt) {
             v,
         );
     }
-    if let Ok(v) = HeaderValue::from_str(&hex::encode(r.leaf)) {
+    if let Ok(v) = HeaderValue::from_str(&base16ct::lower::encode_string(&r.leaf)) {
         headers.insert(
             actix_web::http::header::HeaderName::from_static("keyledger-receipt-leaf"),
             v,
         );
     }
+}
+
+/// The body of a wrap's answer (Key Protect's field names and order).
+#[derive(Serialize)]
+struct WrapOut<'a> {
+    ciphertext: &'a str,
+    #[serde(rename = "keyVersion")]
+    key_version: VersionRef<'a>,
+    /// The generated data key, when the caller gave none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plaintext: Option<Zeroizing<String>>,
+}
+
+#[derive(Serialize)]
+struct VersionRef<'a> {
+    id: &'a str,
 }
 
 pub(super) fn json_response(status: u16, media: &str, body: Value) -> HttpResponse {
@@ -1014,11 +1031,20 @@ async fn run_action(
                     .start_wrap(&c.actor, &c.correlation_id, &id, plaintext, &b.aad)
             })
             .await?;
-            let mut out = json!({"ciphertext": result.ciphertext, "keyVersion": {"id": result.key_version_id}});
-            if let Some(generated) = &result.generated {
-                out["plaintext"] = json!(B64.encode(generated.expose()));
-            }
-            let mut resp = json_response(200, "application/vnd.ibm.kms.key_action_wrap+json", out);
+            // Typed, not a `Value` tree: the hot path's response in one pass.
+            let out = WrapOut {
+                ciphertext: &result.ciphertext,
+                key_version: VersionRef {
+                    id: &result.key_version_id,
+                },
+                plaintext: result
+                    .generated
+                    .as_ref()
+                    .map(|g| Zeroizing::new(B64.encode(g.expose()))),
+            };
+            let mut resp = HttpResponse::Ok()
+                .content_type("application/vnd.ibm.kms.key_action_wrap+json")
+                .json(&out);
             receipt(&mut resp, &result.receipt);
             correlation(&mut resp, &caller);
             Ok(resp)
