@@ -8,7 +8,9 @@
 //!    with the ledger key's [`LedgerSigner`]: a key file signs ordinary
 //!    batches right there (cheaper than waking a pool), a backlog or an
 //!    HSM-held key in parallel on all cores (rayon; the HSM through its
-//!    sessions, as many at a time as it has);
+//!    sessions, as many at a time as it has). A key-file batch without a
+//!    rotation is handed on in signed chunks of `HANDOFF_CHUNK` records, so
+//!    the committer can append its first records while the rest are signed;
 //! 2. the **committer** appends every signed batch waiting for it (same
 //!    failure epoch, up to [`MAX_BATCH`] records) with one durable write,
 //!    answers every caller of those batches, and issues signed checkpoints.
@@ -18,8 +20,9 @@
 //! after its batch is durable.
 //! If an append fails, that batch and every batch sequenced after it fail,
 //! and the sequencer restarts from the store's durable head. If a signature
-//! cannot be made (an HSM error), only that batch fails: it was never handed
-//! to the committer, and the sequencer continues from where it began.
+//! cannot be made (an HSM error), the chunk it belongs to and the rest of its
+//! batch fail: they were never handed to the committer, and the sequencer
+//! continues from the last chunk that was.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -441,42 +444,66 @@ fn run_sequencer(
         if unsigned.is_empty() {
             continue;
         }
-        let signed = sign_batch(unsigned);
-        let records = match signed {
-            Ok(records) => records,
-            Err(error) => {
-                // Nothing of this batch reached the committer: forget it,
-                // including a rotation it held, and go on from its start.
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(WriteError::Signing(error.to_string())));
+        // A key-file batch without a rotation goes to the committer in
+        // signed chunks: the committer can append the first records while
+        // the sequencer still signs the rest (it merges whatever waits).
+        let chunk_len = if Arc::ptr_eq(&key, &start_key) && key.signs_in_process() {
+            HANDOFF_CHUNK
+        } else {
+            usize::MAX
+        };
+        let mut unsigned = unsigned.into_iter();
+        let mut replies = replies.into_iter();
+        // The chain head after the last chunk handed to the committer.
+        let mut handed = start_head;
+        loop {
+            let part: Vec<Unsigned> = unsigned.by_ref().take(chunk_len).collect();
+            let Some((last, _)) = part.last() else {
+                break;
+            };
+            let part_end = ChainHead {
+                size: last.seq() + 1,
+                link: *last.link(),
+            };
+            let part_replies: Vec<_> = replies.by_ref().take(part.len()).collect();
+            let records = match sign_batch(part) {
+                Ok(records) => records,
+                Err(error) => {
+                    // Nothing of this chunk or after it reached the
+                    // committer: forget it (with a rotation it held) and go
+                    // on from what was handed over.
+                    for (reply, _) in part_replies.into_iter().chain(replies.by_ref()) {
+                        let _ = reply.send(Err(WriteError::Signing(error.to_string())));
+                    }
+                    (head, key) = (handed, start_key.clone());
+                    key_id = key.key_id_hex();
+                    break;
                 }
-                (head, key) = (start_head, start_key);
-                key_id = key.key_id_hex();
-                continue;
+            };
+            let replies = part_replies
+                .into_iter()
+                .zip(&records)
+                .map(|((reply, _), r)| {
+                    let receipt = Receipt {
+                        seq: r.seq(),
+                        link: *r.link(),
+                        leaf: *r.leaf(),
+                        time: time.clone(),
+                        event: r.record().event.clone(),
+                    };
+                    (reply, receipt)
+                })
+                .collect();
+            let batch = Batch {
+                records,
+                replies,
+                key: key.clone(),
+                epoch,
+            };
+            if to_commit.send(batch).is_err() {
+                return;
             }
-        };
-        let replies = replies
-            .into_iter()
-            .zip(&records)
-            .map(|((reply, _), r)| {
-                let receipt = Receipt {
-                    seq: r.seq(),
-                    link: *r.link(),
-                    leaf: *r.leaf(),
-                    time: time.clone(),
-                    event: r.record().event.clone(),
-                };
-                (reply, receipt)
-            })
-            .collect();
-        let batch = Batch {
-            records,
-            replies,
-            key: key.clone(),
-            epoch,
-        };
-        if to_commit.send(batch).is_err() {
-            return;
+            handed = part_end;
         }
     }
 }
@@ -496,6 +523,9 @@ type Unsigned = (Linked, Arc<dyn LedgerSigner>);
 /// Batches at least this long are signed on all cores even by an
 /// in-process key (a backlog); shorter ones on the sequencer thread.
 pub const PARALLEL_SIGN_MIN: usize = 64;
+
+/// Records per chunk a key-file batch is handed to the committer in.
+const HANDOFF_CHUNK: usize = 8;
 
 /// Signs and leaf-hashes a sequenced batch.
 ///

@@ -7,7 +7,7 @@ mod common;
 use common::flaky_log::FlakyLog;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
@@ -262,6 +262,121 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
         keyledger::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!((report.records, report.key_rotations), (size, 1));
+    writer.shutdown();
+}
+
+/// An in-process ledger key that gives `budget` signatures, then fails;
+/// its first signature takes 300 ms, so that what is submitted meanwhile
+/// reaches the sequencer as one batch.
+struct BudgetSigner {
+    key: LedgerKey,
+    budget: AtomicUsize,
+    started: AtomicBool,
+}
+
+impl LedgerSigner for BudgetSigner {
+    fn name(&self) -> &str {
+        self.key.name()
+    }
+    fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+    fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
+        if !self.started.swap(true, Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let left = self
+            .budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1));
+        if left.is_err() {
+            return Err(HsmError::Backend("signing budget spent".into()).into());
+        }
+        LedgerSigner::sign_message(&self.key, message)
+    }
+    fn location(&self) -> String {
+        "budget".into()
+    }
+    fn signs_in_process(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_batch_handed_over_in_chunks_keeps_what_was_signed_before_a_signing_failure() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    let log = ledger.log().clone();
+    let key_file = ledger.keys_dir().join(format!(
+        "{}.key",
+        ledger.writer().current_key().key_id_hex()
+    ));
+    ledger.shutdown();
+    // 1 signature for the lone first record, 8 for the first chunk of the
+    // next batch, 3 into its second chunk: that chunk fails as a whole.
+    let signer = Arc::new(BudgetSigner {
+        key: LedgerKey::read_file(&key_file).expect("key"),
+        budget: AtomicUsize::new(12),
+        started: AtomicBool::new(false),
+    });
+    let no_checkpoints = WriterConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..WriterConfig::default()
+    };
+    let writer = LedgerWriter::start(
+        log.clone(),
+        signer.clone() as Arc<dyn LedgerSigner>,
+        no_checkpoints,
+    );
+    let before = log.head();
+    let first = writer.submit(realistic_event(1, 0).expect("d"));
+    while !signer.started.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let rest: Vec<_> = (0..39)
+        .map(|i| writer.submit(realistic_event(2 + i, i as usize).expect("d")))
+        .collect();
+    let results: Vec<_> = std::iter::once(first)
+        .chain(rest)
+        .map(|p| p.wait())
+        .collect();
+    let kept = results.iter().take_while(|r| r.is_ok()).count();
+    assert_eq!(kept, 9, "the lone record and the first chunk of 8");
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(receipt) => assert_eq!(receipt.seq, before.size + i as u64),
+            Err(WriteError::Signing(m)) => {
+                assert!(i >= kept && m.contains("budget spent"), "{i}: {m}")
+            }
+            Err(other) => panic!("{i}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        log.head().size,
+        before.size + 9,
+        "exactly the answered records"
+    );
+    let records = log.read(before.size, before.size + 9).expect("read");
+    let mut prev = before.link;
+    for r in &records {
+        let env = keyledger::event::Envelope::parse(&r.event).expect("parse");
+        assert_eq!(env.prev, keyledger::chain::to_hex(&prev));
+        assert!(keyledger::ledger_key::verify_record(
+            &signer.verifying_key(),
+            &r.link(),
+            &r.signature
+        ));
+        prev = r.link();
+    }
+    // Once the key signs again, the chain continues from the last record kept.
+    signer.budget.store(usize::MAX, Ordering::SeqCst);
+    let next = writer
+        .append(realistic_event(100, 0).expect("d"))
+        .expect("append");
+    assert_eq!(next.seq, before.size + 9);
+    let env = keyledger::event::Envelope::parse(&next.event).expect("parse");
+    assert_eq!(env.prev, keyledger::chain::to_hex(&prev));
     writer.shutdown();
 }
 
