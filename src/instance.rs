@@ -61,6 +61,11 @@ pub fn create(
     })
 }
 
+/// Records per signed chunk the key service's writer hands to its
+/// committer ([`WriterConfig::handoff_chunk`]: 4 was no better beyond the
+/// noise, whole batches 4-6% slower; docs/BENCHMARKS.md).
+pub const KEY_SERVICE_HANDOFF_CHUNK: usize = 8;
+
 /// Opens an existing instance's key service over the embedded store.
 pub fn open(
     data_dir: &Path,
@@ -71,6 +76,8 @@ pub fn open(
     let store = EmbeddedStore::open(data_dir).map_err(|e| e.to_string())?;
     let config = WriterConfig {
         clock: clock.clone(),
+        // Its events come from request handlers sharing the cores.
+        handoff_chunk: Some(KEY_SERVICE_HANDOFF_CHUNK),
         ..WriterConfig::default()
     };
     // The ledger key in force may live in `hsm` (a PKCS#11 token).

@@ -9,8 +9,9 @@
 //!    batches right there (cheaper than waking a pool), a backlog or an
 //!    HSM-held key in parallel on all cores (rayon; the HSM through its
 //!    sessions, as many at a time as it has). A key-file batch without a
-//!    rotation is handed on in signed chunks of `HANDOFF_CHUNK` records, so
-//!    the committer can append its first records while the rest are signed;
+//!    rotation can be handed on in signed chunks
+//!    ([`WriterConfig::handoff_chunk`]), so the committer can append its
+//!    first records while the rest are signed;
 //! 2. the **committer** appends every signed batch waiting for it (same
 //!    failure epoch, up to [`MAX_BATCH`] records) with one durable write,
 //!    answers every caller of those batches, and issues signed checkpoints.
@@ -89,12 +90,21 @@ pub struct WriterConfig {
     pub checkpoint_interval: Duration,
     /// Where event times come from; times are made non-decreasing.
     pub clock: Clock,
+    /// Hand a key-file batch without a key rotation to the committer in
+    /// signed chunks of this many records, so that its first records are
+    /// appended while the rest are still being signed. `None`: whole
+    /// batches. Chunks pay off when the writer shares the cores with request
+    /// handlers (the key service: +4-6% REST wraps/s, docs/BENCHMARKS.md);
+    /// a writer fed by in-process appenders is bound by `fdatasync` and
+    /// does better with whole batches (13% fewer appends/s with chunks).
+    pub handoff_chunk: Option<usize>,
 }
 
 impl std::fmt::Debug for WriterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriterConfig")
             .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("handoff_chunk", &self.handoff_chunk)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +114,7 @@ impl Default for WriterConfig {
         WriterConfig {
             checkpoint_interval: Duration::from_secs(1),
             clock: Arc::new(Utc::now),
+            handoff_chunk: None,
         }
     }
 }
@@ -228,8 +239,18 @@ impl LedgerWriter {
             std::thread::Builder::new()
                 .name(format!("ledger-seq-{}", shared.instance))
                 .spawn({
-                    let clock = config.clock.clone();
-                    move || run_sequencer(&shared, key, &clock, &submissions, &to_commit, &epoch)
+                    let (clock, chunk) = (config.clock.clone(), config.handoff_chunk);
+                    move || {
+                        run_sequencer(
+                            &shared,
+                            key,
+                            &clock,
+                            chunk,
+                            &submissions,
+                            &to_commit,
+                            &epoch,
+                        )
+                    }
                 })
         };
         let committer = {
@@ -343,6 +364,7 @@ fn run_sequencer(
     shared: &Shared,
     mut key: Arc<dyn LedgerSigner>,
     clock: &Clock,
+    handoff_chunk: Option<usize>,
     submissions: &Receiver<Submission>,
     to_commit: &Sender<Batch>,
     failures: &AtomicU64,
@@ -447,10 +469,9 @@ fn run_sequencer(
         // A key-file batch without a rotation goes to the committer in
         // signed chunks: the committer can append the first records while
         // the sequencer still signs the rest (it merges whatever waits).
-        let chunk_len = if Arc::ptr_eq(&key, &start_key) && key.signs_in_process() {
-            HANDOFF_CHUNK
-        } else {
-            usize::MAX
+        let chunk_len = match handoff_chunk {
+            Some(n) if Arc::ptr_eq(&key, &start_key) && key.signs_in_process() => n.max(1),
+            _ => usize::MAX,
         };
         let mut unsigned = unsigned.into_iter();
         let mut replies = replies.into_iter();
@@ -523,9 +544,6 @@ type Unsigned = (Linked, Arc<dyn LedgerSigner>);
 /// Batches at least this long are signed on all cores even by an
 /// in-process key (a backlog); shorter ones on the sequencer thread.
 pub const PARALLEL_SIGN_MIN: usize = 64;
-
-/// Records per chunk a key-file batch is handed to the committer in.
-const HANDOFF_CHUNK: usize = 8;
 
 /// Signs and leaf-hashes a sequenced batch.
 ///

@@ -322,6 +322,7 @@ fn a_batch_handed_over_in_chunks_keeps_what_was_signed_before_a_signing_failure(
     });
     let no_checkpoints = WriterConfig {
         checkpoint_interval: Duration::from_secs(3600),
+        handoff_chunk: Some(8),
         ..WriterConfig::default()
     };
     let writer = LedgerWriter::start(
