@@ -36,6 +36,28 @@ fn config() -> WriterConfig {
     }
 }
 
+/// Creates instance `acme` under `dir` with `events` more events, then
+/// closes it: its log (to run a writer on directly) and its ledger key file.
+fn closed_instance(
+    dir: &std::path::Path,
+    events: u64,
+) -> (Arc<dyn InstanceLog>, std::path::PathBuf) {
+    let store = EmbeddedStore::open(dir).expect("store");
+    let ledger = Ledger::create(&store, dir, "acme", &admin(), "op", config()).expect("create");
+    for i in 0..events {
+        ledger
+            .append(realistic_event(1 + i, 0).expect("d"))
+            .expect("append");
+    }
+    let log = ledger.log().clone();
+    let key_file = ledger.keys_dir().join(format!(
+        "{}.key",
+        ledger.writer().current_key().key_id_hex()
+    ));
+    ledger.shutdown();
+    (log, key_file)
+}
+
 fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger::verify::Report {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("b");
@@ -98,18 +120,7 @@ fn concurrent_appends_are_group_committed_gap_free_and_verify() {
 #[test]
 fn when_the_log_cannot_be_written_callers_get_an_error_and_nothing_is_stored() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = EmbeddedStore::open(dir.path()).expect("store");
-    let ledger =
-        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
-    ledger
-        .append(realistic_event(1, 0).expect("d"))
-        .expect("append");
-    let log = ledger.log().clone();
-    let key_file = ledger.keys_dir().join(format!(
-        "{}.key",
-        ledger.writer().current_key().key_id_hex()
-    ));
-    ledger.shutdown();
+    let (log, key_file) = closed_instance(dir.path(), 1);
 
     let flaky = Arc::new(FlakyLog {
         inner: log,
@@ -181,16 +192,8 @@ impl LedgerSigner for FlakySigner {
 #[test]
 fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = EmbeddedStore::open(dir.path()).expect("store");
-    let ledger =
-        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
-    ledger
-        .append(realistic_event(1, 0).expect("d"))
-        .expect("append");
-    let log = ledger.log().clone();
-    let old = ledger.writer().current_key();
-    let key_file = ledger.keys_dir().join(format!("{}.key", old.key_id_hex()));
-    ledger.shutdown();
+    let (log, key_file) = closed_instance(dir.path(), 1);
+    let old = LedgerKey::read_file(&key_file).expect("key");
 
     let signer = Arc::new(FlakySigner {
         key: LedgerKey::read_file(&key_file).expect("key"),
@@ -304,15 +307,7 @@ impl LedgerSigner for BudgetSigner {
 #[test]
 fn a_batch_handed_over_in_chunks_keeps_what_was_signed_before_a_signing_failure() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = EmbeddedStore::open(dir.path()).expect("store");
-    let ledger =
-        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
-    let log = ledger.log().clone();
-    let key_file = ledger.keys_dir().join(format!(
-        "{}.key",
-        ledger.writer().current_key().key_id_hex()
-    ));
-    ledger.shutdown();
+    let (log, key_file) = closed_instance(dir.path(), 0);
     // 1 signature for the lone first record, 8 for the first chunk of the
     // next batch, 3 into its second chunk: that chunk fails as a whole.
     let signer = Arc::new(BudgetSigner {
@@ -610,15 +605,7 @@ impl InstanceLog for SlowLog {
 #[test]
 fn batches_signed_during_an_append_are_committed_together_in_order() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = EmbeddedStore::open(dir.path()).expect("store");
-    let ledger =
-        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
-    let log = ledger.log().clone();
-    let key_file = ledger.keys_dir().join(format!(
-        "{}.key",
-        ledger.writer().current_key().key_id_hex()
-    ));
-    ledger.shutdown();
+    let (log, key_file) = closed_instance(dir.path(), 0);
     let slow = Arc::new(SlowLog {
         inner: log,
         appends: std::sync::Mutex::new(Vec::new()),
