@@ -449,7 +449,7 @@ fn run_sequencer(
                 }
             };
             let linked = Linked::new(head.size, event);
-            replies.push((reply, head.size));
+            replies.push(reply);
             head = ChainHead {
                 size: head.size + 1,
                 link: *linked.link(),
@@ -493,7 +493,7 @@ fn run_sequencer(
                     // Nothing of this chunk or after it reached the
                     // committer: forget it (with a rotation it held) and go
                     // on from what was handed over.
-                    for (reply, _) in part_replies.into_iter().chain(replies.by_ref()) {
+                    for reply in part_replies.into_iter().chain(replies.by_ref()) {
                         let _ = reply.send(Err(WriteError::Signing(error.to_string())));
                     }
                     (head, key) = (handed, start_key.clone());
@@ -504,7 +504,7 @@ fn run_sequencer(
             let replies = part_replies
                 .into_iter()
                 .zip(&records)
-                .map(|((reply, _), r)| {
+                .map(|(reply, r)| {
                     let receipt = Receipt {
                         seq: r.seq(),
                         link: *r.link(),
