@@ -26,6 +26,9 @@ use keyledger::secret::SecretBytes;
 const TOKEN: &str = "keyledger-test";
 /// A second token nobody in this process logs into before the PIN test.
 const TOKEN_PIN_TEST: &str = "keyledger-pin-test";
+/// A third token holding the RFC 8032 vectors' keys, imported by
+/// softhsm2-util before this process first initialises the module.
+const TOKEN_KAT: &str = "keyledger-kat";
 /// Set (to a state file) in the child process of the restart test.
 const RESTART_ENV: &str = "KEYLEDGER_P11_RESTART_STATE";
 
@@ -54,6 +57,8 @@ fn env() -> &'static Env {
             softhsm::use_token_dir(dir.path());
             init_token(TOKEN);
             init_token(TOKEN_PIN_TEST);
+            init_token(TOKEN_KAT);
+            import_rfc8032_keys(dir.path());
             Some(dir)
         };
         let hsm = Pkcs11Hsm::open(config(&module, TOKEN, USER_PIN)).expect("open the test token");
@@ -545,19 +550,23 @@ fn ed25519_pkcs8_pem(seed: &[u8]) -> String {
     format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
 }
 
-/// RFC 8032 section 7.1 through the backend's `sign` (`CKM_EDDSA`): each
-/// vector's seed is imported into the token (softhsm2-util, under the
-/// backend's object id for the pair), then the backend must return exactly
-/// the vector's public key and signature.
-#[test]
-fn rfc8032_known_answers_through_the_token() {
-    let hsm = hsm();
+/// The label under which RFC 8032 vector `i` is imported into `TOKEN_KAT`.
+fn kat_label(i: usize) -> String {
+    format!("kat-{i}")
+}
+
+/// Imports each RFC 8032 section 7.1 seed into `TOKEN_KAT` (softhsm2-util,
+/// under the backend's object id for the pair). Done while setting up the
+/// token directory, before the first `C_Initialize`: SoftHSM2 notices
+/// objects another process adds to a token this process already has open
+/// only through a generation counter that concurrent writers in this
+/// process can race (CI once saw `NoSigningKey` for a key imported a moment
+/// earlier), so the keys must be on disk before the module first reads it.
+fn import_rfc8032_keys(dir: &Path) {
     let vectors = common::vectors::records("ed25519_rfc8032.txt", 5);
-    let dir = tempfile::tempdir().expect("tmp");
     for (i, r) in vectors.iter().enumerate() {
-        let name = &r["SECTION"];
-        let label = format!("kat-{i}");
-        let pem = dir.path().join(format!("{label}.pem"));
+        let label = kat_label(i);
+        let pem = dir.join(format!("{label}.pem"));
         std::fs::write(
             &pem,
             ed25519_pkcs8_pem(&common::vectors::bytes(r, "SECRET KEY")),
@@ -570,7 +579,7 @@ fn rfc8032_known_answers_through_the_token() {
             "--import",
             pem.to_str().expect("utf8"),
             "--token",
-            TOKEN,
+            TOKEN_KAT,
             "--label",
             &label,
             "--id",
@@ -578,6 +587,21 @@ fn rfc8032_known_answers_through_the_token() {
             "--pin",
             USER_PIN,
         ]);
+        std::fs::remove_file(&pem).expect("remove pem");
+    }
+}
+
+/// RFC 8032 section 7.1 through the backend's `sign` (`CKM_EDDSA`): with
+/// each vector's seed imported into the token (see `import_rfc8032_keys`),
+/// the backend must return exactly the vector's public key and signature.
+#[test]
+fn rfc8032_known_answers_through_the_token() {
+    let env = env();
+    let hsm = Pkcs11Hsm::open(config(&env.module, TOKEN_KAT, USER_PIN)).expect("open KAT token");
+    let vectors = common::vectors::records("ed25519_rfc8032.txt", 5);
+    for (i, r) in vectors.iter().enumerate() {
+        let name = &r["SECTION"];
+        let label = kat_label(i);
         let public = hsm
             .signing_public_key("p11-kat", &label)
             .expect("public key");
