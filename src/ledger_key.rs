@@ -12,22 +12,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-use sha2::Sha512;
 use zeroize::Zeroizing;
 
 use crate::chain::{self, Link};
 use crate::checkpoint::NoteVerifierKey;
 use crate::signer::{LedgerSigner, SignError};
 
+mod seed_signer;
+use seed_signer::SeedSigner;
+
 /// An instance ledger signing key. Zeroized on drop; never printed.
 pub struct LedgerKey {
     signing: SigningKey,
-    /// The scalar and nonce prefix `signing` expands to, kept so that each
-    /// record signature skips re-deriving them (one SHA-512 and a scalar
-    /// reduction per signature); the signatures are the same RFC 8032 ones.
-    expanded: ExpandedSecretKey,
+    /// Signs records (the hot path): the same RFC 8032 signatures as
+    /// `signing`, from the seed expanded once.
+    records: SeedSigner,
     name: String,
 }
 
@@ -64,9 +64,11 @@ impl LedgerKey {
 
     /// A key from a 32-byte seed (RFC 8032 secret key).
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Self {
+        let signing = SigningKey::from_bytes(seed);
+        let records = SeedSigner::new(seed, signing.verifying_key());
         LedgerKey {
-            signing: SigningKey::from_bytes(seed),
-            expanded: ExpandedSecretKey::from(seed),
+            signing,
+            records,
             name: name.to_string(),
         }
     }
@@ -97,7 +99,13 @@ impl LedgerKey {
 
     /// An RFC 8032 ed25519 signature of `message`.
     fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
-        raw_sign::<Sha512>(&self.expanded, message, &self.signing.verifying_key()).to_bytes()
+        self.records.sign(message)
+    }
+
+    /// Which Ed25519 implementation signs records ("aws-lc" or
+    /// "ed25519-dalek"); both give the same RFC 8032 bytes.
+    pub fn signing_implementation(&self) -> &'static str {
+        self.records.implementation()
     }
 
     /// Signs a checkpoint as a C2SP note under this key's name.
