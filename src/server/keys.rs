@@ -135,6 +135,24 @@ struct WrapOut<'a> {
     plaintext: Option<Zeroizing<String>>,
 }
 
+/// The body of an unwrap's answer. The base64 plaintext is zeroized once
+/// serialised (the answer's own bytes belong to the HTTP layer).
+#[derive(Serialize)]
+struct UnwrapOut<'a> {
+    plaintext: Zeroizing<String>,
+    #[serde(rename = "keyVersion")]
+    key_version: VersionRef<'a>,
+    /// The data key re-wrapped under the latest version, when the key was
+    /// rotated since the ciphertext was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ciphertext: Option<&'a str>,
+    #[serde(
+        rename = "rewrappedKeyVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
+    rewrapped_key_version: Option<VersionRef<'a>>,
+}
+
 #[derive(Serialize)]
 struct VersionRef<'a> {
     id: &'a str,
@@ -882,9 +900,10 @@ pub(super) struct WrapBody {
     #[schema(
         pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
         min_length = 4,
-        max_length = 7168
+        max_length = 7168,
+        value_type = Option<String>
     )]
-    plaintext: Option<String>,
+    plaintext: Option<Zeroizing<String>>,
     /// Additional authenticated data: at most 126 strings of at most 255
     /// characters, needed again to unwrap.
     #[serde(default)]
@@ -910,9 +929,10 @@ pub(super) struct UnwrapBody {
 pub(super) struct RotateBody {
     /// An AES key of 16, 24 or 32 bytes, base64.
     #[schema(
-        pattern = r"^(?:(?:[A-Za-z0-9+/]{4}){5}[A-Za-z0-9+/][AQgw]==|(?:[A-Za-z0-9+/]{4}){8}|(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
+        pattern = r"^(?:(?:[A-Za-z0-9+/]{4}){5}[A-Za-z0-9+/][AQgw]==|(?:[A-Za-z0-9+/]{4}){8}|(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$",
+        value_type = Option<String>
     )]
-    payload: Option<String>,
+    payload: Option<Zeroizing<String>>,
 }
 
 /// `POST /api/v2/keys/{id}/actions/{action}`
@@ -1056,16 +1076,20 @@ async fn run_action(
                     .start_unwrap(&c.actor, &c.correlation_id, &id, &b.ciphertext, &b.aad)
             })
             .await?;
-            let mut out = json!({
-                "plaintext": B64.encode(result.plaintext.expose()),
-                "keyVersion": {"id": result.key_version_id},
-            });
-            if let Some((ct, version)) = &result.rewrapped {
-                out["ciphertext"] = json!(ct);
-                out["rewrappedKeyVersion"] = json!({"id": version});
-            }
-            let mut resp =
-                json_response(200, "application/vnd.ibm.kms.key_action_unwrap+json", out);
+            let out = UnwrapOut {
+                plaintext: Zeroizing::new(B64.encode(result.plaintext.expose())),
+                key_version: VersionRef {
+                    id: &result.key_version_id,
+                },
+                ciphertext: result.rewrapped.as_ref().map(|(ct, _)| ct.as_str()),
+                rewrapped_key_version: result
+                    .rewrapped
+                    .as_ref()
+                    .map(|(_, version)| VersionRef { id: version }),
+            };
+            let mut resp = HttpResponse::Ok()
+                .content_type("application/vnd.ibm.kms.key_action_unwrap+json")
+                .json(&out);
             receipt(&mut resp, &result.receipt);
             correlation(&mut resp, &caller);
             Ok(resp)
