@@ -479,13 +479,9 @@ fn run_sequencer(
         let mut handed = start_head;
         loop {
             let part: Vec<Unsigned> = unsigned.by_ref().take(chunk_len).collect();
-            let Some((last, _)) = part.last() else {
+            if part.is_empty() {
                 break;
-            };
-            let part_end = ChainHead {
-                size: last.seq() + 1,
-                link: *last.link(),
-            };
+            }
             let part_replies: Vec<_> = replies.by_ref().take(part.len()).collect();
             let records = match sign_batch(part) {
                 Ok(records) => records,
@@ -501,6 +497,12 @@ fn run_sequencer(
                     break;
                 }
             };
+            if let Some(last) = records.last() {
+                handed = ChainHead {
+                    size: last.seq() + 1,
+                    link: *last.link(),
+                };
+            }
             let replies = part_replies
                 .into_iter()
                 .zip(&records)
@@ -524,7 +526,6 @@ fn run_sequencer(
             if to_commit.send(batch).is_err() {
                 return;
             }
-            handed = part_end;
         }
     }
 }

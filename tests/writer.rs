@@ -116,7 +116,6 @@ fn concurrent_appends_are_group_committed_gap_free_and_verify() {
     assert_eq!(report.records, 3201);
 }
 
-/// An instance log whose appends fail while `broken` is set.
 #[test]
 fn when_the_log_cannot_be_written_callers_get_an_error_and_nothing_is_stored() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -164,14 +163,34 @@ fn when_the_log_cannot_be_written_callers_get_an_error_and_nothing_is_stored() {
     writer.shutdown();
 }
 
-/// A real ledger key whose signing fails while `broken` is set, as an HSM
-/// holding the key does when the token is unreachable.
-struct FlakySigner {
+/// A real ledger key that gives `budget` signatures, then fails with
+/// `refusal`, as an HSM holding the key does when the token is unreachable.
+/// `in_process` is what it reports as [`LedgerSigner::signs_in_process`];
+/// with `first_delay`, its first signature takes that long, so that what is
+/// submitted meanwhile reaches the sequencer as one batch.
+struct BudgetSigner {
     key: LedgerKey,
-    broken: AtomicBool,
+    budget: AtomicUsize,
+    refusal: &'static str,
+    in_process: bool,
+    first_delay: Duration,
+    started: AtomicBool,
 }
 
-impl LedgerSigner for FlakySigner {
+impl BudgetSigner {
+    fn new(key_file: &std::path::Path, budget: usize, refusal: &'static str) -> Self {
+        BudgetSigner {
+            key: LedgerKey::read_file(key_file).expect("key"),
+            budget: AtomicUsize::new(budget),
+            refusal,
+            in_process: false,
+            first_delay: Duration::ZERO,
+            started: AtomicBool::new(false),
+        }
+    }
+}
+
+impl LedgerSigner for BudgetSigner {
     fn name(&self) -> &str {
         self.key.name()
     }
@@ -179,13 +198,22 @@ impl LedgerSigner for FlakySigner {
         self.key.verifying_key()
     }
     fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(HsmError::Backend("token unreachable".into()).into());
+        if !self.started.swap(true, Ordering::SeqCst) {
+            std::thread::sleep(self.first_delay);
+        }
+        let left = self
+            .budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1));
+        if left.is_err() {
+            return Err(HsmError::Backend(self.refusal.into()).into());
         }
         LedgerSigner::sign_message(&self.key, message)
     }
     fn location(&self) -> String {
-        "flaky".into()
+        "budget".into()
+    }
+    fn signs_in_process(&self) -> bool {
+        self.in_process
     }
 }
 
@@ -195,10 +223,7 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
     let (log, key_file) = closed_instance(dir.path(), 1);
     let old = LedgerKey::read_file(&key_file).expect("key");
 
-    let signer = Arc::new(FlakySigner {
-        key: LedgerKey::read_file(&key_file).expect("key"),
-        broken: AtomicBool::new(true),
-    });
+    let signer = Arc::new(BudgetSigner::new(&key_file, 0, "token unreachable"));
     let writer = LedgerWriter::start(
         log.clone(),
         signer.clone() as Arc<dyn LedgerSigner>,
@@ -234,7 +259,7 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
     assert!(matches!(writer.checkpoint(), Err(WriteError::Signing(_))));
     assert_eq!(log.head(), before, "nothing was stored");
 
-    signer.broken.store(false, Ordering::SeqCst);
+    signer.budget.store(usize::MAX, Ordering::SeqCst);
     let r = writer
         .append(realistic_event(200, 0).expect("d"))
         .expect("append once the key signs again");
@@ -268,42 +293,6 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
     writer.shutdown();
 }
 
-/// An in-process ledger key that gives `budget` signatures, then fails;
-/// its first signature takes 300 ms, so that what is submitted meanwhile
-/// reaches the sequencer as one batch.
-struct BudgetSigner {
-    key: LedgerKey,
-    budget: AtomicUsize,
-    started: AtomicBool,
-}
-
-impl LedgerSigner for BudgetSigner {
-    fn name(&self) -> &str {
-        self.key.name()
-    }
-    fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
-    }
-    fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
-        if !self.started.swap(true, Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let left = self
-            .budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1));
-        if left.is_err() {
-            return Err(HsmError::Backend("signing budget spent".into()).into());
-        }
-        LedgerSigner::sign_message(&self.key, message)
-    }
-    fn location(&self) -> String {
-        "budget".into()
-    }
-    fn signs_in_process(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn a_batch_handed_over_in_chunks_keeps_what_was_signed_before_a_signing_failure() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -311,9 +300,9 @@ fn a_batch_handed_over_in_chunks_keeps_what_was_signed_before_a_signing_failure(
     // 1 signature for the lone first record, 8 for the first chunk of the
     // next batch, 3 into its second chunk: that chunk fails as a whole.
     let signer = Arc::new(BudgetSigner {
-        key: LedgerKey::read_file(&key_file).expect("key"),
-        budget: AtomicUsize::new(12),
-        started: AtomicBool::new(false),
+        in_process: true,
+        first_delay: Duration::from_millis(300),
+        ..BudgetSigner::new(&key_file, 12, "signing budget spent")
     });
     let no_checkpoints = WriterConfig {
         checkpoint_interval: Duration::from_secs(3600),
