@@ -14,7 +14,12 @@
 //!    first records while the rest are signed;
 //! 2. the **committer** appends every signed batch waiting for it (same
 //!    failure epoch, up to [`MAX_BATCH`] records) with one durable write,
-//!    answers every caller of those batches, and issues signed checkpoints.
+//!    answers every caller of those batches, and asks for a checkpoint when
+//!    one is due;
+//! 3. the **checkpointer** signs and durably saves those checkpoints (and a
+//!    final one at shutdown) off the committer's path: saving a note costs
+//!    two fsyncs, which would otherwise stall every caller waiting on the
+//!    next batch.
 //!
 //! While the committer waits for `fdatasync`, the sequencer goes on signing
 //! (up to `COMMIT_QUEUE` signed batches wait). A caller is answered only
@@ -170,6 +175,13 @@ struct Batch {
     epoch: u64,
 }
 
+/// The durable head of the log and the ledger key in force at it.
+#[derive(Clone)]
+struct Durable {
+    head: ChainHead,
+    key: Arc<dyn LedgerSigner>,
+}
+
 /// Counters the writer keeps (for metrics and benchmarks).
 #[derive(Debug)]
 pub struct WriterStats {
@@ -206,7 +218,10 @@ struct Shared {
     log: Arc<dyn InstanceLog>,
     stats: WriterStats,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    current_key: Mutex<Arc<dyn LedgerSigner>>,
+    /// The durable head and the ledger key in force there, updated together
+    /// after every append, so a checkpoint never pairs a head with a key
+    /// that does not sign it.
+    durable: Mutex<Durable>,
     /// Serialises checkpoint issuing so a newer note is never replaced by an older one.
     checkpoint_lock: Mutex<u64>,
 }
@@ -229,7 +244,10 @@ impl LedgerWriter {
             log: log.clone(),
             stats: WriterStats::default(),
             threads: Mutex::new(Vec::new()),
-            current_key: Mutex::new(key.clone()),
+            durable: Mutex::new(Durable {
+                head: log.head(),
+                key: key.clone(),
+            }),
             checkpoint_lock: Mutex::new(0),
         });
         let epoch = Arc::new(AtomicU64::new(0));
@@ -253,18 +271,34 @@ impl LedgerWriter {
                     }
                 })
         };
+        // At most one checkpoint request waits; a due one while the
+        // checkpointer is busy is asked for again after the next batch.
+        let (request_checkpoint, checkpoint_requests) = bounded::<()>(1);
         let committer = {
             let shared = shared.clone();
+            let interval = config.checkpoint_interval;
             std::thread::Builder::new()
                 .name(format!("ledger-commit-{}", shared.instance))
-                .spawn(move || run_committer(&shared, &batches, &epoch, config))
+                .spawn(move || {
+                    run_committer(&shared, &batches, &epoch, interval, &request_checkpoint)
+                })
+        };
+        let checkpointer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("ledger-ckpt-{}", shared.instance))
+                .spawn(move || run_checkpointer(&shared, &checkpoint_requests))
         };
         let mut threads = shared
             .threads
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Joined in this order at shutdown: the committer ends once the
+        // sequencer has handed it everything, the checkpointer once the
+        // committer is gone (after a final checkpoint).
         threads.extend(sequencer.ok());
         threads.extend(committer.ok());
+        threads.extend(checkpointer.ok());
         drop(threads);
         LedgerWriter { submit, shared }
     }
@@ -284,11 +318,7 @@ impl LedgerWriter {
 
     /// The ledger key in force at the durable head.
     pub fn current_key(&self) -> Arc<dyn LedgerSigner> {
-        self.shared
-            .current_key
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.shared.durable().key
     }
 
     /// Appends one event and waits until it is durable.
@@ -333,8 +363,7 @@ impl LedgerWriter {
 
     /// Signs and stores a checkpoint of the current durable head now.
     pub fn checkpoint(&self) -> Result<String, WriteError> {
-        let key = self.current_key();
-        issue_checkpoint(&self.shared, key.as_ref())
+        issue_checkpoint(&self.shared, &self.shared.durable())
     }
 
     /// Stops accepting events, finishes everything already submitted, writes
@@ -386,12 +415,7 @@ fn run_sequencer(
             epoch = current_epoch;
             // An append failed: restart from what is durable, including the
             // key in force there (a failed rotation never happened).
-            head = shared.log.head();
-            key = shared
-                .current_key
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
+            Durable { head, key } = shared.durable();
             key_id = key.key_id_hex();
         }
         // Where to continue from if this batch cannot be signed.
@@ -606,11 +630,11 @@ fn run_committer(
     shared: &Shared,
     batches: &Receiver<Batch>,
     failures: &AtomicU64,
-    config: WriterConfig,
+    checkpoint_interval: Duration,
+    request_checkpoint: &Sender<()>,
 ) {
-    let mut last_checkpoint = Instant::now();
-    let mut checkpointed_size = shared.log.head().size;
-    let mut latest_key: Option<Arc<dyn LedgerSigner>> = None;
+    let mut last_request = Instant::now();
+    let mut requested_size = shared.log.head().size;
     let mut carried: Option<Batch> = None;
     loop {
         let Some(mut batch) = carried.take().or_else(|| batches.recv().ok()) else {
@@ -654,22 +678,29 @@ fn run_committer(
                 shared.stats.batches.fetch_add(1, Ordering::Relaxed);
                 shared.stats.records.fetch_add(count, Ordering::Relaxed);
                 // The key in force changes before anyone hears of the rotation.
-                *shared
-                    .current_key
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = batch.key.clone();
+                if let Some(last) = batch.records.last() {
+                    *shared
+                        .durable
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Durable {
+                        head: ChainHead {
+                            size: last.seq() + 1,
+                            link: *last.link(),
+                        },
+                        key: batch.key,
+                    };
+                }
                 for (reply, receipt) in batch.replies {
                     let _ = reply.send(Ok(receipt));
                 }
                 let size = shared.log.head().size;
-                if size > checkpointed_size
-                    && last_checkpoint.elapsed() >= config.checkpoint_interval
-                    && issue_checkpoint(shared, batch.key.as_ref()).is_ok()
+                if size > requested_size
+                    && last_request.elapsed() >= checkpoint_interval
+                    && request_checkpoint.try_send(()).is_ok()
                 {
-                    checkpointed_size = size;
-                    last_checkpoint = Instant::now();
+                    requested_size = size;
+                    last_request = Instant::now();
                 }
-                latest_key = Some(batch.key);
             }
             Err(e) => {
                 failures.fetch_add(1, Ordering::AcqRel);
@@ -680,20 +711,43 @@ fn run_committer(
             }
         }
     }
-    if let Some(key) = latest_key
-        && shared.log.head().size > checkpointed_size
-    {
-        let _ = issue_checkpoint(shared, key.as_ref());
+}
+
+/// Issues the checkpoints the committer asks for, then, once the committer
+/// is gone, a final one of whatever is durable and not yet checkpointed.
+fn run_checkpointer(shared: &Shared, requests: &Receiver<()>) {
+    let mut checkpointed_size = shared.log.head().size;
+    let mut issue = || {
+        let durable = shared.durable();
+        if durable.head.size > checkpointed_size && issue_checkpoint(shared, &durable).is_ok() {
+            checkpointed_size = durable.head.size;
+        }
+    };
+    while requests.recv().is_ok() {
+        issue();
+    }
+    issue();
+}
+
+impl Shared {
+    /// A consistent snapshot of the durable head and its key.
+    fn durable(&self) -> Durable {
+        self.durable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
-fn issue_checkpoint(shared: &Shared, key: &dyn LedgerSigner) -> Result<String, WriteError> {
+/// Signs a checkpoint of `durable.head` with the key in force there and
+/// saves it, unless a checkpoint of a larger log is already saved.
+fn issue_checkpoint(shared: &Shared, durable: &Durable) -> Result<String, WriteError> {
     let storage = |e: StoreError| WriteError::Storage(e.to_string());
     let mut saved_size = shared
         .checkpoint_lock
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let head = shared.log.head();
+    let Durable { head, key } = durable;
     let root = merkle::root_at(&LogNodes(shared.log.as_ref()), head.size)
         .map_err(|e| WriteError::Storage(format!("computing root: {e}")))?;
     let checkpoint = Checkpoint {

@@ -658,3 +658,116 @@ fn batches_signed_during_an_append_are_committed_together_in_order() {
     );
     writer.shutdown();
 }
+
+/// A log whose checkpoint saves block until the test opens the gate, and
+/// that reports each save as it starts.
+struct GatedCheckpointLog {
+    inner: Arc<dyn InstanceLog>,
+    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    saving: std::sync::mpsc::SyncSender<u64>,
+}
+
+impl InstanceLog for GatedCheckpointLog {
+    fn instance(&self) -> &str {
+        self.inner.instance()
+    }
+    fn head(&self) -> keyledger::store::ChainHead {
+        self.inner.head()
+    }
+    fn append(
+        &self,
+        batch: &[keyledger::store::SealedRecord],
+    ) -> Result<(), keyledger::store::StoreError> {
+        self.inner.append(batch)
+    }
+    fn read(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<keyledger::record::Record>, keyledger::store::StoreError> {
+        self.inner.read(start, end)
+    }
+    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, keyledger::store::StoreError> {
+        self.inner.node(level, index)
+    }
+    fn save_checkpoint(&self, note: &str) -> Result<(), keyledger::store::StoreError> {
+        let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
+            .expect("note")
+            .size;
+        let _ = self.saving.send(size);
+        let _ = self.gate.lock().expect("gate").recv();
+        self.inner.save_checkpoint(note)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<String>, keyledger::store::StoreError> {
+        self.inner.latest_checkpoint()
+    }
+}
+
+#[test]
+fn a_slow_checkpoint_save_never_holds_up_appends_and_shutdown_checkpoints_the_rest() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (log, key_file) = closed_instance(dir.path(), 2);
+    let (open_gate, gate) = std::sync::mpsc::channel();
+    let (saving, saves) = std::sync::mpsc::sync_channel(16);
+    let gated = Arc::new(GatedCheckpointLog {
+        inner: log.clone(),
+        gate: std::sync::Mutex::new(gate),
+        saving,
+    });
+    let key = LedgerKey::read_file(&key_file).expect("key");
+    let vkey = key.note_verifier();
+    let writer = LedgerWriter::start(gated.clone(), key, config());
+    let start = gated.head().size;
+    writer
+        .append(realistic_event(900, 0).expect("draft"))
+        .expect("durable");
+    // A checkpoint is due after every batch (interval zero): its save has
+    // started and is now stuck behind the gate.
+    let first = saves
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a checkpoint save started");
+    assert_eq!(first, start + 1);
+    // Appends are still answered while that save waits (on another thread,
+    // so that a writer held up by the save fails this test, not hangs it).
+    let (done, answered) = std::sync::mpsc::channel();
+    let appender = writer.clone();
+    std::thread::spawn(move || {
+        let seqs: Vec<u64> = (0..20u64)
+            .map(|i| {
+                appender
+                    .append(realistic_event(901 + i, 0).expect("draft"))
+                    .expect("durable")
+                    .seq
+            })
+            .collect();
+        let _ = done.send(seqs);
+    });
+    let seqs = answered
+        .recv_timeout(Duration::from_secs(60))
+        .expect("appends answered while a checkpoint save waits");
+    assert_eq!(seqs, (start + 1..start + 21).collect::<Vec<u64>>());
+    assert!(
+        saves.try_recv().is_err(),
+        "one checkpoint at a time: no second save started while the first waits"
+    );
+    // Let every save through; shutdown issues a final checkpoint of the
+    // whole log, signed by the key in force.
+    let opener = std::thread::spawn(move || {
+        while open_gate.send(()).is_ok() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    writer.shutdown();
+    drop(gated);
+    let note = log.latest_checkpoint().expect("read").expect("saved");
+    let saved =
+        keyledger::checkpoint::parse_and_verify(note.as_bytes(), std::slice::from_ref(&vkey))
+            .expect("signed by the ledger key");
+    assert_eq!(
+        saved.size,
+        start + 21,
+        "the final checkpoint covers every event"
+    );
+    assert_eq!(log.head().size, start + 21);
+    let _ = opener.join();
+}
