@@ -543,15 +543,28 @@ fn creating_an_existing_instance_is_refused_and_leaves_it_intact() {
     assert!(store.list_instances().expect("list") == vec!["acme".to_string()]);
 }
 
-/// A log whose appends take 40 ms and that records, per append, the event
-/// times of its records (the sequencer gives one time to each batch it
-/// signs, so distinct times in one append mean merged batches).
-struct SlowLog {
+type AppendHook = Box<dyn Fn(&[keyledger::store::SealedRecord]) + Send + Sync>;
+type SaveHook = Box<dyn Fn(&str) + Send + Sync>;
+
+/// A log that runs a hook before each append and before each checkpoint
+/// save, then does what the log it wraps does.
+struct HookedLog {
     inner: Arc<dyn InstanceLog>,
-    appends: std::sync::Mutex<Vec<Vec<String>>>,
+    before_append: AppendHook,
+    before_save: SaveHook,
 }
 
-impl InstanceLog for SlowLog {
+impl HookedLog {
+    fn new(inner: Arc<dyn InstanceLog>) -> Self {
+        HookedLog {
+            inner,
+            before_append: Box::new(|_| {}),
+            before_save: Box::new(|_| {}),
+        }
+    }
+}
+
+impl InstanceLog for HookedLog {
     fn instance(&self) -> &str {
         self.inner.instance()
     }
@@ -562,15 +575,7 @@ impl InstanceLog for SlowLog {
         &self,
         batch: &[keyledger::store::SealedRecord],
     ) -> Result<(), keyledger::store::StoreError> {
-        std::thread::sleep(Duration::from_millis(40));
-        let times = batch
-            .iter()
-            .map(|r| {
-                let v: serde_json::Value = serde_json::from_slice(&r.record().event).expect("json");
-                v["time"].as_str().expect("time").to_string()
-            })
-            .collect();
-        self.appends.lock().expect("lock").push(times);
+        (self.before_append)(batch);
         self.inner.append(batch)
     }
     fn read(
@@ -584,6 +589,7 @@ impl InstanceLog for SlowLog {
         self.inner.node(level, index)
     }
     fn save_checkpoint(&self, note: &str) -> Result<(), keyledger::store::StoreError> {
+        (self.before_save)(note);
         self.inner.save_checkpoint(note)
     }
     fn latest_checkpoint(&self) -> Result<Option<String>, keyledger::store::StoreError> {
@@ -595,9 +601,27 @@ impl InstanceLog for SlowLog {
 fn batches_signed_during_an_append_are_committed_together_in_order() {
     let dir = tempfile::tempdir().expect("tmp");
     let (log, key_file) = closed_instance(dir.path(), 0);
-    let slow = Arc::new(SlowLog {
-        inner: log,
-        appends: std::sync::Mutex::new(Vec::new()),
+    // Appends take 40 ms, and each records the event times of its records
+    // (the sequencer gives one time to each batch it signs, so distinct
+    // times in one append mean merged batches).
+    let appends = Arc::new(std::sync::Mutex::new(Vec::<Vec<String>>::new()));
+    let slow = Arc::new(HookedLog {
+        before_append: Box::new({
+            let appends = appends.clone();
+            move |batch| {
+                std::thread::sleep(Duration::from_millis(40));
+                let times = batch
+                    .iter()
+                    .map(|r| {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&r.record().event).expect("json");
+                        v["time"].as_str().expect("time").to_string()
+                    })
+                    .collect();
+                appends.lock().expect("lock").push(times);
+            }
+        }),
+        ..HookedLog::new(log)
     });
     // A clock that moves 1 µs per call: every sequencer batch gets its own time.
     let ticks = Arc::new(std::sync::atomic::AtomicI64::new(0));
@@ -630,7 +654,7 @@ fn batches_signed_during_an_append_are_committed_together_in_order() {
         (start..start + 60).collect::<Vec<u64>>(),
         "answered in order, gap-free"
     );
-    let appends = slow.appends.lock().expect("lock").clone();
+    let appends = appends.lock().expect("lock").clone();
     assert!(
         appends
             .iter()
@@ -659,60 +683,23 @@ fn batches_signed_during_an_append_are_committed_together_in_order() {
     writer.shutdown();
 }
 
-/// A log whose checkpoint saves block until the test opens the gate, and
-/// that reports each save as it starts.
-struct GatedCheckpointLog {
-    inner: Arc<dyn InstanceLog>,
-    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-    saving: std::sync::mpsc::SyncSender<u64>,
-}
-
-impl InstanceLog for GatedCheckpointLog {
-    fn instance(&self) -> &str {
-        self.inner.instance()
-    }
-    fn head(&self) -> keyledger::store::ChainHead {
-        self.inner.head()
-    }
-    fn append(
-        &self,
-        batch: &[keyledger::store::SealedRecord],
-    ) -> Result<(), keyledger::store::StoreError> {
-        self.inner.append(batch)
-    }
-    fn read(
-        &self,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<keyledger::record::Record>, keyledger::store::StoreError> {
-        self.inner.read(start, end)
-    }
-    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, keyledger::store::StoreError> {
-        self.inner.node(level, index)
-    }
-    fn save_checkpoint(&self, note: &str) -> Result<(), keyledger::store::StoreError> {
-        let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
-            .expect("note")
-            .size;
-        let _ = self.saving.send(size);
-        let _ = self.gate.lock().expect("gate").recv();
-        self.inner.save_checkpoint(note)
-    }
-    fn latest_checkpoint(&self) -> Result<Option<String>, keyledger::store::StoreError> {
-        self.inner.latest_checkpoint()
-    }
-}
-
 #[test]
 fn a_slow_checkpoint_save_never_holds_up_appends_and_shutdown_checkpoints_the_rest() {
     let dir = tempfile::tempdir().expect("tmp");
     let (log, key_file) = closed_instance(dir.path(), 2);
     let (open_gate, gate) = std::sync::mpsc::channel();
     let (saving, saves) = std::sync::mpsc::sync_channel(16);
-    let gated = Arc::new(GatedCheckpointLog {
-        inner: log.clone(),
-        gate: std::sync::Mutex::new(gate),
-        saving,
+    // Each checkpoint save reports its size, then waits for the gate.
+    let gate = std::sync::Mutex::new(gate);
+    let gated = Arc::new(HookedLog {
+        before_save: Box::new(move |note| {
+            let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
+                .expect("note")
+                .size;
+            let _ = saving.send(size);
+            let _ = gate.lock().expect("gate").recv();
+        }),
+        ..HookedLog::new(log.clone())
     });
     let key = LedgerKey::read_file(&key_file).expect("key");
     let vkey = key.note_verifier();
