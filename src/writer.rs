@@ -522,10 +522,7 @@ fn run_sequencer(
                 }
             };
             if let Some(last) = records.last() {
-                handed = ChainHead {
-                    size: last.seq() + 1,
-                    link: *last.link(),
-                };
+                handed = head_after(last);
             }
             let replies = part_replies
                 .into_iter()
@@ -678,27 +675,24 @@ fn run_committer(
                 shared.stats.batches.fetch_add(1, Ordering::Relaxed);
                 shared.stats.records.fetch_add(count, Ordering::Relaxed);
                 // The key in force changes before anyone hears of the rotation.
-                if let Some(last) = batch.records.last() {
-                    *shared
-                        .durable
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Durable {
-                        head: ChainHead {
-                            size: last.seq() + 1,
-                            link: *last.link(),
-                        },
-                        key: batch.key,
-                    };
-                }
+                let Some(head) = batch.records.last().map(head_after) else {
+                    continue;
+                };
+                *shared
+                    .durable
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Durable {
+                    head,
+                    key: batch.key,
+                };
                 for (reply, receipt) in batch.replies {
                     let _ = reply.send(Ok(receipt));
                 }
-                let size = shared.log.head().size;
-                if size > requested_size
+                if head.size > requested_size
                     && last_request.elapsed() >= checkpoint_interval
                     && request_checkpoint.try_send(()).is_ok()
                 {
-                    requested_size = size;
+                    requested_size = head.size;
                     last_request = Instant::now();
                 }
             }
@@ -727,6 +721,14 @@ fn run_checkpointer(shared: &Shared, requests: &Receiver<()>) {
         issue();
     }
     issue();
+}
+
+/// The chain head once `last` is in the log.
+fn head_after(last: &SealedRecord) -> ChainHead {
+    ChainHead {
+        size: last.seq() + 1,
+        link: *last.link(),
+    }
 }
 
 impl Shared {
