@@ -4,6 +4,11 @@
 # report failures with their own name in $peer_script.
 
 peer_script="${peer_script:-bench}"
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  "${PYTHON:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 peer_pid=""
 peer_url=""
 
