@@ -84,6 +84,11 @@ impl DevServer {
         self.child.wait().expect("wait")
     }
 
+    /// The dev instance's log size (records), as the server reports it.
+    pub fn log_records(&self) -> u64 {
+        log_records(&mut self.conn())
+    }
+
     /// Everything the server printed so far.
     pub fn output(&self) -> Vec<u8> {
         std::fs::read(&self.stderr_path).expect("read stderr")
