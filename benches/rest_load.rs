@@ -282,7 +282,10 @@ fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
 
 // The child is returned to `main`, which terminates and waits for it.
 #[allow(clippy::zombie_processes)]
-fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, String) {
+/// Starts the server; returns it, its API address and the address its
+/// `/metrics` is served on (the operations listener; an older build given
+/// by KEYLEDGER_BENCH_BIN serves metrics on the API address).
+fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, String, String) {
     // KEYLEDGER_BENCH_BIN: another build of the server (A/B comparisons in one run).
     let bin = std::env::var_os("KEYLEDGER_BENCH_BIN").map_or_else(
         || env!("CARGO_BIN_EXE_keyledger").into(),
@@ -300,11 +303,25 @@ fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, Strin
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(addr) = text.lines().find_map(|l| {
-            l.split_once(" on http://")
-                .map(|(_, a)| a.trim().to_string())
-        }) {
-            return (child, addr);
+        let listening = |what: &str| {
+            text.lines().filter(|l| l.starts_with(what)).find_map(|l| {
+                l.split_once(" on http://")
+                    .map(|(_, a)| a.trim().to_string())
+            })
+        };
+        if let Some(addr) = listening("keyledger: serving ") {
+            // The operations line follows the serving line when there is one.
+            std::thread::sleep(Duration::from_millis(100));
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let ops = text
+                .lines()
+                .filter(|l| l.starts_with("keyledger: operations "))
+                .find_map(|l| {
+                    l.split_once(" on http://")
+                        .map(|(_, a)| a.trim().to_string())
+                })
+                .unwrap_or_else(|| addr.clone());
+            return (child, addr, ops);
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
@@ -400,7 +417,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
-    let (mut child, addr) = start_server(&data, &log, a.workers.as_deref());
+    let (mut child, addr, ops_addr) = start_server(&data, &log, a.workers.as_deref());
     let creds: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(data.join("dev-credentials.json")).expect("credentials"),
     )
@@ -421,9 +438,9 @@ fn main() {
 
     let health1 = run(Kind::Health, &target, &a);
     line("health", &health1);
-    let before = writer_figures(&target.addr);
+    let before = writer_figures(&ops_addr);
     let wrap = run(Kind::Wrap, &target, &a);
-    let after = writer_figures(&target.addr);
+    let after = writer_figures(&ops_addr);
     line("wrap", &wrap);
     let health2 = run(Kind::Health, &target, &a);
     line("health", &health2);

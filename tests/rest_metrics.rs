@@ -1,4 +1,4 @@
-//! `GET /metrics` in process: per-endpoint request counts and latency,
+//! `GET /metrics` on the operations listener, in process: per-endpoint request counts and latency,
 //! unauthenticated requests, the sealed state and log size, the writer's
 //! batch sizes and append latency, and the HSM's latency per operation, all
 //! agreeing with what the test did, and no token in the text. (The HTTP
@@ -61,8 +61,9 @@ async fn metrics_count_what_happened() {
     let env = RestLedgerEnv::build(&["acme"], &[]);
     let size_at_open = env.service("acme").writer().log().head().size;
     let app = at::init_service(keyledger::server::app(env.state.clone(), LIMIT)).await;
+    let ops = at::init_service(keyledger::server::ops_app(env.state.clone())).await;
     let writer = env.token("acme", "writer");
-    let before = scrape(&app).await;
+    let before = scrape(&ops).await;
 
     let create = json!({"metadata": {"collectionType": "application/vnd.ibm.kms.key+json",
         "collectionTotal": 1},
@@ -120,7 +121,7 @@ async fn metrics_count_what_happened() {
     .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
-    let after = scrape(&app).await;
+    let after = scrape(&ops).await;
     let delta = |series: &str| sample(&after, series) - sample(&before, series);
 
     // Requests by route pattern, method and status; latency per route.

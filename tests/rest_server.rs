@@ -17,7 +17,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::secrets_scan;
-use common::serve::{DevServer, INSTANCE, call, create_root_key, log_records};
+use common::serve::{DevServer, INSTANCE, call, create_root_key};
 use keyledger::store::EventStore;
 use keyledger::store::embedded::EmbeddedStore;
 use serde_json::json;
@@ -268,7 +268,7 @@ fn sigterm_mid_load_exits_zero_and_keeps_every_acknowledged_wrap() {
 
     // Restart: the server comes back, with every acknowledged event.
     let mut again = DevServer::start(&data, &dir.path().join("stderr2.log"), &[]);
-    let size = log_records(&mut again.conn());
+    let size = again.log_records();
     let max_seq = acks.iter().map(|(s, _)| *s).max().expect("acks");
     assert!(max_seq < size, "seq {max_seq} acknowledged, log has {size}");
     let status = again.terminate();
@@ -321,7 +321,7 @@ fn oversized_body_gets_413_with_a_key_protect_error_and_no_event() {
     let writer = server.token("writer");
     let mut conn = server.conn();
     let key = create_root_key(&mut conn, &writer, "limited-root");
-    let before = log_records(&mut conn);
+    let before = server.log_records();
 
     for path in [
         format!("/api/v2/keys/{key}/actions/wrap"),
@@ -352,7 +352,7 @@ fn oversized_body_gets_413_with_a_key_protect_error_and_no_event() {
         Some(&wrap_body(KNOWN_DEK)),
     );
     assert_eq!(ok.status(), 200);
-    let after = log_records(&mut server.conn());
+    let after = server.log_records();
     assert_eq!(after, before + 1, "only the accepted wrap made an event");
     drop(conn);
     assert!(server.terminate().success());

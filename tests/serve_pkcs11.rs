@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 
-use common::serve::{DevServer, call, create_root_key, log_records};
+use common::serve::{DevServer, call, create_root_key};
 use common::softhsm::{self, USER_PIN, init_token, module_path};
 
 const TOKEN_LABEL: &str = "keyledger-serve";
@@ -50,7 +50,7 @@ fn the_server_keeps_its_master_key_in_a_pkcs11_token_across_restarts() {
         .as_str()
         .expect("ciphertext")
         .to_string();
-    let size = log_records(&mut conn);
+    let size = first.log_records();
     drop(conn);
     assert!(first.terminate().success());
 
@@ -59,7 +59,7 @@ fn the_server_keeps_its_master_key_in_a_pkcs11_token_across_restarts() {
     let second = DevServer::start(&data, &tmp.path().join("second.log"), &env);
     let mut conn = second.conn();
     assert_eq!(
-        log_records(&mut conn),
+        second.log_records(),
         size,
         "nothing recorded by the restart"
     );
@@ -77,7 +77,8 @@ fn the_server_keeps_its_master_key_in_a_pkcs11_token_across_restarts() {
         res.json()["plaintext"].as_str(),
         Some(B64.encode(dek).as_str())
     );
-    let metrics = conn
+    let metrics = second
+        .ops_conn()
         .request("GET", "/metrics", &[], None)
         .expect("metrics")
         .body;

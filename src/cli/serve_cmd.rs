@@ -1,5 +1,5 @@
 //! `keyledger serve [--config FILE] [--data-dir DIR] [--listen ADDR]
-//! [--tls-cert PEM --tls-key PEM | --plain-http] [--dev]
+//! [--tls-cert PEM --tls-key PEM | --plain-http] [--ops-listen ADDR] [--dev]
 //! [--pkcs11-module PATH --pkcs11-token LABEL]`.
 
 use std::path::PathBuf;
@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Address of the operations listener: /metrics, /health, and /ready
+    /// naming sealed instances (default: none; with --dev a free loopback port).
+    #[arg(long)]
+    pub ops_listen: Option<String>,
     /// Serve plain HTTP (no TLS); only when asked.
     #[arg(long)]
     pub plain_http: bool,
@@ -60,6 +64,9 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
     if args.tls_key.is_some() {
         config.tls_key = args.tls_key.clone();
     }
+    if args.ops_listen.is_some() {
+        config.ops_listen = args.ops_listen.clone();
+    }
     config.plain_http |= args.plain_http;
     config.dev |= args.dev;
     if args.pkcs11_module.is_some() {
@@ -70,6 +77,9 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
     }
     if config.dev && config.tls_cert.is_none() && config.tls_key.is_none() {
         config.plain_http = true;
+    }
+    if config.dev && config.ops_listen.is_none() {
+        config.ops_listen = Some("127.0.0.1:0".into());
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;

@@ -82,29 +82,51 @@ pub fn correlation_id(req: &HttpRequest) -> String {
     client_correlation_id(req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// Authenticates the request for `instance` and checks its role allows
-/// `need` for `action` (named in the denial event).
-pub async fn authenticate(
+/// Who a bearer token proves the caller to be: decided by [`identify`]
+/// (run by the request guard before any body is read), then checked
+/// against the action's role by [`authenticate`].
+#[derive(Clone)]
+pub struct Identity {
+    service: Arc<KeyService>,
+    credential_id: String,
+    role_name: String,
+    ip_allowed: bool,
+}
+
+/// The value of a header that must appear at most once: `Ok(None)` when
+/// absent, 400 when repeated (a proxy and a client disagreeing on who the
+/// caller is must not be settled by "first value wins").
+pub fn single_header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = req.headers().get_all(name);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::invalid_header(format!(
+            "the {name} header must appear at most once"
+        )));
+    }
+    Ok(first.and_then(|v| v.to_str().ok()))
+}
+
+/// The token of an `authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 9110 section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Identifies the caller of a bearer-authenticated route from its headers
+/// alone: 400 for a missing or repeated `bluemix-instance` or a repeated
+/// `authorization`, the same 401 for a missing token, an unknown instance
+/// and a token that is not one of the instance's active credentials.
+pub fn identify(
     req: &HttpRequest,
     registry: &super::registry::Registry,
-    need: Need,
-    action: &str,
-) -> Result<Caller, ApiError> {
-    let instance = req
-        .headers()
-        .get("bluemix-instance")
-        .and_then(|v| v.to_str().ok())
+) -> Result<Identity, ApiError> {
+    let instance = single_header(req, "bluemix-instance")?
         .ok_or_else(|| ApiError::invalid_header("the bluemix-instance header is required"))?;
-    let token = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    let token = single_header(req, "authorization")?
+        .and_then(bearer_token)
         .ok_or_else(ApiError::unauthorized)?;
     super::metrics::count_auth_attempt();
     let Some(service) = registry.get(instance) else {
@@ -122,6 +144,33 @@ pub async fn authenticate(
     let Some(((credential_id, role_name), ip_allowed)) = credential else {
         super::metrics::count_unauthenticated();
         return Err(ApiError::unauthorized());
+    };
+    Ok(Identity {
+        service,
+        credential_id,
+        role_name,
+        ip_allowed,
+    })
+}
+
+/// Authenticates the request (the identity the guard established, else
+/// [`identify`]) and checks its role allows `need` for `action` (named in
+/// the denial event).
+pub async fn authenticate(
+    req: &HttpRequest,
+    registry: &super::registry::Registry,
+    need: Need,
+    action: &str,
+) -> Result<Caller, ApiError> {
+    let known = req.extensions().get::<Identity>().cloned();
+    let Identity {
+        service,
+        credential_id,
+        role_name,
+        ip_allowed,
+    } = match known {
+        Some(identity) => identity,
+        None => identify(req, registry)?,
     };
     let role = role_of(&role_name).ok_or_else(ApiError::unauthorized)?;
     req.extensions_mut().insert(Authenticated {
@@ -173,6 +222,23 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k "] {
+            assert_eq!(bearer_token(v), Some("t0k"), "{v}");
+        }
+        for v in [
+            "Basic t0k",
+            "Bearer",
+            "Bearer ",
+            "Bearert0k",
+            "t0k",
+            "Bearer\tt0k",
+        ] {
+            assert_eq!(bearer_token(v), None, "{v}");
+        }
+    }
 
     #[test]
     fn role_table() {

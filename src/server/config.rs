@@ -8,6 +8,9 @@
 //! tls_key = "/etc/keyledger/key.pem"
 //! plain_http = false        # true: serve HTTP without TLS (only when asked)
 //! body_limit_bytes = 65536
+//! body_timeout_secs = 10    # a body slower than this after its head: 408
+//! max_connections = 2048    # open connections per worker thread
+//! ops_listen = "127.0.0.1:9464"  # /metrics, /health, /ready (none: not served)
 //! dev = false
 //! workers = 0               # 0: one per core
 //! scheduler_interval_secs = 30
@@ -31,6 +34,15 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     pub plain_http: bool,
     pub body_limit_bytes: usize,
+    /// Seconds a request body may take to arrive after its head (408 after).
+    pub body_timeout_secs: u64,
+    /// Open connections per worker thread; at the bound the server stops
+    /// accepting until one closes (the kernel's backlog holds the rest).
+    pub max_connections: usize,
+    /// Address of the operations listener (`/metrics`, `/health`, `/ready`
+    /// naming sealed instances); none: not served (`--dev`: a free loopback
+    /// port).
+    pub ops_listen: Option<String>,
     pub dev: bool,
     /// Worker threads (0 = one per core).
     pub workers: usize,
@@ -53,6 +65,9 @@ impl Default for ServeConfig {
             tls_key: None,
             plain_http: false,
             body_limit_bytes: 64 * 1024,
+            body_timeout_secs: 10,
+            max_connections: 2048,
+            ops_listen: None,
             dev: false,
             workers: 0,
             scheduler_interval_secs: 30,
@@ -103,6 +118,19 @@ impl ServeConfig {
                 .parse()
                 .map_err(|_| "KEYLEDGER_BODY_LIMIT_BYTES must be a number")?;
         }
+        if let Some(v) = env("KEYLEDGER_BODY_TIMEOUT_SECS") {
+            self.body_timeout_secs = v
+                .parse()
+                .map_err(|_| "KEYLEDGER_BODY_TIMEOUT_SECS must be a number")?;
+        }
+        if let Some(v) = env("KEYLEDGER_MAX_CONNECTIONS") {
+            self.max_connections = v
+                .parse()
+                .map_err(|_| "KEYLEDGER_MAX_CONNECTIONS must be a number")?;
+        }
+        if let Some(v) = env("KEYLEDGER_OPS_LISTEN") {
+            self.ops_listen = Some(v);
+        }
         if let Some(v) = env("KEYLEDGER_WORKERS") {
             self.workers = v
                 .parse()
@@ -125,6 +153,9 @@ impl ServeConfig {
     /// Checks the combinations: TLS needs both files unless plain HTTP was
     /// asked for; a PKCS#11 module needs its token label and the reverse.
     pub fn check(&self) -> Result<(), String> {
+        if self.body_timeout_secs == 0 || self.max_connections == 0 {
+            return Err("body_timeout_secs and max_connections must be above zero".into());
+        }
         if self.pkcs11_module.is_some() != self.pkcs11_token.is_some() {
             return Err("a PKCS#11 HSM needs both pkcs11_module and pkcs11_token".into());
         }
@@ -179,6 +210,9 @@ mod tests {
                     "KEYLEDGER_PLAIN_HTTP" => "false",
                     "KEYLEDGER_DEV" => "true",
                     "KEYLEDGER_BODY_LIMIT_BYTES" => "1000",
+                    "KEYLEDGER_BODY_TIMEOUT_SECS" => "4",
+                    "KEYLEDGER_MAX_CONNECTIONS" => "64",
+                    "KEYLEDGER_OPS_LISTEN" => "127.0.0.1:2",
                     "KEYLEDGER_WORKERS" => "3",
                     "KEYLEDGER_SCHEDULER_INTERVAL_SECS" => "7",
                     "KEYLEDGER_PKCS11_MODULE" => "/lib/p11.so",
@@ -196,6 +230,9 @@ mod tests {
             tls_key: Some("k.pem".into()),
             plain_http: false,
             body_limit_bytes: 1000,
+            body_timeout_secs: 4,
+            max_connections: 64,
+            ops_listen: Some("127.0.0.1:2".into()),
             dev: true,
             workers: 3,
             scheduler_interval_secs: 7,

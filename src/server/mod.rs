@@ -7,7 +7,11 @@
 //! - [`admin_api`]: signed admin commands, the ceremony, governance state.
 //! - [`errors`]: Key Protect error bodies for every refusal, including the
 //!   ones actix itself produces (unknown route, oversized body, ...).
-//! - [`metrics`]: Prometheus metrics; `/health` and `/ready` are here.
+//! - [`guard`]: what a request must satisfy before its body is read
+//!   (identity from headers, single-valued headers, body timeout).
+//! - [`metrics`]: Prometheus metrics, served with `/health` and `/ready` on
+//!   the separate operations listener (`ops_listen`); the API listener
+//!   answers `/health` and `/ready` without naming any instance.
 //! - [`openapi`]: the OpenAPI document (`schemas/openapi.json`), served at
 //!   `/api/v2/openapi.json`.
 //! - [`access_log`]: one JSON line per request on stderr (no secrets).
@@ -24,6 +28,7 @@ pub mod auth;
 pub mod config;
 pub mod dev;
 pub mod errors;
+pub mod guard;
 pub mod import_tokens;
 pub mod keys;
 pub mod ledger_api;
@@ -68,7 +73,20 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// 200 when every instance can do crypto, 503 naming the sealed ones.
+/// The instances that cannot do crypto (their key owners have not
+/// re-submitted their parts since the restart).
+fn sealed_instances(state: &AppState) -> Vec<String> {
+    state
+        .registry
+        .all()
+        .iter()
+        .filter(|s| s.sealed())
+        .map(|s| s.instance().to_string())
+        .collect()
+}
+
+/// 200 when every instance can do crypto, else 503 with how many cannot
+/// (naming them is for the operations listener: anyone can ask this one).
 #[utoipa::path(
     get,
     path = "/ready",
@@ -80,13 +98,18 @@ async fn health() -> HttpResponse {
     )
 )]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let sealed: Vec<String> = state
-        .registry
-        .all()
-        .iter()
-        .filter(|s| s.sealed())
-        .map(|s| s.instance().to_string())
-        .collect();
+    let sealed = sealed_instances(&state);
+    if sealed.is_empty() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "sealed", "sealed_count": sealed.len()}))
+    }
+}
+
+/// The operations listener's `GET /ready`: 503 names the sealed instances.
+async fn ops_ready(state: web::Data<AppState>) -> HttpResponse {
+    let sealed = sealed_instances(&state);
     if sealed.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
     } else {
@@ -95,16 +118,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    operation_id = "metrics",
-    responses(
-        (status = 200, description = "Prometheus text format 0.0.4 (`docs/REST.md`, Operations).", body = String, content_type = "text/plain; version=0.0.4"),
-    )
-)]
+/// The operations listener's `GET /metrics`: Prometheus text exposition.
 async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
@@ -116,13 +130,14 @@ async fn not_found(_req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// Turns any error response that is not already a Key Protect error body
-/// (actix's own 404/405/413/400) into one.
+/// (actix's own 404/405/413/400, which are text) into one. A JSON answer a
+/// handler composed on purpose (`/ready`'s 503) is kept as it is.
 fn key_protect_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let already = res
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(ERROR_MEDIA_TYPE));
+        .is_some_and(|v| v.starts_with(ERROR_MEDIA_TYPE) || v.starts_with("application/json"));
     if already {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
@@ -173,7 +188,6 @@ macro_rules! route_table {
 route_table! {
     "/health" => { get: health }
     "/ready" => { get: ready }
-    "/metrics" => { get: metrics_text }
     // The hot path early: each pattern with a parameter tried before it
     // costs a regex match.
     "/api/v2/keys/{id}/actions/{action}" => { post: keys::action }
@@ -222,10 +236,57 @@ route_table! {
     }
 }
 
+/// What a request may cost the server before it is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body accepted (413 above).
+    pub body_bytes: usize,
+    /// Longest a body may take to arrive after the head (408 after).
+    pub body_timeout: std::time::Duration,
+}
+
+impl From<usize> for Limits {
+    /// `body_bytes`, with the default body timeout.
+    fn from(body_bytes: usize) -> Self {
+        Limits {
+            body_bytes,
+            body_timeout: std::time::Duration::from_secs(ServeConfig::default().body_timeout_secs),
+        }
+    }
+}
+
 /// Builds the application (also used by in-process tests).
 pub fn app(
     state: web::Data<AppState>,
-    body_limit: usize,
+    limits: impl Into<Limits>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limits = limits.into();
+    App::new()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(limits.body_bytes))
+        .app_data(guard::BodyTimeout(limits.body_timeout))
+        .wrap(ErrorHandlers::new().default_handler(key_protect_errors))
+        .wrap(from_fn(guard::guard))
+        .wrap(from_fn(metrics::observe))
+        .wrap(from_fn(access_log::log_requests))
+        .configure(routes)
+        .default_service(web::to(not_found))
+}
+
+/// The operations listener's application: `/metrics`, `/health` and a
+/// `/ready` that names sealed instances; nothing else. It is served only on
+/// `ops_listen`, an address the operator keeps private (loopback, a
+/// monitoring network), because its answers name every instance.
+pub fn ops_app(
+    state: web::Data<AppState>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -237,12 +298,9 @@ pub fn app(
 > {
     App::new()
         .app_data(state)
-        .app_data(web::PayloadConfig::new(body_limit))
-        .wrap(ErrorHandlers::new().default_handler(key_protect_errors))
-        .wrap(from_fn(metrics::observe))
-        .wrap(from_fn(access_log::log_requests))
-        .configure(routes)
-        .default_service(web::to(not_found))
+        .route("/metrics", web::get().to(metrics_text))
+        .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ops_ready))
 }
 
 fn tls_config(config: &ServeConfig) -> Result<Option<rustls::ServerConfig>, String> {
@@ -284,26 +342,49 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         registry: registry.clone(),
         clock,
     });
-    let limit = config.body_limit_bytes;
-    let mut server = HttpServer::new(move || app(state.clone(), limit))
+    let limits = Limits {
+        body_bytes: config.body_limit_bytes,
+        body_timeout: std::time::Duration::from_secs(config.body_timeout_secs),
+    };
+    let api_state = state.clone();
+    let mut server = HttpServer::new(move || app(api_state.clone(), limits))
         .shutdown_timeout(30)
-        .backlog(1024);
+        .backlog(1024)
+        .max_connections(config.max_connections);
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
-    let server = match tls {
-        Some(tls) => server.bind_rustls_0_23(&config.listen, tls),
+    let scheme = if config.plain_http { "http" } else { "https" };
+    let server = match &tls {
+        Some(tls) => server.bind_rustls_0_23(&config.listen, tls.clone()),
         None => server.bind(&config.listen),
     }
     .map_err(|e| format!("{}: {e}", config.listen))?;
-    let scheme = if config.plain_http { "http" } else { "https" };
-    let addrs = server.addrs();
-    let url = addrs
-        .first()
-        .map(|a| format!("{scheme}://{a}"))
-        .unwrap_or_default();
+    let url = |addrs: Vec<std::net::SocketAddr>| {
+        addrs
+            .first()
+            .map(|a| format!("{scheme}://{a}"))
+            .unwrap_or_default()
+    };
+    let api_url = url(server.addrs());
+    let ops = match &config.ops_listen {
+        Some(addr) => {
+            let ops_state = state.clone();
+            let ops = HttpServer::new(move || ops_app(ops_state.clone()))
+                .workers(1)
+                .shutdown_timeout(5)
+                .max_connections(64);
+            let ops = match &tls {
+                Some(tls) => ops.bind_rustls_0_23(addr, tls.clone()),
+                None => ops.bind(addr),
+            }
+            .map_err(|e| format!("{addr}: {e}"))?;
+            Some(ops)
+        }
+        None => None,
+    };
     if config.dev {
-        dev::set_url(&config.data_dir, &url)?;
+        dev::set_url(&config.data_dir, &api_url)?;
         eprintln!("keyledger: {}", dev::WARNING);
         eprintln!(
             "keyledger: dev credentials in {}",
@@ -311,9 +392,15 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         );
     }
     eprintln!(
-        "keyledger: serving {} instance(s) on {url}",
+        "keyledger: serving {} instance(s) on {api_url}",
         registry.names().len()
     );
+    if let Some(ops) = &ops {
+        eprintln!(
+            "keyledger: operations (metrics, health, ready) on {}",
+            url(ops.addrs())
+        );
+    }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let scheduler = scheduler::spawn(
         registry.clone(),
@@ -321,7 +408,16 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         stop.clone(),
     )
     .map_err(|e| format!("scheduler: {e}"))?;
-    let result = actix_web::rt::System::new().block_on(server.run());
+    let result = actix_web::rt::System::new().block_on(async move {
+        match ops {
+            // Both stop on SIGINT/SIGTERM; the API listener drains first.
+            Some(ops) => {
+                let (api, ops) = futures_util::future::join(server.run(), ops.run()).await;
+                api.and(ops)
+            }
+            None => server.run().await,
+        }
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = scheduler.join();
     registry.shutdown();

@@ -621,7 +621,6 @@ fn link_created_key(openapi: &mut utoipa::openapi::OpenApi) {
     paths(
         super::health,
         super::ready,
-        super::metrics_text,
         serve,
         super::keys::list,
         super::keys::head,
@@ -694,7 +693,7 @@ fn link_created_key(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "registrations"),
         (name = "ledger", description = "Auditor endpoints (role `auditor`)"),
         (name = "admin", description = "Governance: signed administrator commands and the master-key ceremony"),
-        (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "operations", description = "Health, readiness and this document (metrics are on the operations listener, `docs/REST.md`)"),
     )
 )]
 struct ApiDoc;

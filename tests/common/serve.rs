@@ -12,6 +12,8 @@ pub const INSTANCE: &str = "dev-instance";
 pub struct DevServer {
     pub child: Child,
     pub addr: String,
+    /// The operations listener (`/metrics`, `/health`, `/ready`).
+    pub ops_addr: String,
     pub data_dir: PathBuf,
     pub stderr_path: PathBuf,
     pub tokens: std::collections::BTreeMap<String, String>,
@@ -33,13 +35,19 @@ impl DevServer {
         }
         let mut child = cmd.spawn().expect("spawn keyledger serve");
         let deadline = Instant::now() + Duration::from_secs(120);
-        let addr = loop {
-            let text = std::fs::read_to_string(stderr_path).unwrap_or_default();
-            if let Some(addr) = text.lines().find_map(|l| {
+        let listening = |text: &str, what: &str| {
+            text.lines().filter(|l| l.starts_with(what)).find_map(|l| {
                 l.split_once(" on http://")
                     .map(|(_, a)| a.trim().to_string())
-            }) {
-                break addr;
+            })
+        };
+        let (addr, ops_addr) = loop {
+            let text = std::fs::read_to_string(stderr_path).unwrap_or_default();
+            if let (Some(addr), Some(ops)) = (
+                listening(&text, "keyledger: serving "),
+                listening(&text, "keyledger: operations "),
+            ) {
+                break (addr, ops);
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("keyledger serve exited early ({status}): {text}");
@@ -60,6 +68,7 @@ impl DevServer {
         DevServer {
             child,
             addr,
+            ops_addr,
             data_dir: data_dir.to_path_buf(),
             stderr_path: stderr_path.to_path_buf(),
             tokens,
@@ -68,6 +77,11 @@ impl DevServer {
 
     pub fn conn(&self) -> Conn {
         Conn::connect(&self.addr).expect("connect")
+    }
+
+    /// A connection to the operations listener.
+    pub fn ops_conn(&self) -> Conn {
+        Conn::connect(&self.ops_addr).expect("connect to the operations listener")
     }
 
     pub fn token(&self, role: &str) -> String {
@@ -86,7 +100,7 @@ impl DevServer {
 
     /// The dev instance's log size (records), as the server reports it.
     pub fn log_records(&self) -> u64 {
-        log_records(&mut self.conn())
+        log_records(&mut self.ops_conn())
     }
 
     /// Everything the server printed so far.
@@ -142,7 +156,8 @@ pub fn create_root_key(conn: &mut Conn, token: &str, name: &str) -> String {
         .to_string()
 }
 
-/// The instance's log size as `/metrics` reports it.
+/// The instance's log size as `/metrics` reports it (`conn`: a connection
+/// to the operations listener, [`DevServer::ops_conn`]).
 pub fn log_records(conn: &mut Conn) -> u64 {
     let res = conn.request("GET", "/metrics", &[], None).expect("metrics");
     assert_eq!(res.status(), 200);

@@ -666,12 +666,14 @@ pub struct Ready {
     pub status: String,
 }
 
-/// `GET /ready` when some instance is sealed.
+/// `GET /ready` when some instance is sealed. The API listener gives only
+/// their number (it names no instance to anonymous callers); the
+/// operations listener's `/ready` also names them (`docs/REST.md`).
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sealed {
     #[schema(schema_with = status_sealed)]
     pub status: String,
-    #[schema(min_items = 1)]
-    pub sealed_instances: Vec<String>,
+    #[schema(minimum = 1)]
+    pub sealed_count: u64,
 }
