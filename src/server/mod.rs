@@ -7,6 +7,8 @@
 //! - [`admin_api`]: signed admin commands, the ceremony, governance state.
 //! - [`errors`]: Key Protect error bodies for every refusal, including the
 //!   ones actix itself produces (unknown route, oversized body, ...).
+//! - [`listener`]: the listening sockets; the HTTP/1 parser's own 400/431
+//!   get Key Protect bodies there.
 //! - [`guard`]: what a request must satisfy before its body is read
 //!   (identity from headers, single-valued headers, body timeout).
 //! - [`metrics`]: Prometheus metrics, served with `/health` and `/ready` on
@@ -32,6 +34,7 @@ pub mod guard;
 pub mod import_tokens;
 pub mod keys;
 pub mod ledger_api;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod policies;
@@ -46,7 +49,7 @@ use std::sync::Arc;
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 
 pub use config::ServeConfig;
 use errors::{ApiError, ERROR_MEDIA_TYPE};
@@ -342,49 +345,9 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         registry: registry.clone(),
         clock,
     });
-    let limits = Limits {
-        body_bytes: config.body_limit_bytes,
-        body_timeout: std::time::Duration::from_secs(config.body_timeout_secs),
-    };
-    let api_state = state.clone();
-    let mut server = HttpServer::new(move || app(api_state.clone(), limits))
-        .shutdown_timeout(30)
-        .backlog(1024)
-        .max_connections(config.max_connections);
-    if config.workers > 0 {
-        server = server.workers(config.workers);
-    }
-    let scheme = if config.plain_http { "http" } else { "https" };
-    let server = match &tls {
-        Some(tls) => server.bind_rustls_0_23(&config.listen, tls.clone()),
-        None => server.bind(&config.listen),
-    }
-    .map_err(|e| format!("{}: {e}", config.listen))?;
-    let url = |addrs: Vec<std::net::SocketAddr>| {
-        addrs
-            .first()
-            .map(|a| format!("{scheme}://{a}"))
-            .unwrap_or_default()
-    };
-    let api_url = url(server.addrs());
-    let ops = match &config.ops_listen {
-        Some(addr) => {
-            let ops_state = state.clone();
-            let ops = HttpServer::new(move || ops_app(ops_state.clone()))
-                .workers(1)
-                .shutdown_timeout(5)
-                .max_connections(64);
-            let ops = match &tls {
-                Some(tls) => ops.bind_rustls_0_23(addr, tls.clone()),
-                None => ops.bind(addr),
-            }
-            .map_err(|e| format!("{addr}: {e}"))?;
-            Some(ops)
-        }
-        None => None,
-    };
+    let listening = listener::listen(&config, state, tls)?;
     if config.dev {
-        dev::set_url(&config.data_dir, &api_url)?;
+        dev::set_url(&config.data_dir, &listening.api_url)?;
         eprintln!("keyledger: {}", dev::WARNING);
         eprintln!(
             "keyledger: dev credentials in {}",
@@ -392,14 +355,12 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         );
     }
     eprintln!(
-        "keyledger: serving {} instance(s) on {api_url}",
-        registry.names().len()
+        "keyledger: serving {} instance(s) on {}",
+        registry.names().len(),
+        listening.api_url
     );
-    if let Some(ops) = &ops {
-        eprintln!(
-            "keyledger: operations (metrics, health, ready) on {}",
-            url(ops.addrs())
-        );
+    if let Some(url) = &listening.ops_url {
+        eprintln!("keyledger: operations (metrics, health, ready) on {url}");
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let scheduler = scheduler::spawn(
@@ -408,16 +369,7 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         stop.clone(),
     )
     .map_err(|e| format!("scheduler: {e}"))?;
-    let result = actix_web::rt::System::new().block_on(async move {
-        match ops {
-            // Both stop on SIGINT/SIGTERM; the API listener drains first.
-            Some(ops) => {
-                let (api, ops) = futures_util::future::join(server.run(), ops.run()).await;
-                api.and(ops)
-            }
-            None => server.run().await,
-        }
-    });
+    let result = actix_web::rt::System::new().block_on(listening.server);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = scheduler.join();
     registry.shutdown();

@@ -419,7 +419,10 @@ pub async fn allowed_ip_port(
         .service
         .with_projections(|p| p.governance.policy("allowedIP").is_some_and(|p| p.enabled));
     let resources = if enabled {
-        vec![json!({"private_endpoint_port": req.app_config().local_addr().port()})]
+        let port = req
+            .app_data::<super::listener::LocalAddr>()
+            .map_or_else(|| req.app_config().local_addr().port(), |a| a.0.port());
+        vec![json!({"private_endpoint_port": port})]
     } else {
         Vec::new()
     };

@@ -377,3 +377,217 @@ fn ready_says_sealed_and_only_the_operations_listener_names_instances() {
         .expect("keys");
     assert_eq!(res.status(), 404);
 }
+
+/// Sends raw bytes and reads until the server closes.
+fn raw(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stream.write_all(bytes).expect("write");
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            // Unread request bytes make the kernel reset the connection.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("no answer ({e}): {:?}", String::from_utf8_lossy(&out)),
+        }
+    }
+    out
+}
+
+/// The responses in `bytes`, in order.
+fn responses(mut bytes: &[u8]) -> Vec<Response> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let head = parse_head(bytes)
+            .expect("response head")
+            .unwrap_or_else(|| panic!("truncated: {:?}", String::from_utf8_lossy(bytes)));
+        let end = head.head_len + head.content_length;
+        out.push(Response {
+            body: bytes[head.head_len..end].to_vec(),
+            head,
+        });
+        bytes = &bytes[end..];
+    }
+    out
+}
+
+#[test]
+fn requests_the_http_parser_refuses_get_key_protect_bodies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let many: String = (0..100).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let huge = format!("x-big: {}\r\n", "a".repeat(140_000));
+    let cases: [(Vec<u8>, u16, &str); 5] = [
+        (
+            b"GET /health HTTP/1.1\r\nbad header\r\n\r\n".to_vec(),
+            400,
+            "BAD_REQUEST_ERR",
+        ),
+        (
+            b"GET /health HTTP/9.9\r\n\r\n".to_vec(),
+            400,
+            "BAD_REQUEST_ERR",
+        ),
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+            400,
+            "BAD_REQUEST_ERR",
+        ),
+        (
+            format!("GET /health HTTP/1.1\r\n{many}\r\n").into_bytes(),
+            431,
+            "HEADERS_TOO_LARGE_ERR",
+        ),
+        (
+            format!("GET /health HTTP/1.1\r\n{huge}\r\n").into_bytes(),
+            431,
+            "HEADERS_TOO_LARGE_ERR",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let out = raw(&server.addr, &request);
+        let all = responses(&out);
+        assert_eq!(all.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+        let res = &all[0];
+        assert_eq!(
+            res.header("content-type"),
+            Some("application/vnd.ibm.kms.error+json")
+        );
+        assert_eq!(reason(res), (status, code.to_string()));
+    }
+    // Behind a good request on the same connection: that one is answered
+    // as usual, then the refusal.
+    let out = raw(
+        &server.addr,
+        b"GET /health HTTP/1.1\r\nhost: kl\r\n\r\nGET /health HTTP/1.1\r\nbad\r\n\r\n",
+    );
+    let all = responses(&out);
+    assert_eq!(all.len(), 2, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(all[0].status(), 200);
+    assert_eq!(all[0].json(), json!({"status": "ok"}));
+    assert_eq!(reason(&all[1]), (400, "BAD_REQUEST_ERR".to_string()));
+}
+
+#[test]
+fn both_listeners_serve_tls_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let status = Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .output()
+        .expect("openssl");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let log = d.join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--ops-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(d.join("data"))
+        .arg("--tls-cert")
+        .arg(d.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(d.join("key.pem"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (api, ops) = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let url = |what: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(what))
+                .find_map(|l| l.split_once(" on ").map(|(_, u)| u.trim().to_string()))
+        };
+        if let (Some(api), Some(ops)) = (url("keyledger: serving "), url("keyledger: operations "))
+        {
+            break (api, ops);
+        }
+        assert!(std::time::Instant::now() < deadline, "no start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        api.starts_with("https://") && ops.starts_with("https://"),
+        "{api} {ops}"
+    );
+    let creds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("data/dev-credentials.json")).expect("credentials"),
+    )
+    .expect("json");
+    let auth = format!(
+        "authorization: Bearer {}",
+        creds["tokens"]["reader"].as_str().expect("token")
+    );
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(d.join("cert.pem"))
+            .args(args)
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let keys = curl(&[
+        "-H",
+        &auth,
+        "-H",
+        &format!("bluemix-instance: {INSTANCE}"),
+        &format!("{api}/api/v2/keys"),
+    ]);
+    assert!(keys.contains("\"collectionTotal\":0"), "{keys}");
+    let metrics = curl(&[&format!("{ops}/metrics")]);
+    assert!(
+        metrics.contains("keyledger_log_records{instance=\"dev-instance\"}"),
+        "{metrics}"
+    );
+    // Plain HTTP to the TLS listener is not served.
+    let plain = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("{}/health", api.replace("https://", "http://")),
+        ])
+        .output()
+        .expect("curl");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"ok\""));
+    let _ = child.kill();
+    let _ = child.wait();
+}
