@@ -302,7 +302,7 @@ pub async fn create(
     path = "/api/v2/keys_with_policy_overrides",
     tag = "keys",
     operation_id = "createKeyWithPolicyOverrides",
-    description = "Role: writer. The key may carry `rotation` and `dualAuthDelete` policies (each a `key.policy_updated` event after `key.created`; the receipt is the last event's). Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
+    description = "Role: writer. The key may carry `rotation` and `dualAuthDelete` policies (each a `key.policy_updated` event after `key.created`; the receipt is the last event's). While the instance policy `dualAuthDelete` is on, new keys inherit it and `dualAuthDelete: {\"enabled\": false}` is refused (409 `KEY_ACTION_INVALID_STATE_ERR`, no key). Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
     params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::PreferHeader),
     request_body(
         description = "A collection of one key.",
@@ -357,10 +357,14 @@ async fn create_with(
     let expiration_date = date("expirationDate", new.expiration_date.as_deref())?;
     let activation_date = date("activationDate", new.activation_date.as_deref())?;
     let material = material(&new)?;
+    let inherited_dual_auth = caller
+        .service
+        .with_projections(|p| p.keys.instance_dual_auth_delete);
     let policies = super::policies::overrides(
         overrides,
         new.rotation.as_ref(),
         new.dual_auth_delete.as_ref(),
+        inherited_dual_auth,
     )?;
     let request = CreateKey {
         name: new.name,
