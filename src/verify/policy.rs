@@ -10,7 +10,7 @@
 //! state before it with the server's own rule functions
 //! ([`governance::rules::authorize`], [`check_effect`],
 //! [`keys::state::check_at`], [`keys::state::check_dual_auth_delete`],
-//! [`Approval::ready`]). Every event the rules forbid becomes a located
+//! [`keys::state::check_dual_auth_policy`], [`Approval::ready`]). Every event the rules forbid becomes a located
 //! [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::verify_policy`] streams a bundle through it.
@@ -19,6 +19,7 @@
 //! [`governance::rules::authorize`]: crate::governance::rules::authorize
 //! [`keys::state::check_at`]: crate::keys::state::check_at
 //! [`keys::state::check_dual_auth_delete`]: crate::keys::state::check_dual_auth_delete
+//! [`keys::state::check_dual_auth_policy`]: crate::keys::state::check_dual_auth_policy
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -717,7 +718,11 @@ impl PolicyReplay {
         })
         .or_else(|| {
             on(e, |p: KeyPolicyUpdated| {
-                self.key_ok(at, &p.key_id, KeyAction::SetPolicy)
+                let key = self.key_action(at, &p.key_id, KeyAction::SetPolicy)?;
+                if p.policy_type == "dualAuthDelete" {
+                    state::check_dual_auth_policy(key.dual_auth_delete.enabled, p.enabled)?;
+                }
+                Ok(())
             })
         })
         .or_else(|| {
