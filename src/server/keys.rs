@@ -175,9 +175,10 @@ pub(super) struct CollectionBody<T> {
 }
 
 /// A key to create: generated, from `payload`, or securely imported
-/// (`payload`, `encryptedNonce` and `iv` against the import token).
+/// (`payload`, `encryptedNonce` and `iv` against the import token). Any
+/// other field is refused (400 `BAD_BODY_ERR`), as Key Protect does.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewKey {
     #[serde(rename = "type")]
     #[allow(dead_code)]
@@ -204,7 +205,11 @@ struct NewKey {
     /// keyledger extension: the key stays in state 0 until this date.
     #[schema(format = DateTime)]
     activation_date: Option<String>,
+    /// At most 5, each as `POST /keys/{id}/aliases/{alias}` takes it: 2-90
+    /// characters of letters, digits, `-` and `_`, not a key id (UUID), not
+    /// `registrations`, none twice.
     #[serde(default)]
+    #[schema(max_items = 5)]
     aliases: Vec<String>,
     #[serde(rename = "keyRingID")]
     #[schema(pattern = r"^[A-Za-z0-9-]{2,100}$")]

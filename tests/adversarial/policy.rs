@@ -1,7 +1,9 @@
-//! See `main.rs`. Issue 14, item 1: a key's dual-authorisation delete
-//! policy cannot be switched off once on (whether set on the key or
-//! inherited from the instance policy). Every refusal here is exact (status
-//! and Key Protect code) and writes nothing to the log.
+//! See `main.rs`. Issue 14, items 1 and 10: a key's dual-authorisation
+//! delete policy cannot be switched off once on (whether set on the key or
+//! inherited from the instance policy), and key creation applies the alias
+//! endpoint's rules and refuses unknown fields, on both creation paths.
+//! Every refusal here is exact (status and Key Protect code) and writes
+//! nothing to the log.
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
@@ -285,4 +287,87 @@ fn a_key_under_the_instance_dual_auth_policy_cannot_opt_out() {
         ),
         (json!(1), json!(true))
     );
+}
+
+/// Issue 14 item 10: both creation paths refuse unknown fields and every
+/// alias list the alias endpoint would not build (a sixth alias, `.`, `:`,
+/// a space, `registrations`, the same alias twice), writing nothing; the
+/// alias endpoint refuses the same names with the same codes.
+#[test]
+fn key_creation_takes_the_alias_endpoints_rules_and_no_unknown_fields() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = start(&dir);
+    let mut conn = server.conn();
+    let manager = server.token("manager");
+    let records = server.log_records();
+    let keys = key_count(&server, &mut conn);
+    let six: Vec<String> = (1..=6).map(|n| format!("alias-{n}")).collect();
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"colour": "red"}), 400, "BAD_BODY_ERR"),
+        (json!({"aliases": six}), 400, "KEY_ALIAS_QUOTA_ERR"),
+        (json!({"aliases": ["al.ias"]}), 400, "BAD_BODY_ERR"),
+        (json!({"aliases": ["al:ias"]}), 400, "BAD_BODY_ERR"),
+        (json!({"aliases": ["al ias"]}), 400, "BAD_BODY_ERR"),
+        (json!({"aliases": ["registrations"]}), 400, "BAD_BODY_ERR"),
+        (json!({"aliases": ["twice", "twice"]}), 400, "BAD_BODY_ERR"),
+    ];
+    for path in ["/api/v2/keys", "/api/v2/keys_with_policy_overrides"] {
+        for (extra, status, reason) in &cases {
+            let mut resource = json!({"type": KEY_MEDIA, "name": "strict", "extractable": false});
+            for (k, v) in extra.as_object().expect("object") {
+                resource[k] = v.clone();
+            }
+            let res = call(
+                &mut conn,
+                &manager,
+                "POST",
+                path,
+                Some(&keys_body(resource.clone())),
+            );
+            assert_eq!(
+                refused(&res),
+                (*status, reason.to_string()),
+                "{path} {resource}: {}",
+                String::from_utf8_lossy(&res.body)
+            );
+            assert_eq!(server.log_records(), records, "{path} {resource} wrote");
+        }
+    }
+    assert_eq!(key_count(&server, &mut conn), keys, "no key was created");
+
+    // Five valid aliases are fine; the alias endpoint then refuses a sixth
+    // and the same names as creation does.
+    let five: Vec<String> = (1..=5).map(|n| format!("alias-{n}")).collect();
+    let created = create(
+        &server,
+        &mut conn,
+        "/api/v2/keys",
+        json!({"type": KEY_MEDIA, "name": "five", "extractable": false, "aliases": five}),
+    );
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(created["aliases"].as_array().map(Vec::len), Some(5));
+    let records = server.log_records();
+    for (alias, reason) in [
+        ("alias-6", "KEY_ALIAS_QUOTA_ERR"),
+        ("al.ias", "BAD_BODY_ERR"),
+        ("al:ias", "BAD_BODY_ERR"),
+        ("al%20ias", "BAD_BODY_ERR"),
+        ("registrations", "BAD_BODY_ERR"),
+    ] {
+        let res = call(
+            &mut conn,
+            &manager,
+            "POST",
+            &format!("/api/v2/keys/{id}/aliases/{alias}"),
+            None,
+        );
+        assert_eq!(
+            refused(&res),
+            (400, reason.to_string()),
+            "{alias}: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+    }
+    assert_eq!(server.log_records(), records);
+    assert_eq!(key(&server, &mut conn, &id)["state"], 1);
 }

@@ -79,14 +79,7 @@ impl KeyService {
         request: CreateKey,
     ) -> Result<(KeyRecord, Receipt), KeyError> {
         check_name("name", &request.name)?;
-        for alias in &request.aliases {
-            check_name("alias", alias)?;
-            if uuid::Uuid::parse_str(alias).is_ok() {
-                return Err(KeyError::Invalid(
-                    "an alias must not look like a key id".into(),
-                ));
-            }
-        }
+        super::check_new_aliases(&request.aliases)?;
         if request
             .description
             .as_ref()
