@@ -1168,6 +1168,105 @@ violation!(
     }
 );
 
+fn dual_auth_off(key_id: &str) -> event::KeyPolicyUpdated {
+    event::KeyPolicyUpdated {
+        key_id: key_id.into(),
+        policy_type: "dualAuthDelete".into(),
+        enabled: false,
+        interval_month: None,
+    }
+}
+
+/// The honest server refuses the switch (the rule the replay applies) and
+/// writes nothing for it.
+fn server_refuses_dual_auth_off(env: &KeyEnv, id: &str) {
+    let size = env.service.writer().log().head().size;
+    let e = env
+        .service
+        .set_key_policy(&user("alice"), "p", id, "dualAuthDelete", false, None)
+        .expect_err("a dual-auth key keeps its policy");
+    assert_eq!(
+        (e.kp_code(), e.http_status()),
+        ("KEY_ACTION_INVALID_STATE_ERR", 409)
+    );
+    assert_eq!(env.service.writer().log().head().size, size);
+}
+
+violation!(
+    dual_auth_key_policy_switched_off,
+    "key.policy_updated",
+    "dual_auth_reverted",
+    |env| {
+        let id = dual_auth_key(&env);
+        server_refuses_dual_auth_off(&env, &id);
+        forge(&env, user("alice"), &dual_auth_off(&id))
+    }
+);
+
+violation!(
+    key_under_the_instance_dual_auth_policy_switched_off,
+    "key.policy_updated",
+    "dual_auth_reverted",
+    |env| {
+        admin_command(
+            &env.service,
+            &env.clock,
+            AdminCommand::SetInstancePolicy {
+                policy_type: "dualAuthDelete".into(),
+                enabled: true,
+                attributes: Default::default(),
+            },
+        )
+        .expect("instance policy");
+        let id = root_key(&env);
+        server_refuses_dual_auth_off(&env, &id);
+        forge(&env, user("alice"), &dual_auth_off(&id))
+    }
+);
+
+/// Issue 14 item 1 as a log: one Manager switches a dual-auth key's policy
+/// off and deletes the key alone. Both events are flagged: the switch, and
+/// the delete (the replay, like the server's projection, keeps the key's
+/// dual authorisation on).
+#[test]
+fn dual_auth_key_destroyed_alone_after_its_policy_was_switched_off() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    let id = dual_auth_key(&env);
+    let switched = forge(&env, user("alice"), &dual_auth_off(&id));
+    let destroyed = forge(&env, user("alice"), &destroyed_by(&id));
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    let report = replay(&bundle);
+    assert_eq!(
+        summary(&report.findings),
+        vec![
+            (
+                switched,
+                "key.policy_updated".to_string(),
+                "dual_auth_reverted"
+            ),
+            (destroyed, "key.destroyed".to_string(), "dual_auth_not_met"),
+        ],
+        "{:#?}",
+        report.findings
+    );
+    assert!(!report.ok);
+    let out = cli(&["verify", bundle.to_str().expect("utf8"), "--policy"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for line in [
+        format!("policy violation at seq {switched} (key.policy_updated): dual_auth_reverted: "),
+        format!("policy violation at seq {destroyed} (key.destroyed): dual_auth_not_met: "),
+    ] {
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with(&line)).count(),
+            1,
+            "{line}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("policy FAILED: 2 violation(s)"), "{stdout}");
+}
+
 violation!(
     key_destroyed_on_an_approval_without_quorum,
     "key.destroyed",

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::state::{AUTO_PURGE_AFTER, KeyState, PURGE_DELAY, RESTORE_WINDOW};
+use super::state::{self, AUTO_PURGE_AFTER, KeyState, PURGE_DELAY, RESTORE_WINDOW};
 use crate::event::{self, Envelope, EventPayload};
 use crate::governance::OP_KEY_DELETE;
 
@@ -531,7 +531,14 @@ impl KeyProjection {
                 };
                 true
             }
+            // A dual-authorisation key never loses the policy: the server
+            // refuses such an update and `verify --policy` flags one in a
+            // log; applying it would let a later delete by one principal
+            // look authorised.
             "dualAuthDelete" => {
+                if state::check_dual_auth_policy(k.dual_auth_delete.enabled, p.enabled).is_err() {
+                    return false;
+                }
                 k.dual_auth_delete = DualAuthDelete {
                     enabled: p.enabled,
                     ..DualAuthDelete::default()

@@ -152,6 +152,13 @@ pub enum StateError {
     NotDualAuth,
     #[error("number of authorizations required to delete is not met")]
     AuthorizationsNotMet,
+    /// A key's dual-authorisation delete policy, once enabled (on the key,
+    /// or inherited at creation from the instance policy), is never
+    /// switched off: see [`check_dual_auth_policy`].
+    #[error(
+        "the key's dual authorization policy cannot be reverted once enabled: deleting the key needs two principals"
+    )]
+    DualAuthIrreversible,
 }
 
 impl StateError {
@@ -167,6 +174,10 @@ impl StateError {
             StateError::RotatedTooRecently => "KEY_ROTATION_NOT_PERMITTED",
             StateError::NotDualAuth => "NOT_DUAL_AUTH_ERR",
             StateError::AuthorizationsNotMet => "AUTHORIZATIONS_NOT_MET",
+            // Key Protect documents the rule ("cannot be reverted once
+            // enabled") but no reason code of its own for the refusal: the
+            // request conflicts with the key's state, so its state code.
+            StateError::DualAuthIrreversible => "KEY_ACTION_INVALID_STATE_ERR",
         }
     }
 
@@ -180,7 +191,8 @@ impl StateError {
             | StateError::PurgeTooEarly { .. }
             | StateError::RotatedTooRecently
             | StateError::NotDualAuth
-            | StateError::AuthorizationsNotMet => 409,
+            | StateError::AuthorizationsNotMet
+            | StateError::DualAuthIrreversible => 409,
         }
     }
 }
@@ -312,6 +324,24 @@ pub fn check_set_for_deletion(dual: &DualAuth<'_>) -> Result<(), StateError> {
         Ok(())
     } else {
         Err(StateError::NotDualAuth)
+    }
+}
+
+/// Whether a key whose dual-authorisation delete is `current` may have its
+/// `dualAuthDelete` policy set to `enabled`. Enabling is always allowed;
+/// switching it off once on is not (Key Protect: a key's dual-authorisation
+/// policy cannot be reverted once enabled; the key keeps it until deleted),
+/// whether it was set on the key or inherited at creation from the
+/// instance policy. Otherwise one principal could switch it off and delete
+/// the key alone. The same function decides for `PUT /keys/{id}/policies`,
+/// for a key created with policy overrides under the instance policy, for
+/// the key projection (which never applies such a switch) and for
+/// `verify --policy`.
+pub fn check_dual_auth_policy(current: bool, enabled: bool) -> Result<(), StateError> {
+    if current && !enabled {
+        Err(StateError::DualAuthIrreversible)
+    } else {
+        Ok(())
     }
 }
 
@@ -534,5 +564,18 @@ mod tests {
         assert!(check_dual_auth_delete(&dual, "bob", t("2026-01-08T00:00:00Z")).is_err());
         dual.set_for_deletion = false;
         assert!(check_dual_auth_delete(&dual, "bob", now).is_err());
+    }
+
+    #[test]
+    fn dual_auth_policy_is_never_switched_off() {
+        assert_eq!(check_dual_auth_policy(false, false), Ok(()));
+        assert_eq!(check_dual_auth_policy(false, true), Ok(()));
+        assert_eq!(check_dual_auth_policy(true, true), Ok(()));
+        let e = check_dual_auth_policy(true, false).expect_err("refused");
+        assert_eq!(e, StateError::DualAuthIrreversible);
+        assert_eq!(
+            (e.kp_code(), e.http_status()),
+            ("KEY_ACTION_INVALID_STATE_ERR", 409)
+        );
     }
 }

@@ -175,9 +175,10 @@ pub(super) struct CollectionBody<T> {
 }
 
 /// A key to create: generated, from `payload`, or securely imported
-/// (`payload`, `encryptedNonce` and `iv` against the import token).
+/// (`payload`, `encryptedNonce` and `iv` against the import token). Any
+/// other field is refused (400 `BAD_BODY_ERR`), as Key Protect does.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewKey {
     #[serde(rename = "type")]
     #[allow(dead_code)]
@@ -204,7 +205,11 @@ struct NewKey {
     /// keyledger extension: the key stays in state 0 until this date.
     #[schema(format = DateTime)]
     activation_date: Option<String>,
+    /// At most 5, each as `POST /keys/{id}/aliases/{alias}` takes it: 2-90
+    /// characters of letters, digits, `-` and `_`, not a key id (UUID), not
+    /// `registrations`, none twice.
     #[serde(default)]
+    #[schema(max_items = 5)]
     aliases: Vec<String>,
     #[serde(rename = "keyRingID")]
     #[schema(pattern = r"^[A-Za-z0-9-]{2,100}$")]
@@ -302,7 +307,7 @@ pub async fn create(
     path = "/api/v2/keys_with_policy_overrides",
     tag = "keys",
     operation_id = "createKeyWithPolicyOverrides",
-    description = "Role: writer. The key may carry `rotation` and `dualAuthDelete` policies (each a `key.policy_updated` event after `key.created`; the receipt is the last event's). Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
+    description = "Role: writer. The key may carry `rotation` and `dualAuthDelete` policies (each a `key.policy_updated` event after `key.created`; the receipt is the last event's). While the instance policy `dualAuthDelete` is on, new keys inherit it and `dualAuthDelete: {\"enabled\": false}` is refused (409 `KEY_ACTION_INVALID_STATE_ERR`, no key). Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
     params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::PreferHeader),
     request_body(
         description = "A collection of one key.",
@@ -357,10 +362,14 @@ async fn create_with(
     let expiration_date = date("expirationDate", new.expiration_date.as_deref())?;
     let activation_date = date("activationDate", new.activation_date.as_deref())?;
     let material = material(&new)?;
+    let inherited_dual_auth = caller
+        .service
+        .with_projections(|p| p.keys.instance_dual_auth_delete);
     let policies = super::policies::overrides(
         overrides,
         new.rotation.as_ref(),
         new.dual_auth_delete.as_ref(),
+        inherited_dual_auth,
     )?;
     let request = CreateKey {
         name: new.name,

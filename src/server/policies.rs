@@ -20,6 +20,8 @@ use super::keys::{CollectionBody, blocking, correlation, json_response, parse_bo
 use super::resources::{collection, crn};
 use crate::event::{AccessDenied, EventDraft};
 use crate::keys::projection::KeyRecord;
+use crate::keys::service::KeyError;
+use crate::keys::state::check_dual_auth_policy;
 
 pub const POLICY_MEDIA_TYPE: &str = "application/vnd.ibm.kms.policy+json";
 const ALLOWED_IP_MEDIA_TYPE: &str = "application/vnd.ibm.kms.allowed_ip_metadata+json";
@@ -63,12 +65,23 @@ fn rotation_change(r: &RotationBody, current: Option<u8>) -> Result<PolicyChange
     }
 }
 
+/// A `dualAuthDelete` change for a key whose dual-authorisation delete is
+/// `current` (a new key's: the instance policy's), by the domain rule
+/// [`check_dual_auth_policy`]: once on, never switched off.
+fn dual_auth_change(current: bool, d: &DualAuthBody) -> Result<PolicyChange, ApiError> {
+    check_dual_auth_policy(current, d.enabled).map_err(|e| ApiError::from(KeyError::from(e)))?;
+    Ok(("dualAuthDelete", d.enabled, None))
+}
+
 /// The policies of `POST /keys_with_policy_overrides`, checked before the
-/// key is created; on `POST /keys` policies are refused.
+/// key is created; on `POST /keys` policies are refused. A key created
+/// while the instance policy `dualAuthDelete` is on (`inherited_dual_auth`)
+/// inherits it and cannot be created with it off.
 pub fn overrides(
     allowed: bool,
     rotation: Option<&RotationBody>,
     dual: Option<&DualAuthBody>,
+    inherited_dual_auth: bool,
 ) -> Result<Vec<PolicyChange>, ApiError> {
     if !allowed && (rotation.is_some() || dual.is_some()) {
         return Err(ApiError::bad_body(
@@ -80,7 +93,7 @@ pub fn overrides(
         out.push(rotation_change(r, None)?);
     }
     if let Some(d) = dual {
-        out.push(("dualAuthDelete", d.enabled, None));
+        out.push(dual_auth_change(inherited_dual_auth, d)?);
     }
     Ok(out)
 }
@@ -189,7 +202,7 @@ struct PolicyBody {
     path = "/api/v2/keys/{id}/policies",
     tag = "policies",
     operation_id = "putPolicy",
-    description = "Role: manager. Sets the key's policies (each a `key.policy_updated` event; the receipt is the last one's). With `policy`, the body may set only that one.",
+    description = "Role: manager. Sets the key's policies (each a `key.policy_updated` event; the receipt is the last one's). With `policy`, the body may set only that one. A key's `dualAuthDelete`, once on (set on the key or inherited from the instance policy at creation), cannot be switched off: 409 `KEY_ACTION_INVALID_STATE_ERR`, and no policy of the body is set.",
     params(super::openapi::InstanceHeader, super::openapi::KeyId, ("policy" = Option<super::openapi::KeyPolicyName>, Query, description = "Only this policy.")),
     request_body(
         description = "A collection of policies.",
@@ -225,12 +238,16 @@ pub async fn put_key_policies(
     let parsed: CollectionBody<PolicyBody> = parse_body(&req, &body)?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let mut changes = Vec::new();
+    let mut dual_auth = key.dual_auth_delete.enabled;
     for p in &parsed.resources {
         if let Some(r) = &p.rotation {
             changes.push(rotation_change(r, key.rotation.interval_month)?);
         }
+        // Every change is checked before the first is applied: a body
+        // that also switches dual authorisation off changes nothing.
         if let Some(d) = &p.dual_auth_delete {
-            changes.push(("dualAuthDelete", d.enabled, None));
+            changes.push(dual_auth_change(dual_auth, d)?);
+            dual_auth = d.enabled;
         }
     }
     if changes.is_empty() {

@@ -10,7 +10,7 @@
 //! state before it with the server's own rule functions
 //! ([`governance::rules::authorize`], [`check_effect`],
 //! [`keys::state::check_at`], [`keys::state::check_dual_auth_delete`],
-//! [`Approval::ready`]). Every event the rules forbid becomes a located
+//! [`keys::state::check_dual_auth_policy`], [`Approval::ready`]). Every event the rules forbid becomes a located
 //! [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::verify_policy`] streams a bundle through it.
@@ -19,6 +19,7 @@
 //! [`governance::rules::authorize`]: crate::governance::rules::authorize
 //! [`keys::state::check_at`]: crate::keys::state::check_at
 //! [`keys::state::check_dual_auth_delete`]: crate::keys::state::check_dual_auth_delete
+//! [`keys::state::check_dual_auth_policy`]: crate::keys::state::check_dual_auth_policy
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -127,6 +128,7 @@ impl Violation {
                 StateError::RotatedTooRecently => "key_rotated_too_recently",
                 StateError::NotDualAuth => "key_not_dual_auth",
                 StateError::AuthorizationsNotMet => "dual_auth_not_met",
+                StateError::DualAuthIrreversible => "dual_auth_reverted",
             },
             Violation::NotExtractable(_) => "key_not_extractable",
             Violation::NotDue(_) => "key_not_due",
@@ -716,7 +718,11 @@ impl PolicyReplay {
         })
         .or_else(|| {
             on(e, |p: KeyPolicyUpdated| {
-                self.key_ok(at, &p.key_id, KeyAction::SetPolicy)
+                let key = self.key_action(at, &p.key_id, KeyAction::SetPolicy)?;
+                if p.policy_type == "dualAuthDelete" {
+                    state::check_dual_auth_policy(key.dual_auth_delete.enabled, p.enabled)?;
+                }
+                Ok(())
             })
         })
         .or_else(|| {
@@ -947,6 +953,7 @@ mod tests {
             Violation::NoMasterKey,
             Violation::KeyState(StateError::RestoreExpired),
             Violation::KeyState(StateError::AuthorizationsNotMet),
+            Violation::KeyState(StateError::DualAuthIrreversible),
             Violation::NotExtractable(String::new()),
             Violation::NotDue(String::new()),
             Violation::ApprovalUnknown(String::new()),

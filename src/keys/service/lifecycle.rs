@@ -79,14 +79,7 @@ impl KeyService {
         request: CreateKey,
     ) -> Result<(KeyRecord, Receipt), KeyError> {
         check_name("name", &request.name)?;
-        for alias in &request.aliases {
-            check_name("alias", alias)?;
-            if uuid::Uuid::parse_str(alias).is_ok() {
-                return Err(KeyError::Invalid(
-                    "an alias must not look like a key id".into(),
-                ));
-            }
-        }
+        super::check_new_aliases(&request.aliases)?;
         if request
             .description
             .as_ref()
@@ -448,7 +441,9 @@ impl KeyService {
     }
 
     /// Sets a key policy: `dualAuthDelete` (enabled) or `rotation`
-    /// (enabled, interval in months 1-12).
+    /// (enabled, interval in months 1-12). A key's dual-authorisation
+    /// delete, once on, is never switched off
+    /// ([`state::check_dual_auth_policy`]).
     pub fn set_key_policy(
         &self,
         actor: &Actor,
@@ -470,6 +465,10 @@ impl KeyService {
         }
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::SetPolicy)?;
+        if policy_type == "dualAuthDelete" {
+            // Refused like a bad body: nothing is written.
+            state::check_dual_auth_policy(key.dual_auth_delete.enabled, enabled)?;
+        }
         // The key projection drops a pending authorisation on this update:
         // the request it came from is cancelled first, so both agree.
         if policy_type == "dualAuthDelete"

@@ -44,7 +44,7 @@ pub use error::KeyError;
 pub use history::AsOf;
 pub use import::TokenImport;
 pub use lifecycle::{CreateKey, KeyMaterialSource};
-pub use rings_aliases::{MAX_ALIASES, check_alias, check_key_ring_id};
+pub use rings_aliases::{MAX_ALIASES, check_alias, check_key_ring_id, check_new_aliases};
 pub use rotation::rotation_due;
 
 use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};

@@ -64,6 +64,34 @@ pub fn check_alias(alias: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// The aliases a key is created with (`POST /keys`,
+/// `POST /keys_with_policy_overrides`): the rules of `POST
+/// /keys/{id}/aliases/{alias}`, so creation accepts no alias that endpoint
+/// would refuse. At most [`MAX_ALIASES`] (400 `KEY_ALIAS_QUOTA_ERR`), each
+/// one [`check_alias`] accepts (400 `BAD_BODY_ERR`), none twice (400
+/// `BAD_BODY_ERR`). Whether one is already taken is checked against the
+/// projection under the command lock (409 `KEY_ALIAS_NOT_UNIQUE_ERR`).
+pub fn check_new_aliases(aliases: &[String]) -> Result<(), KeyError> {
+    if aliases.len() > MAX_ALIASES {
+        return Err(refused(
+            400,
+            "KEY_ALIAS_QUOTA_ERR",
+            format!("a key has at most {MAX_ALIASES} aliases"),
+        ));
+    }
+    for (i, alias) in aliases.iter().enumerate() {
+        check_alias(alias)?;
+        if aliases[..i].contains(alias) {
+            return Err(refused(
+                400,
+                "BAD_BODY_ERR",
+                format!("alias {alias:?} is given twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl KeyService {
     /// `POST /key_rings/{id}`.
     pub fn create_key_ring(
