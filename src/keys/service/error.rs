@@ -99,6 +99,9 @@ impl KeyError {
             KeyError::Hsm(HsmError::State(_)) | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => {
                 "MASTER_KEY_CEREMONY_ERR"
             }
+            // Input the HSM backend refused: a client error, described
+            // without the backend's words (see `public_message`).
+            KeyError::Hsm(HsmError::Invalid(_)) => "BAD_BODY_ERR",
             KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => {
                 "INTERNAL_SERVER_ERROR"
             }
@@ -115,6 +118,18 @@ impl KeyError {
                 // authorisation, the requester's own included.
                 _ => "AUTHORIZATIONS_NOT_MET",
             },
+        }
+    }
+
+    /// The message a client may see: the error's own, except for input an
+    /// HSM backend refused, whose wording is the backend's internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            KeyError::Hsm(HsmError::Invalid(_)) => {
+                "Invalid body data was passed: the key material or data in the request cannot be used"
+                    .into()
+            }
+            other => other.to_string(),
         }
     }
 

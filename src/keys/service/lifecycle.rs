@@ -121,7 +121,11 @@ impl KeyService {
         {
             let state = self.read();
             if !state.keys.key_ring_exists(&key_ring) {
-                return Err(KeyError::NotFound(format!("key ring {key_ring}")));
+                return Err(KeyError::Refused {
+                    status: 404,
+                    code: "KEY_RING_NOT_FOUND_ERR",
+                    message: format!("key ring {key_ring:?} does not exist"),
+                });
             }
             let imported = !matches!(request.material, KeyMaterialSource::Generate);
             let via_token = matches!(request.material, KeyMaterialSource::ImportToken(_));
