@@ -260,6 +260,30 @@ pub struct Timeline {
     pub last_rotate_date: Option<DateTime<Utc>>,
     /// When a pre-activation key becomes usable (`None`: no activation date).
     pub activation_date: Option<DateTime<Utc>>,
+    /// When the key expires (`None`: never).
+    pub expiration_date: Option<DateTime<Utc>>,
+}
+
+/// The transition the service owes a key at `now` because one of its dates
+/// has come and the log does not record it yet: [`KeyAction::Expire`] once
+/// the expiration date is reached (from states 0, 1 and 2; before anything
+/// else, so a pre-activation key past both dates expires without being
+/// activated), else [`KeyAction::Activate`] for a pre-activation key on its
+/// activation date. The service appends that transition's event before it
+/// checks any action, on every use and not only in the scheduler, so no
+/// action ever sees a state the dates have already changed.
+pub fn due_transition(
+    state: KeyState,
+    timeline: &Timeline,
+    now: DateTime<Utc>,
+) -> Option<KeyAction> {
+    if timeline.expiration_date.is_some_and(|e| now >= e) && allowed(state, KeyAction::Expire) {
+        return Some(KeyAction::Expire);
+    }
+    if check_at(state, KeyAction::Activate, timeline, now).is_ok() {
+        return Some(KeyAction::Activate);
+    }
+    None
 }
 
 /// Checks the state table, then the time windows: restore within 30 days of
@@ -511,6 +535,44 @@ mod tests {
             )
             .is_err(),
             "a key without an activation date is never activated by date"
+        );
+    }
+
+    #[test]
+    fn dates_owe_expiry_before_activation() {
+        let tl = Timeline {
+            activation_date: Some(t("2026-01-01T12:00:00Z")),
+            expiration_date: Some(t("2026-01-02T00:00:00Z")),
+            ..Timeline::default()
+        };
+        let due = |state, s| due_transition(state, &tl, t(s));
+        assert_eq!(due(KeyState::PreActivation, "2026-01-01T11:59:59Z"), None);
+        assert_eq!(
+            due(KeyState::PreActivation, "2026-01-01T12:00:00Z"),
+            Some(KeyAction::Activate)
+        );
+        assert_eq!(due(KeyState::Active, "2026-01-01T23:59:59Z"), None);
+        for state in [
+            KeyState::PreActivation,
+            KeyState::Active,
+            KeyState::Suspended,
+        ] {
+            assert_eq!(
+                due(state, "2026-01-02T00:00:00Z"),
+                Some(KeyAction::Expire),
+                "{state:?}"
+            );
+        }
+        for state in [KeyState::Deactivated, KeyState::Destroyed] {
+            assert_eq!(due(state, "2026-01-03T00:00:00Z"), None, "{state:?}");
+        }
+        assert_eq!(
+            due_transition(
+                KeyState::Active,
+                &Timeline::default(),
+                t("2030-01-01T00:00:00Z")
+            ),
+            None
         );
     }
 

@@ -140,7 +140,9 @@ impl KeyService {
 
     /// The key if `action` may use it now; otherwise the key id to record
     /// the refusal under (the canonical id, or what the caller asked for)
-    /// and the refusal. Records nothing.
+    /// and the refusal. The transition the key's dates owe it (expiry,
+    /// activation) is appended first, against the service clock. Records
+    /// no refusal.
     fn usable_or_refusal(
         &self,
         id: &str,
@@ -148,7 +150,7 @@ impl KeyService {
     ) -> Result<KeyRecord, (String, KeyError)> {
         let key = self
             .key(id)
-            .and_then(|k| self.activated(k))
+            .and_then(|k| self.dated(k))
             .map_err(|e| (id.to_string(), e))?;
         state::check(key.state, action).map_err(|e| (key.id.clone(), e.into()))?;
         Ok(key)

@@ -219,8 +219,9 @@ impl KeyService {
     }
 
     /// Checks `action` on a key against the state table and time windows,
-    /// recording a refusal as an event. A pre-activation key whose date has
-    /// come is activated first. The caller holds the command lock.
+    /// recording a refusal as an event, once the transition its dates owe
+    /// it is recorded (expiry, activation: `activation.rs`). The caller
+    /// holds the command lock.
     pub(super) fn checked_key(
         &self,
         actor: &Actor,
@@ -229,7 +230,7 @@ impl KeyService {
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
         let name = action_name(action);
-        let key = match self.key(id).and_then(|k| self.activate_if_due(k)) {
+        let key = match self.key(id).and_then(|k| self.apply_due_dates(k)) {
             Ok(k) => k,
             Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
         };
@@ -501,8 +502,9 @@ impl KeyService {
             .keys
             .keys
             .values()
-            .filter(|k| state::check(k.state, KeyAction::Expire).is_ok())
-            .filter(|k| k.expiration_date.is_some_and(|e| e <= now))
+            .filter(|k| {
+                state::due_transition(k.state, &k.timeline(), now) == Some(KeyAction::Expire)
+            })
             .map(|k| k.id.clone())
             .collect();
         for key_id in &due {
