@@ -152,6 +152,9 @@ pub enum StateError {
     NotDualAuth,
     #[error("number of authorizations required to delete is not met")]
     AuthorizationsNotMet,
+    /// A root-key action on a standard (extractable) key.
+    #[error("requested action can only be completed with a root key")]
+    RootKeyRequired { action: KeyAction },
 }
 
 impl StateError {
@@ -167,13 +170,16 @@ impl StateError {
             StateError::RotatedTooRecently => "KEY_ROTATION_NOT_PERMITTED",
             StateError::NotDualAuth => "NOT_DUAL_AUTH_ERR",
             StateError::AuthorizationsNotMet => "AUTHORIZATIONS_NOT_MET",
+            StateError::RootKeyRequired { .. } => "KEY_ROOT_REQ_ERR",
         }
     }
 
     /// HTTP status Key Protect answers with.
     pub fn http_status(&self) -> u16 {
         match self {
-            StateError::Expired { .. } | StateError::RestoreExpired => 400,
+            StateError::Expired { .. }
+            | StateError::RestoreExpired
+            | StateError::RootKeyRequired { .. } => 400,
             StateError::Deleted { .. } => 410,
             StateError::NotActive { .. } => 422,
             StateError::InvalidState { .. }
@@ -249,6 +255,32 @@ pub fn check(state: KeyState, action: KeyAction) -> Result<(), StateError> {
         }
         _ => StateError::InvalidState { state, action },
     })
+}
+
+/// Whether `action` needs a root key: wrap, unwrap, rewrap, rotate and
+/// disable (Key Protect, *Error messages*, `KEY_ROOT_REQ_ERR`). A standard
+/// key's payload can be read by any writer, so envelope encryption under it
+/// would protect nothing the log could account for; its versions never
+/// change, and it is never disabled (see `docs/KEYS.md` §1.2).
+pub fn requires_root_key(action: KeyAction) -> bool {
+    matches!(
+        action,
+        KeyAction::Wrap
+            | KeyAction::Unwrap
+            | KeyAction::Rewrap
+            | KeyAction::Rotate
+            | KeyAction::Disable
+    )
+}
+
+/// Checks the key type: a standard (`extractable`) key refuses the
+/// root-key actions of [`requires_root_key`], in every state.
+pub fn check_key_type(extractable: bool, action: KeyAction) -> Result<(), StateError> {
+    if extractable && requires_root_key(action) {
+        Err(StateError::RootKeyRequired { action })
+    } else {
+        Ok(())
+    }
 }
 
 /// The dates the time-gated actions depend on.
@@ -536,6 +568,26 @@ mod tests {
             .is_err(),
             "a key without an activation date is never activated by date"
         );
+    }
+
+    #[test]
+    fn standard_keys_refuse_root_key_actions_in_every_state() {
+        use KeyAction as A;
+        for action in KeyAction::ALL {
+            let root_only = matches!(
+                action,
+                A::Wrap | A::Unwrap | A::Rewrap | A::Rotate | A::Disable
+            );
+            assert_eq!(requires_root_key(action), root_only, "{action:?}");
+            assert_eq!(check_key_type(false, action), Ok(()), "{action:?}");
+            let standard = check_key_type(true, action);
+            if root_only {
+                let e = standard.expect_err("refused");
+                assert_eq!((e.kp_code(), e.http_status()), ("KEY_ROOT_REQ_ERR", 400));
+            } else {
+                assert_eq!(standard, Ok(()), "{action:?}");
+            }
+        }
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl Violation {
                 StateError::RotatedTooRecently => "key_rotated_too_recently",
                 StateError::NotDualAuth => "key_not_dual_auth",
                 StateError::AuthorizationsNotMet => "dual_auth_not_met",
+                StateError::RootKeyRequired { .. } => "key_root_required",
             },
             Violation::NotExtractable(_) => "key_not_extractable",
             Violation::NotDue(_) => "key_not_due",

@@ -218,10 +218,12 @@ impl KeyService {
         Ok(self.hsm.import_key(binding, payload)?)
     }
 
-    /// Checks `action` on a key against the state table and time windows,
-    /// recording a refusal as an event, once the transition its dates owe
-    /// it is recorded (expiry, activation: `activation.rs`). The caller
-    /// holds the command lock.
+    /// Checks `action` on a key: first its type (a standard key refuses the
+    /// root-key actions, `KEY_ROOT_REQ_ERR`; bad input, so nothing is
+    /// appended), then, after the transition its dates owe it is recorded
+    /// (expiry, activation: `activation.rs`), the state table and time
+    /// windows, recording a refusal as an event. The caller holds the
+    /// command lock.
     pub(super) fn checked_key(
         &self,
         actor: &Actor,
@@ -230,7 +232,12 @@ impl KeyService {
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
         let name = action_name(action);
-        let key = match self.key(id).and_then(|k| self.apply_due_dates(k)) {
+        let key = match self.key(id) {
+            Ok(k) => k,
+            Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
+        };
+        state::check_key_type(key.extractable, action)?;
+        let key = match self.apply_due_dates(key) {
             Ok(k) => k,
             Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
         };
