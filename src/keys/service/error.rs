@@ -6,6 +6,7 @@ use crate::hsm::HsmError;
 use crate::keys::ciphertext::CiphertextError;
 use crate::keys::import_token::ImportError;
 use crate::keys::material::MaterialError;
+use crate::keys::payload::PayloadError;
 use crate::keys::state::StateError;
 use crate::writer::WriteError;
 
@@ -25,6 +26,9 @@ pub enum KeyError {
     Unprocessable,
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Caller-supplied key material refused ([`crate::keys::payload`]).
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
     #[error("{0} already exists")]
     Conflict(String),
     #[error("root keys never leave the service")]
@@ -89,6 +93,7 @@ impl KeyError {
             KeyError::Sealed | KeyError::NoMasterKey => "INSTANCE_SEALED_ERR",
             KeyError::Unprocessable => "UNPROCESSABLE_CIPHERTEXT_ERR",
             KeyError::Invalid(_) => "BAD_BODY_ERR",
+            KeyError::Payload(e) => e.kp_code(),
             KeyError::Conflict(_) => "KEY_ALIAS_NOT_UNIQUE_ERR",
             KeyError::NotExtractable => "KEY_PAYLOAD_NOT_RETRIEVABLE",
             KeyError::Import(e) => e.kp_code(),
@@ -141,6 +146,7 @@ impl KeyError {
             KeyError::Sealed | KeyError::NoMasterKey => 503,
             KeyError::Unprocessable => 422,
             KeyError::Invalid(_) => 400,
+            KeyError::Payload(e) => e.http_status(),
             KeyError::Conflict(_) => 409,
             KeyError::NotExtractable => 400,
             KeyError::Import(e) => e.http_status(),

@@ -59,9 +59,7 @@ impl KeyService {
         for key in &due {
             let version = u32::try_from(key.versions.len() + 1)
                 .map_err(|_| KeyError::Invalid("too many versions".into()))?;
-            let new = self
-                .hsm
-                .generate_key(&self.binding(&key.id, version, generation), 32)?;
+            let new = self.generate_material(&self.binding(&key.id, version, generation), false)?;
             self.store_new_version(&key.id, version, &new.wrapped)?;
             failpoint::hit(failpoint::WORKER_AFTER_EFFECT);
             let event = KeyRotated {
