@@ -537,7 +537,11 @@ fn standard_keys_import_export_and_root_keys_never_leave() {
             },
         )
         .expect_err("bad size");
-    assert!(matches!(err, KeyError::Invalid(_)));
+    assert!(matches!(err, KeyError::Payload(_)), "{err}");
+    assert_eq!(
+        (err.kp_code(), err.http_status()),
+        ("INVALID_FIELD_ERR", 400)
+    );
     assert_log_consistent(&env);
 }
 

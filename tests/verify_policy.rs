@@ -1693,7 +1693,7 @@ fn honest_life(data: &Path) -> KeyEnv {
     let (service, clock) = (&env.service, &env.clock);
     let a = key_env::admin_key();
     let (b, c) = (admin_n(2), admin_n(3));
-    let plain_key = create_key(service, "before-policy", true);
+    let plain_key = create_key(service, "before-policy", false);
     let ct = service
         .wrap(&user("alice"), "w", &plain_key, None, &[])
         .expect("wrap")

@@ -42,8 +42,10 @@ pub const DEFAULT_RETRIEVALS: u32 = 1;
 pub const NONCE_LEN: usize = 12;
 /// Length of the AES-GCM IV the client must use.
 pub const IV_LEN: usize = 12;
-/// Accepted imported key sizes (AES-128/192/256), bytes.
-pub const KEY_SIZES: [usize; 3] = [16, 24, 32];
+/// Key sizes the token's AES-GCM nonce proof can use (AES-128/192/256),
+/// bytes. Whether the key may have that size is
+/// [`crate::keys::payload::check`]'s to say, after the token opens.
+pub const KEY_SIZES: [usize; 3] = crate::keys::payload::STANDARD_KEY_SIZES;
 
 type Aes192Gcm = AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
 

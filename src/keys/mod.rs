@@ -6,6 +6,7 @@
 //! - [`projection`]: current state of every key of an instance, from events only.
 //! - [`list_filter`]: the `filter` parameter of `GET /keys`, parsed (pure).
 //! - [`ciphertext`]: the versioned, AAD-bound wrapped-DEK format.
+//! - [`payload`]: the one size rule for caller-supplied key material (pure).
 //! - [`import_token`]: RSA-OAEP import tokens with AES-GCM nonce proof, their
 //!   secrets sealed by the HSM backend, and the current token from the log.
 //! - [`material`]: where wrapped key material and import tokens live
@@ -18,6 +19,7 @@ pub mod ciphertext;
 pub mod import_token;
 pub mod list_filter;
 pub mod material;
+pub mod payload;
 pub mod projection;
 pub mod service;
 pub mod state;

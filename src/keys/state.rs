@@ -159,6 +159,9 @@ pub enum StateError {
         "the key's dual authorization policy cannot be reverted once enabled: deleting the key needs two principals"
     )]
     DualAuthIrreversible,
+    /// A root-key action on a standard (extractable) key.
+    #[error("requested action can only be completed with a root key")]
+    RootKeyRequired { action: KeyAction },
 }
 
 impl StateError {
@@ -178,13 +181,16 @@ impl StateError {
             // enabled") but no reason code of its own for the refusal: the
             // request conflicts with the key's state, so its state code.
             StateError::DualAuthIrreversible => "KEY_ACTION_INVALID_STATE_ERR",
+            StateError::RootKeyRequired { .. } => "KEY_ROOT_REQ_ERR",
         }
     }
 
     /// HTTP status Key Protect answers with.
     pub fn http_status(&self) -> u16 {
         match self {
-            StateError::Expired { .. } | StateError::RestoreExpired => 400,
+            StateError::Expired { .. }
+            | StateError::RestoreExpired
+            | StateError::RootKeyRequired { .. } => 400,
             StateError::Deleted { .. } => 410,
             StateError::NotActive { .. } => 422,
             StateError::InvalidState { .. }
@@ -263,6 +269,32 @@ pub fn check(state: KeyState, action: KeyAction) -> Result<(), StateError> {
     })
 }
 
+/// Whether `action` needs a root key: wrap, unwrap, rewrap, rotate and
+/// disable (Key Protect, *Error messages*, `KEY_ROOT_REQ_ERR`). A standard
+/// key's payload can be read by any writer, so envelope encryption under it
+/// would protect nothing the log could account for; its versions never
+/// change, and it is never disabled (see `docs/KEYS.md` §1.2).
+pub fn requires_root_key(action: KeyAction) -> bool {
+    matches!(
+        action,
+        KeyAction::Wrap
+            | KeyAction::Unwrap
+            | KeyAction::Rewrap
+            | KeyAction::Rotate
+            | KeyAction::Disable
+    )
+}
+
+/// Checks the key type: a standard (`extractable`) key refuses the
+/// root-key actions of [`requires_root_key`], in every state.
+pub fn check_key_type(extractable: bool, action: KeyAction) -> Result<(), StateError> {
+    if extractable && requires_root_key(action) {
+        Err(StateError::RootKeyRequired { action })
+    } else {
+        Ok(())
+    }
+}
+
 /// The dates the time-gated actions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Timeline {
@@ -272,6 +304,30 @@ pub struct Timeline {
     pub last_rotate_date: Option<DateTime<Utc>>,
     /// When a pre-activation key becomes usable (`None`: no activation date).
     pub activation_date: Option<DateTime<Utc>>,
+    /// When the key expires (`None`: never).
+    pub expiration_date: Option<DateTime<Utc>>,
+}
+
+/// The transition the service owes a key at `now` because one of its dates
+/// has come and the log does not record it yet: [`KeyAction::Expire`] once
+/// the expiration date is reached (from states 0, 1 and 2; before anything
+/// else, so a pre-activation key past both dates expires without being
+/// activated), else [`KeyAction::Activate`] for a pre-activation key on its
+/// activation date. The service appends that transition's event before it
+/// checks any action, on every use and not only in the scheduler, so no
+/// action ever sees a state the dates have already changed.
+pub fn due_transition(
+    state: KeyState,
+    timeline: &Timeline,
+    now: DateTime<Utc>,
+) -> Option<KeyAction> {
+    if timeline.expiration_date.is_some_and(|e| now >= e) && allowed(state, KeyAction::Expire) {
+        return Some(KeyAction::Expire);
+    }
+    if check_at(state, KeyAction::Activate, timeline, now).is_ok() {
+        return Some(KeyAction::Activate);
+    }
+    None
 }
 
 /// Checks the state table, then the time windows: restore within 30 days of
@@ -541,6 +597,64 @@ mod tests {
             )
             .is_err(),
             "a key without an activation date is never activated by date"
+        );
+    }
+
+    #[test]
+    fn standard_keys_refuse_root_key_actions_in_every_state() {
+        use KeyAction as A;
+        for action in KeyAction::ALL {
+            let root_only = matches!(
+                action,
+                A::Wrap | A::Unwrap | A::Rewrap | A::Rotate | A::Disable
+            );
+            assert_eq!(requires_root_key(action), root_only, "{action:?}");
+            assert_eq!(check_key_type(false, action), Ok(()), "{action:?}");
+            let standard = check_key_type(true, action);
+            if root_only {
+                let e = standard.expect_err("refused");
+                assert_eq!((e.kp_code(), e.http_status()), ("KEY_ROOT_REQ_ERR", 400));
+            } else {
+                assert_eq!(standard, Ok(()), "{action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn dates_owe_expiry_before_activation() {
+        let tl = Timeline {
+            activation_date: Some(t("2026-01-01T12:00:00Z")),
+            expiration_date: Some(t("2026-01-02T00:00:00Z")),
+            ..Timeline::default()
+        };
+        let due = |state, s| due_transition(state, &tl, t(s));
+        assert_eq!(due(KeyState::PreActivation, "2026-01-01T11:59:59Z"), None);
+        assert_eq!(
+            due(KeyState::PreActivation, "2026-01-01T12:00:00Z"),
+            Some(KeyAction::Activate)
+        );
+        assert_eq!(due(KeyState::Active, "2026-01-01T23:59:59Z"), None);
+        for state in [
+            KeyState::PreActivation,
+            KeyState::Active,
+            KeyState::Suspended,
+        ] {
+            assert_eq!(
+                due(state, "2026-01-02T00:00:00Z"),
+                Some(KeyAction::Expire),
+                "{state:?}"
+            );
+        }
+        for state in [KeyState::Deactivated, KeyState::Destroyed] {
+            assert_eq!(due(state, "2026-01-03T00:00:00Z"), None, "{state:?}");
+        }
+        assert_eq!(
+            due_transition(
+                KeyState::Active,
+                &Timeline::default(),
+                t("2030-01-01T00:00:00Z")
+            ),
+            None
         );
     }
 

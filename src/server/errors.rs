@@ -113,7 +113,7 @@ impl From<KeyError> for ApiError {
         if status >= 500 && status != 503 {
             return ApiError::internal();
         }
-        ApiError::new(status, e.kp_code(), e.to_string())
+        ApiError::new(status, e.kp_code(), e.public_message())
     }
 }
 
@@ -159,6 +159,17 @@ mod tests {
             let b = ApiError::new(status, "X_ERR", "why").body();
             assert_eq!(b["resources"][0]["errorMsg"], format!("{phrase}: why"));
         }
+    }
+
+    #[test]
+    fn hsm_input_errors_are_client_errors_in_our_words() {
+        let e: ApiError = KeyError::from(crate::hsm::HsmError::Invalid(
+            "key material is not an AES-256 key",
+        ))
+        .into();
+        assert_eq!((e.status, e.code), (400, "BAD_BODY_ERR"));
+        assert!(!e.message.contains("AES-256"), "{}", e.message);
+        assert!(!e.message.contains("HSM: invalid input"), "{}", e.message);
     }
 
     #[test]

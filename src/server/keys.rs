@@ -236,14 +236,30 @@ struct NewKey {
 /// How a new key's material is given: generated, a payload, or a payload
 /// encrypted to the instance's import token (with `encryptedNonce`, `iv`).
 fn material(new: &NewKey) -> Result<KeyMaterialSource, ApiError> {
-    if let Some(alg) = &new.encryption_algorithm
+    material_of(
+        &new.payload,
+        &new.encrypted_nonce,
+        &new.iv,
+        &new.encryption_algorithm,
+    )
+}
+
+/// Key material as a key resource gives it (create, restore): none, a
+/// `payload`, or a secure import (`payload`, `encryptedNonce`, `iv`).
+fn material_of(
+    payload: &Option<String>,
+    encrypted_nonce: &Option<String>,
+    iv: &Option<String>,
+    encryption_algorithm: &Option<String>,
+) -> Result<KeyMaterialSource, ApiError> {
+    if let Some(alg) = encryption_algorithm
         && alg != "RSAES_OAEP_SHA_256"
     {
         return Err(ApiError::bad_body(
             "encryptionAlgorithm must be RSAES_OAEP_SHA_256",
         ));
     }
-    match (&new.payload, &new.encrypted_nonce, &new.iv) {
+    match (payload, encrypted_nonce, iv) {
         (None, None, None) => Ok(KeyMaterialSource::Generate),
         (Some(p), None, None) => Ok(KeyMaterialSource::Payload(decode_b64("payload", p)?)),
         (Some(p), Some(n), Some(iv)) => {
@@ -868,8 +884,15 @@ pub async fn purge(
     path = "/api/v2/keys/{id}/restore",
     tag = "keys",
     operation_id = "restoreKey",
-    description = "Role: manager. Restores a destroyed key within 30 days of its deletion.",
+    description = "Role: manager. Restores a destroyed key within 30 days of its deletion. No body is needed (the material is kept until purge); Key Protect clients restoring an imported key send its current key material, which must be of the key's size (`INVALID_FIELD_ERR`) and be that material (`INVALID_FIELD_ERR`); a generated key takes none (`KEY_IMPT_REQ_ERR`).",
     params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    request_body(
+        description = "Optional: a collection of one resource with the key's current material, `payload` alone or with `encryptedNonce` and `iv` against the import token.",
+        content(
+            (Option<RestoreBody> = "application/vnd.ibm.kms.key+json"),
+            (Option<RestoreBody> = "application/json"),
+        ),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The restored key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
@@ -879,6 +902,8 @@ pub async fn purge(
         (status = 404, response = super::openapi::NotFound),
         (status = 409, response = super::openapi::Conflict),
         (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
         (status = 422, response = super::openapi::Unprocessable),
         (status = 500, response = super::openapi::InternalError),
     )
@@ -887,18 +912,67 @@ pub async fn restore(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let caller = authenticate(&req, &state.registry, Need::Manager, "restore").await?;
+    let material = restore_material(&req, &body)?;
     let c = caller.clone();
     let key_id = id.into_inner();
     let k = key_id.clone();
     let r = blocking(move || {
         c.service
-            .restore_key(&c.actor, &c.correlation_id, &k)
+            .restore_key_with(&c.actor, &c.correlation_id, &k, material)
             .map_err(ApiError::from)
     })
     .await?;
     key_after(&req, &caller, &state, &key_id, &r, 201, false).await
+}
+
+/// Key Protect's restore body for an imported key: its key material, as a
+/// `payload` or a secure import against the import token.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RestoreKey {
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    kind: Option<String>,
+    /// The key's current material (base64), or with `encryptedNonce` and
+    /// `iv` that material encrypted to the import token.
+    payload: Option<String>,
+    encrypted_nonce: Option<String>,
+    iv: Option<String>,
+    encryption_algorithm: Option<String>,
+}
+
+/// A restore body: Key Protect's collection of one key resource.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RestoreBody {
+    #[allow(dead_code)]
+    metadata: Option<Value>,
+    /// Exactly one.
+    #[schema(min_items = 1, max_items = 1)]
+    resources: Vec<RestoreKey>,
+}
+
+/// The material a restore body gives (none without a body). It is checked
+/// by the key service like every payload: the key's type decides its size,
+/// and it must be the key's current material.
+fn restore_material(req: &HttpRequest, body: &[u8]) -> Result<KeyMaterialSource, ApiError> {
+    if body.is_empty() {
+        return Ok(KeyMaterialSource::Generate);
+    }
+    let parsed: RestoreBody = parse_body(req, body)?;
+    let [r]: [RestoreKey; 1] = parsed
+        .resources
+        .try_into()
+        .map_err(|_| ApiError::bad_body("resources must hold exactly one key"))?;
+    material_of(
+        &r.payload,
+        &r.encrypted_nonce,
+        &r.iv,
+        &r.encryption_algorithm,
+    )
 }
 
 /// `wrap`: the data key to wrap (base64), or none to have one generated.
@@ -969,7 +1043,7 @@ pub async fn action(
         ("action" = super::openapi::ActionName, Query, description = "The action."),
     ),
     request_body(
-        description = "`wrap`: WrapBody (or none); `unwrap`, `rewrap`: UnwrapBody; `rotate`: RotateBody (or none); other actions: none.",
+        description = "`wrap`: WrapBody (or none); `unwrap`, `rewrap`: UnwrapBody; `rotate`: RotateBody (or none); `restore`: RestoreBody (or none); other actions: none.",
         content(
             (Option<super::openapi::ActionBody> = "application/vnd.ibm.kms.key_action+json"),
             (Option<super::openapi::ActionBody> = "application/json"),
@@ -1138,6 +1212,11 @@ async fn run_action(
             } else {
                 None
             };
+            let restore_with = if other == "restore" {
+                restore_material(&req, &body)?
+            } else {
+                KeyMaterialSource::Generate
+            };
             let other = other.to_string();
             let key_id = id.clone();
             let r = blocking(move || {
@@ -1149,7 +1228,7 @@ async fn run_action(
                     "disable" => s.disable_key(a, corr, &key_id),
                     "setKeyForDeletion" => s.set_key_for_deletion(a, corr, &key_id),
                     "unsetKeyForDeletion" => s.unset_key_for_deletion(a, corr, &key_id),
-                    _ => s.restore_key(a, corr, &key_id),
+                    _ => s.restore_key_with(a, corr, &key_id, restore_with),
                 }
                 .map_err(ApiError::from)
             })

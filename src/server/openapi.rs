@@ -167,7 +167,7 @@ const ACTIONS: &[Action] = &[
         operation_id: "restoreKeyAction",
         summary: "Restore a deleted key (as `POST /keys/{id}/restore`)",
         role: "manager",
-        body: None,
+        body: Some(("RestoreBody", true)),
         answer: ActionAnswer::KeyOrNoContent,
         crypto: false,
         receipt: true,

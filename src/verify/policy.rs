@@ -129,6 +129,7 @@ impl Violation {
                 StateError::NotDualAuth => "key_not_dual_auth",
                 StateError::AuthorizationsNotMet => "dual_auth_not_met",
                 StateError::DualAuthIrreversible => "dual_auth_reverted",
+                StateError::RootKeyRequired { .. } => "key_root_required",
             },
             Violation::NotExtractable(_) => "key_not_extractable",
             Violation::NotDue(_) => "key_not_due",

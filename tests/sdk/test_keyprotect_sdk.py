@@ -192,14 +192,19 @@ class KeyProtectSdk(unittest.TestCase):
         self.assertEqual(u["plaintext"], plaintext)
 
     def test_06_enable_disable_sync(self):
-        std = self.state["std"]
-        self.assertEqual(self.kp.disable_key(std, INSTANCE).get_status_code(), 204)
-        meta = body(self.kp.get_key_metadata(std, INSTANCE))["resources"][0]
+        root, std = self.state["root"], self.state["std"]
+        self.assertEqual(self.kp.disable_key(root, INSTANCE).get_status_code(), 204)
+        meta = body(self.kp.get_key_metadata(root, INSTANCE))["resources"][0]
         self.assertEqual(meta["state"], 2)
         with self.assertRaises(ApiException) as cm:
-            self.kp.disable_key(std, INSTANCE)
+            self.kp.disable_key(root, INSTANCE)
         self.assertEqual(cm.exception.status_code, 409)
-        self.assertEqual(self.kp.enable_key(std, INSTANCE).get_status_code(), 204)
+        self.assertEqual(self.kp.enable_key(root, INSTANCE).get_status_code(), 204)
+        # Only root keys are disabled (Key Protect: KEY_ROOT_REQ_ERR).
+        with self.assertRaises(ApiException) as cm:
+            self.kp.disable_key(std, INSTANCE)
+        self.assertEqual(cm.exception.status_code, 400)
+        self.assertEqual(self.error_code(cm), "KEY_ROOT_REQ_ERR")
         self.assertEqual(self.kp.sync_associated_resources(std, INSTANCE).get_status_code(), 204)
 
     def test_07_key_policies(self):

@@ -113,6 +113,7 @@ impl KeyRecord {
             deletion_date: self.deletion_date,
             last_rotate_date: self.last_rotate_date,
             activation_date: self.activation_date,
+            expiration_date: self.expiration_date,
         }
     }
 

@@ -133,24 +133,43 @@ impl KeyService {
         id: &str,
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
-        self.usable_or_refusal(id, action).map_err(|(key_id, e)| {
-            self.refuse(actor, correlation_id, &key_id, action_name(action), e)
-        })
+        self.usable_or_refusal(id, action)
+            .map_err(|(key_id, e)| match key_id {
+                Some(key_id) => self.refuse(actor, correlation_id, &key_id, action_name(action), e),
+                None => e,
+            })
     }
 
-    /// The key if `action` may use it now; otherwise the key id to record
-    /// the refusal under (the canonical id, or what the caller asked for)
-    /// and the refusal. Records nothing.
+    /// [`Self::usable_or_refusal`]'s refusal as a deferred answer: recorded
+    /// when it names a key id, at once otherwise.
+    fn deferred_refusal<T>(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        action: KeyAction,
+        (key_id, e): (Option<String>, KeyError),
+    ) -> Deferred<T> {
+        match key_id {
+            Some(key_id) => self.refusal(actor, correlation_id, &key_id, action_name(action), e),
+            None => Deferred::failed(e),
+        }
+    }
+
+    /// The key if `action` may use it now; otherwise the refusal and the
+    /// key id to record it under (the canonical id, or what the caller
+    /// asked for), or `None` for a refusal that is bad input and recorded
+    /// nowhere (a root-key action on a standard key, `KEY_ROOT_REQ_ERR`).
+    /// The transition the key's dates owe it (expiry, activation) is
+    /// appended first, against the service clock. Records no refusal.
     fn usable_or_refusal(
         &self,
         id: &str,
         action: KeyAction,
-    ) -> Result<KeyRecord, (String, KeyError)> {
-        let key = self
-            .key(id)
-            .and_then(|k| self.activated(k))
-            .map_err(|e| (id.to_string(), e))?;
-        state::check(key.state, action).map_err(|e| (key.id.clone(), e.into()))?;
+    ) -> Result<KeyRecord, (Option<String>, KeyError)> {
+        let key = self.key(id).map_err(|e| (Some(id.to_string()), e))?;
+        state::check_key_type(key.extractable, action).map_err(|e| (None, e.into()))?;
+        let key = self.dated(key).map_err(|e| (Some(id.to_string()), e))?;
+        state::check(key.state, action).map_err(|e| (Some(key.id.clone()), e.into()))?;
         Ok(key)
     }
 
@@ -201,7 +220,7 @@ impl KeyService {
         }
         let key = self
             .usable_or_refusal(id, KeyAction::Wrap)
-            .map_err(|(key_id, e)| self.refusal(actor, correlation_id, &key_id, "wrap", e))?;
+            .map_err(|r| self.deferred_refusal(actor, correlation_id, KeyAction::Wrap, r))?;
         let version = key
             .current_version()
             .cloned()
@@ -276,7 +295,7 @@ impl KeyService {
         check_aad(aad).map_err(Deferred::failed)?;
         let key = self
             .usable_or_refusal(id, KeyAction::Unwrap)
-            .map_err(|(key_id, e)| self.refusal(actor, correlation_id, &key_id, "unwrap", e))?;
+            .map_err(|r| self.deferred_refusal(actor, correlation_id, KeyAction::Unwrap, r))?;
         let (plaintext, version) = self
             .open_ciphertext(&key, ciphertext_b64, aad)
             .map_err(|e| self.refusal(actor, correlation_id, &key.id, "unwrap", e))?;

@@ -6,6 +6,7 @@ use crate::hsm::HsmError;
 use crate::keys::ciphertext::CiphertextError;
 use crate::keys::import_token::ImportError;
 use crate::keys::material::MaterialError;
+use crate::keys::payload::PayloadError;
 use crate::keys::state::StateError;
 use crate::writer::WriteError;
 
@@ -25,6 +26,9 @@ pub enum KeyError {
     Unprocessable,
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Caller-supplied key material refused ([`crate::keys::payload`]).
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
     #[error("{0} already exists")]
     Conflict(String),
     #[error("root keys never leave the service")]
@@ -89,6 +93,7 @@ impl KeyError {
             KeyError::Sealed | KeyError::NoMasterKey => "INSTANCE_SEALED_ERR",
             KeyError::Unprocessable => "UNPROCESSABLE_CIPHERTEXT_ERR",
             KeyError::Invalid(_) => "BAD_BODY_ERR",
+            KeyError::Payload(e) => e.kp_code(),
             KeyError::Conflict(_) => "KEY_ALIAS_NOT_UNIQUE_ERR",
             KeyError::NotExtractable => "KEY_PAYLOAD_NOT_RETRIEVABLE",
             KeyError::Import(e) => e.kp_code(),
@@ -99,6 +104,9 @@ impl KeyError {
             KeyError::Hsm(HsmError::State(_)) | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => {
                 "MASTER_KEY_CEREMONY_ERR"
             }
+            // Input the HSM backend refused: a client error, described
+            // without the backend's words (see `public_message`).
+            KeyError::Hsm(HsmError::Invalid(_)) => "BAD_BODY_ERR",
             KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => {
                 "INTERNAL_SERVER_ERROR"
             }
@@ -118,6 +126,18 @@ impl KeyError {
         }
     }
 
+    /// The message a client may see: the error's own, except for input an
+    /// HSM backend refused, whose wording is the backend's internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            KeyError::Hsm(HsmError::Invalid(_)) => {
+                "Invalid body data was passed: the key material or data in the request cannot be used"
+                    .into()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// HTTP status for the REST layer.
     pub fn http_status(&self) -> u16 {
         match self {
@@ -126,6 +146,7 @@ impl KeyError {
             KeyError::Sealed | KeyError::NoMasterKey => 503,
             KeyError::Unprocessable => 422,
             KeyError::Invalid(_) => 400,
+            KeyError::Payload(e) => e.http_status(),
             KeyError::Conflict(_) => 409,
             KeyError::NotExtractable => 400,
             KeyError::Import(e) => e.http_status(),

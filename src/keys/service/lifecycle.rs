@@ -11,8 +11,8 @@ use crate::event::{
     KeyRotated,
 };
 use crate::governance::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
-use crate::hsm::{KeyBinding, NewMaterial};
 use crate::keys::import_token::ImportError;
+use crate::keys::payload::{self, PayloadError};
 use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
 use crate::keys::state::{self, KeyAction, StateError};
 use crate::secret::SecretBytes;
@@ -22,7 +22,8 @@ use crate::writer::Receipt;
 pub enum KeyMaterialSource {
     /// Generated inside the HSM backend (AES-256).
     Generate,
-    /// Supplied by the caller (imported key); 16, 24 or 32 bytes.
+    /// Supplied by the caller (imported key): see [`payload::check`] (a
+    /// root key 32 bytes, a standard key 16, 24 or 32).
     Payload(SecretBytes),
     /// Supplied encrypted to the instance's import token (secure import of
     /// a root key); see [`TokenImport`].
@@ -110,11 +111,18 @@ impl KeyService {
         if request.extractable && matches!(request.material, KeyMaterialSource::ImportToken(_)) {
             return Err(ImportError::RootKeyRequired.into());
         }
+        if let KeyMaterialSource::Payload(payload) = &request.material {
+            payload::check(request.extractable, payload.len())?;
+        }
         let _guard = self.lock_commands();
         {
             let state = self.read();
             if !state.keys.key_ring_exists(&key_ring) {
-                return Err(KeyError::NotFound(format!("key ring {key_ring}")));
+                return Err(KeyError::Refused {
+                    status: 404,
+                    code: "KEY_RING_NOT_FOUND_ERR",
+                    message: format!("key ring {key_ring:?} does not exist"),
+                });
             }
             let imported = !matches!(request.material, KeyMaterialSource::Generate);
             let via_token = matches!(request.material, KeyMaterialSource::ImportToken(_));
@@ -147,16 +155,19 @@ impl KeyService {
         let generation = self.current_generation()?;
         let key_id = new_id();
         let binding = self.binding(&key_id, 1, generation);
+        let extractable = request.extractable;
         let (new, bit_length, import_token_id) = match &request.material {
-            KeyMaterialSource::Generate => (self.hsm.generate_key(&binding, 32)?, 256, None),
+            KeyMaterialSource::Generate => {
+                (self.generate_material(&binding, extractable)?, 256, None)
+            }
             KeyMaterialSource::Payload(payload) => (
-                self.import_payload(&binding, payload)?,
+                self.import_material(&binding, payload, extractable)?,
                 bit_len(payload),
                 None,
             ),
             KeyMaterialSource::ImportToken(import) => {
                 let (payload, token_id) = self.open_token_import(import)?;
-                let new = self.import_payload(&binding, &payload)?;
+                let new = self.import_material(&binding, &payload, extractable)?;
                 (new, bit_len(&payload), Some(token_id))
             }
         };
@@ -193,23 +204,12 @@ impl KeyService {
         }
     }
 
-    /// Wraps an imported AES key (16, 24 or 32 bytes) for `binding`.
-    fn import_payload(
-        &self,
-        binding: &KeyBinding,
-        payload: &SecretBytes,
-    ) -> Result<NewMaterial, KeyError> {
-        if ![16, 24, 32].contains(&payload.len()) {
-            return Err(KeyError::Invalid(
-                "payload must be a 128, 192 or 256-bit AES key".into(),
-            ));
-        }
-        Ok(self.hsm.import_key(binding, payload)?)
-    }
-
-    /// Checks `action` on a key against the state table and time windows,
-    /// recording a refusal as an event. A pre-activation key whose date has
-    /// come is activated first. The caller holds the command lock.
+    /// Checks `action` on a key: first its type (a standard key refuses the
+    /// root-key actions, `KEY_ROOT_REQ_ERR`; bad input, so nothing is
+    /// appended), then, after the transition its dates owe it is recorded
+    /// (expiry, activation: `activation.rs`), the state table and time
+    /// windows, recording a refusal as an event. The caller holds the
+    /// command lock.
     pub(super) fn checked_key(
         &self,
         actor: &Actor,
@@ -218,7 +218,12 @@ impl KeyService {
         action: KeyAction,
     ) -> Result<KeyRecord, KeyError> {
         let name = action_name(action);
-        let key = match self.key(id).and_then(|k| self.activate_if_due(k)) {
+        let key = match self.key(id) {
+            Ok(k) => k,
+            Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
+        };
+        state::check_key_type(key.extractable, action)?;
+        let key = match self.apply_due_dates(key) {
             Ok(k) => k,
             Err(e) => return Err(self.refuse(actor, correlation_id, id, name, e)),
         };
@@ -238,28 +243,37 @@ impl KeyService {
         payload: Option<SecretBytes>,
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
-        let key = self.checked_key(actor, correlation_id, id, KeyAction::Rotate)?;
-        if key.imported != payload.is_some() {
-            let why = if key.imported {
-                "an imported key rotates to a new payload"
-            } else {
-                "a generated key rotates without a payload"
-            };
-            return Err(self.refuse(
-                actor,
-                correlation_id,
-                &key.id,
-                "rotate",
-                KeyError::Invalid(why.into()),
-            ));
+        // Input first, recorded nowhere: the key's type, then the payload
+        // (only root keys rotate, so the root-key rule of `payload::check`).
+        if let Ok(key) = self.key(id) {
+            state::check_key_type(key.extractable, KeyAction::Rotate)?;
+            match (key.imported, &payload) {
+                (true, Some(p)) => payload::check(key.extractable, p.len())?,
+                (true, None) => {
+                    return Err(KeyError::Refused {
+                        status: 400,
+                        code: "KEY_PAYLOAD_REQ_ERR",
+                        message: "this root key was created with user-supplied key material: \
+                                  key material is required to rotate it"
+                            .into(),
+                    });
+                }
+                (false, Some(_)) => {
+                    return Err(KeyError::Invalid(
+                        "a generated key rotates without a payload".into(),
+                    ));
+                }
+                (false, None) => {}
+            }
         }
+        let key = self.checked_key(actor, correlation_id, id, KeyAction::Rotate)?;
         let generation = self.current_generation()?;
         let version = u32::try_from(key.versions.len() + 1)
             .map_err(|_| KeyError::Invalid("too many versions".into()))?;
         let binding = self.binding(&key.id, version, generation);
         let new = match &payload {
-            Some(p) => self.hsm.import_key(&binding, p)?,
-            None => self.hsm.generate_key(&binding, 32)?,
+            Some(p) => self.import_material(&binding, p, key.extractable)?,
+            None => self.generate_material(&binding, key.extractable)?,
         };
         self.store_new_version(&key.id, version, &new.wrapped)?;
         let event = KeyRotated {
@@ -376,14 +390,36 @@ impl KeyService {
             .map(|gated| gated.receipt().clone())
     }
 
-    /// Restores a destroyed key within 30 days of its deletion.
+    /// Restores a destroyed key within 30 days of its deletion (its
+    /// material is kept until purge, so no key material is needed).
     pub fn restore_key(
         &self,
         actor: &Actor,
         correlation_id: &str,
         id: &str,
     ) -> Result<Receipt, KeyError> {
+        self.restore_key_with(actor, correlation_id, id, KeyMaterialSource::Generate)
+    }
+
+    /// [`Self::restore_key`] with the key material a Key Protect client
+    /// sends to restore an imported key (`payload`, or `payload`,
+    /// `encryptedNonce` and `iv` against the import token;
+    /// [`KeyMaterialSource::Generate`]: none). Given material must pass
+    /// [`payload::check`] for the key's type and be the material of the
+    /// key's current version (same key check value); only imported keys
+    /// take material (`KEY_IMPT_REQ_ERR`). These refusals are bad input and
+    /// append nothing.
+    pub fn restore_key_with(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        material: KeyMaterialSource,
+    ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
+        if let Ok(key) = self.key(id) {
+            self.check_restore_material(&key, material)?;
+        }
         let key = self.checked_key(actor, correlation_id, id, KeyAction::Restore)?;
         let current = key
             .current_version()
@@ -408,6 +444,38 @@ impl KeyService {
             key_check_value: current.kcv,
         };
         self.record(actor, correlation_id, &event)
+    }
+
+    /// The material given to restore `key`, checked (see
+    /// [`Self::restore_key_with`]). The caller holds the command lock.
+    fn check_restore_material(
+        &self,
+        key: &KeyRecord,
+        material: KeyMaterialSource,
+    ) -> Result<(), KeyError> {
+        let given = match material {
+            KeyMaterialSource::Generate => return Ok(()),
+            _ if !key.imported => {
+                return Err(KeyError::Refused {
+                    status: 400,
+                    code: "KEY_IMPT_REQ_ERR",
+                    message: "only imported keys are restored with key material".into(),
+                });
+            }
+            KeyMaterialSource::Payload(payload) => payload,
+            KeyMaterialSource::ImportToken(_) if key.extractable => {
+                return Err(ImportError::RootKeyRequired.into());
+            }
+            KeyMaterialSource::ImportToken(import) => self.open_token_import(&import)?.0,
+        };
+        payload::check(key.extractable, given.len())?;
+        let matches = key
+            .current_version()
+            .is_some_and(|v| crate::hsm::ceremony::kcv(given.expose()) == v.kcv);
+        if !matches {
+            return Err(PayloadError::NotTheKeyMaterial.into());
+        }
+        Ok(())
     }
 
     /// Purges a destroyed key (at least 4 hours after deletion): its wrapped
@@ -496,8 +564,9 @@ impl KeyService {
             .keys
             .keys
             .values()
-            .filter(|k| state::check(k.state, KeyAction::Expire).is_ok())
-            .filter(|k| k.expiration_date.is_some_and(|e| e <= now))
+            .filter(|k| {
+                state::due_transition(k.state, &k.timeline(), now) == Some(KeyAction::Expire)
+            })
             .map(|k| k.id.clone())
             .collect();
         for key_id in &due {

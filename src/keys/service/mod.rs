@@ -12,7 +12,10 @@
 //!   expiry of gated operations (dual-authorisation delete and purge).
 //! - worker: the crypto worker, which executes an approved request once and
 //!   records its outcome; rotation: policy-driven rotation.
-//! - activation: pre-activation keys become active on their date.
+//! - activation: a key's activation and expiration dates, applied through
+//!   the log by the scheduler and before every command and key use.
+//! - versions: new versions' material, checked and self-tested before any
+//!   event names it.
 //! - envelope: wrap, unwrap, rewrap, standard-key payload.
 //! - import: import tokens (create, retrieve) and opening a token import.
 
@@ -29,6 +32,7 @@ mod import;
 mod lifecycle;
 mod rings_aliases;
 mod rotation;
+mod versions;
 mod worker;
 
 use std::collections::HashMap;

@@ -193,7 +193,7 @@ pub struct ActionBody;
 impl PartialSchema for ActionBody {
     fn schema() -> RefOr<Schema> {
         let mut any = utoipa::openapi::schema::AnyOf::new();
-        for name in ["WrapBody", "UnwrapBody", "RotateBody"] {
+        for name in ["WrapBody", "UnwrapBody", "RotateBody", "RestoreBody"] {
             any.items.push(Ref::from_schema_name(name).into());
         }
         Schema::AnyOf(any).into()
@@ -214,6 +214,14 @@ impl ToSchema for ActionBody {
             (
                 "RotateBody".to_string(),
                 crate::server::keys::RotateBody::schema(),
+            ),
+            (
+                "RestoreBody".to_string(),
+                crate::server::keys::RestoreBody::schema(),
+            ),
+            (
+                "RestoreKey".to_string(),
+                crate::server::keys::RestoreKey::schema(),
             ),
         ]);
     }
