@@ -71,12 +71,24 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
     if config.dev && config.tls_cert.is_none() && config.tls_key.is_none() {
         config.plain_http = true;
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    // Everything that can refuse the start comes before anything is
+    // written: a refused start leaves no data directory behind (the store
+    // creates it, 0700, once the server opens its instances).
     config.check()?;
+    check_listen(&config.listen)?;
+    crate::data_dir::check_private(&config.data_dir)?;
     let hsm = hsm_backend(&config)?;
     eprintln!("keyledger: HSM backend {}", hsm.kind());
     crate::server::run(config, hsm)
+}
+
+/// Whether the listen address can be listened on (a bad address, a port in
+/// use, a port the user may not bind), checked before the data directory
+/// is touched; the server binds it again once the instances are open.
+fn check_listen(listen: &str) -> Result<(), String> {
+    std::net::TcpListener::bind(listen)
+        .map(drop)
+        .map_err(|e| format!("{listen}: {e}"))
 }
 
 /// The PKCS#11 token the configuration names (logged in with the PIN from

@@ -484,20 +484,40 @@ fn the_data_directory_is_private_to_the_service_user() {
     assert!(files > 20, "only {files} entries: the walk saw too little");
 
     // A data directory left loose (an older version, a careless copy) is
-    // made private when the server opens it.
-    let keys_dir = data.join(format!("instances/{INSTANCE}"));
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&keys_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(
-        data.join(format!("instances/{INSTANCE}/log/records.log")),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        data.join("dev-credentials.json"),
-        std::fs::Permissions::from_mode(0o666),
-    )
-    .unwrap();
+    // refused, changing nothing, until the operator makes it private: the
+    // server never chmods a tree it did not create (a mistaken --data-dir).
+    let loose = [
+        (data.clone(), 0o755),
+        (data.join(format!("instances/{INSTANCE}")), 0o750),
+        (
+            data.join(format!("instances/{INSTANCE}/log/records.log")),
+            0o644,
+        ),
+        (data.join("dev-credentials.json"), 0o604),
+    ];
+    for (path, mode) in &loose {
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        let out = keyledger_cmd(&[
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(&format!("{} is mode {mode:o}", path.display())),
+            "{stderr}"
+        );
+        assert!(stderr.contains("chmod -R go-rwx"), "{stderr}");
+        let now = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(now, *mode, "a refused start changed {}", path.display());
+        let mode = if path.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
     let mut server = start(tmp.path());
     activity(&server, "third");
     assert!(server.terminate().success());
