@@ -78,11 +78,22 @@ impl Client {
     }
 
     fn get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, String> {
+        self.get_with(path, &[])
+    }
+
+    fn get_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::http::Response<ureq::Body>, String> {
         let mut request = self
             .agent
             .get(&self.url(path))
             .header("bluemix-instance", &self.instance)
             .header("accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = &self.token {
             request = request.header("authorization", &format!("Bearer {}", token.as_str()));
         }
@@ -106,6 +117,11 @@ impl Client {
     /// `GET` a JSON endpoint.
     pub fn get_json(&self, path: &str) -> Result<Value, String> {
         Self::json_of(self.get(path)?)
+    }
+
+    /// `GET` a JSON endpoint with extra request headers.
+    pub fn get_json_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<Value, String> {
+        Self::json_of(self.get_with(path, headers)?)
     }
 
     /// `POST` a JSON body; returns the JSON answer of a success.

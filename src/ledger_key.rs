@@ -203,7 +203,7 @@ pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> Result<(), KeyFile
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
+    crate::data_dir::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)

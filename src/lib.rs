@@ -10,7 +10,8 @@
 //! - Write path: [`signer`] (where the ledger key lives: [`ledger_key`] file
 //!   or an HSM backend), [`writer`] (group commit), [`ledger`]
 //!   (instance lifecycle), [`store`] (the `EventStore` contract and backends).
-//! - [`cli`]: the `keyledger` command line.
+//! - [`cli`]: the `keyledger` command line; [`data_dir`]: the data
+//!   directory is private to the service user.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod data_dir;
 pub mod event;
 pub mod governance;
 pub mod histogram;

@@ -826,13 +826,48 @@ async fn answers_conform_to_the_document() {
         env.req(Method::GET, "/admin/state", "auditor"),
         200
     );
+    // The ceremony status is for registered key owners, who sign the request.
+    let owner = ed25519_dalek::SigningKey::from_bytes(&[0x0c; 32]);
+    common::key_env::admin_command(
+        &env.service,
+        &env.clock,
+        keyledger::governance::AdminCommand::RegisterKeyOwner {
+            owner_id: "owner-c".into(),
+            name: "owner-c".into(),
+            public_key: B64.encode(owner.verifying_key().as_bytes()),
+        },
+    )
+    .expect("register owner-c");
+    let time = env.clock.as_clock()().timestamp();
+    let message = keyledger::keys::service::ceremony_status_message(INSTANCE, "owner-c", time);
+    let signature = ed25519_dalek::Signer::sign(&owner, &message).to_bytes();
+    expect!(
+        "get",
+        "/api/v2/admin/ceremony",
+        TestRequest::get()
+            .uri("/api/v2/admin/ceremony")
+            .insert_header(("bluemix-instance", INSTANCE))
+            .insert_header(("keyledger-key-owner", "owner-c"))
+            .insert_header(("keyledger-key-owner-time", time.to_string()))
+            .insert_header(("keyledger-key-owner-signature", B64.encode(signature))),
+        200
+    );
     expect!(
         "get",
         "/api/v2/admin/ceremony",
         TestRequest::get()
             .uri("/api/v2/admin/ceremony")
             .insert_header(("bluemix-instance", INSTANCE)),
-        200
+        401
+    );
+    expect!(
+        "get",
+        "/api/v2/admin/ceremony",
+        TestRequest::get()
+            .uri("/api/v2/admin/ceremony")
+            .insert_header(("bluemix-instance", INSTANCE))
+            .insert_header(("keyledger-key-owner", "owner-c")),
+        400
     );
     expect!(
         "post",

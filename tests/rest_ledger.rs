@@ -376,7 +376,9 @@ async fn full_ceremony_and_admin_commands_over_http() {
             signed_command(&env, "bare", cmd, sign),
         )
     };
-    // Refused: unsigned. The denial is recorded.
+    // Refused: unsigned, so it proves nobody: the unknown instance's 401,
+    // and nothing is recorded.
+    let before = event_types(&env, "bare").len();
     let resp = at::call_service(
         &app,
         command(
@@ -388,26 +390,48 @@ async fn full_ceremony_and_admin_commands_over_http() {
         ),
     )
     .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = at::read_body_json(resp).await;
+    assert_eq!(error_code(&body), "UNAUTHORIZED_ERR");
+    // Refused by the rules, signed by the administrator: recorded.
+    let resp = at::call_service(
+        &app,
+        command(
+            AdminCommand::SetThresholds {
+                signature_threshold: 2,
+                revocation_threshold: 1,
+            },
+            true,
+        ),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body: Value = at::read_body_json(resp).await;
     assert_eq!(error_code(&body), "UNAUTHORIZED_ERR");
     assert!(
         body["resources"][0]["reasons"][0]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("needs 1 administrator signatures, it has 0")),
+            .is_some_and(|m| m.contains("threshold 2 is above the number of administrators (1)")),
         "{body}"
     );
+    let types = event_types(&env, "bare");
+    assert_eq!(types.len(), before + 1);
     assert_eq!(
-        event_types(&env, "bare").last().map(String::as_str),
+        types.last().map(String::as_str),
         Some("admin.command_denied")
     );
-    // A malformed body is a 400, not a denial event.
-    let resp = at::call_service(
-        &app,
-        post_json("/api/v2/admin/commands", "bare", "{\"nope\":1}".into()),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // A malformed body is a 400 BAD_BODY_ERR, not a denial event.
+    for body in ["{\"nope\":1}", "{\"document\":\"not a command\"}"] {
+        let resp = at::call_service(
+            &app,
+            post_json("/api/v2/admin/commands", "bare", body.into()),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body: Value = at::read_body_json(resp).await;
+        assert_eq!(error_code(&body), "BAD_BODY_ERR");
+    }
+    assert_eq!(event_types(&env, "bare").len(), before + 1);
 
     let accept = |cmd: AdminCommand, expect_type: &'static str| {
         let req = command(cmd, true);
@@ -447,10 +471,26 @@ async fn full_ceremony_and_admin_commands_over_http() {
     )
     .await;
 
+    // The status is for the registered key owners, who sign the request.
+    let anonymous = at::TestRequest::get()
+        .uri("/api/v2/admin/ceremony")
+        .insert_header(("bluemix-instance", "bare"))
+        .to_request();
+    let resp = at::call_service(&app, anonymous).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let status_req = || {
+        let o = &owners[1];
+        let time = env.clock.as_clock()().timestamp();
+        let message = keyledger::keys::service::ceremony_status_message("bare", &o.id, time);
         at::TestRequest::get()
             .uri("/api/v2/admin/ceremony")
             .insert_header(("bluemix-instance", "bare"))
+            .insert_header(("keyledger-key-owner", o.id.clone()))
+            .insert_header(("keyledger-key-owner-time", time.to_string()))
+            .insert_header((
+                "keyledger-key-owner-signature",
+                B64.encode(o.key.sign(&message).to_bytes()),
+            ))
             .to_request()
     };
     let resp = at::call_service(&app, status_req()).await;
@@ -722,7 +762,7 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
     let out = keyledger(dir, &submit);
     assert_eq!(out.status.code(), Some(2), "unsigned is refused");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("needs 1 administrator signatures"),
+        String::from_utf8_lossy(&out.stderr).contains("server refused (401 UNAUTHORIZED_ERR)"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -750,17 +790,49 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
         ],
     );
     assert_eq!(out.status.code(), Some(2), "--url and --data-dir together");
-    let out = keyledger(
-        dir,
-        &[
+    // A key owner reads the ceremony status, signing the request.
+    let carol = Owner::new("owner-c", 0x0c);
+    key_env::admin_command(
+        &env.service("acme"),
+        &env.clock,
+        AdminCommand::RegisterKeyOwner {
+            owner_id: carol.id.clone(),
+            name: carol.id.clone(),
+            public_key: B64.encode(carol.key.verifying_key().as_bytes()),
+        },
+    )
+    .expect("register owner-c");
+    let carol_key = dir.join("owner-c.key");
+    write_private(
+        &carol_key,
+        &format!(
+            "keyledger-admin-key-v1\n{}\n",
+            hex::encode(carol.key.to_bytes())
+        ),
+    );
+    let status_args = |owner: &str| {
+        [
             "admin",
             "ceremony-status",
             "--url",
             &url,
             "--instance",
             "acme",
-        ],
+            "--owner-id",
+            owner,
+            "--owner-key",
+            carol_key.to_str().expect("utf8"),
+        ]
+        .map(str::to_string)
+    };
+    let out = keyledger(dir, &status_args("owner-a").each_ref().map(String::as_str));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "owner-a's id with owner-c's key"
     );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401 UNAUTHORIZED_ERR"));
+    let out = keyledger(dir, &status_args("owner-c").each_ref().map(String::as_str));
     assert!(
         out.status.success(),
         "{}",
@@ -768,13 +840,19 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("registered owners: owner-a, owner-b"),
+        stdout.contains("registered owners: owner-a, owner-b, owner-c"),
         "{stdout}"
     );
     actix_web::rt::System::new().block_on(handle.stop(true));
     let types = event_types(&env, "acme");
-    assert!(types.iter().any(|t| t == "admin.command_denied"));
-    assert_eq!(types.last().map(String::as_str), Some("credential.issued"));
+    assert!(
+        !types.iter().any(|t| t == "admin.command_denied"),
+        "the unsigned command proved nobody: nothing recorded"
+    );
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("key_owner.registered")
+    );
 }
 
 fn write_private(path: &std::path::Path, text: &str) {
@@ -879,12 +957,17 @@ fn key_owners_submit_parts_with_the_command_line() {
             &url,
             "--instance",
             "bare",
+            "--owner-id",
+            "owner-b",
+            "--owner-key",
+            dir.join("owner-b.key").to_str().expect("utf8"),
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("loaded owners: owner-a, owner-b"),
-        "{stdout}"
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     actix_web::rt::System::new().block_on(handle.stop(true));
     // The parts sealed by the command line combine into the master key.

@@ -89,16 +89,33 @@ pub struct RemoteArgs {
     pub instance: String,
 }
 
+/// A key owner and the key that proves it.
 #[derive(clap::Args)]
-pub struct SubmitPartArgs {
-    #[command(flatten)]
-    pub remote: RemoteArgs,
+pub struct OwnerArgs {
     /// The key owner's id, as registered by `key_owner.register`.
     #[arg(long)]
     pub owner_id: String,
     /// The key owner's ed25519 key (a `keyledger admin keygen` file, 0600).
     #[arg(long)]
     pub owner_key: PathBuf,
+}
+
+/// The ceremony status is for the instance's registered key owners, who
+/// sign the request.
+#[derive(clap::Args)]
+pub struct CeremonyStatusArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub owner: OwnerArgs,
+}
+
+#[derive(clap::Args)]
+pub struct SubmitPartArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub owner: OwnerArgs,
     /// File holding the 32-byte master-key part as 64 hex digits (0600).
     #[arg(long)]
     pub part_file: PathBuf,

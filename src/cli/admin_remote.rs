@@ -1,7 +1,8 @@
 //! `keyledger admin submit --url | ceremony-status | submit-part`: the
 //! governance flows against a keyledger server's admin endpoints
-//! (`docs/REST.md`). Commands and parts carry their own signatures, so no
-//! bearer token is sent.
+//! (`docs/REST.md`). Commands, parts and ceremony status requests carry
+//! their own signatures (administrators', the key owner's), so no bearer
+//! token is sent.
 
 use crate::governance::SignedCommand;
 
@@ -12,7 +13,7 @@ mod remote {
     use serde_json::json;
     use zeroize::Zeroizing;
 
-    use super::super::admin_cmds::{RemoteArgs, SubmitPartArgs, read_admin_key};
+    use super::super::admin_cmds::{CeremonyStatusArgs, SubmitPartArgs, read_admin_key};
     use crate::client::Client;
     use crate::governance::SignedCommand;
     use crate::secret::SecretBytes;
@@ -31,8 +32,32 @@ mod remote {
         Ok(())
     }
 
-    pub fn ceremony_status(args: &RemoteArgs) -> Result<(), String> {
-        let status = Client::new(&args.url, &args.instance, None).get_json("admin/ceremony")?;
+    /// `GET /admin/ceremony`, signed by the key owner
+    /// (`ceremony_status_message` over the instance, the owner and now).
+    fn signed_status(
+        client: &Client,
+        instance: &str,
+        owner_id: &str,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<serde_json::Value, String> {
+        let time = chrono::Utc::now().timestamp();
+        let message = crate::keys::service::ceremony_status_message(instance, owner_id, time);
+        let signature = B64.encode(key.sign(&message).to_bytes());
+        let time = time.to_string();
+        client.get_json_with(
+            "admin/ceremony",
+            &[
+                ("keyledger-key-owner", owner_id),
+                ("keyledger-key-owner-time", &time),
+                ("keyledger-key-owner-signature", &signature),
+            ],
+        )
+    }
+
+    pub fn ceremony_status(args: &CeremonyStatusArgs) -> Result<(), String> {
+        let key = read_admin_key(&args.owner.owner_key)?;
+        let client = Client::new(&args.remote.url, &args.remote.instance, None);
+        let status = signed_status(&client, &args.remote.instance, &args.owner.owner_id, &key)?;
         let list = |v: &serde_json::Value| {
             v.as_array()
                 .map(|a| {
@@ -73,10 +98,11 @@ mod remote {
     }
 
     pub fn submit_part(args: &SubmitPartArgs) -> Result<(), String> {
-        let key = read_admin_key(&args.owner_key)?;
+        let owner_id = &args.owner.owner_id;
+        let key = read_admin_key(&args.owner.owner_key)?;
         let part = read_part(&args.part_file)?;
         let client = Client::new(&args.remote.url, &args.remote.instance, None);
-        let status = client.get_json("admin/ceremony")?;
+        let status = signed_status(&client, &args.remote.instance, owner_id, &key)?;
         let generation = status["generation"]
             .as_u64()
             .and_then(|g| u32::try_from(g).ok())
@@ -87,23 +113,14 @@ mod remote {
             .and_then(|k| k.try_into().ok())
             .ok_or("the ceremony status has no valid public key")?;
         let instance = &args.remote.instance;
-        let sealed = crate::hsm::ceremony::seal_part(
-            &public_key,
-            instance,
-            generation,
-            &args.owner_id,
-            &part,
-        )
-        .map_err(|e| e.to_string())?;
-        let message = crate::keys::service::part_submission_message(
-            instance,
-            generation,
-            &args.owner_id,
-            &sealed,
-        );
+        let sealed =
+            crate::hsm::ceremony::seal_part(&public_key, instance, generation, owner_id, &part)
+                .map_err(|e| e.to_string())?;
+        let message =
+            crate::keys::service::part_submission_message(instance, generation, owner_id, &sealed);
         let signature = key.sign(&message).to_bytes();
         let body = json!({
-            "owner_id": args.owner_id,
+            "owner_id": owner_id,
             "enc": B64.encode(&sealed.enc),
             "ciphertext": B64.encode(&sealed.ciphertext),
             "signature": B64.encode(signature),
@@ -111,7 +128,7 @@ mod remote {
         let answer = client.post_json("admin/ceremony/parts", &body.to_string())?;
         println!(
             "part of {} loaded for generation {generation} at seq {}; verification pattern {}",
-            args.owner_id,
+            owner_id,
             answer["seq"],
             answer["verification_pattern"].as_str().unwrap_or("?")
         );
@@ -138,7 +155,7 @@ pub(super) fn submit(url: &str, instance: &str, signed: &SignedCommand) -> Resul
 }
 
 #[cfg(not(feature = "client"))]
-pub(super) fn ceremony_status(_: &super::admin_cmds::RemoteArgs) -> Result<(), String> {
+pub(super) fn ceremony_status(_: &super::admin_cmds::CeremonyStatusArgs) -> Result<(), String> {
     Err(NO_CLIENT.into())
 }
 

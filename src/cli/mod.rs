@@ -65,9 +65,10 @@ enum AdminCommandCli {
     /// Submit a signed command to an instance: in a local data directory
     /// (--data-dir) or on a server (--url).
     Submit(admin_cmds::SubmitArgs),
-    /// Show a server's master-key ceremony: generation, ceremony public key,
-    /// registered and loaded key owners.
-    CeremonyStatus(admin_cmds::RemoteArgs),
+    /// Key owners: show a server's master-key ceremony (generation, ceremony
+    /// public key, registered and loaded key owners); the request is signed
+    /// with the owner's key.
+    CeremonyStatus(admin_cmds::CeremonyStatusArgs),
     /// Key owners: seal a master-key part to the server's ceremony key,
     /// sign it and submit it.
     SubmitPart(admin_cmds::SubmitPartArgs),

@@ -81,9 +81,11 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
     if config.dev && config.ops_listen.is_none() {
         config.ops_listen = Some("127.0.0.1:0".into());
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    // Everything that can refuse the start comes before anything is
+    // written: a refused start leaves no data directory behind (the store
+    // creates it, 0700, once the server opens its instances).
     config.check()?;
+    crate::data_dir::check_private(&config.data_dir)?;
     let hsm = hsm_backend(&config)?;
     eprintln!("keyledger: HSM backend {}", hsm.kind());
     crate::server::run(config, hsm)

@@ -208,6 +208,20 @@ impl SignedCommand {
         })
     }
 
+    /// Checks the command's form alone, needing no state: the document
+    /// parses ([`CommandDocument::parse`]) and there are at most
+    /// [`MAX_SIGNATURES`] signatures. What fails here is a malformed
+    /// request, whoever sent it and whichever instance it names.
+    pub fn check_form(&self) -> Result<CommandDocument, CommandError> {
+        if self.signatures.len() > MAX_SIGNATURES {
+            return Err(CommandError::Malformed(format!(
+                "{} signatures, more than {MAX_SIGNATURES}",
+                self.signatures.len()
+            )));
+        }
+        CommandDocument::parse(&self.document)
+    }
+
     /// The digest administrators sign.
     pub fn digest(&self) -> [u8; 32] {
         command_digest(&self.document)
@@ -347,6 +361,25 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn form_is_the_document_and_at_most_sixteen_signatures() {
+        let doc = CommandDocument::new("acme", AdminCommand::Zeroize {}, Utc::now()).unwrap();
+        let mut signed = SignedCommand::unsigned(&doc).unwrap();
+        assert_eq!(signed.check_form(), Ok(doc));
+        for n in 0..MAX_SIGNATURES as u8 {
+            signed.sign(&key(n + 1));
+        }
+        assert!(signed.check_form().is_ok());
+        signed.sign(&key(100));
+        assert!(matches!(
+            signed.check_form(),
+            Err(CommandError::Malformed(m)) if m.contains("17 signatures")
+        ));
+        signed.signatures.clear();
+        signed.document = "{}".into();
+        assert!(signed.check_form().is_err());
     }
 
     #[test]

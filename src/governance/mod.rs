@@ -15,5 +15,5 @@ mod view;
 
 pub use approval::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
 pub use command::{AdminCommand, CommandDocument, CommandError, SignedCommand, admin_id};
-pub use rules::{Authorized, Denial, View, authorize};
+pub use rules::{Authorized, Denial, View, authorize, verified_signers};
 pub use state::{Admin, Approval, ApprovalStatus, Credential, GovernanceState, Thresholds};

@@ -188,6 +188,28 @@ fn check_signatures(gov: &GovernanceState, signed: &SignedCommand) -> Result<Vec
     Ok(seen.into_iter().collect())
 }
 
+/// The current administrators whose signatures over `signed` verify
+/// (distinct, sorted), whatever else is wrong with the command: who, if
+/// anyone, the command proves is behind it. Looks at no more than
+/// [`MAX_SIGNATURES`] signatures, so a stranger cannot make the server
+/// verify more.
+pub fn verified_signers(gov: &GovernanceState, signed: &SignedCommand) -> Vec<String> {
+    let digest = signed.digest();
+    let mut signers = BTreeSet::new();
+    for s in signed.signatures.iter().take(MAX_SIGNATURES) {
+        let Some(admin) = gov.admins.get(&s.admin_id) else {
+            continue;
+        };
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&admin.public_key) else {
+            continue;
+        };
+        if signature_valid(&key, &digest, &s.signature) {
+            signers.insert(s.admin_id.clone());
+        }
+    }
+    signers.into_iter().collect()
+}
+
 /// How many distinct admin signatures `command` needs now.
 pub fn required_signatures(gov: &GovernanceState, command: &AdminCommand) -> Result<usize, Denial> {
     let new_signature = match command {

@@ -123,7 +123,8 @@ pub(super) fn new_key(
         }
     };
     let path = keys_dir.join(format!("{}.pub", signer.key_id_hex()));
-    std::fs::write(&path, format!("{}\n", signer.note_verifier())).map_err(io_error(&path))?;
+    // Public, but inside the private data directory: 0600 like the rest.
+    write_private_atomically(&path, format!("{}\n", signer.note_verifier()).as_bytes())?;
     Ok(signer)
 }
 

@@ -2,12 +2,20 @@
 //! ceremony (status and key-owner part submission) and, for auditors, the
 //! governance state. See `docs/REST.md`, "Auditor and admin endpoints".
 //!
-//! Commands and parts carry their own authentication (administrator
-//! signatures over the command digest; the key owner's signature over the
-//! sealed part), so these routes take no bearer token; the
-//! `bluemix-instance` header must name an existing instance, and an unknown
-//! one gets the same 401 as `auth.rs` gives. Every refusal of a command is
-//! recorded by the key service as `admin.command_denied`.
+//! Commands, parts and status requests carry their own authentication
+//! (administrator signatures over the command digest; the key owner's
+//! signature over the sealed part or the status request), so these routes
+//! take no bearer token. What is checked, in order, so that a stranger
+//! learns nothing about which instances exist and writes nothing:
+//! 1. the request's form, which needs no state (`bluemix-instance` present;
+//!    the body a well-formed command or part; the owner headers well-formed):
+//!    400 whatever the instance;
+//! 2. the instance exists, and the request proves a principal of it (an
+//!    administrator's or registered key owner's valid signature): if not,
+//!    the very 401 of an unknown instance, counted in the metrics
+//!    (`keyledger_unauthenticated_requests_total`) and not logged;
+//! 3. the governance and ceremony rules: their refusals are logged under the
+//!    proven principal (`admin.command_denied`, `access.denied`).
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -21,26 +29,43 @@ use super::auth::{Need, authenticate, correlation_id};
 use super::errors::ApiError;
 use super::keys::parse_body;
 use super::ledger_api::blocking;
-use crate::event::{Actor, AuthMethod, Role};
 use crate::governance::{ApprovalStatus, SignedCommand};
 use crate::hsm::SealedPart;
-use crate::keys::service::KeyService;
+use crate::keys::service::{KeyError, KeyService};
 use crate::writer::Receipt;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// The instance named by `bluemix-instance`, or the 401 every unknown
-/// instance gets.
-fn instance(req: &HttpRequest, state: &AppState) -> Result<Arc<KeyService>, ApiError> {
-    let name = req
-        .headers()
+/// The `bluemix-instance` header, or 400.
+fn instance_name(req: &HttpRequest) -> Result<String, ApiError> {
+    req.headers()
         .get("bluemix-instance")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::invalid_header("the bluemix-instance header is required"))?;
-    state.registry.get(name).ok_or_else(|| {
-        super::metrics::count_unauthenticated();
-        ApiError::unauthorized()
-    })
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::invalid_header("the bluemix-instance header is required"))
+}
+
+/// The 401 of a request that proves nobody: the same body as for an unknown
+/// instance (`auth.rs`), counted in the metrics, never logged.
+fn stranger() -> ApiError {
+    super::metrics::count_unauthenticated();
+    ApiError::unauthorized()
+}
+
+/// The named instance, or the 401 every unknown instance gets.
+fn instance(state: &AppState, name: &str) -> Result<Arc<KeyService>, ApiError> {
+    state.registry.get(name).ok_or_else(stranger)
+}
+
+/// A service error as the API answers it; the refusals of requests that
+/// prove no principal are [`stranger`]'s 401.
+fn service_error(e: KeyError) -> ApiError {
+    match e {
+        KeyError::Unauthenticated(_)
+        | KeyError::UnknownKeyOwner(_)
+        | KeyError::BadOwnerSignature(_) => stranger(),
+        other => ApiError::from(other),
+    }
 }
 
 fn receipt_json(r: &Receipt) -> Value {
@@ -69,7 +94,7 @@ fn with_receipt(mut resp: HttpResponse, r: &Receipt, correlation: &str) -> HttpR
     path = "/api/v2/admin/commands",
     tag = "admin",
     operation_id = "submitAdminCommand",
-    description = "No bearer token: the administrators' signatures authenticate the command (`docs/GOVERNANCE.md`). A refused command is recorded as `admin.command_denied`; refusals by the governance rules (signatures, threshold, imprint mode, replay, expiry) are 403 `UNAUTHORIZED_ERR`.",
+    description = "No bearer token: the administrators' signatures authenticate the command (`docs/GOVERNANCE.md`). A body that is not a well-formed command (not a command file, a document that does not parse, more than 16 signatures) is 400 `BAD_BODY_ERR`, for any instance, and is not logged. A command no signature of a current administrator of the instance verifies over gets the same 401 as an unknown instance and is not logged. Refusals of a command whose signers are proven are recorded as `admin.command_denied` under those signers: 403 `UNAUTHORIZED_ERR` for signature, threshold, imprint mode, replay and expiry refusals, 409 for conflicts, 404 for unknown targets, 400 for invalid commands.",
     params(super::openapi::InstanceHeader),
     request_body(content = crate::governance::SignedCommand, content_type = "application/json"),
     responses(
@@ -90,20 +115,18 @@ pub async fn submit_command(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let service = instance(&req, &state)?;
+    let name = instance_name(&req)?;
     let signed: SignedCommand = parse_body(&req, &body)?;
+    signed
+        .check_form()
+        .map_err(|e| ApiError::bad_body(e.to_string()))?;
+    let service = instance(&state, &name)?;
     let correlation = correlation_id(&req);
-    // The submitter is unauthenticated: the signatures are what count.
-    let submitter = Actor {
-        principal: "rest-client".into(),
-        role: Role::Anonymous,
-        auth: AuthMethod::None,
-    };
     let c = correlation.clone();
     let receipt = blocking(move || {
         service
-            .submit_admin_command(&submitter, &c, &signed)
-            .map_err(ApiError::from)
+            .submit_signed_command(&c, &signed)
+            .map_err(service_error)
     })
     .await?;
     let event = crate::event::Envelope::parse(&receipt.event).map_err(|_| ApiError::internal())?;
@@ -119,14 +142,63 @@ pub async fn submit_command(
     ))
 }
 
-/// `GET /api/v2/admin/ceremony`: what a key owner needs to seal a part.
+/// A key owner's signed status request, from the `keyledger-key-owner*`
+/// headers: `None` when none of them is sent.
+struct OwnerRequest {
+    owner_id: String,
+    time: i64,
+    signature: [u8; 64],
+}
+
+fn owner_request(req: &HttpRequest) -> Result<Option<OwnerRequest>, ApiError> {
+    let header = |name: &str| req.headers().get(name).map(|v| v.to_str().ok());
+    let names = [
+        "keyledger-key-owner",
+        "keyledger-key-owner-time",
+        "keyledger-key-owner-signature",
+    ];
+    let values = names.map(header);
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let malformed = || {
+        ApiError::invalid_header(
+            "keyledger-key-owner, keyledger-key-owner-time (Unix seconds) and keyledger-key-owner-signature (64 bytes, base64) go together",
+        )
+    };
+    let [
+        Some(Some(owner_id)),
+        Some(Some(time)),
+        Some(Some(signature)),
+    ] = values
+    else {
+        return Err(malformed());
+    };
+    let time = time.trim().parse().map_err(|_| malformed())?;
+    let signature = B64
+        .decode(signature.trim())
+        .ok()
+        .and_then(|s| <[u8; 64]>::try_from(s).ok())
+        .ok_or_else(malformed)?;
+    if owner_id.is_empty() || owner_id.len() > 64 {
+        return Err(malformed());
+    }
+    Ok(Some(OwnerRequest {
+        owner_id: owner_id.to_string(),
+        time,
+        signature,
+    }))
+}
+
+/// `GET /api/v2/admin/ceremony`: what a key owner needs to seal a part,
+/// for a registered key owner of the instance who signed the request.
 #[utoipa::path(
     get,
     path = "/api/v2/admin/ceremony",
     tag = "admin",
     operation_id = "getCeremonyStatus",
-    description = "No bearer token. What a key owner needs to seal a master-key part.",
-    params(super::openapi::InstanceHeader),
+    description = "No bearer token: a registered key owner signs the request (`keyledger-key-owner*` headers, `docs/REST.md`). What a key owner needs to seal a master-key part. Without a registered owner's valid signature made within 5 minutes of the server's clock: the same 401 as an unknown instance, so a stranger learns nothing about the instance or its owners.",
+    params(super::openapi::InstanceHeader, super::openapi::KeyOwnerHeaders),
     responses(
         (status = 200, description = "The ceremony.", body = super::openapi::CeremonyStatus),
         (status = 400, response = super::openapi::BadRequest),
@@ -139,8 +211,18 @@ pub async fn ceremony_status(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = instance(&req, &state)?;
-    let status = blocking(move || service.ceremony_status().map_err(ApiError::from)).await?;
+    let name = instance_name(&req)?;
+    let owner = owner_request(&req)?;
+    let service = instance(&state, &name)?;
+    let Some(owner) = owner else {
+        return Err(stranger());
+    };
+    let status = blocking(move || {
+        service
+            .ceremony_status_for_owner(&owner.owner_id, owner.time, &owner.signature)
+            .map_err(service_error)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "generation": status.generation,
         "unseal": status.unseal,
@@ -182,7 +264,7 @@ fn b64_field(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     path = "/api/v2/admin/ceremony/parts",
     tag = "admin",
     operation_id = "submitKeyPart",
-    description = "No bearer token: the key owner's signature authenticates the part.",
+    description = "No bearer token: the key owner's signature authenticates the part. A part whose owner is not registered, or whose signature does not verify with the registered owner's key, gets the same 401 as an unknown instance and is not logged; refusals of a proven owner (loading not approved, a duplicate part) are logged as `access.denied` under that owner.",
     params(super::openapi::InstanceHeader),
     request_body(content = PartSubmission, content_type = "application/json"),
     responses(
@@ -201,7 +283,7 @@ pub async fn submit_part(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let service = instance(&req, &state)?;
+    let name = instance_name(&req)?;
     let submission: PartSubmission = parse_body(&req, &body)?;
     let part = SealedPart {
         enc: b64_field("enc", &submission.enc)?,
@@ -210,13 +292,14 @@ pub async fn submit_part(
     let signature: [u8; 64] = b64_field("signature", &submission.signature)?
         .try_into()
         .map_err(|_| ApiError::bad_body("signature must be 64 bytes"))?;
+    let service = instance(&state, &name)?;
     let correlation = correlation_id(&req);
     let c = correlation.clone();
     let owner = submission.owner_id;
     let (pattern, receipt) = blocking(move || {
         service
             .submit_part(&c, &owner, &part, &signature)
-            .map_err(ApiError::from)
+            .map_err(service_error)
     })
     .await?;
     let body = json!({

@@ -247,9 +247,26 @@ pub struct Listening {
     pub ops_url: Option<String>,
 }
 
-/// Binds the API listener (and the operations listener when configured)
-/// and builds the server; it runs when awaited on an actix system.
+/// The bound sockets, before anything else is done: a start refused for an
+/// address (bad, in use, not allowed) is refused before the data directory
+/// is touched.
+pub struct Bound {
+    api: TcpListener,
+    ops: Option<TcpListener>,
+}
+
+/// Binds the API listener and, when configured, the operations listener.
+pub fn bind_all(config: &ServeConfig) -> Result<Bound, String> {
+    Ok(Bound {
+        api: bind(&config.listen)?,
+        ops: config.ops_listen.as_deref().map(bind).transpose()?,
+    })
+}
+
+/// Builds the server on the bound sockets; it runs when awaited on an
+/// actix system.
 pub fn listen(
+    bound: Bound,
     config: &ServeConfig,
     state: web::Data<AppState>,
     tls: Option<rustls::ServerConfig>,
@@ -268,7 +285,7 @@ pub fn listen(
         builder = builder.workers(config.workers);
     }
     let shutdown = builder.graceful_shutdown_signal();
-    let api = bind(&config.listen)?;
+    let api = bound.api;
     let api_url = format!(
         "{scheme}://{}",
         api.local_addr().map_err(|e| e.to_string())?
@@ -283,8 +300,7 @@ pub fn listen(
         super::app(api_state.clone(), limits)
     );
     let mut ops_url = None;
-    if let Some(addr) = &config.ops_listen {
-        let ops = bind(addr)?;
+    if let Some(ops) = bound.ops {
         ops_url = Some(format!(
             "{scheme}://{}",
             ops.local_addr().map_err(|e| e.to_string())?

@@ -331,6 +331,7 @@ fn tls_config(config: &ServeConfig) -> Result<Option<rustls::ServerConfig>, Stri
 pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> {
     config.check()?;
     let tls = tls_config(&config)?;
+    let bound = listener::bind_all(&config)?;
     let clock: Clock = Arc::new(chrono::Utc::now);
     if config.dev {
         dev::bootstrap(&config.data_dir, hsm.clone())?;
@@ -345,7 +346,7 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         registry: registry.clone(),
         clock,
     });
-    let listening = listener::listen(&config, state, tls)?;
+    let listening = listener::listen(bound, &config, state, tls)?;
     if config.dev {
         dev::set_url(&config.data_dir, &listening.api_url)?;
         eprintln!("keyledger: {}", dev::WARNING);

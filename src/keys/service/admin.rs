@@ -1,7 +1,9 @@
 //! Administrator commands: a signed command is checked by the governance
 //! rules against the projections (signatures, threshold, instance, nonce,
 //! expiry, the command's own preconditions); a refusal is recorded as
-//! `admin.command_denied`; an accepted command's effect is one event that
+//! `admin.command_denied` under a proven principal (the local operator, or
+//! the administrators whose signatures verify: a command that proves nobody
+//! is refused unrecorded); an accepted command's effect is one event that
 //! carries the whole signed command, so auditors can re-check it.
 
 use base64::Engine;
@@ -12,12 +14,13 @@ use crate::event::{
     CredentialIssued, CredentialRevoked, InstancePolicyUpdated, InstanceZeroized,
     KeyOwnerRegistered, KeyOwnerRemoved, MasterKeyLoadApproved, Role, SignedCommandRef,
 };
-use crate::governance::{AdminCommand, Authorized, SignedCommand, View, admin_id, authorize};
+use crate::governance::{AdminCommand, SignedCommand, View, admin_id, authorize, verified_signers};
 use crate::writer::Receipt;
 
-/// The actor of an accepted command's events: the administrators who signed.
-fn signers_actor(authorized: &Authorized) -> Actor {
-    let mut principal = authorized.signers.join("+");
+/// The actor of a command's events: the administrators whose signatures
+/// verified.
+fn signers_actor(signers: &[String]) -> Actor {
+    let mut principal = signers.join("+");
     principal.truncate(256);
     Actor {
         principal,
@@ -26,9 +29,16 @@ fn signers_actor(authorized: &Authorized) -> Actor {
     }
 }
 
+fn unproven() -> KeyError {
+    KeyError::Unauthenticated(
+        "no signature of an administrator of this instance verifies over the command".into(),
+    )
+}
+
 impl KeyService {
-    /// Checks and executes a signed administrator command submitted by
-    /// `submitter`. Refusals are recorded (`admin.command_denied`) and
+    /// Checks and executes a signed administrator command submitted by a
+    /// proven `submitter` (the operator's local command line). Refusals are
+    /// recorded (`admin.command_denied`, actor: the submitter) and
     /// returned; nothing else changes.
     pub fn submit_admin_command(
         &self,
@@ -36,6 +46,34 @@ impl KeyService {
         correlation_id: &str,
         signed: &SignedCommand,
     ) -> Result<Receipt, KeyError> {
+        self.submit_command(Some(submitter), correlation_id, signed)
+    }
+
+    /// Checks and executes a signed administrator command that arrived with
+    /// no identity of its own (`POST /admin/commands`): its signatures are
+    /// the only authentication. Unless at least one signature of a current
+    /// administrator verifies, it is refused with
+    /// [`KeyError::Unauthenticated`] and nothing is logged: a stranger
+    /// cannot write to the log. A refusal of a command that proves its
+    /// signers is recorded (`admin.command_denied`) under those signers.
+    pub fn submit_signed_command(
+        &self,
+        correlation_id: &str,
+        signed: &SignedCommand,
+    ) -> Result<Receipt, KeyError> {
+        self.submit_command(None, correlation_id, signed)
+    }
+
+    fn submit_command(
+        &self,
+        submitter: Option<&Actor>,
+        correlation_id: &str,
+        signed: &SignedCommand,
+    ) -> Result<Receipt, KeyError> {
+        // Strangers are turned away before they can take the command lock.
+        if submitter.is_none() && verified_signers(&self.read().governance, signed).is_empty() {
+            return Err(unproven());
+        }
         let _guard = self.lock_commands();
         let checked = {
             let state = self.read();
@@ -49,6 +87,19 @@ impl KeyService {
         let authorized = match checked {
             Ok(a) => a,
             Err(denial) => {
+                // Who the refusal is recorded under: the proven submitter,
+                // else the administrators whose signatures verify (checked
+                // again under the command lock: one may have been removed).
+                let actor = match submitter {
+                    Some(s) => s.clone(),
+                    None => {
+                        let proven = verified_signers(&self.read().governance, signed);
+                        if proven.is_empty() {
+                            return Err(unproven());
+                        }
+                        signers_actor(&proven)
+                    }
+                };
                 let kind = crate::governance::CommandDocument::parse(&signed.document)
                     .map(|d| d.command.kind().to_string())
                     .unwrap_or_else(|_| "unparsable".into());
@@ -57,11 +108,11 @@ impl KeyService {
                     command_kind: kind,
                     reason: denial.to_string().chars().take(512).collect(),
                 };
-                let _ = self.record_use(submitter, correlation_id, &event);
+                let _ = self.record_use(&actor, correlation_id, &event);
                 return Err(denial.into());
             }
         };
-        let actor = signers_actor(&authorized);
+        let actor = signers_actor(&authorized.signers);
         let command = signed.to_ref();
         self.execute_admin_command(&actor, correlation_id, authorized.document.command, command)
     }

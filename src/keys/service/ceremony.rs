@@ -61,25 +61,87 @@ pub fn part_submission_message(
     m
 }
 
+/// The message a key owner signs to read the ceremony status
+/// (`GET /admin/ceremony`): `"keyledger/v1/ceremony-status" || 0x00 ||
+/// u16be len || instance || u16be len || owner_id || i64be unix_time`.
+pub fn ceremony_status_message(instance: &str, owner_id: &str, unix_time: i64) -> Vec<u8> {
+    let mut m = b"keyledger/v1/ceremony-status\0".to_vec();
+    for field in [instance, owner_id] {
+        let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(&field.as_bytes()[..usize::from(len)]);
+    }
+    m.extend_from_slice(&unix_time.to_be_bytes());
+    m
+}
+
+/// How far a status request's time may be from the server's clock.
+pub const STATUS_REQUEST_SKEW_SECS: i64 = 300;
+
+fn owner_signature_valid(owner_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    VerifyingKey::from_bytes(owner_key)
+        .map(|k| {
+            k.verify_strict(message, &Signature::from_bytes(signature))
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
 impl KeyService {
+    /// The ceremony status for a registered key owner who signed
+    /// [`ceremony_status_message`] for this instance within
+    /// [`STATUS_REQUEST_SKEW_SECS`] of now. Anyone else gets
+    /// [`KeyError::Unauthenticated`]: the status names the owners and what
+    /// they loaded, which is nobody else's business. Nothing is logged.
+    pub fn ceremony_status_for_owner(
+        &self,
+        owner_id: &str,
+        unix_time: i64,
+        signature: &[u8; 64],
+    ) -> Result<CeremonyStatus, KeyError> {
+        let unproven = || KeyError::Unauthenticated("not a registered key owner's request".into());
+        if (self.now().timestamp() - unix_time).abs() > STATUS_REQUEST_SKEW_SECS {
+            return Err(unproven());
+        }
+        let owner_key = self
+            .read()
+            .master
+            .owners
+            .get(owner_id)
+            .map(|o| o.public_key)
+            .ok_or_else(unproven)?;
+        let message = ceremony_status_message(&self.instance, owner_id, unix_time);
+        if !owner_signature_valid(&owner_key, &message, signature) {
+            return Err(unproven());
+        }
+        self.ceremony_status()
+    }
+
+    /// The generation parts are loaded for now, and whether that is the
+    /// unseal of the current one (the HSM lost it in a restart).
+    fn ceremony_generation(&self) -> Result<(u32, bool), KeyError> {
+        let current = self.read().master.current.clone();
+        let sealed_current = match &current {
+            Some((g, _)) => {
+                self.hsm
+                    .master_key_status(&self.instance)?
+                    .current
+                    .map(|(h, _)| h)
+                    != Some(*g)
+            }
+            None => false,
+        };
+        Ok(match (&current, sealed_current) {
+            (Some((g, _)), true) => (*g, true),
+            _ => (self.read().master.next_generation(), false),
+        })
+    }
+
     /// The ceremony key owners seal parts to, and what is loaded so far.
     pub fn ceremony_status(&self) -> Result<CeremonyStatus, KeyError> {
-        let (generation, unseal, owners, loaded) = {
+        let (generation, unseal) = self.ceremony_generation()?;
+        let (owners, loaded) = {
             let state = self.read();
-            let sealed_current = match &state.master.current {
-                Some((g, _)) => {
-                    self.hsm
-                        .master_key_status(&self.instance)?
-                        .current
-                        .map(|(h, _)| h)
-                        != Some(*g)
-                }
-                None => false,
-            };
-            let generation = match (&state.master.current, sealed_current) {
-                (Some((g, _)), true) => *g,
-                _ => state.master.next_generation(),
-            };
             let loaded = state
                 .master
                 .pending
@@ -88,7 +150,7 @@ impl KeyService {
                 .map(|p| p.parts.keys().cloned().collect())
                 .unwrap_or_default();
             let owners = state.master.owners.keys().cloned().collect();
-            (generation, sealed_current, owners, loaded)
+            (owners, loaded)
         };
         Ok(CeremonyStatus {
             generation,
@@ -99,22 +161,15 @@ impl KeyService {
         })
     }
 
-    /// A key owner submits their sealed part for the ceremony's generation.
-    /// Returns the part's verification pattern for the owner to compare.
-    pub fn submit_part(
+    /// Whether `owner_id` is a registered key owner whose signature over
+    /// this part for `generation` verifies.
+    fn prove_part_owner(
         &self,
-        correlation_id: &str,
+        generation: u32,
         owner_id: &str,
         part: &SealedPart,
         signature: &[u8; 64],
-    ) -> Result<(String, Receipt), KeyError> {
-        let actor = Actor {
-            principal: owner_id.chars().take(64).collect(),
-            role: crate::event::Role::KeyOwner,
-            auth: crate::event::AuthMethod::KeyOwnerCredential,
-        };
-        let _guard = self.lock_commands();
-        let status = self.ceremony_status()?;
+    ) -> Result<(), KeyError> {
         let owner_key = self
             .read()
             .master
@@ -122,14 +177,49 @@ impl KeyService {
             .get(owner_id)
             .map(|o| o.public_key);
         let Some(owner_key) = owner_key else {
-            let target = format!("master_key/{}", status.generation);
-            return Err(self.deny(
-                &actor,
-                correlation_id,
-                "master_key.load_part",
-                &target,
-                KeyError::UnknownKeyOwner(owner_id.into()),
+            return Err(KeyError::UnknownKeyOwner(
+                owner_id.chars().take(64).collect(),
             ));
+        };
+        let message = part_submission_message(&self.instance, generation, owner_id, part);
+        if owner_signature_valid(&owner_key, &message, signature) {
+            Ok(())
+        } else {
+            Err(KeyError::BadOwnerSignature(
+                owner_id.chars().take(64).collect(),
+            ))
+        }
+    }
+
+    /// A key owner submits their sealed part for the ceremony's generation.
+    /// Returns the part's verification pattern for the owner to compare.
+    ///
+    /// Identity first: a part from an owner id that is not registered, or
+    /// whose signature does not verify with the registered owner's key,
+    /// proves nobody; it is refused ([`KeyError::UnknownKeyOwner`],
+    /// [`KeyError::BadOwnerSignature`]) and not logged, so a stranger can
+    /// neither write to the log nor choose the name it is written under.
+    /// Refusals of a proven owner (loading not approved, a duplicate or
+    /// undecryptable part) are recorded (`access.denied`) under that owner.
+    pub fn submit_part(
+        &self,
+        correlation_id: &str,
+        owner_id: &str,
+        part: &SealedPart,
+        signature: &[u8; 64],
+    ) -> Result<(String, Receipt), KeyError> {
+        // Strangers are turned away before they take the command lock or
+        // reach the HSM; then again under the lock (the state may have moved).
+        let (generation, _) = self.ceremony_generation()?;
+        self.prove_part_owner(generation, owner_id, part, signature)?;
+        let _guard = self.lock_commands();
+        let status = self.ceremony_status()?;
+        self.prove_part_owner(status.generation, owner_id, part, signature)?;
+        // Proven: `owner_id` is a registered owner who signed this part.
+        let actor = Actor {
+            principal: owner_id.to_string(),
+            role: crate::event::Role::KeyOwner,
+            auth: crate::event::AuthMethod::KeyOwnerCredential,
         };
         let approved = status.unseal
             || self
@@ -148,23 +238,6 @@ impl KeyService {
                     "loading generation {} has not been approved by the administrators (master_key.approve_load)",
                     status.generation
                 )),
-            ));
-        }
-        let message = part_submission_message(&self.instance, status.generation, owner_id, part);
-        let valid = VerifyingKey::from_bytes(&owner_key)
-            .map(|k| {
-                k.verify_strict(&message, &Signature::from_bytes(signature))
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        if !valid {
-            let target = format!("master_key/{}", status.generation);
-            return Err(self.deny(
-                &actor,
-                correlation_id,
-                "master_key.load_part",
-                &target,
-                KeyError::BadOwnerSignature(owner_id.into()),
             ));
         }
         let vp = match self

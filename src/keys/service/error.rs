@@ -36,6 +36,11 @@ pub enum KeyError {
     /// An import token could not be created, retrieved or used.
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// A request over the network that proves no principal of this
+    /// instance (no administrator signature that verifies, no registered
+    /// key owner's): refused and not logged.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     #[error("key owner {0:?} is not registered")]
     UnknownKeyOwner(String),
     #[error("the part submission signature of key owner {0:?} is invalid")]
@@ -97,7 +102,9 @@ impl KeyError {
             KeyError::Conflict(_) => "KEY_ALIAS_NOT_UNIQUE_ERR",
             KeyError::NotExtractable => "KEY_PAYLOAD_NOT_RETRIEVABLE",
             KeyError::Import(e) => e.kp_code(),
-            KeyError::UnknownKeyOwner(_) | KeyError::BadOwnerSignature(_) => "UNAUTHORIZED_ERR",
+            KeyError::Unauthenticated(_)
+            | KeyError::UnknownKeyOwner(_)
+            | KeyError::BadOwnerSignature(_) => "UNAUTHORIZED_ERR",
             KeyError::WrongParts | KeyError::Ceremony(_) => "MASTER_KEY_CEREMONY_ERR",
             KeyError::Hsm(HsmError::DuplicatePart(_)) => "DUPLICATE_KEY_PART_ERR",
             KeyError::Hsm(HsmError::BadPart) => "BAD_KEY_PART_ERR",
@@ -150,7 +157,9 @@ impl KeyError {
             KeyError::Conflict(_) => 409,
             KeyError::NotExtractable => 400,
             KeyError::Import(e) => e.http_status(),
-            KeyError::UnknownKeyOwner(_) | KeyError::BadOwnerSignature(_) => 401,
+            KeyError::Unauthenticated(_)
+            | KeyError::UnknownKeyOwner(_)
+            | KeyError::BadOwnerSignature(_) => 401,
             KeyError::WrongParts | KeyError::Ceremony(_) => 409,
             KeyError::Hsm(HsmError::DuplicatePart(_))
             | KeyError::Hsm(HsmError::State(_))

@@ -41,7 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 use chrono::{DateTime, Utc};
 
 pub use approvals::Gated;
-pub use ceremony::{CeremonyStatus, part_submission_message};
+pub use ceremony::{
+    CeremonyStatus, STATUS_REQUEST_SKEW_SECS, ceremony_status_message, part_submission_message,
+};
 pub use deferred::Deferred;
 pub use envelope::{UnwrapResult, WrapResult};
 pub use error::KeyError;

@@ -17,6 +17,29 @@ pub struct InstanceHeader {
     pub bluemix_instance: String,
 }
 
+/// A key owner's signed request for the ceremony status: the owner, the
+/// time, and the owner's ed25519 signature over
+/// `ceremony_status_message(instance, owner, time)` (`docs/REST.md`).
+/// Missing, or not a registered owner's valid signature within 5 minutes
+/// of the server's clock: the same 401 as an unknown instance. Present but
+/// malformed: 400 `INVALID_HEADER_ERR`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct KeyOwnerHeaders {
+    /// The key owner's id, as registered by `key_owner.register`.
+    #[param(rename = "keyledger-key-owner", min_length = 1)]
+    pub owner: String,
+    /// The request's time, whole seconds since the Unix epoch.
+    #[param(rename = "keyledger-key-owner-time", pattern = r"^-?[0-9]{1,19}$")]
+    pub time: String,
+    /// The owner's ed25519 signature (64 bytes, base64).
+    #[param(
+        rename = "keyledger-key-owner-signature",
+        pattern = r"^[A-Za-z0-9+/]{86}[AQgw]==$"
+    )]
+    pub signature: String,
+}
+
 /// `x-kms-key-ring`: the key ring a list is restricted to, or a new key
 /// is created in (when the body names none).
 #[derive(IntoParams)]

@@ -34,7 +34,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     {
-        let mut file = OpenOptions::new()
+        let mut file = private()
             .write(true)
             .create(true)
             .truncate(true)
@@ -57,7 +57,7 @@ pub(crate) fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
 
 /// Opens (creating if needed) and exclusively locks `log/LOCK`.
 pub(crate) fn lock(log_dir: &Path, instance: &str) -> Result<File, StoreError> {
-    let file = OpenOptions::new()
+    let file = private()
         .read(true)
         .write(true)
         .create(true)
@@ -74,12 +74,18 @@ pub(crate) fn lock(log_dir: &Path, instance: &str) -> Result<File, StoreError> {
 
 /// Opens a read-write file, creating it if missing, never truncating.
 pub(crate) fn open_rw(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    private()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
+}
+
+/// Options creating files 0600: the data directory is private
+/// (`crate::data_dir`).
+pub(crate) fn private() -> OpenOptions {
+    crate::data_dir::file_options()
 }
 
 /// The state of the log at the moment its derived files were last fsynced.

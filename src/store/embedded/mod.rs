@@ -53,7 +53,7 @@ enum LogState {
 impl EmbeddedStore {
     /// Opens (creating if needed) the store rooted at `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        fs::create_dir_all(data_dir.join(INSTANCES_DIR))?;
+        crate::data_dir::create_dir_all(&data_dir.join(INSTANCES_DIR))?;
         Ok(EmbeddedStore {
             data_dir: data_dir.to_path_buf(),
             reports: Mutex::new(HashMap::new()),
@@ -81,8 +81,8 @@ impl EmbeddedStore {
         self.refuse_existing(instance, &log_dir)?;
         let instances = self.data_dir.join(INSTANCES_DIR);
         let instance_dir = instances.join(instance);
-        fs::create_dir_all(&instance_dir)?;
-        match fs::create_dir(&log_dir) {
+        crate::data_dir::create_dir_all(&instance_dir)?;
+        match crate::data_dir::create_dir(&log_dir) {
             Ok(()) => {}
             // A creation that crashed half-way is completed.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

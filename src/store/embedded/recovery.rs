@@ -2,7 +2,7 @@
 //! they check out, rescan the record log after it, rebuild what is derived,
 //! and cut away a torn tail (never anything acknowledged).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -335,10 +335,10 @@ fn save_torn(
     let mut bytes = vec![0u8; len];
     records.read_exact_at(&mut bytes, from)?;
     let torn_dir = dir.join(TORN_DIR);
-    fs::create_dir_all(&torn_dir)?;
+    crate::data_dir::create_dir_all(&torn_dir)?;
     for n in 0..1000u32 {
         let path = torn_dir.join(format!("seq-{seq}-at-{from}-{n}.bin"));
-        let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+        let mut file = match files::private().write(true).create_new(true).open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e.into()),
