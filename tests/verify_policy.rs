@@ -1267,6 +1267,58 @@ fn dual_auth_key_destroyed_alone_after_its_policy_was_switched_off() {
     assert!(stdout.contains("policy FAILED: 2 violation(s)"), "{stdout}");
 }
 
+/// A standard key that the honest server refuses to use as a root key
+/// (400 `KEY_ROOT_REQ_ERR`, nothing written), for the forgeries below.
+fn standard_key_refusing(env: &KeyEnv, action: &str) -> String {
+    let id = create_key(&env.service, "standard", true);
+    let size = env.service.writer().log().head().size;
+    let e = match action {
+        "wrap" => env
+            .service
+            .wrap(&user("alice"), "w", &id, None, &[])
+            .map(|_| ())
+            .expect_err("a standard key does not wrap"),
+        _ => env
+            .service
+            .disable_key(&user("alice"), "d", &id)
+            .map(|_| ())
+            .expect_err("a standard key is not disabled"),
+    };
+    assert_eq!((e.kp_code(), e.http_status()), ("KEY_ROOT_REQ_ERR", 400));
+    assert_eq!(env.service.writer().log().head().size, size);
+    id
+}
+
+violation!(
+    standard_key_used_to_wrap,
+    "key.wrapped",
+    "key_root_required",
+    |env| {
+        let id = standard_key_refusing(&env, "wrap");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyWrapped {
+                key_id: id,
+                version_id: "v1".into(),
+                generated_dek: true,
+                aad_entries: 0,
+                ciphertext_digest: "00".repeat(32),
+            },
+        )
+    }
+);
+
+violation!(
+    standard_key_disabled,
+    "key.disabled",
+    "key_root_required",
+    |env| {
+        let id = standard_key_refusing(&env, "disable");
+        forge(&env, user("alice"), &event::KeyDisabled { key_id: id })
+    }
+);
+
 violation!(
     key_destroyed_on_an_approval_without_quorum,
     "key.destroyed",

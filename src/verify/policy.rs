@@ -30,9 +30,9 @@ use crate::event::{
     InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized, KeyAliasCreated, KeyAliasDeleted,
     KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
     KeyEnabled, KeyExpired, KeyMoved, KeyOwnerRegistered, KeyOwnerRemoved, KeyPayloadRead,
-    KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRotated, MasterKeyActivated, MasterKeyCommitted,
-    MasterKeyLoadApproved, MasterKeyPartLoaded, MasterKeyRotated, OperationExecuted,
-    SignedCommandRef,
+    KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRewrapped, KeyRotated, KeyUnwrapped, KeyWrapped,
+    MasterKeyActivated, MasterKeyCommitted, MasterKeyLoadApproved, MasterKeyPartLoaded,
+    MasterKeyRotated, OperationExecuted, SignedCommandRef,
 };
 use crate::governance::command::decode_public_key;
 use crate::governance::rules::check_effect;
@@ -735,9 +735,27 @@ impl PolicyReplay {
                 _ => Ok(()),
             })
         })
+        // A key's type never changes, so a use of a standard key as a root
+        // key cannot be a race.
+        .or_else(|| {
+            on(e, |p: KeyWrapped| {
+                root_key_use(keys.get(&p.key_id), KeyAction::Wrap)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyUnwrapped| {
+                root_key_use(keys.get(&p.key_id), KeyAction::Unwrap)
+            })
+        })
+        .or_else(|| {
+            on(e, |p: KeyRewrapped| {
+                root_key_use(keys.get(&p.key_id), KeyAction::Rewrap)
+            })
+        })
     }
 
-    /// The key exists and the state machine allows `action` at the event's time.
+    /// The key exists, its type allows `action` (root-key actions need a
+    /// root key) and the state machine allows it at the event's time.
     fn key_action(
         &self,
         at: At<'_>,
@@ -749,6 +767,7 @@ impl PolicyReplay {
             .keys
             .get(key_id)
             .ok_or_else(|| Violation::UnknownKey(key_id.chars().take(128).collect()))?;
+        state::check_key_type(key.extractable, action)?;
         state::check_at(key.state, action, &key.timeline(), at.time)?;
         Ok(key)
     }
@@ -894,6 +913,15 @@ fn committed_pattern(master: &MasterKeyState, generation: u32, pattern: &str) ->
         _ => Err(ceremony(format!(
             "generation {generation} is not committed"
         ))),
+    }
+}
+
+/// A key use (wrap, unwrap, rewrap) of `key` is a root-key action: a
+/// standard key must not have one ([`state::check_key_type`]).
+fn root_key_use(key: Option<&KeyRecord>, action: KeyAction) -> Checked {
+    match key {
+        Some(key) => Ok(state::check_key_type(key.extractable, action)?),
+        None => Ok(()),
     }
 }
 
