@@ -317,8 +317,15 @@ class KeyProtectSdk(unittest.TestCase):
             self.kp.delete_key(std, INSTANCE)
         self.assertEqual(self.error_code(cm), "AUTHORIZATIONS_NOT_MET")
         self.assertEqual(self.kp.unset_key_for_deletion(std, INSTANCE).get_status_code(), 204)
+        # A key's dual authorisation cannot be reverted once enabled.
         dual["resources"][0]["dualAuthDelete"]["enabled"] = False
-        self.kp.put_policy(std, INSTANCE, dual, policy="dualAuthDelete")
+        with self.assertRaises(ApiException) as cm:
+            self.kp.put_policy(std, INSTANCE, dual, policy="dualAuthDelete")
+        self.assertEqual(cm.exception.status_code, 409)
+        self.assertEqual(self.error_code(cm), "KEY_ACTION_INVALID_STATE_ERR")
+        # Two managers: one authorises the deletion, the other deletes.
+        second = client("manager2")
+        self.assertEqual(second.set_key_for_deletion(std, INSTANCE).get_status_code(), 204)
         r = self.kp.delete_key(std, INSTANCE, prefer="return=representation")
         self.assertEqual(r.get_status_code(), 200)
         self.assertEqual(body(r)["resources"][0]["state"], 5)
