@@ -1,56 +1,26 @@
-//! Export bundles: a self-contained directory an auditor verifies offline.
-//!
-//! ```text
-//! BUNDLE/manifest.json   {"format":"keyledger-bundle/1","instance":..,"origin":..,"size":N}
-//! BUNDLE/records.bin     N record frames (see record.rs), seq 0..N
-//! BUNDLE/checkpoint      C2SP signed note of size N
-//! BUNDLE/keys            the instance's ledger public keys, one note verifier key per line
-//! ```
-
+//! Writing export bundles (the format lives in `keyledger_core::bundle`).
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+pub use keyledger_core::bundle::*;
 
 use crate::store::{InstanceLog, StoreError};
-
-/// Bundle format name written in the manifest.
-pub const BUNDLE_FORMAT: &str = "keyledger-bundle/1";
-pub const MANIFEST_FILE: &str = "manifest.json";
-pub const RECORDS_FILE: &str = "records.bin";
-pub const CHECKPOINT_FILE: &str = "checkpoint";
-pub const KEYS_FILE: &str = "keys";
 
 /// Records read from the store per step while exporting.
 const EXPORT_CHUNK: u64 = 4096;
 
-/// The bundle manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    pub format: String,
-    pub instance: String,
-    pub origin: String,
-    pub size: u64,
-}
-
-/// Errors writing or reading a bundle's files.
+/// Errors exporting a bundle.
 #[derive(Debug, thiserror::Error)]
-pub enum BundleError {
+pub enum ExportError {
     #[error("bundle directory {0} already exists and is not empty")]
     NotEmpty(String),
-    #[error("bundle file {file}: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("bundle manifest is malformed: {0}")]
-    Manifest(String),
     #[error("checkpoint covers {checkpoint} records but the log has only {log}")]
     CheckpointAhead { checkpoint: u64, log: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
 }
 
 /// Writes a bundle of the first `size` records of `log`, with `checkpoint`
@@ -62,10 +32,10 @@ pub fn export(
     checkpoint: &str,
     keys: &[String],
     out: &Path,
-) -> Result<Manifest, BundleError> {
+) -> Result<Manifest, ExportError> {
     let head = log.head().size;
     if size > head {
-        return Err(BundleError::CheckpointAhead {
+        return Err(ExportError::CheckpointAhead {
             checkpoint: size,
             log: head,
         });
@@ -76,7 +46,7 @@ pub fn export(
             .next()
             .is_some()
     {
-        return Err(BundleError::NotEmpty(out.display().to_string()));
+        return Err(ExportError::NotEmpty(out.display().to_string()));
     }
     fs::create_dir_all(out).map_err(|source| io_err(out, source))?;
     let records_path = out.join(RECORDS_FILE);
@@ -113,34 +83,8 @@ pub fn export(
         origin: origin.into(),
         size,
     };
-    let json =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Manifest(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| ExportError::Bundle(BundleError::Manifest(e.to_string())))?;
     write_file(&out.join(MANIFEST_FILE), &json)?;
     Ok(manifest)
-}
-
-/// Reads and checks a bundle's manifest.
-pub fn read_manifest(bundle: &Path) -> Result<Manifest, BundleError> {
-    let path = bundle.join(MANIFEST_FILE);
-    let bytes = fs::read(&path).map_err(|source| io_err(&path, source))?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| BundleError::Manifest(e.to_string()))?;
-    if manifest.format != BUNDLE_FORMAT {
-        return Err(BundleError::Manifest(format!(
-            "unsupported format {:?}",
-            manifest.format
-        )));
-    }
-    Ok(manifest)
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
-    fs::write(path, bytes).map_err(|source| io_err(path, source))
-}
-
-fn io_err(path: &Path, source: std::io::Error) -> BundleError {
-    BundleError::Io {
-        file: path.display().to_string(),
-        source,
-    }
 }

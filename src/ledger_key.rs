@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::chain::{self, Link};
@@ -187,12 +187,7 @@ impl From<LedgerKey> for Arc<dyn LedgerSigner> {
     }
 }
 
-/// Verifies a record signature against a public key (strict RFC 8032 checks).
-pub fn verify_record(key: &VerifyingKey, link: &Link, signature: &[u8; 64]) -> bool {
-    let signature = Signature::from_bytes(signature);
-    key.verify_strict(&chain::signing_message(link), &signature)
-        .is_ok()
-}
+pub use crate::chain::verify_record;
 
 /// Writes `bytes` to `path` via a 0600 temp file, fsync, rename and a
 /// directory fsync, so a crash leaves either the old file or the new one.

@@ -15,30 +15,26 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub use keyledger_core::{
+    chain, checkpoint, event, governance, master_key, merkle, record, verify,
+};
+
 pub mod admin_key;
 pub mod bundle;
-pub mod chain;
-pub mod checkpoint;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod data_dir;
-pub mod event;
-pub mod governance;
 pub mod histogram;
 pub mod hsm;
 pub mod instance;
 pub mod keys;
 pub mod ledger;
 pub mod ledger_key;
-pub mod master_key;
-pub mod merkle;
-pub mod record;
 pub mod sample_events;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod signer;
 pub mod store;
-pub mod verify;
 pub mod writer;

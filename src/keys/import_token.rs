@@ -18,7 +18,7 @@
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm};
 use base64::Engine;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
@@ -110,17 +110,6 @@ impl ImportError {
 pub struct ImportTokenRequest {
     pub expiration_secs: Option<u32>,
     pub max_retrievals: Option<u32>,
-}
-
-/// Token metadata, as `POST /import_token` answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportTokenMetadata {
-    pub id: String,
-    pub creation_date: String,
-    pub expiration_date: String,
-    pub max_allowed_retrievals: u32,
-    pub remaining_retrievals: u32,
 }
 
 /// `GET /import_token`: the metadata plus the public key and nonce.
@@ -250,11 +239,6 @@ impl rsa::rand_core::TryCryptoRng for OsRng {}
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
-}
-
-/// Key Protect's date format (RFC 3339, whole seconds, `Z`).
-pub fn kp_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn decode_field(field: &'static str, value: &str, max: usize) -> Result<Vec<u8>, ImportError> {
@@ -489,7 +473,7 @@ fn open_nonce(key: &SecretBytes, iv: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Im
     opened.map_err(|_| ImportError::NonceDecrypt)
 }
 
-pub mod projection;
+pub use keyledger_core::keys::import_token::{ImportTokenMetadata, kp_time, projection};
 pub mod sealing;
 
 #[cfg(test)]

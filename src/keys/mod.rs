@@ -17,9 +17,7 @@
 
 pub mod ciphertext;
 pub mod import_token;
-pub mod list_filter;
 pub mod material;
-pub mod payload;
-pub mod projection;
 pub mod service;
-pub mod state;
+
+pub use keyledger_core::keys::{list_filter, payload, projection, state};

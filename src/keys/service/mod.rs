@@ -54,12 +54,10 @@ pub use rings_aliases::{MAX_ALIASES, check_alias, check_key_ring_id, check_new_a
 pub use rotation::rotation_due;
 
 use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};
-use crate::governance::GovernanceState;
 use crate::hsm::{HsmBackend, KeyBinding, WrappedMaterial};
-use crate::keys::import_token::{self, projection::ImportTokenProjection};
+use crate::keys::import_token::{self};
 use crate::keys::material::KeyMaterialStore;
-use crate::keys::projection::{KeyProjection, KeyRecord};
-use crate::master_key::MasterKeyState;
+use crate::keys::projection::KeyRecord;
 use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
 
 /// The event recording a refused key operation.
@@ -71,38 +69,7 @@ fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperatio
     }
 }
 
-/// State derived from the log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Projections {
-    pub keys: KeyProjection,
-    pub master: MasterKeyState,
-    pub governance: GovernanceState,
-    pub import_token: ImportTokenProjection,
-}
-
-impl Projections {
-    /// Applies one stored event to every projection.
-    pub fn apply(&mut self, seq: u64, envelope: &Envelope<'_>) {
-        let time = DateTime::parse_from_rfc3339(&envelope.time)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
-        self.keys.apply(seq, time, envelope);
-        self.master.apply(envelope);
-        self.governance.apply(seq, envelope);
-        self.import_token.apply(time, envelope);
-    }
-
-    /// Rebuilds from stored event bytes in log order.
-    pub fn rebuild<'a>(events: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut p = Projections::default();
-        for (seq, bytes) in events.into_iter().enumerate() {
-            if let Ok(envelope) = Envelope::parse(bytes) {
-                p.apply(seq as u64, &envelope);
-            }
-        }
-        p
-    }
-}
+pub use keyledger_core::projections::Projections;
 
 /// The key service of one instance.
 pub struct KeyService {

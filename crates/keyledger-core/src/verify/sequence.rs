@@ -11,7 +11,6 @@ use crate::bundle::Manifest;
 use crate::chain::{self, GENESIS_PREV, Link};
 use crate::checkpoint::{self, Checkpoint, NoteVerifierKey};
 use crate::event::InstanceCreated;
-use crate::ledger_key;
 use crate::merkle::{Frontier, Hash};
 use crate::record::Record;
 
@@ -192,7 +191,7 @@ impl SequenceVerifier {
             });
         }
         let verified = current.verified_with == Some(key)
-            || ledger_key::verify_record(&key, &current.link, &current.record.signature);
+            || chain::verify_record(&key, &current.link, &current.record.signature);
         if !verified {
             return self.fail(Failure::BadSignature { seq: position });
         }

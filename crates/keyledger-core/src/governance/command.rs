@@ -192,7 +192,7 @@ impl CommandDocument {
 /// A document with the administrator signatures gathered so far: the file
 /// `keyledger admin sign` writes and `keyledger admin submit` sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedCommand {
     pub document: String,

@@ -41,9 +41,9 @@ use crate::governance::{
     authorize,
 };
 use crate::keys::projection::KeyRecord;
-use crate::keys::service::Projections;
 use crate::keys::state::{self, KeyAction, StateError};
 use crate::master_key::MasterKeyState;
+use crate::projections::Projections;
 
 /// Findings kept in a report; later ones are only counted.
 pub const MAX_FINDINGS: usize = 100_000;

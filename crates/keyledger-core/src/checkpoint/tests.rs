@@ -4,13 +4,15 @@
 
 use super::*;
 
-const PETER_NOTE: &str = include_str!("../../tests/vectors/checkpoint/peterneumann.note");
-const PETER_VKEY: &str = include_str!("../../tests/vectors/checkpoint/peterneumann.vkey");
-const PETER_SKEY: &str = include_str!("../../tests/vectors/checkpoint/peterneumann.skey");
-const ENOCH_VKEY: &str = include_str!("../../tests/vectors/checkpoint/enochroot.vkey");
-const PETER_ENOCH_NOTE: &str = include_str!("../../tests/vectors/checkpoint/peter-and-enoch.note");
-const SUMDB_NOTE: &str = include_str!("../../tests/vectors/checkpoint/sumdb-6476701.checkpoint");
-const SUMDB_VKEY: &str = include_str!("../../tests/vectors/checkpoint/sumdb.vkey");
+const PETER_NOTE: &str = include_str!("../../../../tests/vectors/checkpoint/peterneumann.note");
+const PETER_VKEY: &str = include_str!("../../../../tests/vectors/checkpoint/peterneumann.vkey");
+const PETER_SKEY: &str = include_str!("../../../../tests/vectors/checkpoint/peterneumann.skey");
+const ENOCH_VKEY: &str = include_str!("../../../../tests/vectors/checkpoint/enochroot.vkey");
+const PETER_ENOCH_NOTE: &str =
+    include_str!("../../../../tests/vectors/checkpoint/peter-and-enoch.note");
+const SUMDB_NOTE: &str =
+    include_str!("../../../../tests/vectors/checkpoint/sumdb-6476701.checkpoint");
+const SUMDB_VKEY: &str = include_str!("../../../../tests/vectors/checkpoint/sumdb.vkey");
 
 const PETER_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
                           then you don't know what your problem is.\n";

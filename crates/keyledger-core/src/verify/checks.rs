@@ -8,7 +8,6 @@ use rayon::prelude::*;
 
 use crate::chain::{self, Link};
 use crate::event::{Envelope, InstanceCreated, LedgerKeyRotated};
-use crate::ledger_key;
 use crate::merkle::Hash;
 use crate::record::Record;
 
@@ -139,7 +138,7 @@ fn verify_signatures(batch: &mut [Checked], keys: &HashMap<String, VerifyingKey>
         && ed25519_dalek::verify_batch(&message_refs, &signatures, &verifying).is_ok();
     for (n, i) in indices.into_iter().enumerate() {
         let ok = all_good
-            || ledger_key::verify_record(&verifying[n], &batch[i].link, &batch[i].record.signature);
+            || chain::verify_record(&verifying[n], &batch[i].link, &batch[i].record.signature);
         if ok {
             batch[i].verified_with = Some(verifying[n]);
         }

@@ -217,7 +217,7 @@ pub fn check_token(field: &'static str, value: &str, max: usize) -> Result<(), E
 /// The envelope as the writer serialises it. Field order here is the byte
 /// order of every stored event.
 #[derive(Serialize)]
-pub(crate) struct EnvelopeOut<'a> {
+pub struct EnvelopeOut<'a> {
     pub instance: &'a str,
     pub seq: u64,
     pub time: &'a str,

@@ -56,6 +56,13 @@ pub fn from_hex(text: &str) -> Option<Link> {
     Some(out)
 }
 
+/// Verifies a record signature against a public key (strict RFC 8032 checks).
+pub fn verify_record(key: &ed25519_dalek::VerifyingKey, link: &Link, signature: &[u8; 64]) -> bool {
+    let signature = ed25519_dalek::Signature::from_bytes(signature);
+    key.verify_strict(&signing_message(link), &signature)
+        .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
