@@ -5,8 +5,10 @@
 //! `docs/LEDGER-FORMAT.md` for the byte-exact format and
 //! `docs/ARCHITECTURE.md` for how the pieces fit).
 //!
-//! - Verifier core, pure (no network, no database): [`event`], [`record`],
-//!   [`chain`], [`merkle`], [`checkpoint`], [`verify`], [`bundle`].
+//! - Verifier core, pure (no network, no database), in the `keyledger-core`
+//!   crate and re-exported here at their old paths: [`event`], [`record`],
+//!   [`chain`], [`merkle`], [`checkpoint`], [`verify`], [`governance`],
+//!   [`master_key`]; [`bundle`] adds export to core's bundle format.
 //! - Write path: [`signer`] (where the ledger key lives: [`ledger_key`] file
 //!   or an HSM backend), [`writer`] (group commit), [`ledger`]
 //!   (instance lifecycle), [`store`] (the `EventStore` contract and backends).
