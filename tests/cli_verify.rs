@@ -1,11 +1,17 @@
 //! The command-line contract: `ledger generate`, `ledger export`,
 //! `ledger keys`, `verify` with `--trusted-key`, `--trusted-checkpoint` and
-//! `--json`, and its exit codes (0 intact, 1 tampered, 2 unreadable).
+//! `--json`, and its exit codes (0 intact, 1 tampered, 2 unreadable); the
+//! `keyledger-verify` binary agrees with `keyledger verify` on each.
+
+mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn keyledger(args: &[&str], data: &Path) -> Output {
+    if let Some((&"verify", rest)) = args.split_first() {
+        return common::verifiers::both(rest);
+    }
     Command::new(env!("CARGO_BIN_EXE_keyledger"))
         .args(args)
         .env("KEYLEDGER_DATA_DIR", data)

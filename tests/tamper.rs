@@ -34,8 +34,36 @@ fn full_trust(f: &Fixture) -> Trust {
     }
 }
 
+/// The library's report on `dir`; both command-line verifiers (`keyledger
+/// verify` and `keyledger-verify`) must agree with each other on it, and
+/// exit 0 exactly when the report is intact. (Every trusted key here is
+/// the fixture's genesis key.)
 fn verify_dir(dir: &Path, trust: &Trust) -> Report {
-    verify::verify_bundle(dir, trust, &|_| {}).expect("verify ran")
+    let report = verify::verify_bundle(dir, trust, &|_| {}).expect("verify ran");
+    let files = tempfile::tempdir().expect("tempdir");
+    let key_file = files.path().join("trusted.key");
+    let checkpoint_file = files.path().join("trusted.checkpoint");
+    let mut args = vec![dir.to_str().expect("utf8").to_string()];
+    if !trust.keys.is_empty() {
+        std::fs::write(&key_file, &fixture().1.trusted_key).expect("key file");
+        args.extend(["--trusted-key".into(), key_file.display().to_string()]);
+    }
+    if let Some(checkpoint) = &trust.checkpoint {
+        std::fs::write(&checkpoint_file, checkpoint).expect("checkpoint file");
+        args.extend([
+            "--trusted-checkpoint".into(),
+            checkpoint_file.display().to_string(),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = common::verifiers::both(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(if report.ok() { 0 } else { 1 }),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    report
 }
 
 /// A scratch copy of the fixture bundle.

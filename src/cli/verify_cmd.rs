@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::verify::{self, PolicyReport, Trust};
+use keyledger_verify::{Options, Outcome, Phase, Progress};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -41,102 +41,50 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-/// What a verification found: integrity, then (with `--policy`, on an
-/// intact log) the policy replay.
-struct Outcome {
-    report: verify::Report,
-    policy: Option<PolicyReport>,
-}
-
-impl Outcome {
-    fn ok(&self) -> bool {
-        self.report.ok() && self.policy.as_ref().is_none_or(|p| p.ok)
-    }
-}
-
 /// Exit codes: 0 intact (and, with `--policy`, no event breaks the rules),
 /// 1 tampered (the report names the first bad position) or a policy
 /// violation (one line per violating event), 2 the input could not be read.
+/// A local bundle is verified and reported by `keyledger-verify`'s library,
+/// the same code as the `keyledger-verify` binary.
 pub fn run(args: &VerifyArgs) -> ExitCode {
-    match verify_with(args) {
-        Ok(outcome) => {
-            if args.json {
-                print_json(args, &outcome);
-            } else {
-                print_text(args, &outcome);
-            }
-            if outcome.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(message) => {
-            if args.json {
-                println!("{}", serde_json::json!({ "ok": false, "error": message }));
-            }
-            eprintln!("keyledger: error: {message}");
-            ExitCode::from(2)
-        }
-    }
+    let options = Options {
+        trusted_key: args.trusted_key.clone(),
+        trusted_checkpoint: args.trusted_checkpoint.clone(),
+        policy: args.policy,
+        json: args.json,
+    };
+    let result = verify_with(args, &options);
+    ExitCode::from(keyledger_verify::report(
+        &result,
+        &options,
+        "keyledger",
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ))
 }
 
-/// The integrity report's fields, plus `policy` with `--policy` (null when
-/// the log failed integrity verification and was not replayed).
-fn print_json(args: &VerifyArgs, outcome: &Outcome) {
-    let value = serde_json::to_value(&outcome.report).map(|mut v| {
-        if args.policy
-            && let Some(map) = v.as_object_mut()
-        {
-            let policy = serde_json::to_value(&outcome.policy).unwrap_or_default();
-            map.insert("policy".into(), policy);
-        }
-        v
-    });
-    match value.and_then(|v| serde_json::to_string_pretty(&v)) {
-        Ok(json) => println!("{json}"),
-        Err(e) => eprintln!("keyledger: error: {e}"),
-    }
+/// A progress bar on a terminal's stderr (hidden otherwise, and with
+/// `--json`).
+struct Bar {
+    json: bool,
+    bar: std::cell::RefCell<ProgressBar>,
 }
 
-fn print_text(args: &VerifyArgs, outcome: &Outcome) {
-    let report = &outcome.report;
-    if let Some(failure) = &report.failure {
-        println!("FAILED: {failure}");
-        if let Some(position) = failure.position() {
-            println!("first bad position: {position}");
-        }
-    } else {
-        println!(
-            "OK: {} records of instance {} verified; root {}; {} ledger key rotation(s)",
-            report.records, report.instance, report.root, report.key_rotations
-        );
+impl Progress for Bar {
+    fn start(&self, phase: Phase, total: u64) {
+        let action = match phase {
+            Phase::Verifying => "verifying",
+            Phase::ReplayingPolicy => "replaying policy",
+        };
+        *self.bar.borrow_mut() = progress_bar(total, self.json, action);
     }
-    if !args.policy {
-        return;
+
+    fn advance(&self, done: u64) {
+        self.bar.borrow().set_position(done);
     }
-    match &outcome.policy {
-        None => println!("policy: not replayed (the log failed integrity verification)"),
-        Some(policy) => {
-            for finding in &policy.findings {
-                println!("{finding}");
-            }
-            let unlisted = policy.violations - policy.findings.len() as u64;
-            if unlisted > 0 {
-                println!("... and {unlisted} more policy violation(s)");
-            }
-            if policy.ok {
-                println!(
-                    "policy OK: {} events replayed, no rule broken",
-                    policy.events
-                );
-            } else {
-                println!(
-                    "policy FAILED: {} violation(s) in {} events",
-                    policy.violations, policy.events
-                );
-            }
-        }
+
+    fn finish(&self) {
+        self.bar.borrow().finish_and_clear();
     }
 }
 
@@ -188,7 +136,7 @@ fn download(_args: &VerifyArgs, _url: &str) -> Result<TempBundle, String> {
     Err("this build has no HTTP client (cargo feature `client`); download the bundle with `keyledger ledger export` or build with --features client".into())
 }
 
-fn verify_with(args: &VerifyArgs) -> Result<Outcome, String> {
+fn verify_with(args: &VerifyArgs, options: &Options) -> Result<Outcome, String> {
     let downloaded = match &args.url {
         Some(url) => Some(download(args, url)?),
         None => None,
@@ -198,35 +146,9 @@ fn verify_with(args: &VerifyArgs) -> Result<Outcome, String> {
         (None, Some(dir)) => dir.clone(),
         (None, None) => return Err("name a bundle directory or --url".into()),
     };
-    verify_dir(args, &bundle)
-}
-
-fn verify_dir(args: &VerifyArgs, bundle: &std::path::Path) -> Result<Outcome, String> {
-    let mut trust = Trust::default();
-    if let Some(path) = &args.trusted_key {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        trust.keys = verify::parse_trusted_keys(&text).map_err(|e| e.to_string())?;
-    }
-    if let Some(path) = &args.trusted_checkpoint {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        trust.checkpoint = Some(text);
-    }
-    let total = std::fs::metadata(bundle.join(crate::bundle::RECORDS_FILE))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let bar = progress_bar(total, args.json, "verifying");
-    let report = verify::verify_bundle(bundle, &trust, &|done| bar.set_position(done))
-        .map_err(|e| e.to_string());
-    bar.finish_and_clear();
-    let report = report?;
-    let policy = if args.policy && report.ok() {
-        let bar = progress_bar(total, args.json, "replaying policy");
-        let policy = verify::verify_policy(bundle, &|done| bar.set_position(done))
-            .map_err(|e| e.to_string());
-        bar.finish_and_clear();
-        Some(policy?)
-    } else {
-        None
+    let bar = Bar {
+        json: args.json,
+        bar: std::cell::RefCell::new(ProgressBar::hidden()),
     };
-    Ok(Outcome { report, policy })
+    keyledger_verify::verify_dir(&bundle, options, &bar)
 }

@@ -16,3 +16,4 @@ pub mod serve;
 pub mod softhsm;
 pub mod store_conformance;
 pub mod vectors;
+pub mod verifiers;
