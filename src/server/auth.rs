@@ -16,24 +16,11 @@ use sha2::{Digest, Sha256};
 
 use super::access_log::{Authenticated, CorrelationId};
 use super::errors::ApiError;
-use crate::event::{AccessDenied, Actor, AuthMethod, EventDraft, Role};
+use crate::event::{AccessDenied, Actor, AuthMethod, EventDraft};
 use crate::keys::service::KeyService;
 
-/// What a role may do, from least to most: each role includes the ones
-/// before it, except `Auditor`, which only reads the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Need {
-    /// List keys, read metadata, versions, policies, key rings.
-    Reader,
-    /// Create keys, wrap/unwrap/rewrap, rotate, read standard-key payloads,
-    /// import tokens, aliases.
-    Writer,
-    /// Delete, purge, restore, enable/disable, dual-auth delete, policies,
-    /// key rings, moving keys.
-    Manager,
-    /// Ledger endpoints (checkpoints, records, proofs, export).
-    Auditor,
-}
+pub use keyledger_core::roles::Need;
+use keyledger_core::roles::{allows, role_of};
 
 /// An authenticated caller.
 #[derive(Clone)]
@@ -41,27 +28,6 @@ pub struct Caller {
     pub service: Arc<KeyService>,
     pub actor: Actor,
     pub correlation_id: String,
-}
-
-fn role_of(name: &str) -> Option<Role> {
-    match name {
-        "manager" => Some(Role::Manager),
-        "writer" => Some(Role::Writer),
-        "reader" => Some(Role::Reader),
-        "auditor" => Some(Role::Auditor),
-        _ => None,
-    }
-}
-
-fn allows(role: Role, need: Need) -> bool {
-    match (role, need) {
-        (Role::Auditor, Need::Auditor) => true,
-        (Role::Auditor, _) | (_, Need::Auditor) => false,
-        (Role::Manager, _) => true,
-        (Role::Writer, Need::Writer | Need::Reader) => true,
-        (Role::Reader, Need::Reader) => true,
-        _ => false,
-    }
 }
 
 /// The client's `correlation-id` header, if it is a clean token.
@@ -237,22 +203,6 @@ mod tests {
             "Bearer\tt0k",
         ] {
             assert_eq!(bearer_token(v), None, "{v}");
-        }
-    }
-
-    #[test]
-    fn role_table() {
-        use Need::*;
-        let table = [
-            (Role::Reader, [true, false, false, false]),
-            (Role::Writer, [true, true, false, false]),
-            (Role::Manager, [true, true, true, false]),
-            (Role::Auditor, [false, false, false, true]),
-        ];
-        for (role, expect) in table {
-            for (need, want) in [Reader, Writer, Manager, Auditor].into_iter().zip(expect) {
-                assert_eq!(allows(role, need), want, "{role:?} {need:?}");
-            }
         }
     }
 }

@@ -1095,22 +1095,15 @@ async fn run_action(
     action: String,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let need = match action.as_str() {
-        "wrap" | "unwrap" | "rewrap" | "rotate" => Need::Writer,
-        "enable" | "disable" | "setKeyForDeletion" | "unsetKeyForDeletion" | "restore" => {
-            Need::Manager
-        }
-        "sync" => Need::Reader,
-        _ => {
-            return Err(ApiError::new(
-                400,
-                "INVALID_QUERY_PARAM_ERR",
-                format!(
-                    "unknown action {:?}",
-                    action.chars().take(40).collect::<String>()
-                ),
-            ));
-        }
+    let Some(need) = keyledger_core::roles::need_for_key_action(&action) else {
+        return Err(ApiError::new(
+            400,
+            "INVALID_QUERY_PARAM_ERR",
+            format!(
+                "unknown action {:?}",
+                action.chars().take(40).collect::<String>()
+            ),
+        ));
     };
     let caller = authenticate(&req, &state.registry, need, &action).await?;
     let c = caller.clone();

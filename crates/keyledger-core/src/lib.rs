@@ -11,6 +11,7 @@
 //! - [`governance`], [`master_key`], [`keys`]: governance command documents
 //!   and rules, the master-key projection, the key state machine and key
 //!   projections; [`projections`] applies them all in log order.
+//! - [`roles`]: the role table the server authorises bearer requests with.
 //! - [`verify`]: the offline verifier, including `--policy`'s replay.
 //!
 //! Still to do (issue 15): `verify` and `bundle` read bundle directories
@@ -30,4 +31,5 @@ pub mod master_key;
 pub mod merkle;
 pub mod projections;
 pub mod record;
+pub mod roles;
 pub mod verify;
