@@ -251,6 +251,10 @@ impl LedgerWriter {
             checkpoint_lock: Mutex::new(0),
         });
         let epoch = Arc::new(AtomicU64::new(0));
+        // What the log held when this writer started (checkpointed by the
+        // writer before it), read before any thread can append: the
+        // checkpointer covers everything after it however late it starts.
+        let opened_size = shared.log.head().size;
         let sequencer = {
             let shared = shared.clone();
             let epoch = epoch.clone();
@@ -287,7 +291,7 @@ impl LedgerWriter {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("ledger-ckpt-{}", shared.instance))
-                .spawn(move || run_checkpointer(&shared, &checkpoint_requests))
+                .spawn(move || run_checkpointer(&shared, &checkpoint_requests, opened_size))
         };
         let mut threads = shared
             .threads
@@ -709,8 +713,11 @@ fn run_committer(
 
 /// Issues the checkpoints the committer asks for, then, once the committer
 /// is gone, a final one of whatever is durable and not yet checkpointed.
-fn run_checkpointer(shared: &Shared, requests: &Receiver<()>) {
-    let mut checkpointed_size = shared.log.head().size;
+/// `opened_size` is the log's size when the writer started: reading it here
+/// instead would skip whatever the committer wrote before this thread ran
+/// (its checkpoint request then found nothing new, and so did shutdown).
+fn run_checkpointer(shared: &Shared, requests: &Receiver<()>, opened_size: u64) {
+    let mut checkpointed_size = opened_size;
     let mut issue = || {
         let durable = shared.durable();
         if durable.head.size > checkpointed_size && issue_checkpoint(shared, &durable).is_ok() {
