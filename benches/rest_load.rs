@@ -310,17 +310,24 @@ fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, Strin
             })
         };
         if let Some(addr) = listening("keyledger: serving ") {
-            // The operations line follows the serving line when there is one.
-            std::thread::sleep(Duration::from_millis(100));
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let ops = text
-                .lines()
-                .filter(|l| l.starts_with("keyledger: operations "))
-                .find_map(|l| {
-                    l.split_once(" on http://")
-                        .map(|(_, a)| a.trim().to_string())
-                })
-                .unwrap_or_else(|| addr.clone());
+            // The operations line follows the serving line at once when
+            // the build has one; an older build never prints it.
+            let wait = Instant::now() + Duration::from_secs(2);
+            let ops = loop {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let ops = text
+                    .lines()
+                    .filter(|l| l.starts_with("keyledger: operations "))
+                    .find_map(|l| {
+                        l.split_once(" on http://")
+                            .map(|(_, a)| a.trim().to_string())
+                    });
+                match ops {
+                    Some(ops) => break ops,
+                    None if Instant::now() >= wait => break addr.clone(),
+                    None => std::thread::sleep(Duration::from_millis(10)),
+                }
+            };
             return (child, addr, ops);
         }
         if Instant::now() >= deadline {

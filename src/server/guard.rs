@@ -83,12 +83,8 @@ pub async fn guard(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let has_body = announces_body(&req);
-    for name in ["authorization", "bluemix-instance"] {
-        if let Err(e) = single_header(req.request(), name) {
-            return Ok(refuse(req, e, has_body));
-        }
-    }
     if takes_bearer(req.path()) {
+        // identify refuses repeated identity headers too.
         let Some(state) = req.app_data::<Data<AppState>>().cloned() else {
             return Ok(refuse(req, ApiError::internal(), has_body));
         };
@@ -97,6 +93,12 @@ pub async fn guard(
                 req.extensions_mut().insert(identity);
             }
             Err(e) => return Ok(refuse(req, e, has_body)),
+        }
+    } else {
+        for name in ["authorization", "bluemix-instance"] {
+            if let Err(e) = single_header(req.request(), name) {
+                return Ok(refuse(req, e, has_body));
+            }
         }
     }
     let timeout = req.app_data::<BodyTimeout>().copied();

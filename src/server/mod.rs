@@ -101,23 +101,26 @@ fn sealed_instances(state: &AppState) -> Vec<String> {
     )
 )]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let sealed = sealed_instances(&state);
-    if sealed.is_empty() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "sealed", "sealed_count": sealed.len()}))
-    }
+    readiness(&state, false)
 }
 
 /// The operations listener's `GET /ready`: 503 names the sealed instances.
 async fn ops_ready(state: web::Data<AppState>) -> HttpResponse {
-    let sealed = sealed_instances(&state);
+    readiness(&state, true)
+}
+
+/// 200 `ready`, or 503 `sealed` with the sealed instances' names
+/// (`name_them`) or only their number.
+fn readiness(state: &AppState, name_them: bool) -> HttpResponse {
+    let sealed = sealed_instances(state);
     if sealed.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
-    } else {
+    } else if name_them {
         HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"status": "sealed", "sealed_instances": sealed}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "sealed", "sealed_count": sealed.len()}))
     }
 }
 
