@@ -602,6 +602,46 @@ fn second_open_is_locked_until_the_first_is_dropped() {
     assert_eq!(log.head().size, 1);
 }
 
+/// A child process forked while the log was open holds a copy of the lock's
+/// descriptor until its `exec`; a log closed and reopened in that instant
+/// (a test spawning the CLI while another reopens its instance; a server
+/// restarting an instance while a hook runs) must wait for it, not fail.
+#[test]
+fn reopen_waits_for_a_lock_inherited_by_a_forked_child() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    setup(data, &[1]);
+    let (store, log) = open(data);
+    let mut command = Command::new("true");
+    // SAFETY: the closure runs in the forked child before exec and only
+    // sleeps (nanosleep is async-signal-safe); it holds the inherited
+    // descriptors, the lock's among them, for that long.
+    unsafe {
+        command.pre_exec(|| {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            Ok(())
+        });
+    }
+    // `spawn` returns only once the child has exec'd, so the fork happens
+    // on another thread, as it does when a test or hook spawns a program
+    // concurrently; this thread closes and reopens the log meanwhile.
+    let (forked, is_forked) = std::sync::mpsc::channel();
+    let spawner = std::thread::spawn(move || {
+        // `spawn` blocks for the child's sleep; say when the fork is near.
+        forked.send(()).expect("send");
+        command.spawn().expect("spawn").wait().expect("wait")
+    });
+    is_forked.recv().expect("recv");
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    drop(log);
+    let log = store
+        .open_log(INST)
+        .expect("reopen while the child still holds the lock");
+    assert_eq!(log.head().size, 1);
+    assert!(spawner.join().expect("join").success());
+}
+
 /// Run by `second_open_is_locked_until_the_first_is_dropped` in a child process.
 #[test]
 #[ignore = "helper run in a child process"]

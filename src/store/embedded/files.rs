@@ -55,6 +55,17 @@ pub(crate) fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// How long [`lock`] waits for a lock held by someone else before it
+/// reports [`StoreError::Locked`].
+///
+/// A lock belongs to the open file, and a process that forks (to run any
+/// child program) hands the child a copy of every descriptor until the
+/// child's `exec` closes it. A log closed in this process while another
+/// thread was spawning a child therefore stays locked for that instant;
+/// the wait covers it, while a second process holding the log still fails.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Opens (creating if needed) and exclusively locks `log/LOCK`.
 pub(crate) fn lock(log_dir: &Path, instance: &str) -> Result<File, StoreError> {
     let file = private()
@@ -63,12 +74,20 @@ pub(crate) fn lock(log_dir: &Path, instance: &str) -> Result<File, StoreError> {
         .create(true)
         .truncate(false)
         .open(log_dir.join(LOCK_FILE))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
-            instance: instance.to_string(),
-        }),
-        Err(fs::TryLockError::Error(e)) => Err(StoreError::Io(e)),
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    instance: instance.to_string(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(StoreError::Io(e)),
+        }
     }
 }
 
