@@ -25,6 +25,41 @@ fn fresh() -> impl Fn() -> EmbeddedStore {
 
 keyledger_ledger::store_conformance_tests!(fresh);
 
+/// The embedded store, except that it lists instances in reverse order.
+struct ReversedList(EmbeddedStore);
+
+impl EventStore for ReversedList {
+    fn create_instance(&self, instance: &str) -> Result<Arc<dyn InstanceLog>, StoreError> {
+        self.0.create_instance(instance)
+    }
+    fn open_instance(&self, instance: &str) -> Result<Arc<dyn InstanceLog>, StoreError> {
+        self.0.open_instance(instance)
+    }
+    fn list_instances(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = self.0.list_instances()?;
+        names.reverse();
+        Ok(names)
+    }
+}
+
+#[test]
+fn run_all_names_the_cases_a_broken_backend_fails() {
+    let broken = || {
+        let open = fresh();
+        move || ReversedList(open())
+    };
+    let failure = std::panic::catch_unwind(|| keyledger_ledger::conformance::run_all(broken))
+        .expect_err("a backend listing instances unsorted fails the suite");
+    let message = failure
+        .downcast_ref::<String>()
+        .expect("an assertion message");
+    assert!(
+        message.ends_with("store conformance cases failed: check_instances_create_open_list"),
+        "{message}"
+    );
+    keyledger_ledger::conformance::run_all(fresh);
+}
+
 const INST: &str = "t";
 
 fn log_dir(data: &Path) -> PathBuf {
