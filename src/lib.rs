@@ -9,34 +9,31 @@
 //!   crate and re-exported here at their old paths: [`event`], [`record`],
 //!   [`chain`], [`merkle`], [`checkpoint`], [`verify`], [`governance`],
 //!   [`master_key`]; [`bundle`] adds export to core's bundle format.
-//! - Write path: [`signer`] (where the ledger key lives: [`ledger_key`] file
-//!   or an HSM backend), [`writer`] (group commit), [`ledger`]
-//!   (instance lifecycle), [`store`] (the `EventStore` contract and backends).
-//! - [`cli`]: the `keyledger` command line; [`data_dir`]: the data
-//!   directory is private to the service user.
+//! - Write path, in the `keyledger-ledger` crate and re-exported here at
+//!   their old paths: [`writer`] (group commit), [`ledger_key`], [`store`]
+//!   (the `EventStore` contract and the embedded backend), [`data_dir`],
+//!   [`histogram`], [`sample_events`]; [`signer`] and [`ledger`] add the
+//!   HSM as a place for the ledger key (`HsmSigner`, the ledger types with
+//!   `dyn HsmBackend` as their key device).
+//! - [`cli`]: the `keyledger` command line.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub use keyledger_core::{
     chain, checkpoint, event, governance, master_key, merkle, record, verify,
 };
+pub use keyledger_ledger::{data_dir, histogram, ledger_key, sample_events, store, writer};
 
 pub mod admin_key;
 pub mod bundle;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod data_dir;
-pub mod histogram;
 pub mod hsm;
 pub mod instance;
 pub mod keys;
 pub mod ledger;
-pub mod ledger_key;
-pub mod sample_events;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod signer;
-pub mod store;
-pub mod writer;

@@ -1,88 +1,81 @@
-//! Who signs an instance's records and checkpoints: the [`LedgerSigner`]
-//! abstraction over where the ledger key lives.
+//! Who signs an instance's records and checkpoints. The [`LedgerSigner`]
+//! abstraction and the key-file signer live in `keyledger_ledger` (see
+//! [`crate::ledger_key`]); this module re-exports them and adds the
+//! HSM-held signer, which needs the HSM code (it moves with the HSM to
+//! `keyledger-kms`):
 //!
-//! - [`LedgerKey`](crate::ledger_key::LedgerKey): the private key in a 0600
-//!   file, signing in process (the writer signs a batch on all cores).
 //! - [`HsmSigner`]: an Ed25519 key pair inside an HSM backend that supports
 //!   signing (PKCS#11); every signature is one backend call, made through the
 //!   backend's sessions, and checked against the public key before use.
+//! - `impl KeyDevice for dyn HsmBackend`: how an instance ledger
+//!   ([`crate::ledger::Ledger`]) makes and reopens its key in an HSM.
 //!
-//! Both sign exactly the messages of `docs/LEDGER-FORMAT.md` (sections 3 and
-//! 6), and a key's id and note verifier key derive from its public key only,
-//! so a log signed in an HSM verifies like one signed with a key file.
+//! Both signers sign exactly the messages of `docs/LEDGER-FORMAT.md`
+//! (sections 3 and 6), and a key's id and note verifier key derive from its
+//! public key only, so a log signed in an HSM verifies like one signed with
+//! a key file.
 
 use std::sync::Arc;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::chain::{self, Link};
-use crate::checkpoint::{Checkpoint, NoteVerifierKey};
+use crate::checkpoint::NoteVerifierKey;
 use crate::hsm::{HsmBackend, HsmError};
 
-/// Why a signature could not be made.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SignError {
-    #[error("HSM signing failed: {0}")]
-    Hsm(#[from] HsmError),
-    #[error("the HSM returned a signature that does not verify under the ledger key {key_id}")]
-    BadSignature { key_id: String },
-}
+pub use keyledger_ledger::signer::{LedgerSigner, SignError};
 
-/// A ledger key: signs record messages and checkpoint notes of one instance.
-///
-/// Implementations never print or log private key material.
-pub trait LedgerSigner: Send + Sync {
-    /// Note signer name (the checkpoint origin, `keyledger/<instance>`).
-    fn name(&self) -> &str;
-
-    /// The Ed25519 public key.
-    fn verifying_key(&self) -> VerifyingKey;
-
-    /// Pure Ed25519 (RFC 8032) signature of `message`.
-    fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], SignError>;
-
-    /// Where the private key lives (`file`, `hsm:pkcs11`), for operators.
-    fn location(&self) -> String;
-
-    /// True when a signature is computed in this process in a few
-    /// microseconds (a key file). The writer then signs ordinary batches on
-    /// its sequencer thread rather than waking a pool for them; a signer
-    /// that waits on a device keeps every batch spread over the pool.
-    fn signs_in_process(&self) -> bool {
-        false
-    }
-
-    /// The published verifier key.
-    fn note_verifier(&self) -> NoteVerifierKey {
-        NoteVerifierKey::new(self.name(), self.verifying_key())
-    }
-
-    /// C2SP key id, 8 lower-case hex characters; named in every record.
-    fn key_id_hex(&self) -> String {
-        hex::encode(self.note_verifier().key_id())
-    }
-
-    /// The signature of the record whose chain link is `link`.
-    fn record_signature(&self, link: &Link) -> Result<[u8; 64], SignError> {
-        self.sign_message(&chain::signing_message(link))
-    }
-
-    /// A C2SP signed note of `checkpoint` under this key's name.
-    fn checkpoint_note(&self, checkpoint: &Checkpoint) -> Result<String, SignError> {
-        checkpoint.sign_detached(self.name(), &self.verifying_key(), |body| {
-            self.sign_message(body)
-        })
+impl From<HsmError> for SignError {
+    fn from(e: HsmError) -> Self {
+        SignError::Device(e.to_string())
     }
 }
 
-impl std::fmt::Debug for dyn LedgerSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "LedgerSigner({} in {})",
-            self.key_id_hex(),
-            self.location()
-        )
+/// The HSM backends as the ledger's key devices: a ledger key lives in a
+/// backend that supports signing, as a non-extractable key pair.
+impl keyledger_ledger::ledger::KeyDevice for dyn HsmBackend {
+    type Error = HsmError;
+
+    fn kind(&self) -> &str {
+        HsmBackend::kind(self)
+    }
+
+    fn check_can_hold_keys(&self) -> Result<(), HsmError> {
+        if self.supports_signing() {
+            Ok(())
+        } else {
+            Err(HsmError::Unsupported(
+                "this HSM backend cannot hold a ledger key (no signing capability); \
+                 keep the ledger key in a key file",
+            ))
+        }
+    }
+
+    fn generate_signer(
+        device: &Arc<Self>,
+        instance: &str,
+        label: &str,
+        name: &str,
+    ) -> Result<Arc<dyn LedgerSigner>, HsmError> {
+        Ok(Arc::new(HsmSigner::generate(
+            device.clone(),
+            instance,
+            label,
+            name,
+        )?))
+    }
+
+    fn open_signer(
+        device: &Arc<Self>,
+        instance: &str,
+        label: &str,
+        name: &str,
+    ) -> Result<Arc<dyn LedgerSigner>, HsmError> {
+        Ok(Arc::new(HsmSigner::open(
+            device.clone(),
+            instance,
+            label,
+            name,
+        )?))
     }
 }
 

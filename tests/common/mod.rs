@@ -3,6 +3,8 @@
 
 pub mod events;
 pub mod fixture;
+// One copy, shared with keyledger-ledger's writer tests.
+#[path = "../../crates/keyledger-ledger/tests/common/flaky_log.rs"]
 pub mod flaky_log;
 pub mod hsm_conformance;
 pub mod http;
@@ -14,6 +16,5 @@ pub mod rest_kp_env;
 pub mod secrets_scan;
 pub mod serve;
 pub mod softhsm;
-pub mod store_conformance;
 pub mod vectors;
 pub mod verifiers;

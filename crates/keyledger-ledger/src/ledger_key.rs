@@ -3,7 +3,8 @@
 //!
 //! This is the file-backed [`LedgerSigner`]: the private part lives in a 0600
 //! key file written atomically (temp file, fsync, rename, fsync directory).
-//! (A ledger key held in an HSM backend is a [`crate::signer::HsmSigner`].)
+//! (A key held in a signing device, such as an HSM, is another
+//! [`LedgerSigner`], made by a [`crate::ledger::KeyDevice`].)
 //! The public part is published as a C2SP note verifier key
 //! (`<name>+<id>+<base64>`).
 
@@ -15,9 +16,9 @@ use std::sync::Arc;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
-use crate::chain::{self, Link};
-use crate::checkpoint::NoteVerifierKey;
 use crate::signer::{LedgerSigner, SignError};
+use keyledger_core::chain::{self, Link};
+use keyledger_core::checkpoint::NoteVerifierKey;
 
 mod seed_signer;
 use seed_signer::SeedSigner;
@@ -109,7 +110,7 @@ impl LedgerKey {
     }
 
     /// Signs a checkpoint as a C2SP note under this key's name.
-    pub fn sign_checkpoint(&self, checkpoint: &crate::checkpoint::Checkpoint) -> String {
+    pub fn sign_checkpoint(&self, checkpoint: &keyledger_core::checkpoint::Checkpoint) -> String {
         checkpoint.sign(&self.name, &self.signing)
     }
 
@@ -187,7 +188,7 @@ impl From<LedgerKey> for Arc<dyn LedgerSigner> {
     }
 }
 
-pub use crate::chain::verify_record;
+pub use keyledger_core::chain::verify_record;
 
 /// Writes `bytes` to `path` via a 0600 temp file, fsync, rename and a
 /// directory fsync, so a crash leaves either the old file or the new one.
@@ -278,7 +279,7 @@ mod tests {
         let signer: &dyn LedgerSigner = &key;
         assert_eq!(signer.record_signature(&link), Ok(key.sign_record(&link)));
         assert_eq!(signer.key_id_hex(), key.key_id_hex());
-        let cp = crate::checkpoint::Checkpoint {
+        let cp = keyledger_core::checkpoint::Checkpoint {
             origin: "keyledger/t".into(),
             size: 3,
             root: [7u8; 32],

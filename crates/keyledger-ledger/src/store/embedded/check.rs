@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use crate::chain::{self, Link};
-use crate::record::{MAX_EVENT_BYTES, Record};
 use crate::store::{SealedRecord, StoreError};
+use keyledger_core::chain::{self, Link};
+use keyledger_core::record::{MAX_EVENT_BYTES, Record};
 
 /// The two envelope fields the store relies on. Other fields are ignored:
 /// the store does not interpret events beyond their place in the chain.

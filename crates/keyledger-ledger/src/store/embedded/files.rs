@@ -5,9 +5,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::chain::Link;
-use crate::merkle::Hash;
 use crate::store::StoreError;
+use keyledger_core::chain::Link;
+use keyledger_core::merkle::Hash;
 
 /// Exclusive `flock` held for as long as the log is open.
 pub(crate) const LOCK_FILE: &str = "LOCK";

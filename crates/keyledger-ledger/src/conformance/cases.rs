@@ -1,159 +1,22 @@
-//! Backend-agnostic conformance checks for `EventStore` / `InstanceLog`.
-//!
-//! Each backend's test file calls every `pub fn check_*` from its own
-//! `#[test]` with an `open` function that returns a new handle to the same,
-//! initially empty, backing storage on every call (so "reopen" means: drop
-//! every handle, call `open` again). Only the traits are used here.
-#![allow(dead_code)]
+//! The cases of the suite, one function each, every one given an `open`
+//! function on fresh storage (see the [module docs](super)).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
+use std::time::Duration;
 
-use keyledger::chain::{self, GENESIS_PREV, Link};
-use keyledger::merkle::{
-    self, Frontier, Hash, MemoryNodes, NodeRef, verify_consistency, verify_inclusion,
-};
-use keyledger::record::{MAX_EVENT_BYTES, Record};
-use keyledger::store::{
-    ChainHead, EventStore, InstanceLog, Linked, LogNodes, SealedRecord, StoreError,
-};
+use crate::ledger_key::LedgerKey;
+use crate::store::{ChainHead, InstanceLog, Linked, LogNodes, SealedRecord, StoreError};
+use crate::writer::{LedgerWriter, WriterConfig, origin_for};
+use keyledger_core::chain::{self, GENESIS_PREV};
+use keyledger_core::event::{Actor, EventDraft, KeyEnabled};
+use keyledger_core::merkle::{self, Hash, MemoryNodes};
+use keyledger_core::record::{MAX_EVENT_BYTES, Record};
 
-/// Returns a new handle on the backend's storage under test.
-pub type Open<'a> = &'a dyn Fn() -> Box<dyn EventStore>;
-
-/// A realistic sealed record: JSON event bytes carrying `seq` and `prev`,
-/// padded by `pad` bytes of body, with a deterministic 64-byte "signature"
-/// (the store does not verify signatures).
-pub fn sealed(instance: &str, seq: u64, prev: &Link, pad: usize) -> SealedRecord {
-    let body = "x".repeat(pad);
-    let event = format!(
-        r#"{{"instance":"{instance}","seq":{seq},"type":"test.event","payload":{{"body":"{body}"}},"prev":"{}"}}"#,
-        chain::to_hex(prev)
-    )
-    .into_bytes();
-    Linked::new(seq, event)
-        .sign(|link| {
-            let mut signature = [0u8; 64];
-            signature[..32].copy_from_slice(link);
-            signature[32..].copy_from_slice(&chain::link(link));
-            Ok::<_, std::convert::Infallible>(signature)
-        })
-        .unwrap_or_else(|never| match never {})
-}
-
-/// `record` sealed at `seq` (whatever seq its event carries).
-pub fn at_seq(seq: u64, record: &Record) -> SealedRecord {
-    SealedRecord::new(seq, record.clone())
-}
-
-/// `n` records continuing the chain after `head`; sizes vary with the seq.
-pub fn batch(instance: &str, head: ChainHead, n: u64) -> Vec<SealedRecord> {
-    let mut prev = head.link;
-    (head.size..head.size + n)
-        .map(|seq| {
-            let r = sealed(instance, seq, &prev, (seq as usize * 37) % 300);
-            prev = *r.link();
-            r
-        })
-        .collect()
-}
-
-/// The head after `records` (which must start at seq 0).
-pub fn head_of(records: &[SealedRecord]) -> ChainHead {
-    ChainHead {
-        size: records.len() as u64,
-        link: records.last().map_or(GENESIS_PREV, |r| *r.link()),
-    }
-}
-
-/// Appends batches of the given sizes, returning every record appended.
-pub fn append_batches(log: &dyn InstanceLog, sizes: &[u64]) -> Vec<SealedRecord> {
-    let mut all = Vec::new();
-    for &n in sizes {
-        let b = batch(log.instance(), log.head(), n);
-        log.append(&b).expect("append");
-        all.extend(b);
-    }
-    all
-}
-
-fn records(sealed: &[SealedRecord]) -> Vec<Record> {
-    sealed.iter().map(|s| s.record().clone()).collect()
-}
-
-/// Asserts that `log` holds exactly `expected` (head, full and partial reads).
-pub fn assert_log_holds(log: &dyn InstanceLog, expected: &[SealedRecord]) {
-    assert_eq!(log.head(), head_of(expected));
-    let want = records(expected);
-    let got = log.read(0, expected.len() as u64).expect("read all");
-    assert_eq!(got, want);
-    let n = expected.len() as u64;
-    for (a, b) in [
-        (0, 0),
-        (0, 1),
-        (n / 3, n / 2),
-        (n.saturating_sub(1), n),
-        (n, n),
-    ] {
-        if a <= b && b <= n {
-            let got = log.read(a, b).expect("read range");
-            assert_eq!(got, want[a as usize..b as usize], "read({a}, {b})");
-        }
-    }
-}
-
-/// Every node `Frontier::push` produces for `leaves`.
-fn reference_nodes(leaves: &[Hash]) -> Vec<NodeRef> {
-    let mut frontier = Frontier::new();
-    leaves.iter().flat_map(|l| frontier.push(*l)).collect()
-}
-
-/// Asserts `node`, roots and proofs of `log` match a `Frontier` fed `leaves`.
-pub fn assert_tree_matches(log: &dyn InstanceLog, leaves: &[Hash]) {
-    let size = leaves.len() as u64;
-    for node in reference_nodes(leaves) {
-        assert_eq!(
-            log.node(node.level, node.index).expect("node"),
-            node.hash,
-            "node ({}, {})",
-            node.level,
-            node.index
-        );
-    }
-    let (mem, _) = MemoryNodes::from_leaves(leaves.iter().copied()).expect("reference");
-    let src = LogNodes(log);
-    let mut roots = Vec::new();
-    for s in 0..=size {
-        let (_, frontier) = MemoryNodes::from_leaves(leaves[..s as usize].iter().copied())
-            .expect("reference prefix");
-        let root = merkle::root_at(&src, s).expect("root_at");
-        assert_eq!(root, frontier.root(), "root at {s}");
-        roots.push(root);
-    }
-    for s in 1..=size {
-        for i in 0..s {
-            let proof = merkle::inclusion_proof(&src, i, s).expect("inclusion proof");
-            assert_eq!(
-                proof,
-                merkle::inclusion_proof(&mem, i, s).expect("reference")
-            );
-            verify_inclusion(&leaves[i as usize], i, s, &proof, &roots[s as usize])
-                .expect("inclusion verifies");
-        }
-    }
-    for s2 in 0..=size {
-        for s1 in 0..=s2 {
-            let proof = merkle::consistency_proof(&src, s1, s2).expect("consistency proof");
-            assert_eq!(
-                proof,
-                merkle::consistency_proof(&mem, s1, s2).expect("reference")
-            );
-            verify_consistency(s1, s2, &proof, &roots[s1 as usize], &roots[s2 as usize])
-                .expect("consistency verifies");
-        }
-    }
-}
+use super::Open;
+use super::helpers::*;
 
 pub fn check_instances_create_open_list(open: Open<'_>) {
     let store = open();
@@ -366,6 +229,11 @@ pub fn check_reopen_preserves_everything(open: Open<'_>) {
     drop(store);
     let store = open();
     let log = store.open_instance("durable").expect("reopen");
+    assert_eq!(
+        log.torn_tail(),
+        None,
+        "a cleanly closed log has no torn tail"
+    );
     assert_log_holds(log.as_ref(), &all);
     let leaves: Vec<Hash> = all.iter().map(|r| *r.leaf()).collect();
     assert_tree_matches(log.as_ref(), &leaves);
@@ -480,22 +348,201 @@ pub fn check_instances_are_isolated(open: Open<'_>) {
     assert_tree_matches(b.as_ref(), &leaves);
 }
 
-/// Runs every check, each on fresh storage from `fresh` (for ad-hoc use;
-/// backends should rather call each check from its own `#[test]`).
-pub fn run_all(fresh: &dyn Fn() -> Box<dyn Fn() -> Box<dyn EventStore>>) {
-    let checks: [fn(Open<'_>); 9] = [
-        check_instances_create_open_list,
-        check_append_and_read_back,
-        check_bad_batches_write_nothing,
-        check_out_of_range,
-        check_tree_and_proofs,
-        check_reopen_preserves_everything,
-        check_checkpoints,
-        check_concurrent_readers_see_whole_batches,
-        check_instances_are_isolated,
-    ];
-    for check in checks {
-        let open = fresh();
-        check(open.as_ref());
+/// A record whose event does not continue the chain (its `seq` or `prev`
+/// field, or not a chained JSON object at all) is refused as
+/// [`StoreError::InvalidRecord`] and nothing of its batch is written.
+pub fn check_broken_chain_is_refused(open: Open<'_>) {
+    let store = open();
+    let log = store.create_instance("chain").expect("create");
+    let all = append_batches(log.as_ref(), &[3]);
+    let head = log.head();
+    let seal = |seq: u64, event: Vec<u8>| {
+        Linked::new(seq, event)
+            .sign(|link| Ok::<_, std::convert::Infallible>([link[0]; 64]))
+            .unwrap_or_else(|never| match never {})
+    };
+    let wrong_prev = sealed("chain", head.size, &[9u8; 32], 10);
+    let wrong_seq = at_seq(
+        head.size,
+        sealed("chain", head.size + 5, &head.link, 10).record(),
+    );
+    let not_json = seal(head.size, b"not an event".to_vec());
+    let bad_prev_hex = seal(
+        head.size,
+        format!(r#"{{"seq":{},"prev":"XYZ"}}"#, head.size).into_bytes(),
+    );
+    for (what, bad) in [
+        ("prev not the head's link", wrong_prev),
+        ("seq field not the record's place", wrong_seq),
+        ("not JSON", not_json),
+        ("prev not hex", bad_prev_hex),
+    ] {
+        // Alone, and after a good record in the same batch.
+        assert!(
+            matches!(log.append(std::slice::from_ref(&bad)), Err(StoreError::InvalidRecord { seq, .. }) if seq == head.size),
+            "{what}"
+        );
+        let good = sealed("chain", head.size, &head.link, 5);
+        let bad_second = at_seq(head.size + 1, bad.record());
+        assert!(
+            matches!(log.append(&[good, bad_second]), Err(StoreError::InvalidRecord { seq, .. }) if seq == head.size + 1),
+            "{what}, second in its batch"
+        );
+        assert_log_holds(log.as_ref(), &all);
     }
+    drop(log);
+    drop(store);
+    let store = open();
+    let log = store.open_instance("chain").expect("reopen");
+    assert_log_holds(log.as_ref(), &all);
+}
+
+/// Appends to one log are serialised: of batches racing from the same head
+/// exactly one is stored, every other one gets [`StoreError::Conflict`],
+/// and the log holds the winner's records only.
+pub fn check_racing_appends_one_wins(open: Open<'_>) {
+    const RACERS: usize = 8;
+    let store = open();
+    let log = store.create_instance("race").expect("create");
+    let mut all = append_batches(log.as_ref(), &[2]);
+    let head = log.head();
+    let candidates: Vec<Vec<SealedRecord>> = (0..RACERS)
+        .map(|i| {
+            // Distinct contents per racer: pad differs.
+            let mut prev = head.link;
+            (head.size..head.size + 3)
+                .map(|seq| {
+                    let r = sealed("race", seq, &prev, i * 7 + seq as usize);
+                    prev = *r.link();
+                    r
+                })
+                .collect()
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(RACERS);
+    let outcomes: Vec<Result<(), StoreError>> = thread::scope(|s| {
+        let handles: Vec<_> = candidates
+            .iter()
+            .map(|b| {
+                let (log, barrier) = (&log, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    log.append(b)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("racer"))
+            .collect()
+    });
+    let winners: Vec<usize> = (0..RACERS).filter(|&i| outcomes[i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one racing batch is stored");
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if let Err(e) = outcome {
+            assert!(
+                matches!(e, StoreError::Conflict { batch_start, size } if *batch_start == head.size && *size == head.size + 3),
+                "racer {i}: {e}"
+            );
+        }
+    }
+    all.extend(candidates[winners[0]].iter().cloned());
+    assert_log_holds(log.as_ref(), &all);
+}
+
+/// The ledger writer over this backend: concurrent appends get distinct,
+/// gap-free sequence numbers and land in the log chained and signed; the
+/// checkpoints it saves verify and never go backwards; after every handle is
+/// dropped a new writer continues the same chain.
+pub fn check_writer_round_trip(open: Open<'_>) {
+    let key = || LedgerKey::from_seed(&origin_for("writer"), &[3u8; 32]);
+    let config = || WriterConfig {
+        checkpoint_interval: Duration::ZERO,
+        ..WriterConfig::default()
+    };
+    let draft = |n: u64| {
+        EventDraft::new(
+            Actor::operator("conformance"),
+            format!("c-{n}"),
+            &KeyEnabled {
+                key_id: format!("k-{n}"),
+            },
+        )
+        .expect("draft")
+    };
+    let vkey = key().note_verifier();
+    let public = key().verifying_key();
+    let checkpoint_size = |log: &dyn InstanceLog| {
+        log.latest_checkpoint()
+            .expect("checkpoint")
+            .map(|note| {
+                let cp = keyledger_core::checkpoint::parse_and_verify(
+                    note.as_bytes(),
+                    std::slice::from_ref(&vkey),
+                )
+                .expect("the saved checkpoint verifies");
+                let root = merkle::root_at(&LogNodes(log), cp.size).expect("root");
+                assert_eq!(cp.root, root, "checkpoint root is the log's root");
+                cp.size
+            })
+            .unwrap_or(0)
+    };
+    let store = open();
+    let log = store.create_instance("writer").expect("create");
+    let writer = LedgerWriter::start(log.clone(), key(), config());
+    let mut seqs: Vec<u64> = thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let writer = &writer;
+                s.spawn(move || {
+                    (0..25u64)
+                        .map(|i| writer.append(draft(t * 100 + i)).expect("append").seq)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("appender"))
+            .collect()
+    });
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..100).collect::<Vec<u64>>(), "gap-free, distinct");
+    let mut seen = 0;
+    for _ in 0..3 {
+        writer.append(draft(1000)).expect("append");
+        let size = checkpoint_size(log.as_ref());
+        assert!(size >= seen, "checkpoints never go backwards");
+        seen = size;
+    }
+    let note = writer.checkpoint().expect("checkpoint now");
+    assert!(note.starts_with(&format!("{}\n103\n", origin_for("writer"))));
+    writer.shutdown();
+    assert_eq!(checkpoint_size(log.as_ref()), 103);
+    let records = log.read(0, 103).expect("read");
+    let mut prev = GENESIS_PREV;
+    for (seq, r) in records.iter().enumerate() {
+        let event: serde_json::Value = serde_json::from_slice(&r.event).expect("json");
+        assert_eq!(event["seq"], seq as u64);
+        assert_eq!(event["prev"], chain::to_hex(&prev));
+        assert!(
+            chain::verify_record(&public, &r.link(), &r.signature),
+            "record {seq} is signed by the ledger key"
+        );
+        prev = r.link();
+    }
+    assert_eq!(log.head().link, prev);
+    drop(log);
+    drop(store);
+
+    let store = open();
+    let log = store.open_instance("writer").expect("reopen");
+    assert_eq!(log.head().size, 103);
+    let writer = LedgerWriter::start(log.clone(), key(), config());
+    let r = writer.append(draft(2000)).expect("append after reopen");
+    assert_eq!(r.seq, 103);
+    let event: serde_json::Value = serde_json::from_slice(&r.event).expect("json");
+    assert_eq!(event["prev"], chain::to_hex(&prev), "the chain continues");
+    writer.shutdown();
+    assert_eq!(checkpoint_size(log.as_ref()), 104);
 }

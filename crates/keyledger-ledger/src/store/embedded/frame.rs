@@ -12,7 +12,7 @@
 //! 84+L     4     crc32          CRC-32 (IEEE) of bytes 0 .. 84+L
 //! ```
 
-use crate::record::{MAX_EVENT_BYTES, Record, SIGNATURE_LEN};
+use keyledger_core::record::{MAX_EVENT_BYTES, Record, SIGNATURE_LEN};
 
 /// First 8 bytes of every record log.
 pub(crate) const LOG_MAGIC: [u8; 8] = *b"KLRECLOG";

@@ -10,9 +10,9 @@ use super::frame::{self, Decoded, HEADER_LEN};
 use super::recovery::OpenReport;
 use super::scan::Position;
 use super::{check, nodes};
-use crate::merkle::{Frontier, Hash};
-use crate::record::Record;
 use crate::store::{ChainHead, InstanceLog, SealedRecord, StoreError};
+use keyledger_core::merkle::{Frontier, Hash};
+use keyledger_core::record::Record;
 
 /// The files of one open log. The lock file is held (flocked) for as long
 /// as this value lives.

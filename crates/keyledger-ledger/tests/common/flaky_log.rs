@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use keyledger::merkle;
-use keyledger::record::Record;
-use keyledger::store::{ChainHead, InstanceLog, SealedRecord, StoreError};
+use keyledger_core::merkle;
+use keyledger_core::record::Record;
+use keyledger_ledger::store::{ChainHead, InstanceLog, SealedRecord, StoreError};
 
 pub struct FlakyLog {
     pub inner: Arc<dyn InstanceLog>,

@@ -5,8 +5,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::merkle::{self, Frontier};
 use crate::store::StoreError;
+use keyledger_core::merkle::{self, Frontier};
 
 fn too_large() -> StoreError {
     StoreError::Backend("tree position does not fit in a file offset".into())

@@ -5,9 +5,15 @@
 //! `instances/<name>/log/` (owned by the event store) and, per ledger key,
 //! `instances/<name>/ledger-keys/<key id>.pub` (the C2SP note verifier key)
 //! with either `<key id>.key` (0600, the private key: [`KeyHome::File`]) or
-//! `<key id>.hsm` (a reference to a key pair in an HSM backend:
+//! `<key id>.hsm` (a reference to a key pair in a signing device:
 //! [`KeyHome::Hsm`]); see [`key_home`].
+//!
+//! This crate knows no device: [`Ledger`] is generic over the
+//! [`KeyDevice`] that may hold its keys, which the layer above implements
+//! for its HSM backends. [`NoDevice`] (the default) is a ledger whose keys
+//! are always key files.
 
+mod device;
 mod key_home;
 
 use std::path::{Path, PathBuf};
@@ -15,44 +21,63 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine;
 
-use crate::event::{
-    Actor, Envelope, EventDraft, InstanceCreated, LedgerKeyRotated, LedgerTailRecovered,
-};
-use crate::hsm::{HsmBackend, HsmError};
 use crate::ledger_key::KeyFileError;
 use crate::store::{EventStore, InstanceLog, StoreError};
 use crate::writer::{LedgerWriter, Receipt, WriteError, WriterConfig, origin_for};
+use keyledger_core::event::{
+    Actor, Envelope, EventDraft, InstanceCreated, LedgerKeyRotated, LedgerTailRecovered,
+};
 
+pub use device::{KeyDevice, NoDevice};
 pub use key_home::KeyHome;
 
-/// Errors opening, creating or administering an instance ledger.
+/// Errors opening, creating or administering an instance ledger. `E` is
+/// the error of the [`KeyDevice`] that may hold the ledger key.
 #[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
+pub enum LedgerError<E = std::convert::Infallible> {
+    /// The event store failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A ledger key file could not be read or written.
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    /// An append (the genesis, recovery or rotation event) failed.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The device holding (or asked to hold) the ledger key failed or refused.
     #[error("ledger key in the HSM: {0}")]
-    Hsm(#[from] HsmError),
+    Hsm(#[source] E),
+    /// The key in force cannot be found or is not the one its files name.
     #[error("cannot use ledger key {key_id}: {reason}")]
-    KeyStorage { key_id: String, reason: String },
+    KeyStorage {
+        /// The key id the log names.
+        key_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log has no readable head record to take the key in force from.
     #[error("the log of instance {instance:?} is empty or its head record is unreadable: {reason}")]
-    BadHead { instance: String, reason: String },
+    BadHead {
+        /// The instance.
+        instance: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
-/// An open instance ledger: its writer and where its keys live.
-pub struct Ledger {
+/// An open instance ledger: its writer and where its keys live. `D` is the
+/// kind of signing device its keys may live in ([`NoDevice`]: key files only).
+pub struct Ledger<D: ?Sized + KeyDevice = NoDevice> {
     writer: LedgerWriter,
     keys_dir: PathBuf,
     /// Where the key in force lives (and where a rotation puts the next one).
-    home: Mutex<KeyHome>,
+    home: Mutex<KeyHome<D>>,
 }
 
 /// The administrator an instance starts with (imprint mode).
 #[derive(Debug, Clone)]
 pub struct InitialAdmin {
+    /// The administrator's id (`governance::admin_id` of the public key).
     pub admin_id: String,
     /// Base64 ed25519 public key.
     pub public_key: String,
@@ -66,7 +91,7 @@ pub fn keys_dir(data_dir: &Path, instance: &str) -> PathBuf {
         .join("ledger-keys")
 }
 
-impl Ledger {
+impl<D: ?Sized + KeyDevice> Ledger<D> {
     /// Creates an instance: a new ledger key (stored 0600), an empty log and
     /// its genesis `instance.created` event.
     pub fn create(
@@ -76,7 +101,7 @@ impl Ledger {
         admin: &InitialAdmin,
         operator: &str,
         config: WriterConfig,
-    ) -> Result<Self, LedgerError> {
+    ) -> Result<Self, LedgerError<D::Error>> {
         Self::create_in(
             store,
             data_dir,
@@ -89,7 +114,7 @@ impl Ledger {
     }
 
     /// [`Ledger::create`] with the ledger key in `home`: a key file, or a
-    /// key pair generated inside an HSM backend that supports signing.
+    /// key pair generated inside a signing device.
     pub fn create_in(
         store: &dyn EventStore,
         data_dir: &Path,
@@ -97,8 +122,8 @@ impl Ledger {
         admin: &InitialAdmin,
         operator: &str,
         config: WriterConfig,
-        home: KeyHome,
-    ) -> Result<Self, LedgerError> {
+        home: KeyHome<D>,
+    ) -> Result<Self, LedgerError<D::Error>> {
         crate::store::check_instance_name(instance)?;
         key_home::check_home(&home)?;
         // A creation that crashed before its genesis record left an empty
@@ -135,26 +160,26 @@ impl Ledger {
     }
 
     /// Opens an existing instance with the ledger key in force at its head.
-    /// A key held in an HSM needs [`Ledger::open_with_hsm`].
+    /// A key held in a device needs [`Ledger::open_with_hsm`].
     pub fn open(
         store: &dyn EventStore,
         data_dir: &Path,
         instance: &str,
         config: WriterConfig,
-    ) -> Result<Self, LedgerError> {
+    ) -> Result<Self, LedgerError<D::Error>> {
         Self::open_with(store, data_dir, instance, config, None)
     }
 
-    /// [`Ledger::open`] where the key in force may be held in `hsm` (the
-    /// instance directory records which key lives where; a key file is
-    /// still used from its file).
+    /// [`Ledger::open`] where the key in force may be held in the device
+    /// `hsm` (the instance directory records which key lives where; a key
+    /// file is still used from its file).
     pub fn open_with_hsm(
         store: &dyn EventStore,
         data_dir: &Path,
         instance: &str,
         config: WriterConfig,
-        hsm: Arc<dyn HsmBackend>,
-    ) -> Result<Self, LedgerError> {
+        hsm: Arc<D>,
+    ) -> Result<Self, LedgerError<D::Error>> {
         Self::open_with(store, data_dir, instance, config, Some(hsm))
     }
 
@@ -163,8 +188,8 @@ impl Ledger {
         data_dir: &Path,
         instance: &str,
         config: WriterConfig,
-        hsm: Option<Arc<dyn HsmBackend>>,
-    ) -> Result<Self, LedgerError> {
+        hsm: Option<Arc<D>>,
+    ) -> Result<Self, LedgerError<D::Error>> {
         let log = store.open_instance(instance)?;
         let keys_dir = keys_dir(data_dir, instance);
         let key_id = key_in_force(log.as_ref())?;
@@ -187,10 +212,12 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// The instance's writer.
     pub fn writer(&self) -> &LedgerWriter {
         &self.writer
     }
 
+    /// The instance's log (for readers).
     pub fn log(&self) -> &Arc<dyn InstanceLog> {
         self.writer.log()
     }
@@ -201,7 +228,7 @@ impl Ledger {
     }
 
     /// Where the ledger key in force lives.
-    pub fn key_home(&self) -> KeyHome {
+    pub fn key_home(&self) -> KeyHome<D> {
         self.home
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -211,7 +238,11 @@ impl Ledger {
     /// Rotates the ledger key: the new key is made where the key in force
     /// lives and stored first, then the rotation event (signed by the old
     /// key) is appended.
-    pub fn rotate_key(&self, actor: Actor, correlation_id: &str) -> Result<Receipt, LedgerError> {
+    pub fn rotate_key(
+        &self,
+        actor: Actor,
+        correlation_id: &str,
+    ) -> Result<Receipt, LedgerError<D::Error>> {
         self.rotate_key_to(self.key_home(), actor, correlation_id)
     }
 
@@ -220,10 +251,10 @@ impl Ledger {
     /// stay there.
     pub fn rotate_key_to(
         &self,
-        home: KeyHome,
+        home: KeyHome<D>,
         actor: Actor,
         correlation_id: &str,
-    ) -> Result<Receipt, LedgerError> {
+    ) -> Result<Receipt, LedgerError<D::Error>> {
         key_home::check_home(&home)?;
         let mut current = self.home.lock().unwrap_or_else(PoisonError::into_inner);
         let key = key_home::new_key(&home, &self.keys_dir, self.writer.instance())?;
@@ -245,7 +276,7 @@ impl Ledger {
 
 /// The key id in force at the head of `log`: the head record's signer, or
 /// the new key if the head record is a rotation.
-fn key_in_force(log: &dyn InstanceLog) -> Result<String, LedgerError> {
+fn key_in_force<E>(log: &dyn InstanceLog) -> Result<String, LedgerError<E>> {
     let bad = |reason: String| LedgerError::BadHead {
         instance: log.instance().to_string(),
         reason,

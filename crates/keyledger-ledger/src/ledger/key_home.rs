@@ -3,8 +3,8 @@
 //!
 //! - `<id>.pub`: the C2SP note verifier key (always; what auditors get);
 //! - `<id>.key`: the private key, 0600 ([`KeyHome::File`]); or
-//! - `<id>.hsm`: a reference to a key pair inside an HSM backend
-//!   ([`KeyHome::Hsm`]); no private key file exists. Its text is
+//! - `<id>.hsm`: a reference to a key pair inside a signing device (an HSM
+//!   backend, [`KeyHome::Hsm`]); no private key file exists. Its text is
 //!   `keyledger-ledger-key-ref-v1\nbackend <kind>\ninstance <name>\nlabel <label>\n`.
 //!
 //! Loading a key checks that its key id is the one its file is named after
@@ -13,26 +13,34 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::LedgerError;
-use crate::hsm::{HsmBackend, HsmError};
+use super::{KeyDevice, LedgerError};
 use crate::ledger_key::{KeyFileError, LedgerKey, write_private_atomically};
-use crate::signer::{HsmSigner, LedgerSigner};
+use crate::signer::LedgerSigner;
 use crate::writer::origin_for;
 
 const REF_MAGIC: &str = "keyledger-ledger-key-ref-v1";
 
 /// Where an instance's ledger key lives.
-#[derive(Clone)]
-pub enum KeyHome {
+pub enum KeyHome<D: ?Sized> {
     /// A 0600 key file in the instance directory (the default, and the
     /// software path).
     File,
-    /// A non-extractable key pair inside an HSM backend that supports
-    /// signing (PKCS#11); the instance directory holds only a reference.
-    Hsm(Arc<dyn HsmBackend>),
+    /// A non-extractable key pair inside a signing device (an HSM backend
+    /// that supports signing, PKCS#11); the instance directory holds only a
+    /// reference.
+    Hsm(Arc<D>),
 }
 
-impl std::fmt::Debug for KeyHome {
+impl<D: ?Sized> Clone for KeyHome<D> {
+    fn clone(&self) -> Self {
+        match self {
+            KeyHome::File => KeyHome::File,
+            KeyHome::Hsm(device) => KeyHome::Hsm(device.clone()),
+        }
+    }
+}
+
+impl<D: ?Sized + KeyDevice> std::fmt::Debug for KeyHome<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyHome::File => write!(f, "KeyHome::File"),
@@ -83,24 +91,22 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> KeyFileError + '_ {
 }
 
 /// Refuses, before anything is created, a home that cannot hold a ledger key.
-pub(super) fn check_home(home: &KeyHome) -> Result<(), LedgerError> {
+pub(super) fn check_home<D: ?Sized + KeyDevice>(
+    home: &KeyHome<D>,
+) -> Result<(), LedgerError<D::Error>> {
     match home {
-        KeyHome::Hsm(hsm) if !hsm.supports_signing() => Err(HsmError::Unsupported(
-            "this HSM backend cannot hold a ledger key (no signing capability); \
-             keep the ledger key in a key file",
-        )
-        .into()),
-        _ => Ok(()),
+        KeyHome::Hsm(device) => device.check_can_hold_keys().map_err(LedgerError::Hsm),
+        KeyHome::File => Ok(()),
     }
 }
 
 /// Makes a new ledger key for `instance` in `home`, stores its private key
 /// or HSM reference durably, and publishes its verifier key.
-pub(super) fn new_key(
-    home: &KeyHome,
+pub(super) fn new_key<D: ?Sized + KeyDevice>(
+    home: &KeyHome<D>,
     keys_dir: &Path,
     instance: &str,
-) -> Result<Arc<dyn LedgerSigner>, LedgerError> {
+) -> Result<Arc<dyn LedgerSigner>, LedgerError<D::Error>> {
     let origin = origin_for(instance);
     let signer: Arc<dyn LedgerSigner> = match home {
         KeyHome::File => {
@@ -111,7 +117,8 @@ pub(super) fn new_key(
         KeyHome::Hsm(hsm) => {
             // The key id is only known once the key exists, so the label is random.
             let label = format!("ledger-{}", uuid::Uuid::new_v4().simple());
-            let key = HsmSigner::generate(hsm.clone(), instance, &label, &origin)?;
+            let key =
+                D::generate_signer(hsm, instance, &label, &origin).map_err(LedgerError::Hsm)?;
             let reference = KeyRef {
                 backend: hsm.kind().to_string(),
                 instance: instance.to_string(),
@@ -119,7 +126,7 @@ pub(super) fn new_key(
             };
             let path = keys_dir.join(format!("{}.hsm", key.key_id_hex()));
             write_private_atomically(&path, reference.to_text().as_bytes())?;
-            Arc::new(key)
+            key
         }
     };
     let path = keys_dir.join(format!("{}.pub", signer.key_id_hex()));
@@ -128,53 +135,56 @@ pub(super) fn new_key(
     Ok(signer)
 }
 
+/// A ledger key as loaded: its signer and where it lives.
+pub(super) type LoadedKey<D> = (Arc<dyn LedgerSigner>, KeyHome<D>);
+
 /// Loads the ledger key `key_id` of `instance` from wherever its files say
 /// it lives; `hsm` is the backend to use if it is in an HSM.
-pub(super) fn load_key(
+pub(super) fn load_key<D: ?Sized + KeyDevice>(
     keys_dir: &Path,
     instance: &str,
     key_id: &str,
-    hsm: Option<&Arc<dyn HsmBackend>>,
-) -> Result<(Arc<dyn LedgerSigner>, KeyHome), LedgerError> {
+    hsm: Option<&Arc<D>>,
+) -> Result<LoadedKey<D>, LedgerError<D::Error>> {
     let file = keys_dir.join(format!("{key_id}.key"));
     let reference = keys_dir.join(format!("{key_id}.hsm"));
-    let (signer, home): (Arc<dyn LedgerSigner>, KeyHome) = match (file.exists(), reference.exists())
-    {
-        (true, true) => {
-            return Err(LedgerError::KeyStorage {
-                key_id: key_id.to_string(),
-                reason: format!(
-                    "both a key file and an HSM reference exist in {}",
-                    keys_dir.display()
-                ),
-            });
-        }
-        (false, false) => {
-            return Err(LedgerError::KeyStorage {
-                key_id: key_id.to_string(),
-                reason: format!(
-                    "neither {key_id}.key nor {key_id}.hsm exists in {}",
-                    keys_dir.display()
-                ),
-            });
-        }
-        (true, false) => (Arc::new(LedgerKey::read_file(&file)?), KeyHome::File),
-        (false, true) => {
-            let key_ref = read_ref(&reference, instance, key_id)?;
-            let Some(hsm) = hsm.filter(|h| h.kind() == key_ref.backend) else {
+    let (signer, home): (Arc<dyn LedgerSigner>, KeyHome<D>) =
+        match (file.exists(), reference.exists()) {
+            (true, true) => {
                 return Err(LedgerError::KeyStorage {
                     key_id: key_id.to_string(),
                     reason: format!(
-                        "it is held in a {} HSM backend: open the ledger with that backend",
-                        key_ref.backend
+                        "both a key file and an HSM reference exist in {}",
+                        keys_dir.display()
                     ),
                 });
-            };
-            let key =
-                HsmSigner::open(hsm.clone(), instance, &key_ref.label, &origin_for(instance))?;
-            (Arc::new(key), KeyHome::Hsm(hsm.clone()))
-        }
-    };
+            }
+            (false, false) => {
+                return Err(LedgerError::KeyStorage {
+                    key_id: key_id.to_string(),
+                    reason: format!(
+                        "neither {key_id}.key nor {key_id}.hsm exists in {}",
+                        keys_dir.display()
+                    ),
+                });
+            }
+            (true, false) => (Arc::new(LedgerKey::read_file(&file)?), KeyHome::File),
+            (false, true) => {
+                let key_ref = read_ref(&reference, instance, key_id)?;
+                let Some(hsm) = hsm.filter(|h| h.kind() == key_ref.backend) else {
+                    return Err(LedgerError::KeyStorage {
+                        key_id: key_id.to_string(),
+                        reason: format!(
+                            "it is held in a {} HSM backend: open the ledger with that backend",
+                            key_ref.backend
+                        ),
+                    });
+                };
+                let key = D::open_signer(hsm, instance, &key_ref.label, &origin_for(instance))
+                    .map_err(LedgerError::Hsm)?;
+                (key, KeyHome::Hsm(hsm.clone()))
+            }
+        };
     if signer.key_id_hex() != key_id {
         return Err(LedgerError::KeyStorage {
             key_id: key_id.to_string(),
@@ -188,7 +198,7 @@ pub(super) fn load_key(
     Ok((signer, home))
 }
 
-fn read_ref(path: &Path, instance: &str, key_id: &str) -> Result<KeyRef, LedgerError> {
+fn read_ref<E>(path: &Path, instance: &str, key_id: &str) -> Result<KeyRef, LedgerError<E>> {
     let text = std::fs::read_to_string(path).map_err(io_error(path))?;
     let bad = |reason: String| LedgerError::KeyStorage {
         key_id: key_id.to_string(),

@@ -2,14 +2,15 @@
 //! records plus the RFC 9162 tree's perfect-subtree hashes and the latest
 //! signed checkpoint.
 //!
-//! Every backend passes the same conformance suite (`tests/common/store_conformance.rs`).
-//! Backends: [`embedded`] (the default, nothing to install).
+//! Every backend passes the same conformance suite (`crate::conformance`,
+//! feature `conformance`). Backends: [`embedded`] (the default, nothing to
+//! install).
 
 pub mod embedded;
 
-use crate::chain::Link;
-use crate::merkle::{self, Hash};
-use crate::record::{Record, SIGNATURE_LEN};
+use keyledger_core::chain::Link;
+use keyledger_core::merkle::{self, Hash};
+use keyledger_core::record::{Record, SIGNATURE_LEN};
 
 /// An event placed at `seq` with its chain link, awaiting its signature.
 ///
@@ -25,7 +26,7 @@ pub struct Linked {
 impl Linked {
     /// Places `event` at `seq` and computes its chain link.
     pub fn new(seq: u64, event: Vec<u8>) -> Self {
-        let link = crate::chain::link(&event);
+        let link = keyledger_core::chain::link(&event);
         Linked { seq, event, link }
     }
 
@@ -156,6 +157,12 @@ pub trait InstanceLog: Send + Sync {
     /// Appends a contiguous batch starting at `head().size`, durably: when
     /// this returns `Ok`, every record of the batch survives a crash. On
     /// error nothing of the batch is visible (now or after restart).
+    ///
+    /// Refused: a batch not starting at the head ([`StoreError::Conflict`],
+    /// also when another append won the race), seqs out of order
+    /// ([`StoreError::NonContiguous`]), and a record whose event is empty,
+    /// longer than `MAX_EVENT_BYTES` or does not continue the chain (its
+    /// JSON `seq` and `prev` fields; [`StoreError::InvalidRecord`]).
     fn append(&self, batch: &[SealedRecord]) -> Result<(), StoreError>;
 
     /// Records `start..end` in order.
@@ -237,7 +244,7 @@ mod tests {
         let event = br#"{"seq":7,"prev":"00"}"#.to_vec();
         let linked = Linked::new(7, event.clone());
         assert_eq!(linked.seq(), 7);
-        assert_eq!(*linked.link(), crate::chain::link(&event));
+        assert_eq!(*linked.link(), keyledger_core::chain::link(&event));
         let mut signed_over = None;
         let sealed = linked
             .sign(|link| {
@@ -245,7 +252,7 @@ mod tests {
                 Ok::<_, ()>([5u8; SIGNATURE_LEN])
             })
             .expect("sign");
-        assert_eq!(signed_over, Some(crate::chain::link(&event)));
+        assert_eq!(signed_over, Some(keyledger_core::chain::link(&event)));
         assert_eq!(sealed.seq(), 7);
         assert_eq!(sealed.record().event, event);
         assert_eq!(*sealed.link(), sealed.record().link());

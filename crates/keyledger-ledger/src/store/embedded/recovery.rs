@@ -12,9 +12,9 @@ use super::frame::{self, Decoded, HEADER_LEN, MAX_FRAME};
 use super::log::LogFiles;
 use super::nodes;
 use super::scan::{self, Position, ScanEnd, Scanned, Window};
-use crate::chain::GENESIS_PREV;
-use crate::merkle::Frontier;
 use crate::store::StoreError;
+use keyledger_core::chain::GENESIS_PREV;
+use keyledger_core::merkle::Frontier;
 
 /// Flush rebuilt derived data to disk in pieces of about this size.
 const FLUSH_BYTES: usize = 1 << 20;

@@ -1,49 +1,64 @@
 //! The embedded backend: the conformance suite plus crash-recovery, derived
 //! data and locking tests specific to its files.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use common::store_conformance::{
-    self as conformance, append_batches, assert_log_holds, assert_tree_matches, at_seq, batch,
-    sealed,
+use keyledger_core::chain::GENESIS_PREV;
+use keyledger_core::merkle::Hash;
+use keyledger_core::record::Record;
+use keyledger_ledger::conformance::{
+    append_batches, assert_log_holds, assert_tree_matches, at_seq, batch, sealed,
 };
-use keyledger::chain::GENESIS_PREV;
-use keyledger::merkle::Hash;
-use keyledger::record::Record;
-use keyledger::store::embedded::{EmbeddedLog, EmbeddedStore};
-use keyledger::store::{ChainHead, EventStore, InstanceLog, SealedRecord, StoreError};
+use keyledger_ledger::store::embedded::{EmbeddedLog, EmbeddedStore};
+use keyledger_ledger::store::{ChainHead, EventStore, InstanceLog, SealedRecord, StoreError};
 
-macro_rules! conformance_tests {
-    ($($check:ident),* $(,)?) => {$(
-        #[test]
-        fn $check() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().to_path_buf();
-            let open = move || -> Box<dyn EventStore> {
-                Box::new(EmbeddedStore::open(&path).expect("open store"))
-            };
-            conformance::$check(&open);
-        }
-    )*};
+/// Fresh storage per case: a new temporary data directory, opened anew by
+/// every call of the returned function (it owns the directory).
+fn fresh() -> impl Fn() -> EmbeddedStore {
+    let dir = tempfile::tempdir().expect("tempdir");
+    move || EmbeddedStore::open(dir.path()).expect("open store")
 }
 
-conformance_tests!(
-    check_instances_create_open_list,
-    check_append_and_read_back,
-    check_bad_batches_write_nothing,
-    check_out_of_range,
-    check_tree_and_proofs,
-    check_reopen_preserves_everything,
-    check_checkpoints,
-    check_concurrent_readers_see_whole_batches,
-    check_instances_are_isolated,
-);
+keyledger_ledger::store_conformance_tests!(fresh);
+
+/// The embedded store, except that it lists instances in reverse order.
+struct ReversedList(EmbeddedStore);
+
+impl EventStore for ReversedList {
+    fn create_instance(&self, instance: &str) -> Result<Arc<dyn InstanceLog>, StoreError> {
+        self.0.create_instance(instance)
+    }
+    fn open_instance(&self, instance: &str) -> Result<Arc<dyn InstanceLog>, StoreError> {
+        self.0.open_instance(instance)
+    }
+    fn list_instances(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = self.0.list_instances()?;
+        names.reverse();
+        Ok(names)
+    }
+}
+
+#[test]
+fn run_all_names_the_cases_a_broken_backend_fails() {
+    let broken = || {
+        let open = fresh();
+        move || ReversedList(open())
+    };
+    let failure = std::panic::catch_unwind(|| keyledger_ledger::conformance::run_all(broken))
+        .expect_err("a backend listing instances unsorted fails the suite");
+    let message = failure
+        .downcast_ref::<String>()
+        .expect("an assertion message");
+    assert!(
+        message.ends_with("store conformance cases failed: check_instances_create_open_list"),
+        "{message}"
+    );
+    keyledger_ledger::conformance::run_all(fresh);
+}
 
 const INST: &str = "t";
 
@@ -280,7 +295,7 @@ fn corruption_before_the_tail_is_reported_with_its_seq() {
 }
 
 /// Builds a store frame exactly as `docs/STORE-EMBEDDED.md` describes it.
-fn documented_frame(seq: u64, index: u32, len: u32, record: &keyledger::record::Record) -> Vec<u8> {
+fn documented_frame(seq: u64, index: u32, len: u32, record: &Record) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&seq.to_be_bytes());
     f.extend_from_slice(&index.to_be_bytes());

@@ -8,9 +8,9 @@ use std::os::unix::fs::FileExt;
 
 use super::check;
 use super::frame::{self, Decoded, FrameHead, MAX_FRAME, MIN_FRAME};
-use crate::chain::Link;
-use crate::merkle::Hash;
 use crate::store::StoreError;
+use keyledger_core::chain::Link;
+use keyledger_core::merkle::Hash;
 
 /// Bytes read from the log per refill.
 const CHUNK: usize = 1 << 20;

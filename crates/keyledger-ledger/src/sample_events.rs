@@ -1,7 +1,7 @@
 //! Realistic event drafts of the real types, as a busy instance writes them
 //! (for `keyledger ledger generate`, benchmarks and tests).
 
-use crate::event::{self, Actor, AuthMethod, EventDraft, Role};
+use keyledger_core::event::{self, Actor, AuthMethod, EventDraft, Role};
 
 fn id(prefix: &str, n: u64) -> String {
     let digest = blake3::hash(&n.to_le_bytes());

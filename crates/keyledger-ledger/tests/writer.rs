@@ -11,16 +11,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
-use keyledger::event::{Actor, EventDraft, EventError, KeyEnabled, PayloadError};
-use keyledger::hsm::HsmError;
-use keyledger::ledger::{InitialAdmin, Ledger};
-use keyledger::ledger_key::LedgerKey;
-use keyledger::merkle;
-use keyledger::sample_events::realistic_event;
-use keyledger::signer::{LedgerSigner, SignError};
-use keyledger::store::embedded::EmbeddedStore;
-use keyledger::store::{EventStore, InstanceLog, LogNodes};
-use keyledger::writer::{LedgerWriter, WriteError, WriterConfig, origin_for};
+use keyledger_core::event::{Actor, EventDraft, EventError, KeyEnabled, PayloadError};
+use keyledger_core::merkle;
+use keyledger_ledger::ledger::InitialAdmin;
+use keyledger_ledger::ledger_key::LedgerKey;
+use keyledger_ledger::sample_events::realistic_event;
+use keyledger_ledger::signer::{LedgerSigner, SignError};
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::store::{EventStore, InstanceLog, LogNodes};
+use keyledger_ledger::writer::{LedgerWriter, WriteError, WriterConfig, origin_for};
+
+/// A ledger whose keys are key files (no signing device).
+type Ledger = keyledger_ledger::ledger::Ledger;
 
 fn admin() -> InitialAdmin {
     InitialAdmin {
@@ -58,11 +60,11 @@ fn closed_instance(
     (log, key_file)
 }
 
-fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger::verify::Report {
+fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger_core::verify::Report {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("b");
     let note = ledger.writer().checkpoint().expect("checkpoint");
-    let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
+    let size = keyledger_core::checkpoint::parse_unverified(note.as_bytes())
         .expect("cp")
         .size;
     let keys: Vec<String> = std::fs::read_dir(ledger.keys_dir())
@@ -72,10 +74,10 @@ fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger::verify::Repo
             (p.extension()? == "pub").then(|| std::fs::read_to_string(p).ok())?
         })
         .collect();
-    keyledger::bundle::export(log, &origin_for(log.instance()), size, &note, &keys, &out)
+    keyledger_ledger::export::export(log, &origin_for(log.instance()), size, &note, &keys, &out)
         .expect("export");
     common::events::Schemas::load().check_all(&common::fixture::read_records(&out));
-    keyledger::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify")
+    keyledger_core::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify")
 }
 
 #[test]
@@ -154,10 +156,11 @@ fn when_the_log_cannot_be_written_callers_get_an_error_and_nothing_is_stored() {
         .expect("append after repair");
     assert_eq!(r.seq, before.size, "appends resume at the next seq");
     let records = flaky.read(0, flaky.head().size).expect("read");
-    let env = keyledger::event::Envelope::parse(&records[r.seq as usize].event).expect("parse");
+    let env =
+        keyledger_core::event::Envelope::parse(&records[r.seq as usize].event).expect("parse");
     assert_eq!(
         env.prev,
-        keyledger::chain::to_hex(&before.link),
+        keyledger_core::chain::to_hex(&before.link),
         "the chain continues from the durable head"
     );
     writer.shutdown();
@@ -205,7 +208,7 @@ impl LedgerSigner for BudgetSigner {
             .budget
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1));
         if left.is_err() {
-            return Err(HsmError::Backend(self.refusal.into()).into());
+            return Err(SignError::Device(self.refusal.into()));
         }
         LedgerSigner::sign_message(&self.key, message)
     }
@@ -264,8 +267,8 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
         .append(realistic_event(200, 0).expect("d"))
         .expect("append once the key signs again");
     assert_eq!(r.seq, before.size, "appends resume at the next seq");
-    let env = keyledger::event::Envelope::parse(&r.event).expect("parse");
-    assert_eq!(env.prev, keyledger::chain::to_hex(&before.link));
+    let env = keyledger_core::event::Envelope::parse(&r.event).expect("parse");
+    assert_eq!(env.prev, keyledger_core::chain::to_hex(&before.link));
     assert_eq!(
         env.ledger_key,
         old.key_id_hex(),
@@ -284,10 +287,10 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
     let size = log.head().size;
     let out = dir.path().join("bundle");
     let keys = [old.note_verifier().to_string(), next_vkey];
-    keyledger::bundle::export(log.as_ref(), &origin_for("acme"), size, &note, &keys, &out)
+    keyledger_ledger::export::export(log.as_ref(), &origin_for("acme"), size, &note, &keys, &out)
         .expect("export");
     let report =
-        keyledger::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
+        keyledger_core::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!((report.records, report.key_rotations), (size, 1));
     writer.shutdown();
@@ -345,9 +348,9 @@ fn a_batch_handed_over_in_chunks_keeps_what_was_signed_before_a_signing_failure(
     let records = log.read(before.size, before.size + 9).expect("read");
     let mut prev = before.link;
     for r in &records {
-        let env = keyledger::event::Envelope::parse(&r.event).expect("parse");
-        assert_eq!(env.prev, keyledger::chain::to_hex(&prev));
-        assert!(keyledger::ledger_key::verify_record(
+        let env = keyledger_core::event::Envelope::parse(&r.event).expect("parse");
+        assert_eq!(env.prev, keyledger_core::chain::to_hex(&prev));
+        assert!(keyledger_ledger::ledger_key::verify_record(
             &signer.verifying_key(),
             &r.link(),
             &r.signature
@@ -360,8 +363,8 @@ fn a_batch_handed_over_in_chunks_keeps_what_was_signed_before_a_signing_failure(
         .append(realistic_event(100, 0).expect("d"))
         .expect("append");
     assert_eq!(next.seq, before.size + 9);
-    let env = keyledger::event::Envelope::parse(&next.event).expect("parse");
-    assert_eq!(env.prev, keyledger::chain::to_hex(&prev));
+    let env = keyledger_core::event::Envelope::parse(&next.event).expect("parse");
+    assert_eq!(env.prev, keyledger_core::chain::to_hex(&prev));
     writer.shutdown();
 }
 
@@ -498,7 +501,7 @@ fn successive_checkpoints_are_consistent() {
     let checkpoints: Vec<_> = notes
         .iter()
         .map(|n| {
-            keyledger::checkpoint::parse_and_verify(n.as_bytes(), std::slice::from_ref(&vkey))
+            keyledger_core::checkpoint::parse_and_verify(n.as_bytes(), std::slice::from_ref(&vkey))
                 .expect("signed")
         })
         .collect();
@@ -543,7 +546,7 @@ fn creating_an_existing_instance_is_refused_and_leaves_it_intact() {
     assert!(store.list_instances().expect("list") == vec!["acme".to_string()]);
 }
 
-type AppendHook = Box<dyn Fn(&[keyledger::store::SealedRecord]) + Send + Sync>;
+type AppendHook = Box<dyn Fn(&[keyledger_ledger::store::SealedRecord]) + Send + Sync>;
 type SaveHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// A log that runs a hook before each append and before each checkpoint
@@ -568,13 +571,13 @@ impl InstanceLog for HookedLog {
     fn instance(&self) -> &str {
         self.inner.instance()
     }
-    fn head(&self) -> keyledger::store::ChainHead {
+    fn head(&self) -> keyledger_ledger::store::ChainHead {
         self.inner.head()
     }
     fn append(
         &self,
-        batch: &[keyledger::store::SealedRecord],
-    ) -> Result<(), keyledger::store::StoreError> {
+        batch: &[keyledger_ledger::store::SealedRecord],
+    ) -> Result<(), keyledger_ledger::store::StoreError> {
         (self.before_append)(batch);
         self.inner.append(batch)
     }
@@ -582,17 +585,21 @@ impl InstanceLog for HookedLog {
         &self,
         start: u64,
         end: u64,
-    ) -> Result<Vec<keyledger::record::Record>, keyledger::store::StoreError> {
+    ) -> Result<Vec<keyledger_core::record::Record>, keyledger_ledger::store::StoreError> {
         self.inner.read(start, end)
     }
-    fn node(&self, level: u8, index: u64) -> Result<merkle::Hash, keyledger::store::StoreError> {
+    fn node(
+        &self,
+        level: u8,
+        index: u64,
+    ) -> Result<merkle::Hash, keyledger_ledger::store::StoreError> {
         self.inner.node(level, index)
     }
-    fn save_checkpoint(&self, note: &str) -> Result<(), keyledger::store::StoreError> {
+    fn save_checkpoint(&self, note: &str) -> Result<(), keyledger_ledger::store::StoreError> {
         (self.before_save)(note);
         self.inner.save_checkpoint(note)
     }
-    fn latest_checkpoint(&self) -> Result<Option<String>, keyledger::store::StoreError> {
+    fn latest_checkpoint(&self) -> Result<Option<String>, keyledger_ledger::store::StoreError> {
         self.inner.latest_checkpoint()
     }
 }
@@ -625,7 +632,7 @@ fn batches_signed_during_an_append_are_committed_together_in_order() {
     });
     // A clock that moves 1 µs per call: every sequencer batch gets its own time.
     let ticks = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let clock: keyledger::writer::Clock = Arc::new(move || {
+    let clock: keyledger_ledger::writer::Clock = Arc::new(move || {
         chrono::DateTime::from_timestamp_micros(
             1_700_000_000_000_000 + ticks.fetch_add(1, Ordering::SeqCst),
         )
@@ -658,7 +665,7 @@ fn batches_signed_during_an_append_are_committed_together_in_order() {
     assert!(
         appends
             .iter()
-            .all(|a| !a.is_empty() && a.len() <= keyledger::writer::MAX_BATCH)
+            .all(|a| !a.is_empty() && a.len() <= keyledger_ledger::writer::MAX_BATCH)
     );
     let merged = appends
         .iter()
@@ -693,7 +700,7 @@ fn a_slow_checkpoint_save_never_holds_up_appends_and_shutdown_checkpoints_the_re
     let gate = std::sync::Mutex::new(gate);
     let gated = Arc::new(HookedLog {
         before_save: Box::new(move |note| {
-            let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
+            let size = keyledger_core::checkpoint::parse_unverified(note.as_bytes())
                 .expect("note")
                 .size;
             let _ = saving.send(size);
@@ -748,7 +755,7 @@ fn a_slow_checkpoint_save_never_holds_up_appends_and_shutdown_checkpoints_the_re
     drop(gated);
     let note = log.latest_checkpoint().expect("read").expect("saved");
     let saved =
-        keyledger::checkpoint::parse_and_verify(note.as_bytes(), std::slice::from_ref(&vkey))
+        keyledger_core::checkpoint::parse_and_verify(note.as_bytes(), std::slice::from_ref(&vkey))
             .expect("signed by the ledger key");
     assert_eq!(
         saved.size,

@@ -1,0 +1,6 @@
+#![allow(dead_code)]
+//! Helpers shared by this crate's integration tests.
+
+pub mod events;
+pub mod fixture;
+pub mod flaky_log;
