@@ -115,7 +115,7 @@ fn then_refused<T: std::fmt::Debug>(
     before: (u64, &Projections),
 ) -> KeyError {
     let err = result.expect_err("refused");
-    assert_eq!(err.kp_code(), reason, "{err}");
+    assert_eq!(err.reason().code(), reason, "{err}");
     let events = events_in(s, before.0);
     assert_eq!(kinds(&events), ["key.operation_failed"], "{err}");
     assert_eq!(events[0].actor, who);
@@ -256,7 +256,7 @@ fn the_requester_approving_themself_is_refused_and_nothing_runs() {
         matches!(&err, KeyError::Approval(ApprovalDenial::SelfApproval { principal, .. }) if principal == "alice"),
         "{err:?}"
     );
-    assert_eq!(err.http_status(), 409);
+    assert_eq!(keyledger::server::errors::http_status(err.reason()), 409);
     assert_eq!(
         err.to_string(),
         "refused: alice requested this key.delete and cannot approve it: a different principal must"

@@ -129,7 +129,10 @@ fn invalid_vectors_are_refused_with_their_reason() {
             "{name}: got {variant}, want {want}"
         );
         assert_eq!(
-            (err.kp_code(), err.http_status()),
+            (
+                err.reason().code(),
+                keyledger::server::errors::http_status(err.reason())
+            ),
             ("UNPROCESSABLE_CIPHERTEXT_ERR", 422)
         );
     }

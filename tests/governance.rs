@@ -565,7 +565,10 @@ fn key_create_import_access_policy_limits_what_keys_may_be_made() {
         "the instance policy keyCreateImportAccess does not allow creating root keys"
     );
     assert_eq!(
-        (err.http_status(), err.kp_code()),
+        (
+            keyledger::server::errors::http_status(err.reason()),
+            err.reason().code()
+        ),
         (403, "KEY_CREATE_IMPORT_ACCESS_ERR")
     );
     let err = create(true, Some(&[7u8; 32])).expect_err("imports need a token");

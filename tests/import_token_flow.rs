@@ -111,7 +111,10 @@ fn assert_refused(
     let before = snapshot(env);
     let err = result.expect_err(what);
     assert_eq!(
-        (err.kp_code(), err.http_status()),
+        (
+            err.reason().code(),
+            keyledger::server::errors::http_status(err.reason())
+        ),
         (code, status),
         "{what}: {err}"
     );
@@ -231,7 +234,13 @@ fn given_a_token_when_a_client_imports_a_root_key_then_it_wraps_with_exactly_tha
         );
         if len != 32 {
             let e = created.expect_err("not a 256-bit root key");
-            assert_eq!((e.kp_code(), e.http_status()), ("INVALID_FIELD_ERR", 400));
+            assert_eq!(
+                (
+                    e.reason().code(),
+                    keyledger::server::errors::http_status(e.reason())
+                ),
+                ("INVALID_FIELD_ERR", 400)
+            );
             continue;
         }
         let (k, _) = created.expect("same token again");
@@ -529,7 +538,7 @@ fn a_token_of_another_instance_is_useless_here() {
         .service
         .create_key(&user("a"), "i", import_root("stolen", request.clone()))
         .expect_err("beta has no token");
-    assert_eq!(err.kp_code(), "NOT_FOUND_ERR");
+    assert_eq!(err.reason().code(), "NOT_FOUND_ERR");
     // Beta's own token has another RSA key: OAEP fails.
     token(&beta, None, Some(2));
     let (beta_contents, _) = beta
@@ -541,7 +550,10 @@ fn a_token_of_another_instance_is_useless_here() {
         .create_key(&user("a"), "i", import_root("stolen", request.clone()))
         .expect_err("alpha's payload");
     assert_eq!(
-        (err.kp_code(), err.http_status()),
+        (
+            err.reason().code(),
+            keyledger::server::errors::http_status(err.reason())
+        ),
         ("INVALID_FIELD_ERR", 400)
     );
     // Even with beta's nonce, the payload is alpha's.
@@ -594,7 +606,11 @@ fn a_token_of_another_instance_is_useless_here() {
         .service
         .get_import_token(&user("a"), "g")
         .expect_err("forged secrets");
-    assert_eq!(err.http_status(), 500, "{err}");
+    assert_eq!(
+        keyledger::server::errors::http_status(err.reason()),
+        500,
+        "{err}"
+    );
     assert!(err.to_string().contains("corrupt"), "{err}");
     // And a swapped public key (someone else's key to encrypt to) is caught
     // against the digest the log recorded.

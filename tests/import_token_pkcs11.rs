@@ -149,6 +149,6 @@ fn import_tokens_work_with_a_pkcs11_token() {
             },
         )
         .expect_err("wrong nonce");
-    assert_eq!(err.kp_code(), "INCORRECT_NONCE_ERR");
+    assert_eq!(err.reason().code(), "INCORRECT_NONCE_ERR");
     assert_log_consistent(&env.service);
 }

@@ -101,7 +101,10 @@ fn given_a_future_activation_date_the_key_is_pre_active_until_that_date() {
     ];
     for err in &refusals {
         assert_eq!(
-            (err.kp_code(), err.http_status()),
+            (
+                err.reason().code(),
+                keyledger::server::errors::http_status(err.reason())
+            ),
             ("KEY_ACTION_INVALID_STATE_ERR", 409),
             "{err}"
         );
@@ -201,7 +204,10 @@ fn activation_dates_are_validated_and_past_dates_mean_active() {
             )
             .expect_err("expiration not after activation");
         assert_eq!(
-            (err.kp_code(), err.http_status()),
+            (
+                err.reason().code(),
+                keyledger::server::errors::http_status(err.reason())
+            ),
             ("BAD_BODY_ERR", 400),
             "{err}"
         );
@@ -256,7 +262,7 @@ fn a_key_imported_with_a_token_can_wait_for_its_activation_date() {
         .service
         .wrap(&user("bob"), "w", &key.id, None, &[])
         .expect_err("not yet");
-    assert_eq!(err.kp_code(), "KEY_ACTION_INVALID_STATE_ERR");
+    assert_eq!(err.reason().code(), "KEY_ACTION_INVALID_STATE_ERR");
     env.clock.advance(Duration::hours(6));
     env.service
         .wrap(&user("bob"), "w", &key.id, None, &[])

@@ -168,7 +168,7 @@ fn bad_ceremony_input_is_refused_audited_and_changes_nothing() {
     a.submit(&service, &a.part).expect("first part");
     let before = service.projections();
     let err = a.submit(&service, &a.part).expect_err("duplicate part");
-    assert_eq!(err.kp_code(), "DUPLICATE_KEY_PART_ERR");
+    assert_eq!(err.reason().code(), "DUPLICATE_KEY_PART_ERR");
     // Commit with a part missing.
     let err = key_env::admin_command(
         &service,
@@ -310,7 +310,7 @@ fn wrap_unwrap_rotate_rewrap_and_tampering() {
         Err(KeyError::Unprocessable)
     ));
     assert_eq!(
-        KeyError::Unprocessable.kp_code(),
+        KeyError::Unprocessable.reason().code(),
         "UNPROCESSABLE_CIPHERTEXT_ERR"
     );
 
@@ -381,7 +381,10 @@ fn suspended_and_destroyed_keys_refuse_wraps_and_nothing_changes() {
         .wrap(&user("a"), "w", &id, None, &[])
         .expect_err("suspended");
     assert_eq!(
-        (err.kp_code(), err.http_status()),
+        (
+            err.reason().code(),
+            keyledger::server::errors::http_status(err.reason())
+        ),
         ("KEY_ACTION_INVALID_STATE_ERR", 409),
         "{err}"
     );
@@ -436,7 +439,7 @@ fn suspended_and_destroyed_keys_refuse_wraps_and_nothing_changes() {
         .service
         .delete_key(&user("a"), "del", &dual.id, false)
         .expect_err("same user");
-    assert_eq!(err.kp_code(), "AUTHORIZATIONS_NOT_MET");
+    assert_eq!(err.reason().code(), "AUTHORIZATIONS_NOT_MET");
     env.service
         .delete_key(&user("b"), "del", "dual-alias", false)
         .expect("second user deletes");
@@ -444,7 +447,11 @@ fn suspended_and_destroyed_keys_refuse_wraps_and_nothing_changes() {
         .service
         .wrap(&user("a"), "w", &dual.id, None, &[])
         .expect_err("destroyed");
-    assert_eq!(err.http_status(), 410, "{err}");
+    assert_eq!(
+        keyledger::server::errors::http_status(err.reason()),
+        410,
+        "{err}"
+    );
 
     // Delete, restore, delete, purge after 4 h: the material is shredded.
     let ct2 = env
@@ -466,7 +473,7 @@ fn suspended_and_destroyed_keys_refuse_wraps_and_nothing_changes() {
         .service
         .purge_key(&user("a"), "purge", &id)
         .expect_err("too early");
-    assert_eq!(err.kp_code(), "REQ_TOO_EARLY_ERR");
+    assert_eq!(err.reason().code(), "REQ_TOO_EARLY_ERR");
     env.clock.advance(Duration::hours(5));
     env.service
         .purge_key(&user("a"), "purge", &id)
@@ -540,7 +547,10 @@ fn standard_keys_import_export_and_root_keys_never_leave() {
         .expect_err("bad size");
     assert!(matches!(err, KeyError::Payload(_)), "{err}");
     assert_eq!(
-        (err.kp_code(), err.http_status()),
+        (
+            err.reason().code(),
+            keyledger::server::errors::http_status(err.reason())
+        ),
         ("INVALID_FIELD_ERR", 400)
     );
     assert_log_consistent(&env);

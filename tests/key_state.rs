@@ -81,7 +81,7 @@ fn run_checks(name: &str, projection: &KeyProjection, checks: &[Value]) {
             None => "NOT_FOUND".to_string(),
             Some(key) => match state::check_at(key.state, action, &key.timeline(), at) {
                 Ok(()) => "ok".to_string(),
-                Err(e) => e.kp_code().to_string(),
+                Err(e) => e.reason().code().to_string(),
             },
         };
         assert_eq!(got, expect, "{name}: {key_id} {action:?} at {at}");

@@ -1191,7 +1191,10 @@ fn server_refuses_dual_auth_off(env: &KeyEnv, id: &str) {
         .set_key_policy(&user("alice"), "p", id, "dualAuthDelete", false, None)
         .expect_err("a dual-auth key keeps its policy");
     assert_eq!(
-        (e.kp_code(), e.http_status()),
+        (
+            e.reason().code(),
+            keyledger::server::errors::http_status(e.reason())
+        ),
         ("KEY_ACTION_INVALID_STATE_ERR", 409)
     );
     assert_eq!(env.service.writer().log().head().size, size);
@@ -1289,7 +1292,13 @@ fn standard_key_refusing(env: &KeyEnv, action: &str) -> String {
             .map(|_| ())
             .expect_err("a standard key is not disabled"),
     };
-    assert_eq!((e.kp_code(), e.http_status()), ("KEY_ROOT_REQ_ERR", 400));
+    assert_eq!(
+        (
+            e.reason().code(),
+            keyledger::server::errors::http_status(e.reason())
+        ),
+        ("KEY_ROOT_REQ_ERR", 400)
+    );
     assert_eq!(env.service.writer().log().head().size, size);
     id
 }

@@ -15,6 +15,7 @@
 //! other caller AAD fails decryption.
 
 use base64::Engine;
+use keyledger_core::reason::Reason;
 
 /// Format magic.
 pub const MAGIC: [u8; 3] = *b"KLW";
@@ -30,8 +31,8 @@ pub const TAG_LEN: usize = 16;
 /// Largest sealed body: nonce, tag and up to 8 KiB of data key.
 pub const MAX_SEALED_LEN: usize = NONCE_LEN + TAG_LEN + 8192;
 
-/// Why a ciphertext could not be decoded. The API answers every variant
-/// with `UNPROCESSABLE_CIPHERTEXT_ERR` (422); the detail is for logs.
+/// Why a ciphertext could not be decoded. Every variant has the one reason
+/// [`Reason::UnprocessableCiphertext`]; the detail is for logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CiphertextError {
     #[error("ciphertext is not valid base64")]
@@ -51,12 +52,9 @@ pub enum CiphertextError {
 }
 
 impl CiphertextError {
-    pub fn kp_code(&self) -> &'static str {
-        "UNPROCESSABLE_CIPHERTEXT_ERR"
-    }
-
-    pub fn http_status(&self) -> u16 {
-        422
+    /// The reason code of every variant: one opaque reason.
+    pub fn reason(&self) -> Reason {
+        Reason::UnprocessableCiphertext
     }
 }
 

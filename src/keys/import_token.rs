@@ -19,6 +19,7 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use keyledger_core::reason::Reason;
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
@@ -81,26 +82,18 @@ pub enum ImportError {
 }
 
 impl ImportError {
-    pub fn kp_code(&self) -> &'static str {
+    /// The reason code of this refusal or failure.
+    pub fn reason(&self) -> Reason {
         match self {
             ImportError::InvalidField { .. } | ImportError::Unwrap | ImportError::KeySize(_) => {
-                "INVALID_FIELD_ERR"
+                Reason::InvalidField
             }
-            ImportError::Expired | ImportError::RetrievalsExhausted => "IMPORT_TOKEN_EXPIRED_ERR",
-            ImportError::NonceDecrypt => "INCORRECT_NONCE_IV_ERR",
-            ImportError::WrongNonce => "INCORRECT_NONCE_ERR",
-            ImportError::NotFound => "NOT_FOUND_ERR",
-            ImportError::RootKeyRequired => "KEY_ROOT_REQ_ERR",
-            ImportError::Internal => "INTERNAL_SERVER_ERR",
-        }
-    }
-
-    pub fn http_status(&self) -> u16 {
-        match self {
-            ImportError::Expired | ImportError::RetrievalsExhausted => 409,
-            ImportError::NotFound => 404,
-            ImportError::Internal => 500,
-            _ => 400,
+            ImportError::Expired | ImportError::RetrievalsExhausted => Reason::ImportTokenExpired,
+            ImportError::NonceDecrypt => Reason::NonceIvMismatch,
+            ImportError::WrongNonce => Reason::WrongNonce,
+            ImportError::NotFound => Reason::NotFound,
+            ImportError::RootKeyRequired => Reason::RootKeyRequired,
+            ImportError::Internal => Reason::ImportTokenBroken,
         }
     }
 }

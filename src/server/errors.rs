@@ -2,14 +2,20 @@
 //! Protect's shape: `{"metadata":{"collectionType":
 //! "application/vnd.ibm.kms.error+json","collectionTotal":1},"resources":
 //! [{"errorMsg":…,"reasons":[{"code":…,"message":…,"status":…,"moreInfo":…}]}]}`
-//! with media type `application/vnd.ibm.kms.error+json`. Statuses come from
-//! error variants, never from message text; 5xx bodies say nothing internal.
+//! with media type `application/vnd.ibm.kms.error+json`.
+//!
+//! The one mapping from the domain's reason codes ([`Reason`]) to HTTP
+//! statuses lives here ([`http_status`]); the Key Protect code of a body is
+//! the reason's recorded name ([`Reason::code`]). Statuses come from
+//! reasons, never from message text; 5xx bodies say nothing internal.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::hsm::HsmError;
 use crate::keys::service::KeyError;
+use keyledger_core::reason::Reason;
 
 pub const ERROR_MEDIA_TYPE: &str = "application/vnd.ibm.kms.error+json";
 const MORE_INFO: &str = "https://cloud.ibm.com/apidocs/key-protect";
@@ -107,19 +113,84 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<KeyError> for ApiError {
-    fn from(e: KeyError) -> Self {
-        let status = e.http_status();
+/// The HTTP status Key Protect answers a reason with.
+pub fn http_status(reason: Reason) -> u16 {
+    use Reason as R;
+    match reason {
+        R::KeyExpired
+        | R::RestoreExpired
+        | R::RootKeyRequired
+        | R::InvalidField
+        | R::PayloadRequired
+        | R::ImportedKeyRequired
+        | R::NotExtractable
+        | R::AliasQuotaReached
+        | R::NonceIvMismatch
+        | R::WrongNonce
+        | R::InvalidRequest
+        | R::InvalidQuery
+        | R::CommandInvalid
+        | R::BadKeyPart => 400,
+        R::Unauthenticated => 401,
+        R::CommandRefused | R::CreateImportForbidden => 403,
+        R::KeyNotFound
+        | R::KeyRingNotFound
+        | R::AliasNotFound
+        | R::NotFound
+        | R::CommandTargetNotFound => 404,
+        R::InvalidState
+        | R::TooEarly
+        | R::RotationTooSoon
+        | R::NotDualAuth
+        | R::AuthorizationsNotMet
+        | R::KeyRingExists
+        | R::KeyRingNotEmpty
+        | R::AliasNotUnique
+        | R::ImportTokenExpired
+        | R::CommandConflict
+        | R::Ceremony
+        | R::DuplicateKeyPart => 409,
+        R::KeyDeleted => 410,
+        R::KeyNotActive | R::UnprocessableCiphertext => 422,
+        R::ImportTokenBroken | R::Internal => 500,
+        R::Sealed => 503,
+    }
+}
+
+impl ApiError {
+    /// The error body of a domain reason with the message a client may
+    /// see. A 5xx other than 503 (sealed) says nothing of the reason.
+    pub fn from_reason(reason: Reason, message: impl Into<String>) -> Self {
+        let status = http_status(reason);
         if status >= 500 && status != 503 {
             return ApiError::internal();
         }
-        ApiError::new(status, e.kp_code(), e.public_message())
+        ApiError::new(status, reason.code(), message)
+    }
+}
+
+/// The message a client may see of a key error: the error's own, except
+/// for input an HSM backend refused, whose wording is the backend's
+/// internals.
+fn public_message(e: &KeyError) -> String {
+    match e {
+        KeyError::Hsm(HsmError::Invalid(_)) => {
+            "Invalid body data was passed: the key material or data in the request cannot be used"
+                .into()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        ApiError::from_reason(e.reason(), public_message(&e))
     }
 }
 
 impl From<crate::keys::projection::QueryError> for ApiError {
     fn from(e: crate::keys::projection::QueryError) -> Self {
-        ApiError::new(e.http_status(), e.kp_code(), e.to_string())
+        ApiError::from_reason(e.reason(), e.to_string())
     }
 }
 
@@ -158,6 +229,80 @@ mod tests {
         ] {
             let b = ApiError::new(status, "X_ERR", "why").body();
             assert_eq!(b["resources"][0]["errorMsg"], format!("{phrase}: why"));
+        }
+    }
+
+    /// The whole reason table as Key Protect answers it (these pairs were
+    /// each error type's `http_status`/`kp_code` before the mapping moved
+    /// here).
+    #[test]
+    fn every_reason_has_its_key_protect_status_and_code() {
+        use Reason as R;
+        let table = [
+            (R::KeyNotFound, 404, "KEY_NOT_FOUND_ERR"),
+            (R::InvalidState, 409, "KEY_ACTION_INVALID_STATE_ERR"),
+            (R::KeyExpired, 400, "KEY_EXPIRED_ERR"),
+            (R::KeyDeleted, 410, "KEY_DELETED_ERR"),
+            (R::KeyNotActive, 422, "KEY_INVALID_STATE_ERR"),
+            (R::RestoreExpired, 400, "KEY_RESTORE_EXPIRED"),
+            (R::TooEarly, 409, "REQ_TOO_EARLY_ERR"),
+            (R::RotationTooSoon, 409, "KEY_ROTATION_NOT_PERMITTED"),
+            (R::NotDualAuth, 409, "NOT_DUAL_AUTH_ERR"),
+            (R::AuthorizationsNotMet, 409, "AUTHORIZATIONS_NOT_MET"),
+            (R::RootKeyRequired, 400, "KEY_ROOT_REQ_ERR"),
+            (R::InvalidField, 400, "INVALID_FIELD_ERR"),
+            (R::PayloadRequired, 400, "KEY_PAYLOAD_REQ_ERR"),
+            (R::ImportedKeyRequired, 400, "KEY_IMPT_REQ_ERR"),
+            (R::NotExtractable, 400, "KEY_PAYLOAD_NOT_RETRIEVABLE"),
+            (
+                R::UnprocessableCiphertext,
+                422,
+                "UNPROCESSABLE_CIPHERTEXT_ERR",
+            ),
+            (
+                R::CreateImportForbidden,
+                403,
+                "KEY_CREATE_IMPORT_ACCESS_ERR",
+            ),
+            (R::KeyRingNotFound, 404, "KEY_RING_NOT_FOUND_ERR"),
+            (R::KeyRingExists, 409, "KEY_RING_CONFLICT_ERR"),
+            (R::KeyRingNotEmpty, 409, "KEY_RING_NOT_EMPTY_ERR"),
+            (R::AliasNotFound, 404, "KEY_ALIAS_NOT_FOUND_ERR"),
+            (R::AliasNotUnique, 409, "KEY_ALIAS_NOT_UNIQUE_ERR"),
+            (R::AliasQuotaReached, 400, "KEY_ALIAS_QUOTA_ERR"),
+            (R::ImportTokenExpired, 409, "IMPORT_TOKEN_EXPIRED_ERR"),
+            (R::NonceIvMismatch, 400, "INCORRECT_NONCE_IV_ERR"),
+            (R::WrongNonce, 400, "INCORRECT_NONCE_ERR"),
+            (R::ImportTokenBroken, 500, "INTERNAL_SERVER_ERR"),
+            (R::NotFound, 404, "NOT_FOUND_ERR"),
+            (R::InvalidRequest, 400, "BAD_BODY_ERR"),
+            (R::InvalidQuery, 400, "INVALID_QUERY_PARAM_ERR"),
+            (R::Unauthenticated, 401, "UNAUTHORIZED_ERR"),
+            (R::CommandRefused, 403, "UNAUTHORIZED_ERR"),
+            (R::CommandInvalid, 400, "UNAUTHORIZED_ERR"),
+            (R::CommandConflict, 409, "UNAUTHORIZED_ERR"),
+            (R::CommandTargetNotFound, 404, "UNAUTHORIZED_ERR"),
+            (R::Sealed, 503, "INSTANCE_SEALED_ERR"),
+            (R::Ceremony, 409, "MASTER_KEY_CEREMONY_ERR"),
+            (R::DuplicateKeyPart, 409, "DUPLICATE_KEY_PART_ERR"),
+            (R::BadKeyPart, 400, "BAD_KEY_PART_ERR"),
+            (R::Internal, 500, "INTERNAL_SERVER_ERROR"),
+        ];
+        for (reason, status, code) in table {
+            assert_eq!(
+                (http_status(reason), reason.code()),
+                (status, code),
+                "{reason:?}"
+            );
+            let e = ApiError::from_reason(reason, "why");
+            if status >= 500 && status != 503 {
+                assert_eq!(e, ApiError::internal());
+            } else {
+                assert_eq!(
+                    (e.status, e.code, e.message.as_str()),
+                    (status, code, "why")
+                );
+            }
         }
     }
 

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod master_key;
 pub mod merkle;
 pub mod projections;
+pub mod reason;
 pub mod record;
 pub mod roles;
 pub mod verify;

@@ -65,7 +65,7 @@ fn parameters_are_bounded_with_key_protect_defaults() {
             max_retrievals,
         };
         let e = ImportToken::create_with_key_bits(&req, now, 2048).expect_err("refused");
-        assert_eq!((e.kp_code(), e.http_status()), ("INVALID_FIELD_ERR", 400));
+        assert_eq!(e.reason(), Reason::InvalidField);
     }
     let contents = tok.retrieve(now).expect("first retrieval");
     assert_eq!(contents.metadata.remaining_retrievals, 0);
@@ -108,10 +108,7 @@ fn retrievals_run_out_and_tokens_expire() {
     let e = tok
         .retrieve(t("2026-01-01T00:05:00Z"))
         .expect_err("expired");
-    assert_eq!(
-        (e.kp_code(), e.http_status()),
-        ("IMPORT_TOKEN_EXPIRED_ERR", 409)
-    );
+    assert_eq!(e.reason(), Reason::ImportTokenExpired);
 }
 
 #[test]
@@ -173,10 +170,7 @@ fn open_refuses_every_bad_request() {
     let e = tok
         .open(&payload, &wrong_key_nonce, &iv, now)
         .expect_err("wrong key");
-    assert_eq!(
-        (e.kp_code(), e.http_status()),
-        ("INCORRECT_NONCE_IV_ERR", 400)
-    );
+    assert_eq!(e.reason(), Reason::NonceIvMismatch);
     let other_iv = b64().encode([2u8; 12]);
     assert_eq!(
         tok.open(&payload, &enc_nonce, &other_iv, now),
@@ -188,7 +182,7 @@ fn open_refuses_every_bad_request() {
     let e = tok
         .open(&payload, &other_nonce, &iv, now)
         .expect_err("wrong nonce");
-    assert_eq!((e.kp_code(), e.http_status()), ("INCORRECT_NONCE_ERR", 400));
+    assert_eq!(e.reason(), Reason::WrongNonce);
 
     // Malformed fields.
     assert!(matches!(

@@ -1,5 +1,6 @@
-//! Errors of key and ceremony commands, each with its Key Protect reason
-//! code and HTTP status. Messages never carry key material.
+//! Errors of key and ceremony commands, each with its reason code
+//! ([`Reason`]); what a reason becomes on the wire is the server's to say.
+//! Messages never carry key material.
 
 use crate::governance::ApprovalDenial;
 use crate::hsm::HsmError;
@@ -9,6 +10,7 @@ use crate::keys::material::MaterialError;
 use crate::keys::payload::PayloadError;
 use crate::keys::state::StateError;
 use crate::writer::WriteError;
+use keyledger_core::reason::Reason;
 
 /// Why a key or ceremony command was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,13 +66,9 @@ pub enum KeyError {
     /// An approval, cancellation or request of a gated operation refused.
     #[error("refused: {0}")]
     Approval(#[from] ApprovalDenial),
-    /// A refusal with its own Key Protect code and status (key rings, aliases).
+    /// A refusal with its own reason code (key rings, aliases, key material).
     #[error("{message}")]
-    Refused {
-        status: u16,
-        code: &'static str,
-        message: String,
-    },
+    Refused { reason: Reason, message: String },
 }
 
 impl From<HsmError> for KeyError {
@@ -90,94 +88,35 @@ impl From<CiphertextError> for KeyError {
 }
 
 impl KeyError {
-    /// Key Protect reason code.
-    pub fn kp_code(&self) -> &'static str {
+    /// The reason code of this refusal or failure.
+    pub fn reason(&self) -> Reason {
         match self {
-            KeyError::NotFound(_) => "KEY_NOT_FOUND_ERR",
-            KeyError::State(e) => e.kp_code(),
-            KeyError::Sealed | KeyError::NoMasterKey => "INSTANCE_SEALED_ERR",
-            KeyError::Unprocessable => "UNPROCESSABLE_CIPHERTEXT_ERR",
-            KeyError::Invalid(_) => "BAD_BODY_ERR",
-            KeyError::Payload(e) => e.kp_code(),
-            KeyError::Conflict(_) => "KEY_ALIAS_NOT_UNIQUE_ERR",
-            KeyError::NotExtractable => "KEY_PAYLOAD_NOT_RETRIEVABLE",
-            KeyError::Import(e) => e.kp_code(),
+            KeyError::NotFound(_) => Reason::KeyNotFound,
+            KeyError::State(e) => e.reason(),
+            KeyError::Sealed | KeyError::NoMasterKey => Reason::Sealed,
+            KeyError::Unprocessable => Reason::UnprocessableCiphertext,
+            KeyError::Invalid(_) => Reason::InvalidRequest,
+            KeyError::Payload(e) => e.reason(),
+            KeyError::Conflict(_) => Reason::AliasNotUnique,
+            KeyError::NotExtractable => Reason::NotExtractable,
+            KeyError::Import(e) => e.reason(),
             KeyError::Unauthenticated(_)
             | KeyError::UnknownKeyOwner(_)
-            | KeyError::BadOwnerSignature(_) => "UNAUTHORIZED_ERR",
-            KeyError::WrongParts | KeyError::Ceremony(_) => "MASTER_KEY_CEREMONY_ERR",
-            KeyError::Hsm(HsmError::DuplicatePart(_)) => "DUPLICATE_KEY_PART_ERR",
-            KeyError::Hsm(HsmError::BadPart) => "BAD_KEY_PART_ERR",
+            | KeyError::BadOwnerSignature(_) => Reason::Unauthenticated,
+            KeyError::WrongParts | KeyError::Ceremony(_) => Reason::Ceremony,
+            KeyError::Hsm(HsmError::DuplicatePart(_)) => Reason::DuplicateKeyPart,
+            KeyError::Hsm(HsmError::BadPart) => Reason::BadKeyPart,
             KeyError::Hsm(HsmError::State(_)) | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => {
-                "MASTER_KEY_CEREMONY_ERR"
+                Reason::Ceremony
             }
-            // Input the HSM backend refused: a client error, described
-            // without the backend's words (see `public_message`).
-            KeyError::Hsm(HsmError::Invalid(_)) => "BAD_BODY_ERR",
-            KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => {
-                "INTERNAL_SERVER_ERROR"
-            }
-            KeyError::Denied(_) => "UNAUTHORIZED_ERR",
-            KeyError::PolicyDenied(_) => "KEY_CREATE_IMPORT_ACCESS_ERR",
-            KeyError::Refused { code, .. } => code,
-            KeyError::Approval(d) => match d {
-                ApprovalDenial::NotFound(_) => "NOT_FOUND_ERR",
-                // The key is (already / not) set for deletion.
-                ApprovalDenial::AlreadyPending { .. } | ApprovalDenial::NothingPending { .. } => {
-                    "KEY_ACTION_INVALID_STATE_ERR"
-                }
-                // Key Protect's answer to a delete without a valid second
-                // authorisation, the requester's own included.
-                _ => "AUTHORIZATIONS_NOT_MET",
-            },
-        }
-    }
-
-    /// The message a client may see: the error's own, except for input an
-    /// HSM backend refused, whose wording is the backend's internals.
-    pub fn public_message(&self) -> String {
-        match self {
-            KeyError::Hsm(HsmError::Invalid(_)) => {
-                "Invalid body data was passed: the key material or data in the request cannot be used"
-                    .into()
-            }
-            other => other.to_string(),
-        }
-    }
-
-    /// HTTP status for the REST layer.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            KeyError::NotFound(_) => 404,
-            KeyError::State(e) => e.http_status(),
-            KeyError::Sealed | KeyError::NoMasterKey => 503,
-            KeyError::Unprocessable => 422,
-            KeyError::Invalid(_) => 400,
-            KeyError::Payload(e) => e.http_status(),
-            KeyError::Conflict(_) => 409,
-            KeyError::NotExtractable => 400,
-            KeyError::Import(e) => e.http_status(),
-            KeyError::Unauthenticated(_)
-            | KeyError::UnknownKeyOwner(_)
-            | KeyError::BadOwnerSignature(_) => 401,
-            KeyError::WrongParts | KeyError::Ceremony(_) => 409,
-            KeyError::Hsm(HsmError::DuplicatePart(_))
-            | KeyError::Hsm(HsmError::State(_))
-            | KeyError::Hsm(HsmError::NotEnoughParts { .. }) => 409,
-            KeyError::Hsm(HsmError::BadPart) | KeyError::Hsm(HsmError::Invalid(_)) => 400,
-            KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => 500,
-            KeyError::PolicyDenied(_) => 403,
-            KeyError::Denied(d) => match d {
-                crate::governance::Denial::Conflict(_) => 409,
-                crate::governance::Denial::NotFound(_) => 404,
-                crate::governance::Denial::Command(_) | crate::governance::Denial::Invalid(_) => {
-                    400
-                }
-                _ => 403,
-            },
-            KeyError::Refused { status, .. } => *status,
-            KeyError::Approval(ApprovalDenial::NotFound(_)) => 404,
-            KeyError::Approval(_) => 409,
+            // Input the HSM backend refused: a client error (whose message
+            // the server words itself, not the backend).
+            KeyError::Hsm(HsmError::Invalid(_)) => Reason::InvalidRequest,
+            KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => Reason::Internal,
+            KeyError::Denied(d) => d.reason(),
+            KeyError::PolicyDenied(_) => Reason::CreateImportForbidden,
+            KeyError::Refused { reason, .. } => *reason,
+            KeyError::Approval(d) => d.reason(),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
 use crate::keys::state::{self, KeyAction, StateError};
 use crate::secret::SecretBytes;
 use crate::writer::Receipt;
+use keyledger_core::reason::Reason;
 
 /// Where a new key version's material comes from.
 pub enum KeyMaterialSource {
@@ -119,8 +120,7 @@ impl KeyService {
             let state = self.read();
             if !state.keys.key_ring_exists(&key_ring) {
                 return Err(KeyError::Refused {
-                    status: 404,
-                    code: "KEY_RING_NOT_FOUND_ERR",
+                    reason: Reason::KeyRingNotFound,
                     message: format!("key ring {key_ring:?} does not exist"),
                 });
             }
@@ -251,8 +251,7 @@ impl KeyService {
                 (true, Some(p)) => payload::check(key.extractable, p.len())?,
                 (true, None) => {
                     return Err(KeyError::Refused {
-                        status: 400,
-                        code: "KEY_PAYLOAD_REQ_ERR",
+                        reason: Reason::PayloadRequired,
                         message: "this root key was created with user-supplied key material: \
                                   key material is required to rotate it"
                             .into(),
@@ -457,8 +456,7 @@ impl KeyService {
             KeyMaterialSource::Generate => return Ok(()),
             _ if !key.imported => {
                 return Err(KeyError::Refused {
-                    status: 400,
-                    code: "KEY_IMPT_REQ_ERR",
+                    reason: Reason::ImportedKeyRequired,
                     message: "only imported keys are restored with key material".into(),
                 });
             }

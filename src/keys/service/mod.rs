@@ -65,7 +65,7 @@ fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperatio
     KeyOperationFailed {
         key_id: key_id.chars().take(128).collect(),
         action: action.to_string(),
-        reason: error.kp_code().to_string(),
+        reason: error.reason().code().to_string(),
     }
 }
 

@@ -13,14 +13,14 @@ use crate::event::{
 use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
 use crate::keys::state::{KeyAction, KeyState};
 use crate::writer::Receipt;
+use keyledger_core::reason::Reason;
 
 /// Key Protect allows at most five aliases per key.
 pub const MAX_ALIASES: usize = 5;
 
-fn refused(status: u16, code: &'static str, message: impl Into<String>) -> KeyError {
+fn refused(reason: Reason, message: impl Into<String>) -> KeyError {
     KeyError::Refused {
-        status,
-        code,
+        reason,
         message: message.into(),
     }
 }
@@ -33,8 +33,7 @@ pub fn check_key_ring_id(id: &str) -> Result<(), KeyError> {
         Ok(())
     } else {
         Err(refused(
-            400,
-            "BAD_BODY_ERR",
+            Reason::InvalidRequest,
             "a key ring id must be 2-100 characters of letters, digits and '-'",
         ))
     }
@@ -49,15 +48,13 @@ pub fn check_alias(alias: &str) -> Result<(), KeyError> {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         return Err(refused(
-            400,
-            "BAD_BODY_ERR",
+            Reason::InvalidRequest,
             "an alias must be 2-90 characters of letters, digits, '-' and '_'",
         ));
     }
     if uuid::Uuid::parse_str(alias).is_ok() || alias == "registrations" {
         return Err(refused(
-            400,
-            "BAD_BODY_ERR",
+            Reason::InvalidRequest,
             "an alias must not look like a key id or be a reserved word",
         ));
     }
@@ -74,8 +71,7 @@ pub fn check_alias(alias: &str) -> Result<(), KeyError> {
 pub fn check_new_aliases(aliases: &[String]) -> Result<(), KeyError> {
     if aliases.len() > MAX_ALIASES {
         return Err(refused(
-            400,
-            "KEY_ALIAS_QUOTA_ERR",
+            Reason::AliasQuotaReached,
             format!("a key has at most {MAX_ALIASES} aliases"),
         ));
     }
@@ -83,8 +79,7 @@ pub fn check_new_aliases(aliases: &[String]) -> Result<(), KeyError> {
         check_alias(alias)?;
         if aliases[..i].contains(alias) {
             return Err(refused(
-                400,
-                "BAD_BODY_ERR",
+                Reason::InvalidRequest,
                 format!("alias {alias:?} is given twice"),
             ));
         }
@@ -104,8 +99,7 @@ impl KeyService {
         let _guard = self.lock_commands();
         if self.read().keys.key_ring_exists(id) {
             return Err(refused(
-                409,
-                "KEY_RING_CONFLICT_ERR",
+                Reason::KeyRingExists,
                 format!("key ring {id} already exists"),
             ));
         }
@@ -128,8 +122,7 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         if id == DEFAULT_KEY_RING {
             return Err(refused(
-                400,
-                "BAD_BODY_ERR",
+                Reason::InvalidRequest,
                 "the default key ring cannot be deleted",
             ));
         }
@@ -138,8 +131,7 @@ impl KeyService {
             let state = self.read();
             if !state.keys.key_rings.contains(id) {
                 return Err(refused(
-                    404,
-                    "KEY_RING_NOT_FOUND_ERR",
+                    Reason::KeyRingNotFound,
                     format!("key ring {id:?} does not exist"),
                 ));
             }
@@ -154,8 +146,7 @@ impl KeyService {
         let live = members.iter().any(|k| k.state != KeyState::Destroyed);
         if live || (!members.is_empty() && !force) {
             return Err(refused(
-                409,
-                "KEY_RING_NOT_EMPTY_ERR",
+                Reason::KeyRingNotEmpty,
                 "the key ring holds keys: move or delete them first (destroyed keys: force=true)",
             ));
         }
@@ -186,15 +177,13 @@ impl KeyService {
         let key = self.checked_key(actor, correlation_id, id, KeyAction::Patch)?;
         if !self.read().keys.key_ring_exists(to_key_ring) {
             return Err(refused(
-                404,
-                "KEY_RING_NOT_FOUND_ERR",
+                Reason::KeyRingNotFound,
                 format!("key ring {to_key_ring:?} does not exist"),
             ));
         }
         if key.key_ring_id == to_key_ring {
             return Err(refused(
-                400,
-                "BAD_BODY_ERR",
+                Reason::InvalidRequest,
                 format!("the key is already in key ring {to_key_ring:?}"),
             ));
         }
@@ -220,15 +209,13 @@ impl KeyService {
         let key = self.checked_key(actor, correlation_id, id, KeyAction::CreateAlias)?;
         if self.read().keys.aliases.contains_key(alias) {
             return Err(refused(
-                409,
-                "KEY_ALIAS_NOT_UNIQUE_ERR",
+                Reason::AliasNotUnique,
                 format!("alias {alias:?} is already in use"),
             ));
         }
         if key.aliases.len() >= MAX_ALIASES {
             return Err(refused(
-                400,
-                "KEY_ALIAS_QUOTA_ERR",
+                Reason::AliasQuotaReached,
                 format!("a key has at most {MAX_ALIASES} aliases"),
             ));
         }
@@ -251,11 +238,7 @@ impl KeyService {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::DeleteAlias)?;
         if !key.aliases.iter().any(|a| a == alias) {
-            return Err(refused(
-                404,
-                "KEY_ALIAS_NOT_FOUND_ERR",
-                "the key has no such alias",
-            ));
+            return Err(refused(Reason::AliasNotFound, "the key has no such alias"));
         }
         let event = KeyAliasDeleted {
             key_id: key.id,

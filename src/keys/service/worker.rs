@@ -87,7 +87,10 @@ impl KeyService {
                 let event = OperationFailed {
                     request_id: request_id.to_string(),
                     operation: approval.operation.clone(),
-                    reason: format!("{}: {e}", e.kp_code()).chars().take(512).collect(),
+                    reason: format!("{}: {e}", e.reason().code())
+                        .chars()
+                        .take(512)
+                        .collect(),
                 };
                 self.record(&Actor::system(), &correlation_id, &event)?;
                 Err(e)

@@ -13,6 +13,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::state::{Approval, ApprovalStatus};
+use crate::reason::Reason;
 
 /// Deleting a key (Key Protect's dual-authorisation delete); target: key id.
 pub const OP_KEY_DELETE: &str = "key.delete";
@@ -52,6 +53,22 @@ pub enum ApprovalDenial {
     },
     #[error("no {operation} of {target} is pending")]
     NothingPending { operation: String, target: String },
+}
+
+impl ApprovalDenial {
+    /// The reason code of this refusal.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ApprovalDenial::NotFound(_) => Reason::NotFound,
+            // The key is (already / not) set for deletion.
+            ApprovalDenial::AlreadyPending { .. } | ApprovalDenial::NothingPending { .. } => {
+                Reason::InvalidState
+            }
+            // Key Protect's answer to a delete without a valid second
+            // authorisation, the requester's own included.
+            _ => Reason::AuthorizationsNotMet,
+        }
+    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

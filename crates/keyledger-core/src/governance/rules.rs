@@ -13,6 +13,7 @@ use super::command::{
 };
 use super::state::GovernanceState;
 use crate::master_key::MasterKeyState;
+use crate::reason::Reason;
 
 /// Most administrators an instance may have, and the highest threshold.
 pub const MAX_THRESHOLD: u8 = 8;
@@ -94,6 +95,16 @@ impl Denial {
             Denial::NotFound(_) => "not_found",
             Denial::Invalid(_) => "invalid",
             Denial::Ceremony(_) => "ceremony",
+        }
+    }
+
+    /// The reason code of this refusal.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Denial::Conflict(_) => Reason::CommandConflict,
+            Denial::NotFound(_) => Reason::CommandTargetNotFound,
+            Denial::Command(_) | Denial::Invalid(_) => Reason::CommandInvalid,
+            _ => Reason::CommandRefused,
         }
     }
 }

@@ -13,13 +13,15 @@
 //!
 //! Refusals say what was expected and how many bytes came, never the bytes.
 
+use crate::reason::Reason;
+
 /// Sizes of a standard key's payload (AES-128/192/256), bytes.
 pub const STANDARD_KEY_SIZES: [usize; 3] = [16, 24, 32];
 /// Size of a root key's payload (AES-256), bytes.
 pub const ROOT_KEY_SIZE: usize = 32;
 
-/// Why caller-supplied key material was refused. Key Protect's code for an
-/// invalid field, `INVALID_FIELD_ERR` (400).
+/// Why caller-supplied key material was refused: an invalid field
+/// ([`Reason::InvalidField`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
     #[error(
@@ -40,14 +42,9 @@ pub enum PayloadError {
 }
 
 impl PayloadError {
-    /// Key Protect reason code.
-    pub fn kp_code(&self) -> &'static str {
-        "INVALID_FIELD_ERR"
-    }
-
-    /// HTTP status.
-    pub fn http_status(&self) -> u16 {
-        400
+    /// The reason code of this refusal: an invalid field.
+    pub fn reason(&self) -> Reason {
+        Reason::InvalidField
     }
 }
 
@@ -77,7 +74,7 @@ mod tests {
             );
         }
         let e = check(false, 17).expect_err("17");
-        assert_eq!((e.kp_code(), e.http_status()), ("INVALID_FIELD_ERR", 400));
+        assert_eq!(e.reason(), Reason::InvalidField);
         assert!(e.to_string().contains("not 17 bytes"), "{e}");
     }
 }

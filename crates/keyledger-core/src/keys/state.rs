@@ -9,6 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::reason::Reason;
+
 /// Key states, with Key Protect's integer mapping (serialised as the integer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyState {
@@ -130,8 +132,8 @@ pub const DUAL_AUTH_WINDOW: Duration = Duration::days(7);
 /// Minimum interval between two rotations of a key.
 pub const ROTATION_MIN_INTERVAL: Duration = Duration::hours(1);
 
-/// Why an action was refused. Each variant maps to one Key Protect reason
-/// code and HTTP status; messages never carry key material.
+/// Why an action was refused. Each variant names one [`Reason`];
+/// messages never carry key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
     #[error("key is not in a valid state: {action:?} is not allowed in state {state:?}")]
@@ -165,40 +167,24 @@ pub enum StateError {
 }
 
 impl StateError {
-    /// Key Protect reason code (`reasons[].code` of the error body).
-    pub fn kp_code(&self) -> &'static str {
+    /// The reason code of this refusal.
+    pub fn reason(&self) -> Reason {
         match self {
-            StateError::InvalidState { .. } => "KEY_ACTION_INVALID_STATE_ERR",
-            StateError::Expired { .. } => "KEY_EXPIRED_ERR",
-            StateError::Deleted { .. } => "KEY_DELETED_ERR",
-            StateError::NotActive { .. } => "KEY_INVALID_STATE_ERR",
-            StateError::RestoreExpired => "KEY_RESTORE_EXPIRED",
-            StateError::PurgeTooEarly { .. } => "REQ_TOO_EARLY_ERR",
-            StateError::RotatedTooRecently => "KEY_ROTATION_NOT_PERMITTED",
-            StateError::NotDualAuth => "NOT_DUAL_AUTH_ERR",
-            StateError::AuthorizationsNotMet => "AUTHORIZATIONS_NOT_MET",
-            // Key Protect documents the rule ("cannot be reverted once
-            // enabled") but no reason code of its own for the refusal: the
-            // request conflicts with the key's state, so its state code.
-            StateError::DualAuthIrreversible => "KEY_ACTION_INVALID_STATE_ERR",
-            StateError::RootKeyRequired { .. } => "KEY_ROOT_REQ_ERR",
-        }
-    }
-
-    /// HTTP status Key Protect answers with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            StateError::Expired { .. }
-            | StateError::RestoreExpired
-            | StateError::RootKeyRequired { .. } => 400,
-            StateError::Deleted { .. } => 410,
-            StateError::NotActive { .. } => 422,
-            StateError::InvalidState { .. }
-            | StateError::PurgeTooEarly { .. }
-            | StateError::RotatedTooRecently
-            | StateError::NotDualAuth
-            | StateError::AuthorizationsNotMet
-            | StateError::DualAuthIrreversible => 409,
+            // Key Protect documents the irreversibility rule ("cannot be
+            // reverted once enabled") but no reason code of its own for the
+            // refusal: the request conflicts with the key's state.
+            StateError::InvalidState { .. } | StateError::DualAuthIrreversible => {
+                Reason::InvalidState
+            }
+            StateError::Expired { .. } => Reason::KeyExpired,
+            StateError::Deleted { .. } => Reason::KeyDeleted,
+            StateError::NotActive { .. } => Reason::KeyNotActive,
+            StateError::RestoreExpired => Reason::RestoreExpired,
+            StateError::PurgeTooEarly { .. } => Reason::TooEarly,
+            StateError::RotatedTooRecently => Reason::RotationTooSoon,
+            StateError::NotDualAuth => Reason::NotDualAuth,
+            StateError::AuthorizationsNotMet => Reason::AuthorizationsNotMet,
+            StateError::RootKeyRequired { .. } => Reason::RootKeyRequired,
         }
     }
 }
@@ -477,23 +463,17 @@ mod tests {
     #[test]
     fn errors_map_to_key_protect_codes() {
         let e = check(KeyState::Suspended, KeyAction::Wrap).expect_err("refused");
-        assert_eq!(
-            (e.kp_code(), e.http_status()),
-            ("KEY_ACTION_INVALID_STATE_ERR", 409)
-        );
+        assert_eq!(e.reason(), Reason::InvalidState);
         let e = check(KeyState::Deactivated, KeyAction::Enable).expect_err("refused");
-        assert_eq!(e.kp_code(), "KEY_ACTION_INVALID_STATE_ERR");
+        assert_eq!(e.reason(), Reason::InvalidState);
         let e = check(KeyState::Deactivated, KeyAction::Wrap).expect_err("refused");
-        assert_eq!((e.kp_code(), e.http_status()), ("KEY_EXPIRED_ERR", 400));
+        assert_eq!(e.reason(), Reason::KeyExpired);
         let e = check(KeyState::Destroyed, KeyAction::Unwrap).expect_err("refused");
-        assert_eq!((e.kp_code(), e.http_status()), ("KEY_DELETED_ERR", 410));
+        assert_eq!(e.reason(), Reason::KeyDeleted);
         let e = check(KeyState::Suspended, KeyAction::Register).expect_err("refused");
-        assert_eq!(
-            (e.kp_code(), e.http_status()),
-            ("KEY_INVALID_STATE_ERR", 422)
-        );
+        assert_eq!(e.reason(), Reason::KeyNotActive);
         let e = check(KeyState::Active, KeyAction::Restore).expect_err("refused");
-        assert_eq!(e.http_status(), 409);
+        assert_eq!(e.reason(), Reason::InvalidState);
     }
 
     #[test]
@@ -514,7 +494,7 @@ mod tests {
         let restore = |s| check_at(KeyState::Destroyed, KeyAction::Restore, &tl, t(s));
         assert_eq!(restore("2026-01-30T23:59:59Z"), Ok(()));
         let e = restore("2026-01-31T00:00:00Z").expect_err("expired");
-        assert_eq!((e.kp_code(), e.http_status()), ("KEY_RESTORE_EXPIRED", 400));
+        assert_eq!(e.reason(), Reason::RestoreExpired);
     }
 
     #[test]
@@ -545,10 +525,7 @@ mod tests {
     fn pre_activation_keys_allow_nothing_cryptographic_until_activated() {
         use KeyAction as A;
         let e = check(KeyState::PreActivation, A::Wrap).expect_err("refused");
-        assert_eq!(
-            (e.kp_code(), e.http_status()),
-            ("KEY_ACTION_INVALID_STATE_ERR", 409)
-        );
+        assert_eq!(e.reason(), Reason::InvalidState);
         for action in KeyAction::ALL {
             let expected = matches!(
                 action,
@@ -613,7 +590,7 @@ mod tests {
             let standard = check_key_type(true, action);
             if root_only {
                 let e = standard.expect_err("refused");
-                assert_eq!((e.kp_code(), e.http_status()), ("KEY_ROOT_REQ_ERR", 400));
+                assert_eq!(e.reason(), Reason::RootKeyRequired);
             } else {
                 assert_eq!(standard, Ok(()), "{action:?}");
             }
@@ -687,9 +664,6 @@ mod tests {
         assert_eq!(check_dual_auth_policy(true, true), Ok(()));
         let e = check_dual_auth_policy(true, false).expect_err("refused");
         assert_eq!(e, StateError::DualAuthIrreversible);
-        assert_eq!(
-            (e.kp_code(), e.http_status()),
-            ("KEY_ACTION_INVALID_STATE_ERR", 409)
-        );
+        assert_eq!(e.reason(), Reason::InvalidState);
     }
 }

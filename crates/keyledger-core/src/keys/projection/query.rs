@@ -9,6 +9,7 @@ use chrono::{DateTime, Timelike, Utc};
 use super::{KeyProjection, KeyRecord};
 use crate::keys::list_filter::{DateProperty, KeyFilter};
 use crate::keys::state::KeyState;
+use crate::reason::Reason;
 
 /// Key Protect's default and largest page sizes.
 pub const DEFAULT_LIMIT: usize = 200;
@@ -26,12 +27,9 @@ pub enum QueryError {
 }
 
 impl QueryError {
-    pub fn kp_code(&self) -> &'static str {
-        "INVALID_QUERY_PARAM_ERR"
-    }
-
-    pub fn http_status(&self) -> u16 {
-        400
+    /// The reason code of this refusal: a malformed listing parameter.
+    pub fn reason(&self) -> Reason {
+        Reason::InvalidQuery
     }
 }
 
