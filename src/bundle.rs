@@ -88,3 +88,14 @@ pub fn export(
     write_file(&out.join(MANIFEST_FILE), &json)?;
     Ok(manifest)
 }
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+    fs::write(path, bytes).map_err(|source| io_err(path, source))
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> BundleError {
+    BundleError::Io {
+        file: path.display().to_string(),
+        source,
+    }
+}

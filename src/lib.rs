@@ -7,8 +7,10 @@
 //!
 //! - Verifier core, pure (no network, no database), in the `keyledger-core`
 //!   crate and re-exported here at their old paths: [`event`], [`record`],
-//!   [`chain`], [`merkle`], [`checkpoint`], [`verify`], [`governance`],
-//!   [`master_key`]; [`bundle`] adds export to core's bundle format.
+//!   [`chain`], [`merkle`], [`checkpoint`], [`governance`],
+//!   [`master_key`]; [`verify`] adds `keyledger-verify`'s bundle-directory
+//!   readers to core's verifier; [`bundle`] adds export to core's bundle
+//!   format.
 //! - Write path: [`signer`] (where the ledger key lives: [`ledger_key`] file
 //!   or an HSM backend), [`writer`] (group commit), [`ledger`]
 //!   (instance lifecycle), [`store`] (the `EventStore` contract and backends).
@@ -17,9 +19,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub use keyledger_core::{
-    chain, checkpoint, event, governance, master_key, merkle, record, verify,
-};
+pub use keyledger_core::{chain, checkpoint, event, governance, master_key, merkle, record};
 
 pub mod admin_key;
 pub mod bundle;
@@ -39,4 +39,5 @@ pub mod secret;
 pub mod server;
 pub mod signer;
 pub mod store;
+pub mod verify;
 pub mod writer;

@@ -14,10 +14,14 @@
 //! - [`roles`]: the role table the server authorises bearer requests with.
 //! - [`verify`]: the offline verifier, including `--policy`'s replay.
 //!
-//! Still to do (issue 15): `verify` and `bundle` read bundle directories
-//! with `std::fs` and `verify` runs a reader thread; both are to take
-//! `std::io::Read` from the caller, with threads behind an optional
-//! feature. The public API is still every module, not yet a curated one.
+//! Core does no I/O of its own: the verifier takes a bundle's parts as bytes
+//! and its records as a `std::io::Read` (`keyledger-verify` opens bundle
+//! directories). Its only threads are behind the `parallel` feature (on by
+//! default: a reader thread and rayon); without it verification runs in the
+//! caller's thread with the same results.
+//!
+//! Still to do (issue 15): the public API is still every module, not yet a
+//! curated one.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
