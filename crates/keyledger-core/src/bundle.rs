@@ -10,23 +10,32 @@
 //! This module holds the format only: file names and the manifest, parsed
 //! from bytes. Opening a bundle directory is `keyledger-verify`'s job;
 //! writing one is the ledger's export.
+#![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 
 /// Bundle format name written in the manifest.
 pub const BUNDLE_FORMAT: &str = "keyledger-bundle/1";
+/// The manifest: JSON naming the format, instance, origin and record count.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The records, as consecutive record frames from seq 0.
 pub const RECORDS_FILE: &str = "records.bin";
+/// A C2SP signed note covering exactly the bundle's records.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
+/// The instance's ledger public keys, one note verifier key per line.
 pub const KEYS_FILE: &str = "keys";
 
 /// The bundle manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Always [`BUNDLE_FORMAT`].
     pub format: String,
+    /// The instance whose log this is.
     pub instance: String,
+    /// The checkpoint origin (and note signer name) of the instance.
     pub origin: String,
+    /// Number of records in [`RECORDS_FILE`].
     pub size: u64,
 }
 
@@ -51,11 +60,15 @@ impl Manifest {
 /// binary's library) or writes it (export), naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// A bundle file could not be read or written.
     #[error("bundle file {file}: {source}")]
     Io {
+        /// The file, as its path on disk.
         file: String,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// The manifest is not valid JSON of this format.
     #[error("bundle manifest is malformed: {0}")]
     Manifest(String),
 }

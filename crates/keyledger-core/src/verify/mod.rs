@@ -13,7 +13,7 @@
 //! the caller's thread, in the same order, so the reports are the same.
 
 mod checks;
-pub mod policy;
+mod policy;
 mod sequence;
 mod stream;
 
@@ -26,7 +26,7 @@ use crate::checkpoint::{self, Checkpoint, NoteVerifierKey};
 use crate::merkle::Hash;
 use crate::record::{FrameReader, ReadError};
 
-pub use policy::{Finding, PolicyReplay, PolicyReport};
+pub use policy::{Finding, MAX_FINDINGS, PolicyReplay, PolicyReport, Violation};
 pub use sequence::SequenceVerifier;
 
 /// Records verified per parallel step.
@@ -45,50 +45,132 @@ pub struct Trust {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
+    /// A record's frame or event JSON cannot be parsed.
     #[error("record {seq} is malformed: {reason}")]
-    Malformed { seq: u64, reason: String },
+    Malformed {
+        /// Position of the record.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record names another instance.
     #[error("record {seq} belongs to instance {found:?}, not {expected:?}")]
     WrongInstance {
+        /// Position of the record.
         seq: u64,
+        /// The bundle's instance.
         expected: String,
+        /// The instance the record names.
         found: String,
     },
+    /// Records are missing at a position.
     #[error("record {seq} is missing (the next record present is {found})")]
-    Removed { seq: u64, found: u64 },
+    Removed {
+        /// The first missing sequence number.
+        seq: u64,
+        /// The sequence number found in its place.
+        found: u64,
+    },
+    /// Records are out of order.
     #[error("records are reordered at position {seq} (found seq {found})")]
-    Reordered { seq: u64, found: u64 },
+    Reordered {
+        /// The position where the order breaks.
+        seq: u64,
+        /// The sequence number found there.
+        found: u64,
+    },
+    /// A record appears twice.
     #[error("record {seq} is duplicated at position {position}")]
-    Duplicated { seq: u64, position: u64 },
+    Duplicated {
+        /// The duplicated record's sequence number.
+        seq: u64,
+        /// Where the copy is.
+        position: u64,
+    },
+    /// A record's `prev` is not the link of the record before it.
     #[error("chain broken at record {seq}: its prev does not match the previous record")]
-    ChainBroken { seq: u64 },
+    ChainBroken {
+        /// Position of the record.
+        seq: u64,
+    },
+    /// A record's signature does not verify under the key in force.
     #[error("bad signature on record {seq}")]
-    BadSignature { seq: u64 },
+    BadSignature {
+        /// Position of the record.
+        seq: u64,
+    },
+    /// A record names a ledger key other than the one in force.
     #[error(
         "record {seq} is signed by key {key_id}, which is not the ledger key in force ({expected})"
     )]
     UnauthorizedKey {
+        /// Position of the record.
         seq: u64,
+        /// The key id the record names.
         key_id: String,
+        /// The key id in force.
         expected: String,
     },
+    /// Record 0 is not an `instance.created` declaring a valid ledger key.
     #[error("record 0 is not a valid genesis record: {reason}")]
-    BadGenesis { reason: String },
+    BadGenesis {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The genesis key is not among the trusted keys.
     #[error("the log's genesis key {key_id} is not a trusted key")]
-    UntrustedKey { key_id: String },
+    UntrustedKey {
+        /// The genesis key's id.
+        key_id: String,
+    },
+    /// Fewer records than a checkpoint or the manifest covers.
     #[error("log truncated: expected at least {expected} records, found {found}")]
-    Truncated { expected: u64, found: u64 },
+    Truncated {
+        /// Records the checkpoint or manifest covers.
+        expected: u64,
+        /// Records present.
+        found: u64,
+    },
+    /// A checkpoint does not parse, verify or name this log's origin.
     #[error("checkpoint is invalid: {reason}")]
-    BadCheckpoint { reason: String },
+    BadCheckpoint {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The bundle's checkpoint covers fewer records than the bundle holds.
     #[error("checkpoint size {checkpoint} does not match the {records} records")]
-    CheckpointSizeMismatch { checkpoint: u64, records: u64 },
+    CheckpointSizeMismatch {
+        /// The checkpoint's size.
+        checkpoint: u64,
+        /// Records present.
+        records: u64,
+    },
+    /// The records' Merkle root differs from the checkpoint's.
     #[error("Merkle root mismatch at size {size}: the records do not match the checkpoint")]
-    RootMismatch { size: u64 },
+    RootMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// The checkpoint's chain-head extension names another link.
     #[error("chain head mismatch at size {size}: the checkpoint names another head")]
-    ChainHeadMismatch { size: u64 },
+    ChainHeadMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// The log does not extend the trusted checkpoint.
     #[error("log is inconsistent with the trusted checkpoint of size {size}")]
-    InconsistentCheckpoint { size: u64 },
+    InconsistentCheckpoint {
+        /// The trusted checkpoint's size.
+        size: u64,
+    },
+    /// The bundle holds more records than its manifest says.
     #[error("the manifest says {manifest} records but the bundle holds {records}")]
-    ManifestMismatch { manifest: u64, records: u64 },
+    ManifestMismatch {
+        /// Records the manifest names.
+        manifest: u64,
+        /// Records present.
+        records: u64,
+    },
 }
 
 impl Failure {
@@ -120,16 +202,22 @@ impl Failure {
 pub struct Report {
     /// True when no failure was found.
     pub ok: bool,
+    /// The instance the manifest names.
     pub instance: String,
+    /// Records verified before the first failure (all of them when intact).
     pub records: u64,
     /// Hex root of all verified records.
     pub root: String,
+    /// Size of the bundle's checkpoint, when it parses.
     pub checkpoint_size: Option<u64>,
+    /// Ledger-key rotations seen.
     pub key_rotations: u64,
+    /// The first failure found.
     pub failure: Option<Failure>,
 }
 
 impl Report {
+    /// True when no failure was found.
     pub fn ok(&self) -> bool {
         self.ok && self.failure.is_none()
     }
@@ -138,13 +226,19 @@ impl Report {
 /// Errors that stop verification before any verdict (unreadable input).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The manifest is malformed (or, from a directory reader, unreadable).
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
+    /// A bundle file could not be read.
     #[error("cannot read {file}: {source}")]
     Io {
+        /// The file: its name in the bundle, or its path once a directory
+        /// reader has located it.
         file: String,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// A trusted key or checkpoint passed by the caller is invalid.
     #[error("trusted input is invalid: {0}")]
     Trust(String),
 }
@@ -178,7 +272,7 @@ pub fn verify_records<R: Read + Send>(
     Ok(verifier.finish())
 }
 
-/// Replays the governance rules over a bundle's records (see [`policy`]),
+/// Replays the governance rules over a bundle's records ([`PolicyReplay`]),
 /// streaming them from `records` one at a time: only the projections and the
 /// findings stay in memory. Run it on records that [`verify_records`] found
 /// intact: the replay trusts their order and signatures. `progress` is
