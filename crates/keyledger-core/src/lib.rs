@@ -45,15 +45,15 @@
 //! Implementation modules are private. Each public module is a namespace of
 //! re-exported items or a small module documented item by item.
 //!
-//! Still to do (issue 15):
-//! - `#![deny(missing_docs)]` holds per module, but not yet at the crate
-//!   root. The payload and actor types derive `schemars::JsonSchema` or
+//! Still to do (issue 15): `#![deny(missing_docs)]` holds per module, not
+//! yet at the crate root. Two groups of items remain:
+//! - The event payload types, `Actor`, `Role`, `AuthMethod`,
+//!   `AdminSignature` and `SignedCommand` derive `schemars::JsonSchema` or
 //!   `utoipa::ToSchema`, which turn doc comments into schema descriptions.
 //!   Documenting their fields would therefore change `schemas/events/` and
 //!   `schemas/openapi.json` (docs/CORE-API.md).
-//! - The key state machine, the key queries, the governance rules and the
-//!   policy replay are being reworked into `decide`/`apply` (issue item 2).
-//!   Their modules get their docs once that lands.
+//! - The policy replay, and `QueryError`'s HTTP mapping, are being reworked
+//!   into `decide`/`apply` and reason codes (issue item 2).
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
