@@ -1,9 +1,10 @@
 //! The event model: the envelope every record carries, who acted, and the
 //! catalogue of event types with their payloads.
 //!
-//! The writer serialises an envelope exactly once (see [`crate::writer`]); the
-//! stored bytes are what is hashed, signed, exported and verified. Readers
-//! parse them with [`Envelope::parse`] and never re-serialise.
+//! The writer serialises an envelope exactly once ([`EnvelopeOut`] fixes the
+//! field order); the stored bytes are what is hashed, signed, exported and
+//! verified. Readers parse them with [`Envelope::parse`] and never
+//! re-serialise.
 
 mod catalog;
 

@@ -50,7 +50,7 @@ pub enum Denial {
         /// Its expiry (RFC 3339).
         expires_at: String,
     },
-    /// The command expires later than [`MAX_COMMAND_LIFETIME`] from now.
+    /// The command expires more than 31 days from now.
     #[error("command expires more than 31 days ahead ({expires_at})")]
     ExpiryTooFar {
         /// Its expiry (RFC 3339).
@@ -99,7 +99,7 @@ pub enum Denial {
         /// The command's kind.
         kind: String,
     },
-    /// A threshold is 0 or above [`MAX_THRESHOLD`].
+    /// A threshold is 0 or above the largest allowed.
     #[error("threshold must be between 1 and {MAX_THRESHOLD}, got {0}")]
     ThresholdOutOfRange(u8),
     /// A threshold exceeds the number of administrators.
