@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::event::Actor;
-use crate::governance::command::{admin_id, decode_public_key};
+use crate::governance::{admin_id, decode_public_key};
 use crate::hsm::HsmBackend;
 use crate::keys::material::embedded::EmbeddedMaterialStore;
 use crate::keys::service::{KeyError, KeyService};

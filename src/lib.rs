@@ -7,8 +7,10 @@
 //!
 //! - Verifier core, pure (no network, no database), in the `keyledger-core`
 //!   crate and re-exported here at their old paths: [`event`], [`record`],
-//!   [`chain`], [`merkle`], [`checkpoint`], [`verify`], [`governance`],
-//!   [`master_key`]; [`bundle`] adds export to core's bundle format.
+//!   [`chain`], [`merkle`], [`checkpoint`], [`governance`],
+//!   [`master_key`]; [`verify`] adds `keyledger-verify`'s bundle-directory
+//!   readers to core's verifier; [`bundle`] adds export to core's bundle
+//!   format.
 //! - Write path, in the `keyledger-ledger` crate and re-exported here at
 //!   their old paths: [`writer`] (group commit), [`ledger_key`], [`store`]
 //!   (the `EventStore` contract and the embedded backend), [`data_dir`],
@@ -19,9 +21,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub use keyledger_core::{
-    chain, checkpoint, event, governance, master_key, merkle, record, verify,
-};
+pub use keyledger_core::{chain, checkpoint, event, governance, master_key, merkle, record};
 pub use keyledger_ledger::{data_dir, histogram, ledger_key, sample_events, store, writer};
 
 pub mod admin_key;
@@ -37,3 +37,4 @@ pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod signer;
+pub mod verify;

@@ -1,23 +1,59 @@
-//! keyledger-core: the ledger's format, rules and verifier, with no server,
-//! database, HSM, network or async runtime in its dependency tree
-//! (`scripts/check-verifier-deps` checks that).
+//! keyledger-core: the ledger's format, its rules and the offline verifier.
+//! It is everything an auditor needs besides a public key, and nothing
+//! more. Its normal dependency tree holds no server, database, HSM, network,
+//! TLS or async runtime (`scripts/check-verifier-deps` checks that).
 //!
-//! - [`event`]: the event envelope, actors and the event catalogue.
-//! - [`chain`], [`record`]: BLAKE3 chain links, record signatures, record
-//!   frames and their streaming reader.
-//! - [`merkle`]: the RFC 9162 Merkle tree, inclusion and consistency proofs.
-//! - [`checkpoint`]: C2SP signed notes and note verifier keys.
-//! - [`bundle`]: the bundle format (layout, manifest), for reading.
-//! - [`governance`], [`master_key`], [`keys`]: governance command documents
-//!   and rules, the master-key projection, the key state machine and key
-//!   projections; [`projections`] applies them all in log order.
-//! - [`roles`]: the role table the server authorises bearer requests with.
-//! - [`verify`]: the offline verifier, including `--policy`'s replay.
+//! # Crate map
 //!
-//! Still to do (issue 15): `verify` and `bundle` read bundle directories
-//! with `std::fs` and `verify` runs a reader thread; both are to take
-//! `std::io::Read` from the caller, with threads behind an optional
-//! feature. The public API is still every module, not yet a curated one.
+//! The format, from the bytes up:
+//! - [`event`]: the event envelope (stored bytes, parsed view and the
+//!   writer's field order), actors and the catalogue of event types with
+//!   their JSON Schemas.
+//! - [`chain`]: BLAKE3 chain links and the message a record signature
+//!   covers.
+//! - [`record`]: a signed record, its frame, and a streaming frame reader.
+//! - [`merkle`]: the RFC 9162 Merkle tree, with inclusion and consistency
+//!   proofs.
+//! - [`checkpoint`]: C2SP checkpoints, signed notes and note keys.
+//! - [`bundle`]: the export bundle's layout and manifest.
+//!
+//! What the log means:
+//! - [`governance`]: administrator command documents and their signatures,
+//!   the governance projection and the rules commands and gated operations
+//!   must pass.
+//! - [`master_key`]: the master-key projection (key owners, ceremony,
+//!   generations).
+//! - [`keys`]: the key state machine, the key projection with its queries
+//!   and list filter, and the import-token projection.
+//! - [`Projections`]: every projection applied together, in log order.
+//! - [`roles`]: what each credential role may do.
+//!
+//! Checking it:
+//! - [`verify`]: the offline verifier (chain, signatures, key authority,
+//!   Merkle root, checkpoints), and the policy replay of `verify --policy`.
+//!
+//! # What core promises
+//!
+//! Core does no I/O of its own. The verifier takes a bundle's parts as
+//! bytes and its records as a `std::io::Read`; `keyledger-verify` opens
+//! bundle directories. Its only threads sit behind the `parallel` feature,
+//! which is on by default and runs a reader thread and rayon. Without that
+//! feature, verification runs in the caller's thread and gives the same
+//! reports. Projections are pure: `apply` never fails, and rebuilding from
+//! the same events gives an equal value.
+//!
+//! Implementation modules are private. Each public module is a namespace of
+//! re-exported items or a small module documented item by item.
+//!
+//! Still to do (issue 15): `#![deny(missing_docs)]` holds per module, not
+//! yet at the crate root. Two groups of items remain:
+//! - The event payload types, `Actor`, `Role`, `AuthMethod`,
+//!   `AdminSignature` and `SignedCommand` derive `schemars::JsonSchema` or
+//!   `utoipa::ToSchema`, which turn doc comments into schema descriptions.
+//!   Documenting their fields would therefore change `schemas/events/` and
+//!   `schemas/openapi.json` (docs/CORE-API.md).
+//! - The policy replay, and `QueryError`'s HTTP mapping, are being reworked
+//!   into `decide`/`apply` and reason codes (issue item 2).
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -29,8 +65,10 @@ pub mod governance;
 pub mod keys;
 pub mod master_key;
 pub mod merkle;
-pub mod projections;
+mod projections;
 pub mod reason;
 pub mod record;
 pub mod roles;
 pub mod verify;
+
+pub use projections::Projections;

@@ -3,6 +3,7 @@
 //! generation with its verification pattern. Computed only from events
 //! (`apply` never fails on a well-formed log); the HSM backend holds the key
 //! itself.
+#![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use crate::event::{
 /// A registered key owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyOwner {
+    /// Display name given at registration.
     pub name: String,
     /// Ed25519 public key authenticating the owner's part submissions.
     pub public_key: [u8; 32],
@@ -22,6 +24,7 @@ pub struct KeyOwner {
 /// A ceremony in progress: parts loaded into the "new" register.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingMasterKey {
+    /// The generation the ceremony builds.
     pub generation: u32,
     /// Owner id → verification pattern of the part they loaded.
     pub parts: BTreeMap<String, String>,
@@ -32,9 +35,11 @@ pub struct PendingMasterKey {
 /// The master-key projection of one instance.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MasterKeyState {
+    /// Registered key owners by owner id.
     pub owners: BTreeMap<String, KeyOwner>,
     /// Current generation and its verification pattern.
     pub current: Option<(u32, String)>,
+    /// The ceremony in progress, if any.
     pub pending: Option<PendingMasterKey>,
     /// Generations ever activated, oldest first, with their patterns.
     pub history: Vec<(u32, String)>,

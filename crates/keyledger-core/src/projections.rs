@@ -1,4 +1,5 @@
 //! Every projection of an instance, applied together.
+#![deny(missing_docs)]
 use chrono::{DateTime, Utc};
 
 use crate::event::Envelope;
@@ -10,9 +11,13 @@ use crate::master_key::MasterKeyState;
 /// State derived from the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Projections {
+    /// Keys, key rings and aliases.
     pub keys: KeyProjection,
+    /// Key owners and the master-key ceremony.
     pub master: MasterKeyState,
+    /// Administrators, credentials, policies and approvals.
     pub governance: GovernanceState,
+    /// The current import token.
     pub import_token: ImportTokenProjection,
 }
 

@@ -3,6 +3,7 @@
 //!
 //! Frame: `u32 big-endian length L || event bytes (L) || signature (64)`.
 //! The RFC 9162 Merkle leaf entry of a record is `event bytes || signature`.
+#![deny(missing_docs)]
 
 use std::io::{self, Read};
 
@@ -41,10 +42,21 @@ impl std::fmt::Debug for Record {
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
+    /// The input ends inside the frame.
     #[error("frame truncated: needed {needed} more bytes")]
-    Truncated { needed: usize },
+    Truncated {
+        /// Bytes missing to complete the frame.
+        needed: usize,
+    },
+    /// The length prefix exceeds [`MAX_EVENT_BYTES`].
     #[error("frame announces {len} event bytes, more than the {max} allowed")]
-    Oversized { len: usize, max: usize },
+    Oversized {
+        /// The announced event length.
+        len: usize,
+        /// [`MAX_EVENT_BYTES`].
+        max: usize,
+    },
+    /// The length prefix is zero.
     #[error("frame announces an empty event")]
     Empty,
 }
@@ -129,13 +141,21 @@ pub struct FrameReader<R> {
 /// An error while streaming frames.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// A frame is malformed.
     #[error("bad frame at byte offset {offset}: {source}")]
-    Frame { offset: u64, source: FrameError },
+    Frame {
+        /// Byte offset of the malformed frame in the stream.
+        offset: u64,
+        /// What is wrong with it.
+        source: FrameError,
+    },
+    /// The underlying reader failed.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
 }
 
 impl<R: Read> FrameReader<R> {
+    /// Reads frames from `inner`, starting at offset 0.
     pub fn new(inner: R) -> Self {
         FrameReader { inner, offset: 0 }
     }

@@ -77,7 +77,7 @@ fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger_core::verify:
     keyledger_ledger::export::export(log, &origin_for(log.instance()), size, &note, &keys, &out)
         .expect("export");
     common::events::Schemas::load().check_all(&common::fixture::read_records(&out));
-    keyledger_core::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify")
+    keyledger_verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify")
 }
 
 #[test]
@@ -290,7 +290,7 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
     keyledger_ledger::export::export(log.as_ref(), &origin_for("acme"), size, &note, &keys, &out)
         .expect("export");
     let report =
-        keyledger_core::verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
+        keyledger_verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!((report.records, report.key_rotations), (size, 1));
     writer.shutdown();

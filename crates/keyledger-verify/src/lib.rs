@@ -4,17 +4,25 @@
 //! else) and by `keyledger verify BUNDLE`, so the two give the same exit
 //! code and the same output by construction.
 //!
+//! `keyledger-core` reads no file: this crate opens the bundle directory
+//! ([`verify_bundle`], [`verify_policy`], [`read_manifest`]) and hands its
+//! bytes and records to core's `verify_records` and `replay_policy`.
+//!
 //! Exit codes: 0 intact (and, with `--policy`, no event breaks the rules),
 //! 1 tampered (the report names the first bad position) or a policy
 //! violation (one line per violating event), 2 the input could not be read.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod dir;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use keyledger_core::bundle::RECORDS_FILE;
 use keyledger_core::verify::{self, PolicyReport, Report, Trust};
+
+pub use dir::{manifest_of, read_manifest, verify_bundle, verify_policy};
 
 /// What to verify and how to report it.
 #[derive(Debug, Clone, Default)]
@@ -95,14 +103,14 @@ pub fn verify_dir(
         .map(|m| m.len())
         .unwrap_or(0);
     progress.start(Phase::Verifying, total);
-    let report = verify::verify_bundle(bundle, &trust, &|done| progress.advance(done))
-        .map_err(|e| e.to_string());
+    let report =
+        verify_bundle(bundle, &trust, &|done| progress.advance(done)).map_err(|e| e.to_string());
     progress.finish();
     let report = report?;
     let policy = if options.policy && report.ok() {
         progress.start(Phase::ReplayingPolicy, total);
-        let policy = verify::verify_policy(bundle, &|done| progress.advance(done))
-            .map_err(|e| e.to_string());
+        let policy =
+            verify_policy(bundle, &|done| progress.advance(done)).map_err(|e| e.to_string());
         progress.finish();
         Some(policy?)
     } else {

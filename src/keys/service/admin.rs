@@ -126,7 +126,7 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         match command {
             AdminCommand::AddAdmin { name, public_key } => {
-                let key = crate::governance::command::decode_public_key(&public_key)
+                let key = crate::governance::decode_public_key(&public_key)
                     .map_err(crate::governance::Denial::from)?;
                 let event = AdminAdded {
                     admin_id: admin_id(&key),
@@ -161,7 +161,7 @@ impl KeyService {
                 name,
                 public_key,
             } => {
-                let key = crate::governance::command::decode_public_key(&public_key)
+                let key = crate::governance::decode_public_key(&public_key)
                     .map_err(crate::governance::Denial::from)?;
                 let event = KeyOwnerRegistered {
                     owner_id,

@@ -12,8 +12,8 @@ use chrono::SecondsFormat;
 
 use super::{KeyError, KeyService, failpoint};
 use crate::event::{Actor, ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRequested};
-use crate::governance::approval::{check_cancel, check_grant};
 use crate::governance::{Approval, ApprovalDenial, ApprovalStatus, OP_KEY_DELETE, OP_KEY_PURGE};
+use crate::governance::{check_cancel, check_grant};
 use crate::keys::projection::KeyRecord;
 use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction, StateError};
 use crate::writer::Receipt;

@@ -21,7 +21,7 @@ use crate::hsm::SealedPart;
 use crate::writer::Receipt;
 
 /// Fewest key owners (and parts) a master key is made of.
-pub use crate::governance::rules::MIN_KEY_OWNERS;
+pub use crate::governance::MIN_KEY_OWNERS;
 
 /// Where the ceremony stands, for key owners and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,7 +69,7 @@ fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperatio
     }
 }
 
-pub use keyledger_core::projections::Projections;
+pub use keyledger_core::Projections;
 
 /// The key service of one instance.
 pub struct KeyService {

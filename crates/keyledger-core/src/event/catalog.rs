@@ -13,8 +13,11 @@ use super::EventPayload;
 
 /// One entry of the event catalogue.
 pub struct CatalogEntry {
+    /// The event type.
     pub event_type: &'static str,
+    /// The payload's schema version.
     pub version: u32,
+    /// Generates the payload's JSON Schema.
     pub schema: fn() -> schemars::Schema,
 }
 
@@ -28,8 +31,15 @@ impl CatalogEntry {
 /// Why a raw payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
+    /// The catalogue has no such type and version.
     #[error("unknown event type {event_type:?} version {version}")]
-    UnknownType { event_type: String, version: u32 },
+    UnknownType {
+        /// The event type given.
+        event_type: String,
+        /// The version given.
+        version: u32,
+    },
+    /// The payload does not deserialise as its type.
     #[error("payload does not match its event type: {0}")]
     Invalid(String),
 }

@@ -1,9 +1,10 @@
 //! The event model: the envelope every record carries, who acted, and the
 //! catalogue of event types with their payloads.
 //!
-//! The writer serialises an envelope exactly once (see [`crate::writer`]); the
-//! stored bytes are what is hashed, signed, exported and verified. Readers
-//! parse them with [`Envelope::parse`] and never re-serialise.
+//! The writer serialises an envelope exactly once ([`EnvelopeOut`] fixes the
+//! field order); the stored bytes are what is hashed, signed, exported and
+//! verified. Readers parse them with [`Envelope::parse`] and never
+//! re-serialise.
 
 mod catalog;
 
@@ -92,15 +93,26 @@ pub trait EventPayload: Serialize + for<'de> Deserialize<'de> + schemars::JsonSc
 /// Why an event could not be prepared.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
+    /// The payload could not be turned into JSON.
     #[error("event payload could not be serialised: {0}")]
     Serialise(String),
+    /// The payload would exceed [`MAX_EVENT_BYTES`](crate::record::MAX_EVENT_BYTES).
     #[error("event is {size} bytes, more than the {max} allowed")]
-    TooLarge { size: usize, max: usize },
+    TooLarge {
+        /// The payload's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An envelope field breaks its format.
     #[error("invalid {field}: {reason}")]
     Invalid {
+        /// The field.
         field: &'static str,
+        /// What is wrong with it.
         reason: &'static str,
     },
+    /// A raw payload does not match its event type.
     #[error(transparent)]
     Payload(#[from] PayloadError),
 }
@@ -108,10 +120,15 @@ pub enum EventError {
 /// An event before the writer sequences, links and signs it.
 #[derive(Debug, Clone)]
 pub struct EventDraft {
+    /// The event type (`key.created`, ...).
     pub event_type: &'static str,
+    /// The payload's schema version.
     pub type_version: u32,
+    /// Who acted.
     pub actor: Actor,
+    /// Ties the event to the request that caused it.
     pub correlation_id: String,
+    /// The payload JSON, serialised once.
     pub payload: Box<RawValue>,
 }
 
@@ -218,16 +235,26 @@ pub fn check_token(field: &'static str, value: &str, max: usize) -> Result<(), E
 /// order of every stored event.
 #[derive(Serialize)]
 pub struct EnvelopeOut<'a> {
+    /// The instance.
     pub instance: &'a str,
+    /// The gap-free per-instance sequence number.
     pub seq: u64,
+    /// RFC 3339 time the writer assigned.
     pub time: &'a str,
+    /// The event type.
     #[serde(rename = "type")]
     pub event_type: &'a str,
+    /// The payload's schema version.
     pub type_version: u32,
+    /// Who acted.
     pub actor: &'a Actor,
+    /// Ties the event to the request that caused it.
     pub correlation_id: &'a str,
+    /// The payload JSON.
     pub payload: &'a RawValue,
+    /// C2SP key id (8 lower-case hex) of the signing ledger key.
     pub ledger_key: &'a str,
+    /// Chain link of the previous record, 64 lower-case hex.
     pub prev: &'a str,
 }
 
@@ -235,14 +262,22 @@ pub struct EnvelopeOut<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope<'a> {
+    /// The instance.
     pub instance: String,
+    /// The per-instance sequence number.
     pub seq: u64,
+    /// RFC 3339 time the writer assigned.
     pub time: String,
+    /// The event type.
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The payload's schema version.
     pub type_version: u32,
+    /// Who acted.
     pub actor: Actor,
+    /// Ties the event to the request that caused it.
     pub correlation_id: String,
+    /// The payload JSON, unparsed.
     #[serde(borrow)]
     pub payload: &'a RawValue,
     /// C2SP key id (8 lower-case hex) of the ledger key that signed the record.

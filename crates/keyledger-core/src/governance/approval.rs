@@ -23,36 +23,63 @@ pub const OP_KEY_PURGE: &str = "key.purge";
 /// Why an approval, a cancellation or a new request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApprovalDenial {
+    /// No request with this id.
     #[error("approval request {0:?} not found")]
     NotFound(String),
+    /// The requester tried to approve their own request.
     #[error(
         "{principal} requested this {operation} and cannot approve it: a different principal must"
     )]
     SelfApproval {
+        /// The requester.
         principal: String,
+        /// The gated operation.
         operation: String,
     },
+    /// This principal already approved.
     #[error("{principal} already approved this request")]
-    AlreadyApproved { principal: String },
+    AlreadyApproved {
+        /// The principal.
+        principal: String,
+    },
+    /// The request expired.
     #[error("the approval request expired at {expires_at}")]
-    Expired { expires_at: String },
-    #[error("the approval request was cancelled")]
-    Cancelled,
-    #[error("the approval request was already executed")]
-    Executed,
-    #[error("the approval request failed: {0}")]
-    Failed(String),
-    #[error("the approval request has its quorum and is being executed")]
-    QuorumReached,
-    #[error("{operation} of {target} was already requested by {requester} (until {expires_at})")]
-    AlreadyPending {
-        operation: String,
-        target: String,
-        requester: String,
+    Expired {
+        /// When it expired (RFC 3339).
         expires_at: String,
     },
+    /// The request was cancelled.
+    #[error("the approval request was cancelled")]
+    Cancelled,
+    /// The request was executed.
+    #[error("the approval request was already executed")]
+    Executed,
+    /// The request's execution failed.
+    #[error("the approval request failed: {0}")]
+    Failed(String),
+    /// The request has its quorum and awaits execution.
+    #[error("the approval request has its quorum and is being executed")]
+    QuorumReached,
+    /// The same operation on the same target is already pending.
+    #[error("{operation} of {target} was already requested by {requester} (until {expires_at})")]
+    AlreadyPending {
+        /// The gated operation.
+        operation: String,
+        /// Its target.
+        target: String,
+        /// Who requested it.
+        requester: String,
+        /// When that request expires (RFC 3339).
+        expires_at: String,
+    },
+    /// Nothing of this operation and target is pending.
     #[error("no {operation} of {target} is pending")]
-    NothingPending { operation: String, target: String },
+    NothingPending {
+        /// The gated operation.
+        operation: String,
+        /// Its target.
+        target: String,
+    },
 }
 
 impl ApprovalDenial {

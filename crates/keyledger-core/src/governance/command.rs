@@ -33,49 +33,84 @@ pub const MAX_SIGNATURES: usize = 16;
 pub enum AdminCommand {
     /// Adds an administrator (its id is derived from the public key).
     #[serde(rename = "admin.add")]
-    AddAdmin { name: String, public_key: String },
+    AddAdmin {
+        /// Display name.
+        name: String,
+        /// Base64 ed25519 public key.
+        public_key: String,
+    },
     /// Removes an administrator (revocation threshold).
     #[serde(rename = "admin.remove")]
-    RemoveAdmin { admin_id: String },
+    RemoveAdmin {
+        /// The administrator's id.
+        admin_id: String,
+    },
     /// Sets both thresholds; the first time, this leaves imprint mode.
     #[serde(rename = "admin.set_thresholds")]
     SetThresholds {
+        /// Distinct administrator signatures most commands need.
         signature_threshold: u8,
+        /// Signatures removals and revocations need.
         revocation_threshold: u8,
     },
+    /// Registers a key owner, who may then load a master-key part.
     #[serde(rename = "key_owner.register")]
     RegisterKeyOwner {
+        /// The owner's id.
         owner_id: String,
+        /// Display name.
         name: String,
+        /// Base64 ed25519 public key authenticating the owner's parts.
         public_key: String,
     },
     /// Removes a key owner (revocation threshold).
     #[serde(rename = "key_owner.remove")]
-    RemoveKeyOwner { owner_id: String },
+    RemoveKeyOwner {
+        /// The owner's id.
+        owner_id: String,
+    },
     /// Opens the loading of master-key parts for a generation.
     #[serde(rename = "master_key.approve_load")]
-    ApproveMasterKeyLoad { generation: u32 },
+    ApproveMasterKeyLoad {
+        /// The master-key generation.
+        generation: u32,
+    },
     /// Commits (combines) the loaded parts of a generation.
     #[serde(rename = "master_key.commit")]
-    CommitMasterKey { generation: u32 },
+    CommitMasterKey {
+        /// The master-key generation.
+        generation: u32,
+    },
     /// Activates a committed generation (a rotation when one is current).
     #[serde(rename = "master_key.activate")]
-    ActivateMasterKey { generation: u32 },
+    ActivateMasterKey {
+        /// The master-key generation.
+        generation: u32,
+    },
     /// Issues an API credential; only the SHA-256 of its token is sent.
     #[serde(rename = "credential.issue")]
     IssueCredential {
+        /// The credential's id.
         credential_id: String,
+        /// The role it grants.
         role: String,
+        /// SHA-256 hex of the bearer token.
         token_digest: String,
     },
     /// Revokes an API credential (revocation threshold).
     #[serde(rename = "credential.revoke")]
-    RevokeCredential { credential_id: String },
+    RevokeCredential {
+        /// The credential's id.
+        credential_id: String,
+    },
     /// Sets an instance policy.
     #[serde(rename = "instance.set_policy")]
     SetInstancePolicy {
+        /// The policy's type.
         policy_type: String,
+        /// Whether the policy is on.
         enabled: bool,
+        /// The policy's settings.
         #[serde(default)]
         attributes: std::collections::BTreeMap<String, serde_json::Value>,
     },
@@ -119,12 +154,15 @@ impl AdminCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandDocument {
+    /// Document format version.
     pub v: u32,
+    /// The instance the command is for.
     pub instance: String,
     /// Single-use value chosen by the author (8-64 characters).
     pub nonce: String,
     /// RFC 3339; the command is refused from this instant on.
     pub expires_at: String,
+    /// What the command does.
     pub command: AdminCommand,
 }
 
@@ -201,6 +239,7 @@ pub struct SignedCommand {
 }
 
 impl SignedCommand {
+    /// The document with no signature yet.
     pub fn unsigned(document: &CommandDocument) -> Result<Self, CommandError> {
         Ok(SignedCommand {
             document: document.to_text()?,
@@ -297,8 +336,10 @@ pub fn signature_valid(key: &VerifyingKey, digest: &[u8; 32], signature_b64: &st
 /// Why a command document or signature set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
+    /// The document or a signature does not parse or is out of bounds.
     #[error("malformed command: {0}")]
     Malformed(String),
+    /// No nonce could be drawn.
     #[error("random number generator failed")]
     Rng,
 }

@@ -6,14 +6,19 @@
 //! command's event, and `keyledger verify --policy` replays the same rules
 //! over a bundle. See `docs/GOVERNANCE.md`.
 
-pub mod approval;
-pub mod command;
-pub mod policies;
-pub mod rules;
-pub mod state;
+pub(crate) mod approval;
+pub(crate) mod command;
+pub(crate) mod policies;
+pub(crate) mod rules;
+pub(crate) mod state;
 mod view;
 
-pub use approval::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
-pub use command::{AdminCommand, CommandDocument, CommandError, SignedCommand, admin_id};
-pub use rules::{Authorized, Denial, View, authorize, verified_signers};
-pub use state::{Admin, Approval, ApprovalStatus, Credential, GovernanceState, Thresholds};
+pub use approval::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE, check_cancel, check_grant};
+pub use command::{
+    AdminCommand, CommandDocument, CommandError, MAX_DOCUMENT_BYTES, MAX_SIGNATURES, SignedCommand,
+    admin_id, decode_public_key,
+};
+pub use rules::{Authorized, Denial, MIN_KEY_OWNERS, View, authorize, verified_signers};
+pub use state::{
+    Admin, Approval, ApprovalStatus, Credential, GovernanceState, InstancePolicy, Thresholds,
+};

@@ -34,42 +34,93 @@ pub const INSTANCE_POLICIES: [&str; 4] = [
 /// Why a command was refused. Each variant is one clear reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
+    /// The document or its signatures are malformed.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The command names another instance.
     #[error("command is for instance {got:?}, not {expected:?}")]
-    WrongInstance { expected: String, got: String },
+    WrongInstance {
+        /// This instance.
+        expected: String,
+        /// The instance the command names.
+        got: String,
+    },
+    /// The command's expiry has passed.
     #[error("command expired at {expires_at}")]
-    Expired { expires_at: String },
+    Expired {
+        /// Its expiry (RFC 3339).
+        expires_at: String,
+    },
+    /// The command expires more than 31 days from now.
     #[error("command expires more than 31 days ahead ({expires_at})")]
-    ExpiryTooFar { expires_at: String },
+    ExpiryTooFar {
+        /// Its expiry (RFC 3339).
+        expires_at: String,
+    },
+    /// The nonce was used by an accepted command.
     #[error("command nonce {nonce:?} was already used (replay)")]
-    Replayed { nonce: String },
+    Replayed {
+        /// The nonce.
+        nonce: String,
+    },
+    /// More than [`MAX_SIGNATURES`] signatures.
     #[error("more than {MAX_SIGNATURES} signatures")]
     TooManySignatures,
+    /// A signature does not verify under the administrator's key.
     #[error("signature of {admin_id} does not verify over this command")]
-    ForgedSignature { admin_id: String },
+    ForgedSignature {
+        /// The administrator it claims to be from.
+        admin_id: String,
+    },
+    /// One administrator signed twice.
     #[error("{admin_id} signed more than once")]
-    DuplicateSigner { admin_id: String },
+    DuplicateSigner {
+        /// The administrator.
+        admin_id: String,
+    },
+    /// A signer is not an administrator.
     #[error("{admin_id} is not an administrator of this instance")]
-    NotAnAdmin { admin_id: String },
+    NotAnAdmin {
+        /// The signer's id.
+        admin_id: String,
+    },
+    /// Fewer verified signatures than the threshold.
     #[error("{kind} needs {need} administrator signatures, it has {have}")]
     NotEnoughSignatures {
+        /// The command's kind.
         kind: String,
+        /// Verified signatures.
         have: usize,
+        /// The threshold.
         need: usize,
     },
+    /// The command needs thresholds, which are not set yet.
     #[error("{kind} is not allowed in imprint mode: set the thresholds first")]
-    ImprintMode { kind: String },
+    ImprintMode {
+        /// The command's kind.
+        kind: String,
+    },
+    /// A threshold is 0 or above the largest allowed.
     #[error("threshold must be between 1 and {MAX_THRESHOLD}, got {0}")]
     ThresholdOutOfRange(u8),
+    /// A threshold exceeds the number of administrators.
     #[error("threshold {threshold} is above the number of administrators ({admins})")]
-    ThresholdAboveAdmins { threshold: u8, admins: usize },
+    ThresholdAboveAdmins {
+        /// The threshold asked for.
+        threshold: u8,
+        /// Administrators there would be.
+        admins: usize,
+    },
+    /// What the command adds exists already.
     #[error("{0} already exists")]
     Conflict(String),
+    /// What the command acts on does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The command's content breaks a rule.
     #[error("invalid command: {0}")]
     Invalid(String),
+    /// The master-key ceremony is not at a step that allows the command.
     #[error("master-key step refused: {0}")]
     Ceremony(String),
 }
@@ -112,6 +163,7 @@ impl Denial {
 /// A command that passed every rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorized {
+    /// The parsed document.
     pub document: CommandDocument,
     /// Distinct administrators whose signatures verified, sorted.
     pub signers: Vec<String>,
@@ -120,8 +172,11 @@ pub struct Authorized {
 /// What a command is checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
+    /// The instance the command must name.
     pub instance: &'a str,
+    /// The governance projection before the command.
     pub governance: &'a GovernanceState,
+    /// The master-key projection before the command.
     pub master: &'a MasterKeyState,
 }
 

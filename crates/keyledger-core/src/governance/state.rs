@@ -2,6 +2,7 @@
 //! thresholds, API credentials, instance policies, approvals and the nonces
 //! of accepted commands. Computed only from events; `apply` never fails on
 //! a well-formed log and ignores events it does not govern.
+#![deny(missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +20,9 @@ use crate::event::{
 /// An instance administrator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
+    /// Display name.
     pub name: String,
+    /// Ed25519 public key the administrator signs commands with.
     pub public_key: [u8; 32],
     /// Sequence number of the event that added them.
     pub added_seq: u64,
@@ -28,51 +31,69 @@ pub struct Admin {
 /// Signature and revocation thresholds (set once imprint mode is left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
+    /// Distinct administrator signatures most commands need.
     pub signature: u8,
+    /// Signatures removals and revocations need.
     pub revocation: u8,
 }
 
 /// An API credential (bearer token known only by its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// The role it grants.
     pub role: String,
+    /// SHA-256 hex of the bearer token.
     pub token_digest: String,
+    /// Sequence number of the event that issued it.
     pub issued_seq: u64,
+    /// Whether it was revoked.
     pub revoked: bool,
 }
 
 /// An instance policy as last set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstancePolicy {
+    /// Whether the policy is on.
     pub enabled: bool,
+    /// The policy's settings.
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Sequence number of the event that last set it.
     pub updated_seq: u64,
 }
 
 /// Where an approval request stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalStatus {
+    /// Waiting for approvals or for the worker.
     Pending,
     /// Executed by the crypto worker; the seq of the outcome event.
     Executed(u64),
+    /// The worker tried and failed, for this reason.
     Failed(String),
+    /// It was cancelled before it was executed.
     Cancelled,
+    /// It expired before it was executed.
     Expired,
 }
 
 /// A gated operation waiting for (or past) its approvals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
+    /// The gated operation (e.g. `key.delete`).
     pub operation: String,
+    /// What it acts on (e.g. a key id).
     pub target: String,
     /// The principal who requested it (counts as the first authorisation).
     pub requester: String,
     /// Approvals needed from principals other than the requester.
     pub required: u8,
+    /// When the request lapses.
     pub expires_at: DateTime<Utc>,
     /// Distinct approvers and the seq of their approval.
     pub approvers: BTreeMap<String, u64>,
+    /// Sequence number of the request event.
     pub requested_seq: u64,
+    /// Where it stands.
     pub status: ApprovalStatus,
 }
 
@@ -124,13 +145,17 @@ impl Approval {
 /// The governance projection.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GovernanceState {
+    /// Administrators by admin id.
     pub admins: BTreeMap<String, Admin>,
     /// `None`: imprint mode.
     pub thresholds: Option<Thresholds>,
     /// Nonces of accepted commands (single use).
     pub used_nonces: BTreeSet<String>,
+    /// API credentials by credential id.
     pub credentials: BTreeMap<String, Credential>,
+    /// Instance policies by policy type.
     pub policies: BTreeMap<String, InstancePolicy>,
+    /// Approval requests by request id.
     pub approvals: BTreeMap<String, Approval>,
     /// Master-key generations whose part loading the admins approved.
     pub load_approved: BTreeSet<u32>,

@@ -19,6 +19,7 @@
 //! hold (AND), whatever their property. Anything else is an error naming
 //! what is wrong, never a partial filter: an ignored term would return keys
 //! the client asked to exclude.
+#![deny(missing_docs)]
 
 use chrono::{DateTime, Utc};
 
@@ -33,10 +34,15 @@ const ECHO_MAX_CHARS: usize = 64;
 /// A date property of a key that a filter can compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DateProperty {
+    /// `creationDate`.
     CreationDate,
+    /// `deletionDate`.
     DeletionDate,
+    /// `expirationDate`.
     ExpirationDate,
+    /// `lastRotateDate`.
     LastRotateDate,
+    /// `lastUpdateDate`.
     LastUpdateDate,
 }
 
@@ -45,9 +51,13 @@ pub enum DateProperty {
 pub enum Comparison {
     /// No operator.
     Eq,
+    /// `lt`: strictly before.
     Lt,
+    /// `lte`: before or at.
     Lte,
+    /// `gt`: strictly after.
     Gt,
+    /// `gte`: at or after.
     Gte,
 }
 
@@ -110,40 +120,77 @@ pub struct KeyFilter {
 /// the part of the input at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
+    /// The filter is empty.
     #[error("no terms (expected <property>=<value>, separated by spaces)")]
     NoTerms,
+    /// A term has no `=`.
     #[error("term {term:?} is not <property>=<value>")]
-    NotATerm { term: String },
+    NotATerm {
+        /// The term, clipped.
+        term: String,
+    },
+    /// A term names a property filters do not know.
     #[error(
         "unknown property {property:?} (expected creationDate, deletionDate, \
          expirationDate, extractable, lastRotateDate, lastUpdateDate or state)"
     )]
-    UnknownProperty { property: String },
+    UnknownProperty {
+        /// The property, clipped.
+        property: String,
+    },
+    /// A term has nothing after the `=`.
     #[error("{property} has no value")]
-    EmptyValue { property: &'static str },
+    EmptyValue {
+        /// The property.
+        property: &'static str,
+    },
+    /// A property appears in more than [`MAX_TERMS_PER_PROPERTY`] terms.
     #[error("more than {MAX_TERMS_PER_PROPERTY} terms of {property}")]
-    TooManyTerms { property: &'static str },
+    TooManyTerms {
+        /// The property.
+        property: &'static str,
+    },
+    /// A date term's operator is not `lt`, `lte`, `gt` or `gte`.
     #[error("{property}: unknown operator {operator:?} (expected lt, lte, gt or gte)")]
     UnknownOperator {
+        /// The property.
         property: &'static str,
+        /// The operator, clipped.
         operator: String,
     },
+    /// An operator on a property that takes only a value.
     #[error("{property} takes no operator, only a value")]
-    OperatorNotAllowed { property: &'static str },
+    OperatorNotAllowed {
+        /// The property.
+        property: &'static str,
+    },
+    /// `none` with an operator.
     #[error("{property}: none takes no operator")]
-    NoneWithOperator { property: &'static str },
+    NoneWithOperator {
+        /// The property.
+        property: &'static str,
+    },
+    /// A date that is not in double quotes.
     #[error(
         "{property}: the date must be an RFC 3339 date in double quotes, \
          e.g. \"2022-02-15T00:00:00Z\""
     )]
-    NotQuoted { property: &'static str },
+    NotQuoted {
+        /// The property.
+        property: &'static str,
+    },
+    /// A quoted date that is not RFC 3339.
     #[error("{property}: {date:?} is not an RFC 3339 date")]
     BadDate {
+        /// The property.
         property: &'static str,
+        /// The date, clipped.
         date: String,
     },
+    /// `extractable` is neither `true` nor `false`.
     #[error("extractable must be true or false")]
     BadExtractable,
+    /// `state` is not a list of Key Protect states.
     #[error("state must be a comma-separated list of 0, 1, 2, 3, 5 without spaces")]
     BadState,
 }

@@ -24,10 +24,12 @@ pub const ROOT_KEY_SIZE: usize = 32;
 /// ([`Reason::InvalidField`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
+    /// A root key's material is not 32 bytes (its length given).
     #[error(
         "the field `payload` must be a base64-encoded AES key of 32 bytes for a root key (this service wraps with AES-256 only), not {0} bytes"
     )]
     RootKeySize(usize),
+    /// A standard key's material is not 16, 24 or 32 bytes (its length given).
     #[error(
         "the field `payload` must be a base64-encoded AES key of 16, 24 or 32 bytes, not {0} bytes"
     )]

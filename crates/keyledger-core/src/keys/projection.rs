@@ -34,6 +34,7 @@ pub const DEFAULT_KEY_RING: &str = "default";
 pub struct KeyProjection {
     /// Sequence number of the last key event applied.
     pub last_seq: Option<u64>,
+    /// Every key ever created and not purged, by id.
     pub keys: BTreeMap<String, KeyRecord>,
     /// alias -> key id.
     pub aliases: BTreeMap<String, String>,
@@ -56,6 +57,7 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 impl KeyProjection {
+    /// An empty projection (no event applied).
     pub fn new() -> Self {
         Self::default()
     }
@@ -84,10 +86,12 @@ impl KeyProjection {
         }
     }
 
+    /// The key with this id.
     pub fn get(&self, id: &str) -> Option<&KeyRecord> {
         self.keys.get(id)
     }
 
+    /// The key this alias names.
     pub fn get_by_alias(&self, alias: &str) -> Option<&KeyRecord> {
         self.aliases.get(alias).and_then(|id| self.keys.get(id))
     }
@@ -98,6 +102,7 @@ impl KeyProjection {
             .or_else(|| self.get_by_alias(id_or_alias))
     }
 
+    /// Whether the key ring exists (`default` always does).
     pub fn key_ring_exists(&self, id: &str) -> bool {
         id == DEFAULT_KEY_RING || self.key_rings.contains(id)
     }

@@ -17,6 +17,7 @@ pub enum KeyState {
     /// Created with an activation date still ahead: nothing cryptographic
     /// until the service activates it on that date.
     PreActivation = 0,
+    /// In use: every action its key type allows.
     Active = 1,
     /// Disabled: no wrap/unwrap/rewrap/rotate; can be enabled or deleted.
     Suspended = 2,
@@ -27,6 +28,7 @@ pub enum KeyState {
 }
 
 impl KeyState {
+    /// Every state, in Key Protect's integer order.
     pub const ALL: [KeyState; 5] = [
         KeyState::PreActivation,
         KeyState::Active,
@@ -40,6 +42,7 @@ impl KeyState {
         self as u8
     }
 
+    /// The state with this Key Protect integer.
     pub fn from_u8(value: u8) -> Option<KeyState> {
         KeyState::ALL.into_iter().find(|s| s.as_u8() == value)
     }
@@ -67,20 +70,33 @@ pub enum KeyAction {
     ReadMetadata,
     /// Return a standard key's payload.
     GetPayload,
+    /// Wrap a data key.
     Wrap,
+    /// Unwrap a data key.
     Unwrap,
+    /// Unwrap and wrap again under the latest version.
     Rewrap,
+    /// Add a key version.
     Rotate,
+    /// Move a suspended key back to Active.
     Enable,
+    /// Suspend the key.
     Disable,
+    /// First authorisation of a dual-authorisation delete.
     SetKeyForDeletion,
+    /// Withdraw that authorisation.
     UnsetKeyForDeletion,
+    /// Destroy the key (restorable until purged).
     Delete,
+    /// Bring a destroyed key back.
     Restore,
+    /// Remove a destroyed key for good.
     Purge,
     /// `PATCH /keys/{id}`: move to another key ring.
     Patch,
+    /// Add an alias.
     CreateAlias,
+    /// Remove an alias.
     DeleteAlias,
     /// Set a key policy (rotation, dual-auth delete).
     SetPolicy,
@@ -96,6 +112,7 @@ pub enum KeyAction {
 }
 
 impl KeyAction {
+    /// Every action.
     pub const ALL: [KeyAction; 21] = [
         KeyAction::ReadMetadata,
         KeyAction::GetPayload,
@@ -136,22 +153,48 @@ pub const ROTATION_MIN_INTERVAL: Duration = Duration::hours(1);
 /// messages never carry key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
+    /// The state does not allow the action.
     #[error("key is not in a valid state: {action:?} is not allowed in state {state:?}")]
-    InvalidState { state: KeyState, action: KeyAction },
+    InvalidState {
+        /// The key's state.
+        state: KeyState,
+        /// The refused action.
+        action: KeyAction,
+    },
+    /// The key is past its expiration date.
     #[error("the action could not be performed on the key because the key is expired")]
-    Expired { action: KeyAction },
+    Expired {
+        /// The refused action.
+        action: KeyAction,
+    },
+    /// The key is destroyed.
     #[error("key has already been deleted")]
-    Deleted { action: KeyAction },
+    Deleted {
+        /// The refused action.
+        action: KeyAction,
+    },
+    /// Registering a resource needs an active key.
     #[error("key is not in a valid state: registrations need an active key (state {state:?})")]
-    NotActive { state: KeyState },
+    NotActive {
+        /// The key's state.
+        state: KeyState,
+    },
+    /// The restore window has passed.
     #[error("key restoration has expired")]
     RestoreExpired,
+    /// The purge delay has not passed.
     #[error("the key cannot be purged before {allowed_from}")]
-    PurgeTooEarly { allowed_from: DateTime<Utc> },
+    PurgeTooEarly {
+        /// When purging becomes possible.
+        allowed_from: DateTime<Utc>,
+    },
+    /// The key was rotated less than [`ROTATION_MIN_INTERVAL`] ago.
     #[error("this key has been rotated within the last hour")]
     RotatedTooRecently,
+    /// Setting for deletion a key without dual-authorisation delete.
     #[error("the key is not dual auth enabled and cannot be set for deletion")]
     NotDualAuth,
+    /// Deleting a dual-authorisation key without a valid second authorisation.
     #[error("number of authorizations required to delete is not met")]
     AuthorizationsNotMet,
     /// A key's dual-authorisation delete policy, once enabled (on the key,
@@ -163,7 +206,10 @@ pub enum StateError {
     DualAuthIrreversible,
     /// A root-key action on a standard (extractable) key.
     #[error("requested action can only be completed with a root key")]
-    RootKeyRequired { action: KeyAction },
+    RootKeyRequired {
+        /// The refused action.
+        action: KeyAction,
+    },
 }
 
 impl StateError {
@@ -354,9 +400,13 @@ pub fn check_at(
 /// The dual-authorisation delete state of a key.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DualAuth<'a> {
+    /// Whether deleting needs a second principal.
     pub enabled: bool,
+    /// Whether a first principal has authorised the deletion.
     pub set_for_deletion: bool,
+    /// That principal.
     pub set_by: Option<&'a str>,
+    /// When that authorisation lapses.
     pub auth_expiration: Option<DateTime<Utc>>,
 }
 

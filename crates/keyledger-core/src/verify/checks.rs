@@ -1,9 +1,12 @@
 //! The per-record checks that need no ordering: parsing, chain link, leaf
-//! hash and signature. Run on all cores, one chunk at a time.
+//! hash and signature. Run one chunk at a time, on all cores with the
+//! `parallel` feature.
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, VerifyingKey};
+#[cfg(feature = "parallel")]
 use rayon::prelude::*;
 
 use crate::chain::{self, Link};
@@ -46,23 +49,28 @@ pub(crate) struct Parsed {
     pub rotation: Option<Result<DeclaredKey, String>>,
 }
 
-/// Checks a chunk in parallel. `keys` maps key ids to candidate public keys
-/// (from the bundle and from the log so far); signatures are verified with
-/// the key their record names, and re-checked against the key in force by
-/// the sequential pass.
+/// Checks a chunk (in parallel with the `parallel` feature). `keys` maps
+/// key ids to candidate public keys (from the bundle and from the log so
+/// far); signatures are verified with the key their record names, in
+/// batches of [`SIGNATURE_BATCH`] either way, and re-checked against the key
+/// in force by the sequential pass.
 pub(crate) fn check_chunk(
     records: Vec<Record>,
     keys: &HashMap<String, VerifyingKey>,
 ) -> Vec<Checked> {
-    if records.len() < SIGNATURE_BATCH {
-        // Too small to be worth spreading over threads.
-        let mut checked: Vec<Checked> = records.into_iter().map(check_one).collect();
-        verify_signatures(&mut checked, keys);
+    #[cfg(feature = "parallel")]
+    if records.len() >= SIGNATURE_BATCH {
+        let mut checked: Vec<Checked> = records.into_par_iter().map(check_one).collect();
+        checked
+            .par_chunks_mut(SIGNATURE_BATCH)
+            .for_each(|batch| verify_signatures(batch, keys));
         return checked;
     }
-    let mut checked: Vec<Checked> = records.into_par_iter().map(check_one).collect();
+    // Sequentially: without the feature, or for a chunk too small to be
+    // worth spreading over threads.
+    let mut checked: Vec<Checked> = records.into_iter().map(check_one).collect();
     checked
-        .par_chunks_mut(SIGNATURE_BATCH)
+        .chunks_mut(SIGNATURE_BATCH)
         .for_each(|batch| verify_signatures(batch, keys));
     checked
 }

@@ -1,27 +1,32 @@
 //! Offline verification of a ledger: chain, signatures, key authority,
-//! sequence, Merkle root and checkpoints, streaming in flat memory and using
-//! every core.
+//! sequence, Merkle root and checkpoints, streaming in flat memory.
 //!
 //! The verifier trusts nothing but what the caller passes as trusted (a
 //! ledger public key and/or an earlier checkpoint). Every failure is located:
 //! the report names the first bad position and the kind of failure.
+//!
+//! It reads nothing by itself: [`verify_records`] and [`replay_policy`]
+//! take a bundle's parts as bytes and its records as a [`Read`] (opening a
+//! bundle directory is `keyledger-verify`'s job). With the `parallel`
+//! feature (default) a reader thread frames records while rayon checks
+//! hashes and signatures on every core; without it the same steps run in
+//! the caller's thread, in the same order, so the reports are the same.
 
 mod checks;
-pub mod policy;
+mod policy;
 mod sequence;
+mod stream;
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
+use std::io::{BufReader, Read};
 
 use serde::Serialize;
 
 use crate::bundle::{self, Manifest};
 use crate::checkpoint::{self, Checkpoint, NoteVerifierKey};
 use crate::merkle::Hash;
-use crate::record::{FrameReader, ReadError, Record};
+use crate::record::{FrameReader, ReadError};
 
-pub use policy::{Finding, PolicyReplay, PolicyReport};
+pub use policy::{Finding, MAX_FINDINGS, PolicyReplay, PolicyReport, Violation};
 pub use sequence::SequenceVerifier;
 
 /// Records verified per parallel step.
@@ -40,50 +45,132 @@ pub struct Trust {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
+    /// A record's frame or event JSON cannot be parsed.
     #[error("record {seq} is malformed: {reason}")]
-    Malformed { seq: u64, reason: String },
+    Malformed {
+        /// Position of the record.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record names another instance.
     #[error("record {seq} belongs to instance {found:?}, not {expected:?}")]
     WrongInstance {
+        /// Position of the record.
         seq: u64,
+        /// The bundle's instance.
         expected: String,
+        /// The instance the record names.
         found: String,
     },
+    /// Records are missing at a position.
     #[error("record {seq} is missing (the next record present is {found})")]
-    Removed { seq: u64, found: u64 },
+    Removed {
+        /// The first missing sequence number.
+        seq: u64,
+        /// The sequence number found in its place.
+        found: u64,
+    },
+    /// Records are out of order.
     #[error("records are reordered at position {seq} (found seq {found})")]
-    Reordered { seq: u64, found: u64 },
+    Reordered {
+        /// The position where the order breaks.
+        seq: u64,
+        /// The sequence number found there.
+        found: u64,
+    },
+    /// A record appears twice.
     #[error("record {seq} is duplicated at position {position}")]
-    Duplicated { seq: u64, position: u64 },
+    Duplicated {
+        /// The duplicated record's sequence number.
+        seq: u64,
+        /// Where the copy is.
+        position: u64,
+    },
+    /// A record's `prev` is not the link of the record before it.
     #[error("chain broken at record {seq}: its prev does not match the previous record")]
-    ChainBroken { seq: u64 },
+    ChainBroken {
+        /// Position of the record.
+        seq: u64,
+    },
+    /// A record's signature does not verify under the key in force.
     #[error("bad signature on record {seq}")]
-    BadSignature { seq: u64 },
+    BadSignature {
+        /// Position of the record.
+        seq: u64,
+    },
+    /// A record names a ledger key other than the one in force.
     #[error(
         "record {seq} is signed by key {key_id}, which is not the ledger key in force ({expected})"
     )]
     UnauthorizedKey {
+        /// Position of the record.
         seq: u64,
+        /// The key id the record names.
         key_id: String,
+        /// The key id in force.
         expected: String,
     },
+    /// Record 0 is not an `instance.created` declaring a valid ledger key.
     #[error("record 0 is not a valid genesis record: {reason}")]
-    BadGenesis { reason: String },
+    BadGenesis {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The genesis key is not among the trusted keys.
     #[error("the log's genesis key {key_id} is not a trusted key")]
-    UntrustedKey { key_id: String },
+    UntrustedKey {
+        /// The genesis key's id.
+        key_id: String,
+    },
+    /// Fewer records than a checkpoint or the manifest covers.
     #[error("log truncated: expected at least {expected} records, found {found}")]
-    Truncated { expected: u64, found: u64 },
+    Truncated {
+        /// Records the checkpoint or manifest covers.
+        expected: u64,
+        /// Records present.
+        found: u64,
+    },
+    /// A checkpoint does not parse, verify or name this log's origin.
     #[error("checkpoint is invalid: {reason}")]
-    BadCheckpoint { reason: String },
+    BadCheckpoint {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The bundle's checkpoint covers fewer records than the bundle holds.
     #[error("checkpoint size {checkpoint} does not match the {records} records")]
-    CheckpointSizeMismatch { checkpoint: u64, records: u64 },
+    CheckpointSizeMismatch {
+        /// The checkpoint's size.
+        checkpoint: u64,
+        /// Records present.
+        records: u64,
+    },
+    /// The records' Merkle root differs from the checkpoint's.
     #[error("Merkle root mismatch at size {size}: the records do not match the checkpoint")]
-    RootMismatch { size: u64 },
+    RootMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// The checkpoint's chain-head extension names another link.
     #[error("chain head mismatch at size {size}: the checkpoint names another head")]
-    ChainHeadMismatch { size: u64 },
+    ChainHeadMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// The log does not extend the trusted checkpoint.
     #[error("log is inconsistent with the trusted checkpoint of size {size}")]
-    InconsistentCheckpoint { size: u64 },
+    InconsistentCheckpoint {
+        /// The trusted checkpoint's size.
+        size: u64,
+    },
+    /// The bundle holds more records than its manifest says.
     #[error("the manifest says {manifest} records but the bundle holds {records}")]
-    ManifestMismatch { manifest: u64, records: u64 },
+    ManifestMismatch {
+        /// Records the manifest names.
+        manifest: u64,
+        /// Records present.
+        records: u64,
+    },
 }
 
 impl Failure {
@@ -115,16 +202,22 @@ impl Failure {
 pub struct Report {
     /// True when no failure was found.
     pub ok: bool,
+    /// The instance the manifest names.
     pub instance: String,
+    /// Records verified before the first failure (all of them when intact).
     pub records: u64,
     /// Hex root of all verified records.
     pub root: String,
+    /// Size of the bundle's checkpoint, when it parses.
     pub checkpoint_size: Option<u64>,
+    /// Ledger-key rotations seen.
     pub key_rotations: u64,
+    /// The first failure found.
     pub failure: Option<Failure>,
 }
 
 impl Report {
+    /// True when no failure was found.
     pub fn ok(&self) -> bool {
         self.ok && self.failure.is_none()
     }
@@ -133,109 +226,67 @@ impl Report {
 /// Errors that stop verification before any verdict (unreadable input).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The manifest is malformed (or, from a directory reader, unreadable).
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
+    /// A bundle file could not be read.
     #[error("cannot read {file}: {source}")]
     Io {
+        /// The file: its name in the bundle, or its path once a directory
+        /// reader has located it.
         file: String,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// A trusted key or checkpoint passed by the caller is invalid.
     #[error("trusted input is invalid: {0}")]
     Trust(String),
 }
 
-/// Verifies a bundle directory. `progress` is called with the number of
-/// bytes consumed so far.
-pub fn verify_bundle(
-    dir: &Path,
+/// Verifies a bundle's records against its `manifest`, the published
+/// ledger keys (`keys`: the bytes of [`bundle::KEYS_FILE`]) and its
+/// checkpoint (`checkpoint_note`: the bytes of [`bundle::CHECKPOINT_FILE`]),
+/// reading the record frames from `records`. `progress` is called with the
+/// number of bytes of `records` consumed so far. A read error of `records`
+/// is [`VerifyError::Io`] naming [`bundle::RECORDS_FILE`].
+pub fn verify_records<R: Read + Send>(
+    manifest: &Manifest,
     trust: &Trust,
+    keys: &[u8],
+    checkpoint_note: &[u8],
+    records: R,
     progress: &dyn Fn(u64),
 ) -> Result<Report, VerifyError> {
-    let manifest = bundle::read_manifest(dir)?;
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|source| VerifyError::Io {
-            file: path.display().to_string(),
-            source,
-        })
-    };
-    let keys_text = read(bundle::KEYS_FILE)?;
-    let published = parse_keys(&String::from_utf8_lossy(&keys_text));
-    let checkpoint_note = read(bundle::CHECKPOINT_FILE)?;
-    let records_path = dir.join(bundle::RECORDS_FILE);
-    let file = File::open(&records_path).map_err(|source| VerifyError::Io {
-        file: records_path.display().to_string(),
-        source,
-    })?;
-    let mut verifier = SequenceVerifier::new(&manifest, trust, &published, &checkpoint_note)?;
-    // Three stages overlap: a reader thread frames records; the parallel
-    // checks (parse, hashes, signatures) of chunk k+1 run on the pool while
-    // the ordered checks of chunk k run here.
-    let (chunks, incoming) = crossbeam_channel::bounded::<Chunk>(2);
-    let reader = std::thread::Builder::new()
-        .name("verify-reader".into())
-        .spawn(move || read_chunks(file, &chunks))
-        .map_err(|source| VerifyError::Io {
-            file: records_path.display().to_string(),
-            source,
-        })?;
-    let mut pending: Option<Vec<checks::Checked>> = None;
-    let mut end: Option<Result<Option<String>, std::io::Error>> = None;
-    while end.is_none() && !verifier.failed() {
-        let next = incoming.recv().unwrap_or(Chunk::End(Ok(None)));
-        let (records, offset) = match next {
-            Chunk::Records(records, offset) => (records, Some(offset)),
-            Chunk::End(result) => {
-                end = Some(result);
-                (Vec::new(), None)
-            }
-        };
-        let candidates = verifier.candidates();
-        let previous = pending.take();
-        let (checked, ()) = rayon::join(
-            || checks::check_chunk(records, &candidates),
-            || {
-                if let Some(previous) = previous {
-                    verifier.apply_checked(previous);
-                }
-            },
-        );
-        pending = Some(checked);
-        if let Some(offset) = offset {
-            progress(offset);
-        }
-    }
-    drop(incoming);
-    let _ = reader.join();
-    if let Some(last) = pending.take() {
-        verifier.apply_checked(last);
-    }
-    match end {
-        Some(Err(source)) => {
+    let published = parse_keys(&String::from_utf8_lossy(keys));
+    let mut verifier = SequenceVerifier::new(manifest, trust, &published, checkpoint_note)?;
+    match stream::run(&mut verifier, records, progress) {
+        Err(source) => {
             return Err(VerifyError::Io {
-                file: records_path.display().to_string(),
+                file: bundle::RECORDS_FILE.into(),
                 source,
             });
         }
-        Some(Ok(Some(frame_error))) => verifier.frame_error(frame_error),
-        _ => {}
+        Ok(Some(frame_error)) => verifier.frame_error(frame_error),
+        Ok(None) => {}
     }
     Ok(verifier.finish())
 }
 
-/// Replays the governance rules over a bundle's records (see
-/// [`policy`]), streaming them from `records.bin` one at a time: only the
-/// projections and the findings stay in memory. Run it on a bundle that
-/// [`verify_bundle`] found intact: the replay trusts the records' order and
-/// signatures. `progress` is called with the bytes consumed so far.
-pub fn verify_policy(dir: &Path, progress: &dyn Fn(u64)) -> Result<PolicyReport, VerifyError> {
-    let records_path = dir.join(bundle::RECORDS_FILE);
+/// Replays the governance rules over a bundle's records ([`PolicyReplay`]),
+/// streaming them from `records` one at a time: only the projections and the
+/// findings stay in memory. Run it on records that [`verify_records`] found
+/// intact: the replay trusts their order and signatures. `progress` is
+/// called with the bytes consumed so far. A read or framing error is
+/// [`VerifyError::Io`] naming [`bundle::RECORDS_FILE`].
+pub fn replay_policy<R: Read>(
+    records: R,
+    progress: &dyn Fn(u64),
+) -> Result<PolicyReport, VerifyError> {
     let io = |source: std::io::Error| VerifyError::Io {
-        file: records_path.display().to_string(),
+        file: bundle::RECORDS_FILE.into(),
         source,
     };
-    let file = File::open(&records_path).map_err(io)?;
-    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, records));
     let mut replay = PolicyReplay::new();
     let mut seq = 0u64;
     loop {
@@ -259,39 +310,6 @@ pub fn verify_policy(dir: &Path, progress: &dyn Fn(u64)) -> Result<PolicyReport,
     }
     progress(reader.offset());
     Ok(replay.finish())
-}
-
-/// What the reader thread hands over.
-enum Chunk {
-    /// Up to [`CHUNK`] records and the byte offset after them.
-    Records(Vec<Record>, u64),
-    /// End of input: a framing error's description, or an I/O error.
-    End(Result<Option<String>, std::io::Error>),
-}
-
-fn read_chunks(file: File, out: &crossbeam_channel::Sender<Chunk>) {
-    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let end = loop {
-        match reader.next_record() {
-            Ok(Some(record)) => {
-                chunk.push(record);
-                if chunk.len() == CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    if out.send(Chunk::Records(full, reader.offset())).is_err() {
-                        return;
-                    }
-                }
-            }
-            Ok(None) => break Ok(None),
-            Err(ReadError::Frame { source, .. }) => break Ok(Some(source.to_string())),
-            Err(ReadError::Io(e)) => break Err(e),
-        }
-    };
-    if !chunk.is_empty() && out.send(Chunk::Records(chunk, reader.offset())).is_err() {
-        return;
-    }
-    let _ = out.send(Chunk::End(end));
 }
 
 /// Parses note verifier keys, one per line; ignores blank lines and lines
@@ -326,10 +344,4 @@ pub(crate) fn peek_checkpoint(note: &[u8]) -> Result<Checkpoint, String> {
 
 pub(crate) fn hex_root(root: &Hash) -> String {
     hex::encode(root)
-}
-
-/// Convenience for tests and tools: verifies a bundle and returns the report
-/// of an intact bundle's manifest.
-pub fn manifest_of(dir: &Path) -> Result<Manifest, VerifyError> {
-    Ok(bundle::read_manifest(dir)?)
 }

@@ -13,7 +13,7 @@
 //! [`keys::state::check_dual_auth_policy`], [`Approval::ready`]). Every event the rules forbid becomes a located
 //! [`Finding`] (seq, event type, reason code, reason).
 //!
-//! Pure code: no I/O. [`super::verify_policy`] streams a bundle through it.
+//! Pure code: no I/O. [`super::replay_policy`] streams a bundle through it.
 //! The rules and their codes are listed in `docs/VERIFY-POLICY.md`.
 //!
 //! [`governance::rules::authorize`]: crate::governance::rules::authorize

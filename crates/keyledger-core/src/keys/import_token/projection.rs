@@ -15,17 +15,22 @@ use crate::event::{self, Envelope, EventPayload};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportTokenRecord {
+    /// The token's id.
     pub id: String,
     /// The time of its `import_token.created` event.
     pub creation_date: DateTime<Utc>,
+    /// When it stops being usable.
     pub expiration_date: DateTime<Utc>,
+    /// How many times it may be retrieved in all.
     pub max_retrievals: u32,
+    /// How many retrievals are left.
     pub remaining_retrievals: u32,
     /// SHA-256 hex of the DER public key, as the log recorded it.
     pub public_key_digest: String,
 }
 
 impl ImportTokenRecord {
+    /// Whether the token has expired at `now`.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         now >= self.expiration_date
     }
@@ -46,6 +51,7 @@ impl ImportTokenRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportTokenProjection {
+    /// The instance's token, if one was created and not dropped.
     pub current: Option<ImportTokenRecord>,
     /// Import-token events that could not be applied (bad payload or date,
     /// a retrieval of a token that is not current or has none left). Zero

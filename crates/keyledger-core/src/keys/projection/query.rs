@@ -13,15 +13,20 @@ use crate::reason::Reason;
 
 /// Key Protect's default and largest page sizes.
 pub const DEFAULT_LIMIT: usize = 200;
+/// Largest page size accepted.
 pub const MAX_LIMIT: usize = 5000;
 /// Longest accepted search string.
 pub const MAX_SEARCH_LEN: usize = 100;
 
+/// Why a listing parameter was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
+    /// A parameter is malformed or out of range.
     #[error("invalid query parameter {param}: {reason}")]
     Invalid {
+        /// The parameter.
         param: &'static str,
+        /// What is wrong with it.
         reason: &'static str,
     },
 }
@@ -39,7 +44,9 @@ pub enum SearchScope {
     /// Name or any alias.
     #[default]
     NameOrAlias,
+    /// The name only (`name:`).
     Name,
+    /// Aliases only (`alias:`).
     Alias,
 }
 
@@ -48,13 +55,18 @@ pub enum SearchScope {
 /// matching is case-insensitive, by substring unless `exact:`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Search {
+    /// The text searched for.
     pub term: String,
+    /// Whole-text match (`exact:`) rather than substring.
     pub exact: bool,
+    /// Keys that do not match (`not:`).
     pub negate: bool,
+    /// Which text is searched.
     pub scope: SearchScope,
 }
 
 impl Search {
+    /// Parses a `search` parameter.
     pub fn parse(input: &str) -> Result<Search, QueryError> {
         if input.len() > MAX_SEARCH_LEN {
             return Err(QueryError::Invalid {
@@ -94,6 +106,7 @@ impl Search {
         Ok(search)
     }
 
+    /// Whether `key` is selected by this search.
     pub fn matches(&self, key: &KeyRecord) -> bool {
         let hit = |text: &str| {
             let text = text.to_lowercase();
@@ -115,22 +128,34 @@ impl Search {
 /// Sortable fields (Key Protect's `sort` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortField {
+    /// `id`.
     Id,
+    /// `name`.
     Name,
+    /// `state`.
     State,
+    /// `extractable`.
     Extractable,
+    /// `imported`.
     Imported,
+    /// `creationDate`.
     CreationDate,
+    /// `lastUpdateDate`.
     LastUpdateDate,
+    /// `lastRotateDate`.
     LastRotateDate,
+    /// `deletionDate`.
     DeletionDate,
+    /// `expirationDate`.
     ExpirationDate,
 }
 
 /// One sort field; `-field` sorts descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SortKey {
+    /// The field.
     pub field: SortField,
+    /// Descending (`-field`) rather than ascending.
     pub descending: bool,
 }
 
@@ -188,14 +213,21 @@ impl SortKey {
 /// means Key Protect's default (every state but Destroyed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyQuery {
+    /// The `state` parameter.
     pub states: Vec<KeyState>,
+    /// The `extractable` parameter.
     pub extractable: Option<bool>,
     /// The `filter` parameter; every term must hold as well.
     pub filter: KeyFilter,
+    /// Only keys of this key ring.
     pub key_ring_id: Option<String>,
+    /// The `search` parameter.
     pub search: Option<Search>,
+    /// The `sort` parameter, most significant first.
     pub sort: Vec<SortKey>,
+    /// Keys to skip.
     pub offset: usize,
+    /// Page size.
     pub limit: usize,
 }
 
@@ -217,7 +249,9 @@ impl Default for KeyQuery {
 /// One page of keys and the number of keys matching the filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPage<'a> {
+    /// The page's keys, in order.
     pub keys: Vec<&'a KeyRecord>,
+    /// Keys matching the query, across all pages.
     pub total: usize,
 }
 

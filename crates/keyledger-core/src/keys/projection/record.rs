@@ -1,5 +1,6 @@
 //! The records of the key projection: one per key, with its versions,
 //! dual-authorisation and rotation policy.
+#![deny(missing_docs)]
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,10 +14,13 @@ use crate::keys::state::{DualAuth, KeyState, Timeline};
 pub struct KeyVersion {
     /// 1 for the first version, +1 per rotation.
     pub version: u32,
+    /// The version's id (a key id of its own, as Key Protect has it).
     pub id: String,
+    /// When the version was created.
     pub creation_date: DateTime<Utc>,
     /// Key check value (hex).
     pub kcv: String,
+    /// Whether the caller supplied the material.
     pub imported: bool,
 }
 
@@ -24,8 +28,11 @@ pub struct KeyVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DualAuthDelete {
+    /// Whether deleting the key needs a second user's authorisation.
     pub enabled: bool,
+    /// Whether a first user has authorised the deletion.
     pub key_set_for_deletion: bool,
+    /// When that authorisation lapses.
     pub auth_expiration: Option<DateTime<Utc>>,
     /// Principal who called `setKeyForDeletion`.
     pub set_by: Option<String>,
@@ -39,7 +46,9 @@ pub struct DualAuthDelete {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotationPolicy {
+    /// Whether automatic rotation is on.
     pub enabled: bool,
+    /// Months between rotations, when set.
     pub interval_month: Option<u8>,
 }
 
@@ -47,21 +56,33 @@ pub struct RotationPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyRecord {
+    /// The key id.
     pub id: String,
+    /// The key's name.
     pub name: String,
+    /// The key's description, if given.
     pub description: Option<String>,
     /// In the order they were added.
     pub aliases: Vec<String>,
+    /// The key ring the key belongs to.
     pub key_ring_id: String,
     /// false = root key.
     pub extractable: bool,
+    /// Whether the caller supplied the first version's material.
     pub imported: bool,
+    /// The Key Protect lifecycle state.
     pub state: KeyState,
+    /// The key algorithm, as Key Protect names it.
     pub algorithm: String,
+    /// Key length in bits.
     pub bit_length: u16,
+    /// When the key was created.
     pub creation_date: DateTime<Utc>,
+    /// Principal who created it.
     pub created_by: String,
+    /// Time of the last event that changed the key.
     pub last_update_date: DateTime<Utc>,
+    /// Time of the last rotation, if any.
     pub last_rotate_date: Option<DateTime<Utc>>,
     /// As given at creation; `None` if absent or not RFC 3339.
     pub expiration_date: Option<DateTime<Utc>>,
@@ -70,13 +91,21 @@ pub struct KeyRecord {
     pub activation_date: Option<DateTime<Utc>>,
     /// Oldest first; never empty.
     pub versions: Vec<KeyVersion>,
+    /// The key's dual-authorisation delete policy and state.
     pub dual_auth_delete: DualAuthDelete,
+    /// The key's rotation policy.
     pub rotation: RotationPolicy,
+    /// Whether the key is deleted (state 5, restorable until purged).
     pub deleted: bool,
+    /// When it was deleted.
     pub deletion_date: Option<DateTime<Utc>>,
+    /// Principal who deleted it.
     pub deleted_by: Option<String>,
+    /// Until when a deleted key may be restored.
     pub restore_expiration_date: Option<DateTime<Utc>>,
+    /// From when a deleted key may be purged.
     pub purge_allowed_from: Option<DateTime<Utc>>,
+    /// When the service will purge a deleted key by itself.
     pub purge_scheduled_on: Option<DateTime<Utc>>,
     /// Sequence number of the last event that changed this key.
     pub last_seq: u64,
@@ -88,11 +117,13 @@ impl KeyRecord {
         self.versions.last()
     }
 
+    /// Version `number` (1-based).
     pub fn version(&self, number: u32) -> Option<&KeyVersion> {
         let index = usize::try_from(number.checked_sub(1)?).ok()?;
         self.versions.get(index)
     }
 
+    /// The version with this version id.
     pub fn version_by_id(&self, id: &str) -> Option<&KeyVersion> {
         self.versions.iter().find(|v| v.id == id)
     }

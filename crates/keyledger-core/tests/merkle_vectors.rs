@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use keyledger::merkle::{
+use keyledger_core::merkle::{
     Hash, MemoryNodes, consistency_proof, inclusion_proof, leaf_hash, root_at, verify_consistency,
     verify_inclusion,
 };
@@ -52,9 +52,11 @@ struct ConsistencyCase {
 }
 
 fn vector_dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/merkle")
-        .join(kind)
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/merkle"
+    ))
+    .join(kind)
 }
 
 /// All `<dir>/<case>/<name>.json` files, sorted.

@@ -1,4 +1,4 @@
-//! Property tests of `keyledger::merkle` against ct-merkle, an independent
+//! Property tests of `keyledger_core::merkle` against ct-merkle, an independent
 //! RFC 6962/9162 implementation: roots, inclusion and consistency proofs
 //! must be byte-identical, verify both ways, and every mutation must fail.
 
@@ -6,7 +6,7 @@ use ct_merkle::digest::consts::U32;
 use ct_merkle::digest::{FixedOutput, HashMarker, Output, OutputSizeUser, Update};
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof};
-use keyledger::merkle::{
+use keyledger_core::merkle::{
     Frontier, Hash, MemoryNodes, consistency_proof, consistency_proof_len, inclusion_proof,
     inclusion_proof_len, leaf_hash, postorder_position, root_at, stored_node_count,
     verify_consistency, verify_inclusion,

@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use keyledger::event::catalog;
+use keyledger_core::event::catalog;
 
 fn schema_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/events"))
 }
 
 #[test]

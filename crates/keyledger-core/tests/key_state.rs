@@ -6,16 +6,19 @@
 //! `KEYLEDGER_BLESS=1` and review the diff.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use keyledger::event::Envelope;
-use keyledger::keys::projection::{KeyProjection, KeyQuery, Search};
-use keyledger::keys::state::{self, KeyAction, KeyState};
+use keyledger_core::event::Envelope;
+use keyledger_core::keys::projection::{KeyProjection, KeyQuery, Search};
+use keyledger_core::keys::state::{self, KeyAction, KeyState};
 use serde_json::{Value, json};
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("projections/keys/fixtures")
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../projections/keys/fixtures"
+    ))
 }
 
 fn fixture_files() -> Vec<PathBuf> {
