@@ -1,5 +1,5 @@
 //! Instance ledgers (`keyledger_ledger::ledger`) whose keys may live in this
-//! package's HSM backends: the ledger types instantiated with
+//! crate's HSM backends: the ledger types instantiated with
 //! `dyn HsmBackend` as their key device (`crate::signer` implements it).
 use crate::hsm::{HsmBackend, HsmError};
 

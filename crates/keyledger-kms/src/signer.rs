@@ -1,8 +1,8 @@
 //! Who signs an instance's records and checkpoints. The [`LedgerSigner`]
 //! abstraction and the key-file signer live in `keyledger_ledger` (see
-//! [`crate::ledger_key`]); this module re-exports them and adds the
-//! HSM-held signer, which needs the HSM code (it moves with the HSM to
-//! `keyledger-kms`):
+//! `keyledger_ledger::ledger_key`); this module re-exports them and adds
+//! the HSM-held signer, built on the HSM's signing capability
+//! ([`LedgerSigning`]):
 //!
 //! - [`HsmSigner`]: an Ed25519 key pair inside an HSM backend that supports
 //!   signing (PKCS#11); every signature is one backend call, made through the
@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::checkpoint::NoteVerifierKey;
-use crate::hsm::{HsmBackend, HsmError};
+use crate::hsm::{HsmBackend, HsmDevice, HsmError};
+use keyledger_core::checkpoint::NoteVerifierKey;
 
 pub use keyledger_ledger::signer::{LedgerSigner, SignError};
 
@@ -36,7 +36,7 @@ impl keyledger_ledger::ledger::KeyDevice for dyn HsmBackend {
     type Error = HsmError;
 
     fn kind(&self) -> &str {
-        HsmBackend::kind(self)
+        HsmDevice::kind(self)
     }
 
     fn check_can_hold_keys(&self) -> Result<(), HsmError> {
