@@ -9,7 +9,6 @@ pub mod flaky_log;
 pub mod http;
 pub mod key_env;
 pub mod kp_client;
-pub mod material_conformance;
 pub mod rest_env;
 pub mod rest_kp_env;
 pub mod secrets_scan;

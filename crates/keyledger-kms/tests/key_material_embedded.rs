@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::material_conformance::{self as conformance, INST, KEY, material};
-use keyledger::keys::material::embedded::EmbeddedMaterialStore;
-use keyledger::keys::material::{KeyMaterialStore, MaterialError};
-use keyledger::store::EventStore;
-use keyledger::store::embedded::EmbeddedStore;
+use keyledger_kms::material::embedded::EmbeddedMaterialStore;
+use keyledger_kms::material::{KeyMaterialStore, MaterialError};
+use keyledger_ledger::store::EventStore;
+use keyledger_ledger::store::embedded::EmbeddedStore;
 
 macro_rules! conformance_tests {
     ($($check:ident),* $(,)?) => {$(

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::thread;
 
-use keyledger::hsm::WrappedMaterial;
-use keyledger::keys::material::{KeyMaterialStore, MaterialError, StoredImportToken};
+use keyledger_kms::hsm::WrappedMaterial;
+use keyledger_kms::material::{KeyMaterialStore, MaterialError, StoredImportToken};
 
 pub const INST: &str = "acme";
 pub const KEY: &str = "12345678-aaaa-4bbb-8ccc-1234567890ab";
