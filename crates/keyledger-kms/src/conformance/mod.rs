@@ -21,9 +21,14 @@
 //! refusing every signing call with `HsmError::Unsupported`.
 //! Backend-specific behaviour (restarts, token attributes, caches) is
 //! tested by the backend itself, not here.
+//!
+//! [`material_store`] is the same for the key-material store
+//! ([`KeyMaterialStore`](crate::material::KeyMaterialStore)):
+//! `keyledger_kms::material_store_conformance_tests!(fresh);`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod material;
+pub mod material_store;
 mod signing;
 pub use material::*;
 pub use signing::*;

@@ -7,7 +7,7 @@
 //! their RSA private keys and nonces are key material too, stored only
 //! wrapped under the instance master key.
 //!
-//! One contract, one conformance suite (`tests/common/material_conformance.rs` of this crate)
+//! One contract, one conformance suite (`conformance::material_store`, feature `conformance`)
 //! run against every backend: [`embedded`] (files) now, PostgreSQL later.
 
 pub mod embedded;

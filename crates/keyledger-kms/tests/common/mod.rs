@@ -1,12 +1,10 @@
 #![allow(dead_code)]
-//! Helpers shared by this crate's integration tests: the key-material
-//! store conformance checks, SoftHSM2 tokens (also
+//! Helpers shared by this crate's integration tests: SoftHSM2 tokens (also
 //! used by the root package's PKCS#11 tests), and, one copy each, the root
 //! package's secret scanner and known-answer vector reader (the vectors stay
 //! in the root's `tests/vectors/`).
 
 // One copy, shared with the root package's tests.
-pub mod material_conformance;
 #[path = "../../../../tests/common/secrets_scan.rs"]
 pub mod secrets_scan;
 pub mod softhsm;
