@@ -394,7 +394,7 @@ pub fn check_discard_new(hsm: &dyn HsmBackend) {
 }
 
 /// One `#[test]` per conformance check against the backend `$hsm()`
-/// returns, and one test that the list is [`CHECKS`](conformance::CHECKS);
+/// returns, and one test that the list is [`CHECKS`](crate::conformance::CHECKS);
 /// each backend's test file invokes it once.
 #[macro_export]
 macro_rules! hsm_conformance_tests {

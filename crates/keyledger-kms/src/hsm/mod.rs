@@ -1,6 +1,8 @@
 //! HSM backends: where the master key lives and where every operation on
-//! key material happens. One trait, two backends, one conformance suite
-//! (`tests/common/hsm_conformance.rs`) run against both:
+//! key material happens. Three capability traits ([`MasterKeyCeremony`],
+//! [`KeyCrypto`], the optional [`LedgerSigning`], over [`HsmDevice`]) whose
+//! combination is [`HsmBackend`]; two backends; one conformance suite
+//! (`crate::conformance`, feature `conformance`) run against both:
 //!
 //! - [`software`]: the embedded default, pure Rust, nothing to install. The
 //!   master key lives only in process memory; after a restart the instance is
@@ -14,12 +16,12 @@
 //! the master key and bound to (instance, key id, version, master-key
 //! generation) → data keys (DEKs) wrapped under a key version with AES-256-GCM.
 //!
-//! Nothing returned by this trait is secret except [`SecretBytes`] values
+//! Nothing returned by these traits is secret except [`SecretBytes`] values
 //! (exported standard-key payloads and unwrapped DEKs), which zeroize on drop
 //! and never print.
 //!
 //! Signing (the instance ledger key, ed25519) is a capability a backend may
-//! lack ([`HsmBackend::supports_signing`]): a signing key must outlive the
+//! lack ([`LedgerSigning::supports_signing`]): a signing key must outlive the
 //! process, so only a backend with persistent key storage offers it. PKCS#11
 //! does (a token key pair); the software HSM keeps nothing across restarts and
 //! refuses every signing call with [`HsmError::Unsupported`] (its ledger key

@@ -85,7 +85,7 @@ impl Pkcs11Config {
     }
 }
 
-/// The PKCS#11 [`HsmBackend`].
+/// The PKCS#11 [`HsmBackend`](crate::hsm::HsmBackend).
 pub struct Pkcs11Hsm {
     token_label: String,
     cache: KeyCache,
