@@ -14,14 +14,18 @@
 //! - Write path, in the `keyledger-ledger` crate and re-exported here at
 //!   their old paths: [`writer`] (group commit), [`ledger_key`], [`store`]
 //!   (the `EventStore` contract and the embedded backend), [`data_dir`],
-//!   [`histogram`], [`sample_events`]; [`signer`] and [`ledger`] add the
-//!   HSM as a place for the ledger key (`HsmSigner`, the ledger types with
-//!   `dyn HsmBackend` as their key device).
+//!   [`histogram`], [`sample_events`].
+//! - Key management, in the `keyledger-kms` crate and re-exported here at
+//!   their old paths: [`hsm`] (the HSM capabilities and backends),
+//!   [`secret`]; [`signer`] and [`ledger`] add the HSM as a place for the
+//!   ledger key (`HsmSigner`, the ledger types with `dyn HsmBackend` as
+//!   their key device).
 //! - [`cli`]: the `keyledger` command line.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub use keyledger_core::{chain, checkpoint, event, governance, master_key, merkle, record};
+pub use keyledger_kms::{hsm, ledger, secret, signer};
 pub use keyledger_ledger::{data_dir, histogram, ledger_key, sample_events, store, writer};
 
 pub mod admin_key;
@@ -29,12 +33,8 @@ pub mod bundle;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod hsm;
 pub mod instance;
 pub mod keys;
-pub mod ledger;
-pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod signer;
 pub mod verify;

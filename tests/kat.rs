@@ -8,7 +8,7 @@
 //! - RFC 8032 ed25519: `ed25519-dalek` (key, signature, verification) and
 //!   `LedgerKey::from_seed` (the public key it derives, and its signatures
 //!   through the `LedgerSigner` trait the writer uses). The same vectors run
-//!   through the PKCS#11 backend's `sign` in `tests/hsm_pkcs11.rs`.
+//!   through the PKCS#11 backend's `sign` in `crates/keyledger-kms/tests/hsm_pkcs11.rs`.
 //! - RFC 3394 / RFC 5649 AES key wrap (with padding): the `aes-kw` crate
 //!   (CKM_AES_KEY_WRAP_PAD, which the PKCS#11 backend uses, is RFC 5649).
 //! - NIST AESAVS ECBKeySbox256: key check values from `ceremony::kcv` and
@@ -18,8 +18,9 @@ use aes::cipher::{Array, BlockCipherEncrypt};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
+use keyledger::hsm::prelude::*;
 use keyledger::hsm::software::{SoftwareHsm, envelope};
-use keyledger::hsm::{HsmBackend, HsmError, KeyBinding, ceremony};
+use keyledger::hsm::{HsmError, KeyBinding, ceremony};
 use keyledger::ledger_key::LedgerKey;
 use keyledger::secret::SecretBytes;
 use keyledger::signer::LedgerSigner;

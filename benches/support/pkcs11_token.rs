@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use keyledger::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
+use keyledger::hsm::prelude::*;
 use keyledger::hsm::{
-    HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
+    HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
 };
 use keyledger::secret::SecretBytes;
 
@@ -77,16 +78,17 @@ pub fn backend(pool_size: usize) -> Result<TokenHsm, String> {
     Ok(TokenHsm { hsm, _dir: dir })
 }
 
-impl HsmBackend for TokenHsm {
+impl HsmDevice for TokenHsm {
     fn kind(&self) -> &'static str {
         self.hsm.kind()
     }
-    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
-        self.hsm.random(out)
-    }
+}
+
+impl MasterKeyCeremony for TokenHsm {
     fn ceremony_public_key(&self, instance: &str, generation: u32) -> Result<[u8; 32], HsmError> {
         self.hsm.ceremony_public_key(instance, generation)
     }
+
     fn load_part(
         &self,
         instance: &str,
@@ -96,27 +98,41 @@ impl HsmBackend for TokenHsm {
     ) -> Result<String, HsmError> {
         self.hsm.load_part(instance, generation, owner, part)
     }
+
     fn commit(&self, instance: &str, generation: u32, min_parts: u8) -> Result<String, HsmError> {
         self.hsm.commit(instance, generation, min_parts)
     }
+
     fn activate(&self, instance: &str, generation: u32) -> Result<(), HsmError> {
         self.hsm.activate(instance, generation)
     }
+
     fn retire(&self, instance: &str, generation: u32) -> Result<(), HsmError> {
         self.hsm.retire(instance, generation)
     }
+
     fn discard_new(&self, instance: &str) -> Result<(), HsmError> {
         self.hsm.discard_new(instance)
     }
+
     fn zeroize(&self, instance: &str) -> Result<(), HsmError> {
         self.hsm.zeroize(instance)
     }
+
     fn master_key_status(&self, instance: &str) -> Result<MasterKeyStatus, HsmError> {
         self.hsm.master_key_status(instance)
     }
+}
+
+impl KeyCrypto for TokenHsm {
+    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
+        self.hsm.random(out)
+    }
+
     fn generate_key(&self, binding: &KeyBinding, len: usize) -> Result<NewMaterial, HsmError> {
         self.hsm.generate_key(binding, len)
     }
+
     fn import_key(
         &self,
         binding: &KeyBinding,
@@ -124,6 +140,7 @@ impl HsmBackend for TokenHsm {
     ) -> Result<NewMaterial, HsmError> {
         self.hsm.import_key(binding, material)
     }
+
     fn export_key(
         &self,
         binding: &KeyBinding,
@@ -131,6 +148,7 @@ impl HsmBackend for TokenHsm {
     ) -> Result<SecretBytes, HsmError> {
         self.hsm.export_key(binding, wrapped)
     }
+
     fn rewrap_material(
         &self,
         binding: &KeyBinding,
@@ -139,6 +157,7 @@ impl HsmBackend for TokenHsm {
     ) -> Result<WrappedMaterial, HsmError> {
         self.hsm.rewrap_material(binding, wrapped, to_generation)
     }
+
     fn encrypt(
         &self,
         binding: &KeyBinding,
@@ -148,6 +167,7 @@ impl HsmBackend for TokenHsm {
     ) -> Result<Vec<u8>, HsmError> {
         self.hsm.encrypt(binding, wrapped, plaintext, aad)
     }
+
     fn decrypt(
         &self,
         binding: &KeyBinding,
@@ -157,18 +177,25 @@ impl HsmBackend for TokenHsm {
     ) -> Result<SecretBytes, HsmError> {
         self.hsm.decrypt(binding, wrapped, sealed, aad)
     }
+}
+
+impl LedgerSigning for TokenHsm {
     fn supports_signing(&self) -> bool {
         self.hsm.supports_signing()
     }
+
     fn generate_signing_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
         self.hsm.generate_signing_key(instance, label)
     }
+
     fn signing_public_key(&self, instance: &str, label: &str) -> Result<[u8; 32], HsmError> {
         self.hsm.signing_public_key(instance, label)
     }
+
     fn sign(&self, instance: &str, label: &str, message: &[u8]) -> Result<[u8; 64], HsmError> {
         self.hsm.sign(instance, label, message)
     }
+
     fn destroy_signing_key(&self, instance: &str, label: &str) -> Result<(), HsmError> {
         self.hsm.destroy_signing_key(instance, label)
     }

@@ -6,15 +6,15 @@ pub mod fixture;
 // One copy, shared with keyledger-ledger's writer tests.
 #[path = "../../crates/keyledger-ledger/tests/common/flaky_log.rs"]
 pub mod flaky_log;
-pub mod hsm_conformance;
 pub mod http;
 pub mod key_env;
 pub mod kp_client;
-pub mod material_conformance;
 pub mod rest_env;
 pub mod rest_kp_env;
 pub mod secrets_scan;
 pub mod serve;
+// One copy, shared with keyledger-kms's PKCS#11 tests.
+#[path = "../../crates/keyledger-kms/tests/common/softhsm.rs"]
 pub mod softhsm;
 pub mod vectors;
 pub mod verifiers;

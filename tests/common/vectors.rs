@@ -8,12 +8,26 @@ use std::path::Path;
 /// A record: `NAME = value` lines (a line without `=` is a flag such as `FAIL`).
 pub type Fields = HashMap<String, String>;
 
+/// `tests/vectors/kat` of the workspace root: this file is also compiled
+/// into crates' tests (`crates/*/tests/common`), so the directory is found
+/// from the compiling package's manifest directory upwards.
+fn kat_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("tests/vectors/kat"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "tests/vectors/kat not found above {}",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        })
+}
+
 /// Reads a vector file: records separated by blank lines; `#` comments and
 /// `[...]` headers are skipped (a header's text is kept as `SECTION`).
 pub fn records(name: &str, at_least: usize) -> Vec<Fields> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/kat")
-        .join(name);
+    let path = kat_dir().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("vector file {}: {e}", path.display()));
     assert!(text.contains("SOURCE:"), "{name} has no SOURCE note");

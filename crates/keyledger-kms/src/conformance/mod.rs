@@ -1,21 +1,42 @@
-//! Backend-agnostic conformance checks for `HsmBackend`.
+//! The HSM conformance suite: the behaviour of the three HSM capabilities
+//! ([`MasterKeyCeremony`](crate::hsm::MasterKeyCeremony),
+//! [`KeyCrypto`](crate::hsm::KeyCrypto),
+//! [`LedgerSigning`](crate::hsm::LedgerSigning)) that the key service and
+//! the ledger rely on, as checks every backend must pass (compiled with the
+//! `conformance` feature; the software and PKCS#11 backends run it from
+//! `tests/hsm_software.rs` and `tests/hsm_pkcs11.rs`, as the store
+//! conformance suite of `keyledger_ledger` is run per store backend).
 //!
-//! Each backend's test file calls every `pub fn check_*` from its own
-//! `#[test]` (or [`check_all`] once). Only the trait and the pure
-//! `ceremony` functions are used. Every check works on instances of its own
-//! with a random suffix, so checks may run concurrently against one shared
-//! backend (and one persistent token).
-#![allow(dead_code)]
+//! Either
+//!
+//! - `keyledger_kms::hsm_conformance_tests!(hsm);` in a test file, where
+//!   `hsm()` returns the backend under test (shared by every check),
+//!   generates one `#[test]` per check, named after it; or
+//! - [`check_all`]`(&backend)` runs every check in one test.
+//!
+//! Only the traits and the pure `ceremony` functions are used. Every check
+//! works on instances of its own with a random suffix, so checks may run
+//! concurrently against one shared backend (and one persistent token). A
+//! backend without the signing capability passes the signing checks by
+//! refusing every signing call with `HsmError::Unsupported`.
+//! Backend-specific behaviour (restarts, token attributes, caches) is
+//! tested by the backend itself, not here.
+//!
+//! [`material_store`] is the same for the key-material store
+//! ([`KeyMaterialStore`](crate::material::KeyMaterialStore)):
+//! `keyledger_kms::material_store_conformance_tests!(fresh);`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod material;
+pub mod material_store;
 mod signing;
 pub use material::*;
 pub use signing::*;
 
-use keyledger::hsm::{
+use crate::hsm::{
     HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewRegister, SealedPart, ceremony,
 };
-use keyledger::secret::SecretBytes;
+use crate::secret::SecretBytes;
 
 /// One conformance check.
 pub type Check = fn(&dyn HsmBackend);
@@ -373,7 +394,8 @@ pub fn check_discard_new(hsm: &dyn HsmBackend) {
 }
 
 /// One `#[test]` per conformance check against the backend `$hsm()`
-/// returns; each backend's test file invokes it once.
+/// returns, and one test that the list is [`CHECKS`](crate::conformance::CHECKS);
+/// each backend's test file invokes it once.
 #[macro_export]
 macro_rules! hsm_conformance_tests {
     ($hsm:ident) => {
@@ -403,8 +425,15 @@ macro_rules! hsm_conformance_tests {
         $(
             #[test]
             fn $check() {
-                $crate::common::hsm_conformance::$check($hsm());
+                $crate::conformance::$check($hsm());
             }
         )*
+
+        #[test]
+        fn conformance_runs_every_check() {
+            let names: &[&str] = &[$(stringify!($check)),*];
+            let all: Vec<&str> = $crate::conformance::CHECKS.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, all.as_slice());
+        }
     };
 }

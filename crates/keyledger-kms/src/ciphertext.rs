@@ -21,7 +21,7 @@ use keyledger_core::reason::Reason;
 pub const MAGIC: [u8; 3] = *b"KLW";
 /// Format version this code writes and reads.
 pub const FORMAT_VERSION: u8 = 1;
-/// Longest instance name (as [`crate::store::check_instance_name`]).
+/// Longest instance name (as [`keyledger_ledger::store::check_instance_name`]).
 pub const MAX_INSTANCE_LEN: usize = 64;
 /// Longest key id.
 pub const MAX_KEY_ID_LEN: usize = 64;

@@ -101,7 +101,7 @@ fn shred(path: &Path) -> io::Result<()> {
 impl EmbeddedMaterialStore {
     /// Opens (creating if needed) the store rooted at `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, MaterialError> {
-        crate::data_dir::create_dir_all(&data_dir.join(INSTANCES_DIR))?;
+        keyledger_ledger::data_dir::create_dir_all(&data_dir.join(INSTANCES_DIR))?;
         Ok(EmbeddedMaterialStore {
             data_dir: data_dir.to_path_buf(),
             write_lock: Mutex::new(()),

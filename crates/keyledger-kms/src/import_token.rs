@@ -45,8 +45,8 @@ pub const NONCE_LEN: usize = 12;
 pub const IV_LEN: usize = 12;
 /// Key sizes the token's AES-GCM nonce proof can use (AES-128/192/256),
 /// bytes. Whether the key may have that size is
-/// [`crate::keys::payload::check`]'s to say, after the token opens.
-pub const KEY_SIZES: [usize; 3] = crate::keys::payload::STANDARD_KEY_SIZES;
+/// [`keyledger_core::keys::payload::check`]'s to say, after the token opens.
+pub const KEY_SIZES: [usize; 3] = keyledger_core::keys::payload::STANDARD_KEY_SIZES;
 
 type Aes192Gcm = AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
 

@@ -6,8 +6,8 @@
 //! backend's test file pins which of the two it is, so neither branch can
 //! pass by accident.
 
+use crate::hsm::{HsmBackend, HsmError};
 use ed25519_dalek::{Signature, VerifyingKey};
-use keyledger::hsm::{HsmBackend, HsmError};
 
 use super::instance;
 

@@ -1,5 +1,5 @@
 //! The software HSM: the backend-agnostic conformance suite
-//! (`tests/common/hsm_conformance.rs`), one `#[test]` per check, plus what
+//! (`keyledger_kms::conformance`), one `#[test]` per check, plus what
 //! only the software HSM shows: nothing survives a restart (a new
 //! `SoftwareHsm` is sealed until the key owners resubmit their parts), the
 //! cipher cache stays bounded and is not needed for correctness, and it
@@ -9,10 +9,11 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::hsm_conformance as conformance;
-use keyledger::hsm::software::{SoftwareHsm, envelope};
-use keyledger::hsm::{HsmBackend, HsmError, ceremony};
-use keyledger::secret::SecretBytes;
+use keyledger_kms::conformance;
+use keyledger_kms::hsm::prelude::*;
+use keyledger_kms::hsm::software::{SoftwareHsm, envelope};
+use keyledger_kms::hsm::{HsmError, ceremony};
+use keyledger_kms::secret::SecretBytes;
 
 /// One backend shared by all checks, as a service would have it.
 fn hsm() -> &'static SoftwareHsm {
@@ -20,7 +21,7 @@ fn hsm() -> &'static SoftwareHsm {
     HSM.get_or_init(SoftwareHsm::new)
 }
 
-crate::hsm_conformance_tests!(hsm);
+keyledger_kms::hsm_conformance_tests!(hsm);
 
 #[test]
 fn every_check_is_listed() {

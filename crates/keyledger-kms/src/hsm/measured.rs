@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
+    HsmBackend, HsmDevice, HsmError, KeyBinding, KeyCrypto, LedgerSigning, MasterKeyCeremony,
+    MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
 };
-use crate::histogram::{AtomicHistogram, HistogramSnapshot, LATENCY_SECONDS_BOUNDS};
 use crate::secret::SecretBytes;
+use keyledger_ledger::histogram::{AtomicHistogram, HistogramSnapshot, LATENCY_SECONDS_BOUNDS};
 
 /// The operations timed; `Operation as usize` indexes [`OPERATIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,20 +118,13 @@ impl MeasuredHsm {
     }
 }
 
-impl HsmBackend for MeasuredHsm {
+impl HsmDevice for MeasuredHsm {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+}
 
-    fn calls_are_immediate(&self) -> bool {
-        self.inner.calls_are_immediate()
-    }
-
-    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
-        self.latency
-            .time(Operation::Random, || self.inner.random(out))
-    }
-
+impl MasterKeyCeremony for MeasuredHsm {
     fn ceremony_public_key(&self, instance: &str, generation: u32) -> Result<[u8; 32], HsmError> {
         self.latency.time(Operation::CeremonyPublicKey, || {
             self.inner.ceremony_public_key(instance, generation)
@@ -181,6 +175,17 @@ impl HsmBackend for MeasuredHsm {
         self.latency.time(Operation::MasterKeyStatus, || {
             self.inner.master_key_status(instance)
         })
+    }
+}
+
+impl KeyCrypto for MeasuredHsm {
+    fn calls_are_immediate(&self) -> bool {
+        self.inner.calls_are_immediate()
+    }
+
+    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
+        self.latency
+            .time(Operation::Random, || self.inner.random(out))
     }
 
     fn generate_key(&self, binding: &KeyBinding, len: usize) -> Result<NewMaterial, HsmError> {
@@ -243,7 +248,9 @@ impl HsmBackend for MeasuredHsm {
             self.inner.decrypt(binding, wrapped, sealed, aad)
         })
     }
+}
 
+impl LedgerSigning for MeasuredHsm {
     fn supports_signing(&self) -> bool {
         self.inner.supports_signing()
     }

@@ -1,6 +1,8 @@
 //! HSM backends: where the master key lives and where every operation on
-//! key material happens. One trait, two backends, one conformance suite
-//! (`tests/common/hsm_conformance.rs`) run against both:
+//! key material happens. Three capability traits ([`MasterKeyCeremony`],
+//! [`KeyCrypto`], the optional [`LedgerSigning`], over [`HsmDevice`]) whose
+//! combination is [`HsmBackend`]; two backends; one conformance suite
+//! (`crate::conformance`, feature `conformance`) run against both:
 //!
 //! - [`software`]: the embedded default, pure Rust, nothing to install. The
 //!   master key lives only in process memory; after a restart the instance is
@@ -14,12 +16,12 @@
 //! the master key and bound to (instance, key id, version, master-key
 //! generation) → data keys (DEKs) wrapped under a key version with AES-256-GCM.
 //!
-//! Nothing returned by this trait is secret except [`SecretBytes`] values
+//! Nothing returned by these traits is secret except [`SecretBytes`] values
 //! (exported standard-key payloads and unwrapped DEKs), which zeroize on drop
 //! and never print.
 //!
 //! Signing (the instance ledger key, ed25519) is a capability a backend may
-//! lack ([`HsmBackend::supports_signing`]): a signing key must outlive the
+//! lack ([`LedgerSigning::supports_signing`]): a signing key must outlive the
 //! process, so only a backend with persistent key storage offers it. PKCS#11
 //! does (a token key pair); the software HSM keeps nothing across restarts and
 //! refuses every signing call with [`HsmError::Unsupported`] (its ledger key
@@ -183,24 +185,18 @@ pub enum HsmError {
     Backend(String),
 }
 
-/// The operations every HSM backend provides.
-pub trait HsmBackend: Send + Sync {
+/// What every HSM capability shares: the backend's name. Each capability
+/// trait below extends it, so a caller holding any one of them can say
+/// which backend it talks to (metrics, key references, error messages).
+pub trait HsmDevice: Send + Sync {
     /// Short backend name (`software`, `pkcs11`).
     fn kind(&self) -> &'static str;
+}
 
-    /// True when every key operation (encrypt, decrypt, random) finishes in
-    /// memory without waiting on a device, a session or I/O, so an async
-    /// server may call it on its event loop. Backends that talk to a token
-    /// keep the default, and their calls go to a blocking pool.
-    fn calls_are_immediate(&self) -> bool {
-        false
-    }
-
-    /// Fills `out` with random bytes from the backend's RNG.
-    fn random(&self, out: &mut [u8]) -> Result<(), HsmError>;
-
-    // ---- master-key ceremony (registers: "new" and "current") ----
-
+/// The master-key capability: the key ceremony (registers "new" and
+/// "current") and the life of an instance's master keys. Called by the
+/// ceremony and zeroization commands of the key service only.
+pub trait MasterKeyCeremony: HsmDevice {
     /// The X25519 public key that key owners seal their parts to for loading
     /// `generation` of `instance`'s master key. Stable until that generation
     /// is activated or discarded.
@@ -222,8 +218,8 @@ pub trait HsmBackend: Send + Sync {
     fn commit(&self, instance: &str, generation: u32, min_parts: u8) -> Result<String, HsmError>;
 
     /// Makes the committed new master key current. The previous current key
-    /// stays usable for [`HsmBackend::rewrap_material`] until
-    /// [`HsmBackend::retire`] is called for it.
+    /// stays usable for [`KeyCrypto::rewrap_material`] until
+    /// [`MasterKeyCeremony::retire`] is called for it.
     fn activate(&self, instance: &str, generation: u32) -> Result<(), HsmError>;
 
     /// Destroys the master key of `generation` (after rotation re-wrapped everything).
@@ -235,7 +231,25 @@ pub trait HsmBackend: Send + Sync {
     /// Destroys every master key and register of the instance.
     fn zeroize(&self, instance: &str) -> Result<(), HsmError>;
 
+    /// The instance's registers: the current master key and the new one, if any.
     fn master_key_status(&self, instance: &str) -> Result<MasterKeyStatus, HsmError>;
+}
+
+/// The crypto capability: every operation on key material under a loaded
+/// master key (generate, import, export, re-wrap) and the data-key envelope
+/// under a key version, plus the backend's RNG. Called by the key
+/// service's key-version, envelope and rotation paths and by import tokens.
+pub trait KeyCrypto: HsmDevice {
+    /// True when every key operation (encrypt, decrypt, random) finishes in
+    /// memory without waiting on a device, a session or I/O, so an async
+    /// server may call it on its event loop. Backends that talk to a token
+    /// keep the default, and their calls go to a blocking pool.
+    fn calls_are_immediate(&self) -> bool {
+        false
+    }
+
+    /// Fills `out` with random bytes from the backend's RNG.
+    fn random(&self, out: &mut [u8]) -> Result<(), HsmError>;
 
     // ---- key material under the current master key ----
 
@@ -277,7 +291,7 @@ pub trait HsmBackend: Send + Sync {
         aad: &[u8],
     ) -> Result<Vec<u8>, HsmError>;
 
-    /// Decrypts what [`HsmBackend::encrypt`] returned; any change fails with
+    /// Decrypts what [`KeyCrypto::encrypt`] returned; any change fails with
     /// [`HsmError::Decrypt`].
     fn decrypt(
         &self,
@@ -286,9 +300,15 @@ pub trait HsmBackend: Send + Sync {
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<SecretBytes, HsmError>;
+}
 
-    // ---- ed25519 signing keys (instance ledger keys) ----
-
+/// The optional signing capability: Ed25519 key pairs that outlive the
+/// process (instance ledger keys). Called only through
+/// [`crate::signer::HsmSigner`] and the ledger's key device. A backend
+/// without persistent key storage implements it by refusing
+/// ([`LedgerSigning::supports_signing`] is false, every call
+/// [`HsmError::Unsupported`]).
+pub trait LedgerSigning: HsmDevice {
     /// Whether this backend holds ed25519 signing keys that survive a
     /// restart. If not, every signing method fails with
     /// [`HsmError::Unsupported`].
@@ -309,7 +329,24 @@ pub trait HsmBackend: Send + Sync {
     fn sign(&self, instance: &str, label: &str, message: &[u8]) -> Result<[u8; 64], HsmError>;
 
     /// Destroys the key pair ([`HsmError::NoSigningKey`] if there is none).
-    /// Not part of [`HsmBackend::zeroize`], which shreds master keys only: the
-    /// ledger key must still sign the events that record a zeroization.
+    /// Not part of [`MasterKeyCeremony::zeroize`], which shreds master keys
+    /// only: the ledger key must still sign the events that record a
+    /// zeroization.
     fn destroy_signing_key(&self, instance: &str, label: &str) -> Result<(), HsmError>;
+}
+
+/// A whole HSM backend: all three capabilities. Implemented for every type
+/// that has them (a blanket impl), so a backend implements the capability
+/// traits and is an `HsmBackend` without more; `Arc<dyn HsmBackend>` is
+/// what the key service, the server and the CLI hold. Its methods are
+/// callable on `dyn HsmBackend` without importing the capability traits;
+/// on a concrete backend, import them (or [`prelude`]).
+pub trait HsmBackend: MasterKeyCeremony + KeyCrypto + LedgerSigning {}
+
+impl<T: MasterKeyCeremony + KeyCrypto + LedgerSigning + ?Sized> HsmBackend for T {}
+
+/// The HSM traits, for `use keyledger_kms::hsm::prelude::*` where methods
+/// are called on a concrete backend.
+pub mod prelude {
+    pub use super::{HsmBackend, HsmDevice, KeyCrypto, LedgerSigning, MasterKeyCeremony};
 }

@@ -43,8 +43,8 @@ use self::pool::SessionPool;
 use self::registers::Registers;
 use self::signing::SigningKeys;
 use super::{
-    HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
-    ceremony,
+    HsmDevice, HsmError, KeyBinding, KeyCrypto, LedgerSigning, MasterKeyCeremony, MasterKeyStatus,
+    NewMaterial, SealedPart, WrappedMaterial, ceremony,
 };
 use crate::hsm::{check_binding, check_material_len, check_signing_names};
 use crate::secret::SecretBytes;
@@ -85,7 +85,7 @@ impl Pkcs11Config {
     }
 }
 
-/// The PKCS#11 [`HsmBackend`].
+/// The PKCS#11 [`HsmBackend`](crate::hsm::HsmBackend).
 pub struct Pkcs11Hsm {
     token_label: String,
     cache: KeyCache,
@@ -322,19 +322,13 @@ fn committed_new(all: &[MasterKeyObject]) -> Option<&MasterKeyObject> {
     all.iter().rev().find(|mk| mk.register == Register::New)
 }
 
-impl HsmBackend for Pkcs11Hsm {
+impl HsmDevice for Pkcs11Hsm {
     fn kind(&self) -> &'static str {
         "pkcs11"
     }
+}
 
-    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
-        if out.is_empty() {
-            return Ok(());
-        }
-        self.pool
-            .with(|s| s.generate_random_slice(out).map_err(|e| p11_err(&e)))
-    }
-
+impl MasterKeyCeremony for Pkcs11Hsm {
     fn ceremony_public_key(&self, instance: &str, generation: u32) -> Result<[u8; 32], HsmError> {
         self.ceremony_public_key_impl(instance, generation)
     }
@@ -371,6 +365,16 @@ impl HsmBackend for Pkcs11Hsm {
 
     fn master_key_status(&self, instance: &str) -> Result<MasterKeyStatus, HsmError> {
         self.master_key_status_impl(instance)
+    }
+}
+
+impl KeyCrypto for Pkcs11Hsm {
+    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.pool
+            .with(|s| s.generate_random_slice(out).map_err(|e| p11_err(&e)))
     }
 
     fn generate_key(&self, binding: &KeyBinding, len: usize) -> Result<NewMaterial, HsmError> {
@@ -464,7 +468,9 @@ impl HsmBackend for Pkcs11Hsm {
             objects::gcm_decrypt(s, key.0, sealed, aad)
         })
     }
+}
 
+impl LedgerSigning for Pkcs11Hsm {
     fn supports_signing(&self) -> bool {
         true
     }

@@ -1,15 +1,23 @@
-//! Backend-agnostic conformance checks for `KeyMaterialStore`. Each backend's
-//! test file calls every `pub fn check_*` from its own `#[test]` with a new,
-//! empty store. Only the trait is used here.
-#![allow(dead_code)]
+//! The key-material store conformance suite: the behaviour of
+//! [`KeyMaterialStore`] the key service relies on, as checks every backend
+//! must pass, each against a new, empty store. Only the trait is used here.
+//!
+//! `keyledger_kms::material_store_conformance_tests!(fresh);` in a test file,
+//! where `fresh()` returns `(guard, Arc<dyn KeyMaterialStore>)` for a new,
+//! empty store (the guard, such as a temporary directory, is kept until the
+//! check ends), generates one `#[test]` per check, named after it. The
+//! embedded store runs it from `tests/key_material_embedded.rs`; a database
+//! backend crate runs the same.
 
 use std::sync::Arc;
 use std::thread;
 
-use keyledger::hsm::WrappedMaterial;
-use keyledger::keys::material::{KeyMaterialStore, MaterialError, StoredImportToken};
+use crate::hsm::WrappedMaterial;
+use crate::material::{KeyMaterialStore, MaterialError, StoredImportToken};
 
+/// The instance every check writes to (with others for isolation).
 pub const INST: &str = "acme";
+/// The key id most checks use.
 pub const KEY: &str = "12345678-aaaa-4bbb-8ccc-1234567890ab";
 
 /// A distinct, recognisable blob per (key, version, generation).
@@ -240,6 +248,8 @@ pub fn check_refuses_bad_addresses(store: &dyn KeyMaterialStore) {
     );
 }
 
+/// Four threads writing versions of their own keys and racing on one shared
+/// version with equal material: every write lands, none is lost.
 pub fn check_concurrent_writers(store: Arc<dyn KeyMaterialStore>) {
     let threads: Vec<_> = (0..4u32)
         .map(|t| {
@@ -279,6 +289,7 @@ pub fn check_concurrent_writers(store: Arc<dyn KeyMaterialStore>) {
 
 // ---- import tokens ----
 
+/// The import-token id most token checks use.
 pub const TOKEN: &str = "7d1e5b2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
 
 /// A recognisable token; `generation` for both secrets.
@@ -480,4 +491,103 @@ pub fn check_import_token_refuses_bad_input(store: &dyn KeyMaterialStore) {
         store.import_tokens(INST).expect("list").is_empty(),
         "nothing was written"
     );
+}
+
+/// One check against a store.
+pub type Check = fn(&dyn KeyMaterialStore);
+
+/// Every check taking a store by reference, by name, in the order the macro
+/// generates them ([`check_concurrent_writers`] takes an `Arc` and is run
+/// besides these).
+pub const CHECKS: &[(&str, Check)] = &[
+    ("check_put_get_round_trip", check_put_get_round_trip),
+    (
+        "check_put_is_idempotent_and_never_overwrites",
+        check_put_is_idempotent_and_never_overwrites,
+    ),
+    (
+        "check_versions_and_keys_are_sorted",
+        check_versions_and_keys_are_sorted,
+    ),
+    (
+        "check_replace_is_compare_and_swap",
+        check_replace_is_compare_and_swap,
+    ),
+    (
+        "check_purge_shreds_every_version",
+        check_purge_shreds_every_version,
+    ),
+    ("check_purge_instance", check_purge_instance),
+    (
+        "check_instances_and_keys_are_isolated",
+        check_instances_and_keys_are_isolated,
+    ),
+    ("check_refuses_bad_addresses", check_refuses_bad_addresses),
+    (
+        "check_import_token_round_trip",
+        check_import_token_round_trip,
+    ),
+    (
+        "check_import_token_replace_is_compare_and_swap",
+        check_import_token_replace_is_compare_and_swap,
+    ),
+    ("check_import_token_purge", check_import_token_purge),
+    (
+        "check_import_tokens_isolated_and_purged_with_the_instance",
+        check_import_tokens_isolated_and_purged_with_the_instance,
+    ),
+    (
+        "check_import_token_refuses_bad_input",
+        check_import_token_refuses_bad_input,
+    ),
+];
+
+/// One `#[test]` per key-material store check against a new, empty store
+/// from `$fresh()` (which returns `(guard, Arc<dyn KeyMaterialStore>)`),
+/// plus one test that the list is [`CHECKS`]; each backend's test file
+/// invokes it once.
+#[macro_export]
+macro_rules! material_store_conformance_tests {
+    ($fresh:expr) => {
+        $crate::material_store_conformance_tests!(@each $fresh;
+            check_put_get_round_trip,
+            check_put_is_idempotent_and_never_overwrites,
+            check_versions_and_keys_are_sorted,
+            check_replace_is_compare_and_swap,
+            check_purge_shreds_every_version,
+            check_purge_instance,
+            check_instances_and_keys_are_isolated,
+            check_refuses_bad_addresses,
+            check_import_token_round_trip,
+            check_import_token_replace_is_compare_and_swap,
+            check_import_token_purge,
+            check_import_tokens_isolated_and_purged_with_the_instance,
+            check_import_token_refuses_bad_input,
+        );
+    };
+    (@each $fresh:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let (_guard, store) = ($fresh)();
+                $crate::conformance::material_store::$check(&*store);
+            }
+        )*
+
+        #[test]
+        fn check_concurrent_writers() {
+            let (_guard, store) = ($fresh)();
+            $crate::conformance::material_store::check_concurrent_writers(store);
+        }
+
+        #[test]
+        fn material_store_conformance_runs_every_check() {
+            let names: &[&str] = &[$(stringify!($check)),*];
+            let all: Vec<&str> = $crate::conformance::material_store::CHECKS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            assert_eq!(names, all.as_slice());
+        }
+    };
 }

@@ -13,7 +13,7 @@
 //!   material, with the caller's AAD. The unwrapped, key-expanded cipher is
 //!   cached per exact (binding, wrapped blob) in a bounded, sharded cache
 //!   (`cache.rs`), so the hot path is one shard read lock and one AES-GCM.
-//! - Signing keys: not offered ([`HsmBackend::supports_signing`] is false).
+//! - Signing keys: not offered ([`LedgerSigning::supports_signing`] is false).
 //!   A key kept only in memory would be gone after a restart, and with it
 //!   the only key that may sign the log's next record or its rotation; the
 //!   software path for the ledger key is the 0600 key file
@@ -31,7 +31,8 @@ use aes_gcm::{Aes256Gcm, KeyInit};
 use self::cache::{CipherCache, Entry};
 use self::registers::Instance;
 use super::{
-    HsmBackend, HsmError, KeyBinding, MasterKeyStatus, NewMaterial, SealedPart, WrappedMaterial,
+    HsmDevice, HsmError, KeyBinding, KeyCrypto, LedgerSigning, MasterKeyCeremony, MasterKeyStatus,
+    NewMaterial, SealedPart, WrappedMaterial,
 };
 use crate::hsm::ceremony;
 use crate::hsm::{check_binding, check_material_len, check_name};
@@ -202,19 +203,13 @@ impl SoftwareHsm {
     }
 }
 
-impl HsmBackend for SoftwareHsm {
+impl HsmDevice for SoftwareHsm {
     fn kind(&self) -> &'static str {
         "software"
     }
+}
 
-    fn calls_are_immediate(&self) -> bool {
-        true
-    }
-
-    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
-        getrandom::getrandom(out).map_err(|e| HsmError::Backend(format!("OS RNG: {e}")))
-    }
-
+impl MasterKeyCeremony for SoftwareHsm {
     fn ceremony_public_key(&self, instance: &str, generation: u32) -> Result<[u8; 32], HsmError> {
         check_name(instance, "instance name must be 1 to 65535 bytes")?;
         let mut map = self.write()?;
@@ -276,6 +271,16 @@ impl HsmBackend for SoftwareHsm {
     fn master_key_status(&self, instance: &str) -> Result<MasterKeyStatus, HsmError> {
         let map = self.read()?;
         Ok(map.get(instance).map(Instance::status).unwrap_or_default())
+    }
+}
+
+impl KeyCrypto for SoftwareHsm {
+    fn calls_are_immediate(&self) -> bool {
+        true
+    }
+
+    fn random(&self, out: &mut [u8]) -> Result<(), HsmError> {
+        getrandom::getrandom(out).map_err(|e| HsmError::Backend(format!("OS RNG: {e}")))
     }
 
     fn generate_key(&self, binding: &KeyBinding, len: usize) -> Result<NewMaterial, HsmError> {
@@ -350,7 +355,9 @@ impl HsmBackend for SoftwareHsm {
             envelope::open(cipher, sealed, aad)
         })
     }
+}
 
+impl LedgerSigning for SoftwareHsm {
     fn supports_signing(&self) -> bool {
         false
     }

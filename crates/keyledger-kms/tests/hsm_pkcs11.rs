@@ -1,5 +1,5 @@
 //! The PKCS#11 backend against a throwaway SoftHSM2 token: the backend-
-//! agnostic conformance suite (`tests/common/hsm_conformance.rs`), one
+//! agnostic conformance suite (`keyledger_kms::conformance`), one
 //! `#[test]` per check, plus what only a PKCS#11 token can show: the master
 //! key is a sensitive, non-extractable token object that survives a restart,
 //! key-version objects are never extractable, ledger signing keys are
@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::hsm_conformance as conformance;
 use common::softhsm::{self, USER_PIN, init_token, module_path};
-use keyledger::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
-use keyledger::hsm::{HsmBackend, HsmError, KeyBinding, SealedPart, WrappedMaterial, ceremony};
-use keyledger::secret::SecretBytes;
+use keyledger_kms::conformance;
+use keyledger_kms::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
+use keyledger_kms::hsm::prelude::*;
+use keyledger_kms::hsm::{HsmError, KeyBinding, SealedPart, WrappedMaterial, ceremony};
+use keyledger_kms::secret::SecretBytes;
 
 const TOKEN: &str = "keyledger-test";
 /// A second token nobody in this process logs into before the PIN test.
@@ -76,7 +77,7 @@ fn hsm() -> &'static Pkcs11Hsm {
 
 // ---- the conformance suite, one test per check ----
 
-crate::hsm_conformance_tests!(hsm);
+keyledger_kms::hsm_conformance_tests!(hsm);
 
 #[test]
 fn every_check_is_listed() {
@@ -572,7 +573,7 @@ fn import_rfc8032_keys(dir: &Path) {
             ed25519_pkcs8_pem(&common::vectors::bytes(r, "SECRET KEY")),
         )
         .expect("pem");
-        let id = hex::encode(keyledger::hsm::pkcs11::signing_key_object_id(
+        let id = hex::encode(keyledger_kms::hsm::pkcs11::signing_key_object_id(
             "p11-kat", &label,
         ));
         softhsm::softhsm2_util(&[

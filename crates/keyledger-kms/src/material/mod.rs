@@ -7,7 +7,7 @@
 //! their RSA private keys and nonces are key material too, stored only
 //! wrapped under the instance master key.
 //!
-//! One contract, one conformance suite (`tests/common/material_conformance.rs`)
+//! One contract, one conformance suite (`conformance::material_store`, feature `conformance`)
 //! run against every backend: [`embedded`] (files) now, PostgreSQL later.
 
 pub mod embedded;
@@ -206,7 +206,8 @@ pub fn token_replace_allowed(
 
 /// Checks an instance name (the event store's rule).
 pub fn check_instance(instance: &str) -> Result<(), MaterialError> {
-    crate::store::check_instance_name(instance).map_err(|_| MaterialError::InvalidInstance)
+    keyledger_ledger::store::check_instance_name(instance)
+        .map_err(|_| MaterialError::InvalidInstance)
 }
 
 /// Checks a key id: 1-64 of `A-Z a-z 0-9 -` (UUIDs), so it is safe as a

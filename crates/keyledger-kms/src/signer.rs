@@ -1,13 +1,13 @@
 //! Who signs an instance's records and checkpoints. The [`LedgerSigner`]
 //! abstraction and the key-file signer live in `keyledger_ledger` (see
-//! [`crate::ledger_key`]); this module re-exports them and adds the
-//! HSM-held signer, which needs the HSM code (it moves with the HSM to
-//! `keyledger-kms`):
+//! `keyledger_ledger::ledger_key`); this module re-exports them and adds
+//! the HSM-held signer, built on the HSM's signing capability
+//! ([`LedgerSigning`]):
 //!
 //! - [`HsmSigner`]: an Ed25519 key pair inside an HSM backend that supports
 //!   signing (PKCS#11); every signature is one backend call, made through the
 //!   backend's sessions, and checked against the public key before use.
-//! - `impl KeyDevice for dyn HsmBackend`: how an instance ledger
+//! - `impl KeyDevice for dyn LedgerSigning`: how an instance ledger
 //!   ([`crate::ledger::Ledger`]) makes and reopens its key in an HSM.
 //!
 //! Both signers sign exactly the messages of `docs/LEDGER-FORMAT.md`
@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::checkpoint::NoteVerifierKey;
-use crate::hsm::{HsmBackend, HsmError};
+use crate::hsm::{HsmDevice, HsmError, LedgerSigning};
+use keyledger_core::checkpoint::NoteVerifierKey;
 
 pub use keyledger_ledger::signer::{LedgerSigner, SignError};
 
@@ -31,12 +31,13 @@ impl From<HsmError> for SignError {
 }
 
 /// The HSM backends as the ledger's key devices: a ledger key lives in a
-/// backend that supports signing, as a non-extractable key pair.
-impl keyledger_ledger::ledger::KeyDevice for dyn HsmBackend {
+/// backend that supports signing, as a non-extractable key pair. Only the
+/// signing capability is needed; an `Arc<dyn LedgerSigning>` coerces to it.
+impl keyledger_ledger::ledger::KeyDevice for dyn LedgerSigning {
     type Error = HsmError;
 
     fn kind(&self) -> &str {
-        HsmBackend::kind(self)
+        HsmDevice::kind(self)
     }
 
     fn check_can_hold_keys(&self) -> Result<(), HsmError> {
@@ -87,7 +88,7 @@ impl From<HsmSigner> for Arc<dyn LedgerSigner> {
 
 /// A ledger key held in an HSM backend as (instance, label).
 pub struct HsmSigner {
-    hsm: Arc<dyn HsmBackend>,
+    hsm: Arc<dyn LedgerSigning>,
     instance: String,
     label: String,
     name: String,
@@ -112,7 +113,7 @@ impl HsmSigner {
     /// Generates a new key pair labelled `label` for `instance` in `hsm`.
     /// `name` is the note signer name (the checkpoint origin).
     pub fn generate(
-        hsm: Arc<dyn HsmBackend>,
+        hsm: Arc<dyn LedgerSigning>,
         instance: &str,
         label: &str,
         name: &str,
@@ -123,7 +124,7 @@ impl HsmSigner {
 
     /// The existing key pair labelled `label` for `instance` in `hsm`.
     pub fn open(
-        hsm: Arc<dyn HsmBackend>,
+        hsm: Arc<dyn LedgerSigning>,
         instance: &str,
         label: &str,
         name: &str,
@@ -133,7 +134,7 @@ impl HsmSigner {
     }
 
     fn with_public(
-        hsm: Arc<dyn HsmBackend>,
+        hsm: Arc<dyn LedgerSigning>,
         instance: &str,
         label: &str,
         name: &str,
@@ -168,8 +169,8 @@ impl HsmSigner {
         &self.label
     }
 
-    /// The backend holding the key.
-    pub fn backend(&self) -> &Arc<dyn HsmBackend> {
+    /// The backend holding the key (its signing capability).
+    pub fn backend(&self) -> &Arc<dyn LedgerSigning> {
         &self.hsm
     }
 }

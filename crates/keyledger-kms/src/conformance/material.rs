@@ -1,10 +1,8 @@
 //! Conformance checks on key material, the data-key envelope, rotation,
 //! zeroization, isolation and concurrency (see the parent module).
 
-use keyledger::hsm::{
-    HsmBackend, HsmError, KeyBinding, MasterKeyStatus, WrappedMaterial, ceremony,
-};
-use keyledger::secret::SecretBytes;
+use crate::hsm::{HsmBackend, HsmError, KeyBinding, MasterKeyStatus, WrappedMaterial, ceremony};
+use crate::secret::SecretBytes;
 
 use super::{binding, dek, instance, load_master_key, random_part, ready_instance, seal, status};
 

@@ -16,7 +16,7 @@ use std::sync::PoisonError;
 
 use super::{EmbeddedMaterialStore, INSTANCES_DIR, MAX_BLOB_LEN, shred, sync_dir};
 use crate::hsm::WrappedMaterial;
-use crate::keys::material::{
+use crate::material::{
     MAX_PUBLIC_KEY_LEN, MaterialError, StoredImportToken, check_instance, check_token,
     check_token_id, token_replace_allowed,
 };

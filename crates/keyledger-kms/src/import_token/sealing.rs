@@ -12,7 +12,7 @@
 //! it is zeroized when the token drops.
 
 use crate::hsm::{HsmBackend, HsmError, KeyBinding, WrappedMaterial};
-use crate::keys::material::StoredImportToken;
+use crate::material::StoredImportToken;
 use crate::secret::SecretBytes;
 
 /// Which secret of a token.

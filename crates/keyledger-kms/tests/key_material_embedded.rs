@@ -1,53 +1,26 @@
-//! The embedded key-material store: the conformance suite plus its file
+//! The embedded key-material store: the conformance suite
+//! (`keyledger_kms::conformance::material_store`) plus its file
 //! layout, permissions, durability conventions and shredding.
-
-mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::material_conformance::{self as conformance, INST, KEY, material};
-use keyledger::keys::material::embedded::EmbeddedMaterialStore;
-use keyledger::keys::material::{KeyMaterialStore, MaterialError};
-use keyledger::store::EventStore;
-use keyledger::store::embedded::EmbeddedStore;
+use keyledger_kms::conformance::material_store::{self as conformance, INST, KEY, material};
+use keyledger_kms::material::embedded::EmbeddedMaterialStore;
+use keyledger_kms::material::{KeyMaterialStore, MaterialError};
+use keyledger_ledger::store::EventStore;
+use keyledger_ledger::store::embedded::EmbeddedStore;
 
-macro_rules! conformance_tests {
-    ($($check:ident),* $(,)?) => {$(
-        #[test]
-        fn $check() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
-            conformance::$check(&store);
-        }
-    )*};
-}
-
-conformance_tests!(
-    check_put_get_round_trip,
-    check_put_is_idempotent_and_never_overwrites,
-    check_versions_and_keys_are_sorted,
-    check_replace_is_compare_and_swap,
-    check_purge_shreds_every_version,
-    check_purge_instance,
-    check_instances_and_keys_are_isolated,
-    check_refuses_bad_addresses,
-    check_import_token_round_trip,
-    check_import_token_replace_is_compare_and_swap,
-    check_import_token_purge,
-    check_import_tokens_isolated_and_purged_with_the_instance,
-    check_import_token_refuses_bad_input,
-);
-
-#[test]
-fn check_concurrent_writers() {
+/// A new, empty embedded store in a temporary directory (the guard).
+fn fresh() -> (tempfile::TempDir, Arc<dyn KeyMaterialStore>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn KeyMaterialStore> =
-        Arc::new(EmbeddedMaterialStore::open(dir.path()).expect("open"));
-    conformance::check_concurrent_writers(store);
+    let store = EmbeddedMaterialStore::open(dir.path()).expect("open");
+    (dir, Arc::new(store))
 }
+
+keyledger_kms::material_store_conformance_tests!(fresh);
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).expect("metadata").permissions().mode() & 0o777
