@@ -1526,6 +1526,72 @@ fn key_created(key_id: String) -> event::KeyCreated {
     }
 }
 
+// Rules the replay gained from the key aggregate's shared decision
+// (`keyledger_core::decide::key`): the role table, key-material size, alias
+// rules. Each was appended by the compromised server and passed before.
+
+fn bearer(principal: &str, role: Role) -> Actor {
+    Actor {
+        principal: principal.into(),
+        role,
+        auth: AuthMethod::Bearer,
+    }
+}
+
+violation!(
+    key_destroyed_by_a_writer,
+    "key.destroyed",
+    "role_not_allowed",
+    |env| {
+        let id = root_key(&env);
+        forge(&env, bearer("wendy", Role::Writer), &destroyed_by(&id))
+    }
+);
+
+violation!(
+    key_created_by_a_reader,
+    "key.created",
+    "role_not_allowed",
+    |env| {
+        forge(
+            &env,
+            bearer("rita", Role::Reader),
+            &key_created(uuid_like(7)),
+        )
+    }
+);
+
+violation!(
+    imported_root_key_of_128_bits,
+    "key.created",
+    "key_material_invalid",
+    |env| {
+        let created = event::KeyCreated {
+            imported: true,
+            bit_length: 128,
+            ..key_created(uuid_like(8))
+        };
+        forge(&env, user("alice"), &created)
+    }
+);
+
+violation!(
+    alias_deleted_that_the_key_never_had,
+    "key.alias_deleted",
+    "alias_unknown",
+    |env| {
+        let id = root_key(&env);
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyAliasDeleted {
+                key_id: id,
+                alias: "never-given".into(),
+            },
+        )
+    }
+);
+
 // -------------------------------------------------------- approval rules
 
 /// `approval.requested` by alice.

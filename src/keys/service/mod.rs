@@ -59,6 +59,7 @@ use crate::keys::import_token::{self};
 use crate::keys::material::KeyMaterialStore;
 use crate::keys::projection::KeyRecord;
 use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
+use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
 
 /// The event recording a refused key operation.
 fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperationFailed {
@@ -217,6 +218,36 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let draft = EventDraft::new(actor.clone(), correlation_id, payload)
             .map_err(crate::writer::WriteError::from)?;
+        self.append(draft)
+    }
+
+    /// Decides a key change with the key aggregate ([`key::decide`], the
+    /// decision `verify --policy` replays) against the projections at the
+    /// service's time, then appends the events it produces and applies
+    /// them. The caller holds the command lock and has made whatever the
+    /// change records (ids, HSM output); a refusal appends nothing.
+    fn decide_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: KeyChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = KeyCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = key::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// Appends a draft and applies the stored bytes to the projections.
+    fn append(&self, draft: EventDraft) -> Result<Receipt, KeyError> {
         let receipt = self.writer.append(draft)?;
         if let Ok(envelope) = Envelope::parse(&receipt.event) {
             self.state

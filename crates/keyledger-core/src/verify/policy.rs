@@ -7,30 +7,29 @@
 //! the administrators' signatures. This replay catches that: it feeds the
 //! events, in log order, through the very projections the server uses
 //! ([`Projections`]) and, before applying each event, checks it against the
-//! state before it with the server's own rule functions
-//! ([`governance::rules::authorize`], [`check_effect`],
-//! [`keys::state::check_at`], [`keys::state::check_dual_auth_delete`],
-//! [`keys::state::check_dual_auth_policy`], [`Approval::ready`]). Every event the rules forbid becomes a located
+//! state before it with the server's own decisions: a key event is the
+//! command it records, and the key aggregate's decision ([`key::decide`],
+//! shared with the key service) must accept it, role table and key
+//! material included; governance, ceremony and approval events go through
+//! the rule functions ([`governance::rules::authorize`], [`check_effect`],
+//! [`Approval::ready`]). Every event the rules forbid becomes a located
 //! [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::verify_policy`] streams a bundle through it.
-//! The rules and their codes are listed in `docs/VERIFY-POLICY.md`.
+//! The rules and their codes are listed in `docs/VERIFY-POLICY.md`; the
+//! decisions in `docs/DECISIONS.md`.
 //!
 //! [`governance::rules::authorize`]: crate::governance::rules::authorize
-//! [`keys::state::check_at`]: crate::keys::state::check_at
-//! [`keys::state::check_dual_auth_delete`]: crate::keys::state::check_dual_auth_delete
-//! [`keys::state::check_dual_auth_policy`]: crate::keys::state::check_dual_auth_policy
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::decide::Refusal;
+use crate::decide::key::{self, KeyChange, KeyCommand};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, ApprovalGranted, ApprovalRequested,
     CredentialIssued, CredentialRevoked, Envelope, EventPayload, InstanceCreated,
-    InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized, KeyAliasCreated, KeyAliasDeleted,
-    KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
-    KeyEnabled, KeyExpired, KeyMoved, KeyOwnerRegistered, KeyOwnerRemoved, KeyPayloadRead,
-    KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRewrapped, KeyRotated, KeyUnwrapped, KeyWrapped,
+    InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized, KeyOwnerRegistered, KeyOwnerRemoved,
     MasterKeyActivated, MasterKeyCommitted, MasterKeyLoadApproved, MasterKeyPartLoaded,
     MasterKeyRotated, OperationExecuted, SignedCommandRef,
 };
@@ -40,8 +39,7 @@ use crate::governance::{
     AdminCommand, Approval, ApprovalStatus, CommandDocument, Denial, SignedCommand, View, admin_id,
     authorize,
 };
-use crate::keys::projection::KeyRecord;
-use crate::keys::state::{self, KeyAction, StateError};
+use crate::keys::state::StateError;
 use crate::master_key::MasterKeyState;
 use crate::projections::Projections;
 
@@ -92,6 +90,10 @@ pub enum Violation {
     ApprovalDuplicate(String),
     #[error("approval request {0:?} is not open (expired, cancelled or done)")]
     ApprovalClosed(String),
+    /// A key command the key aggregate refuses for a reason the rules
+    /// above do not name (key material, role table, command shape).
+    #[error("{0}")]
+    KeyRefused(Refusal),
     #[error("{approver:?} approved their own request {request_id:?}")]
     ApprovalByRequester {
         request_id: String,
@@ -132,6 +134,14 @@ impl Violation {
                 StateError::RootKeyRequired { .. } => "key_root_required",
             },
             Violation::NotExtractable(_) => "key_not_extractable",
+            Violation::KeyRefused(r) => match r {
+                Refusal::Payload(_) => "key_material_invalid",
+                Refusal::TokenImportNeedsRootKey => "key_root_required",
+                Refusal::RoleNotAllowed { .. } => "role_not_allowed",
+                Refusal::AliasQuota(_) => "alias_quota",
+                Refusal::AliasNotFound => "alias_unknown",
+                _ => "key_command_invalid",
+            },
             Violation::NotDue(_) => "key_not_due",
             Violation::ApprovalUnknown(_) => "approval_unknown",
             Violation::ApprovalDuplicate(_) => "approval_duplicate",
@@ -146,6 +156,21 @@ impl Violation {
 impl From<Denial> for Violation {
     fn from(d: Denial) -> Self {
         Violation::Denied(d)
+    }
+}
+
+impl From<Refusal> for Violation {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::UnknownKey(id) => Violation::UnknownKey(id),
+            Refusal::Conflict(what) => Violation::KeyConflict(what),
+            Refusal::AliasInUse(alias) => Violation::KeyConflict(format!("alias {alias:?}")),
+            Refusal::NoMasterKey => Violation::NoMasterKey,
+            Refusal::State(e) => Violation::KeyState(e),
+            Refusal::NotExtractable(id) => Violation::NotExtractable(id),
+            Refusal::NotDue(id) => Violation::NotDue(id),
+            other => Violation::KeyRefused(other),
+        }
     }
 }
 
@@ -200,10 +225,9 @@ pub struct PolicyReplay {
 
 /// What an event is checked with besides its payload.
 #[derive(Clone, Copy)]
-struct At<'a> {
+struct At {
     seq: u64,
     time: DateTime<Utc>,
-    principal: &'a str,
 }
 
 type Checked = Result<(), Violation>;
@@ -309,11 +333,7 @@ impl PolicyReplay {
         let time = DateTime::parse_from_rfc3339(&envelope.time)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| Violation::MalformedEvent("time is not an RFC 3339 time".into()))?;
-        let at = At {
-            seq,
-            time,
-            principal: &envelope.actor.principal,
-        };
+        let at = At { seq, time };
         let e = envelope;
         on(e, |p: InstanceCreated| self.instance_created(at, p))
             .or_else(|| self.governance_event(at, e))
@@ -323,7 +343,7 @@ impl PolicyReplay {
             .unwrap_or(Ok(()))
     }
 
-    fn instance_created(&self, at: At<'_>, _: InstanceCreated) -> Checked {
+    fn instance_created(&self, at: At, _: InstanceCreated) -> Checked {
         if at.seq == 0 {
             Ok(())
         } else {
@@ -337,7 +357,7 @@ impl PolicyReplay {
     /// state before the event at the event's time.
     fn command(
         &self,
-        at: At<'_>,
+        at: At,
         command: Option<&SignedCommandRef>,
         matches: impl FnOnce(&AdminCommand) -> Result<(), String>,
     ) -> Checked {
@@ -355,7 +375,7 @@ impl PolicyReplay {
         Ok(())
     }
 
-    fn governance_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
+    fn governance_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         on(e, |p: AdminAdded| {
             self.command(at, p.command.as_ref(), |c| match c {
                 AdminCommand::AddAdmin { name, public_key } => {
@@ -461,7 +481,7 @@ impl PolicyReplay {
         })
     }
 
-    fn ceremony_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
+    fn ceremony_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         let master = &self.projections.master;
         on(e, |p: KeyOwnerRegistered| {
             self.command(at, p.command.as_ref(), |c| match c {
@@ -585,7 +605,7 @@ impl PolicyReplay {
     /// generation is re-committed without one while unsealing, but still
     /// only from a part of every registered owner and only if the parts
     /// reproduce its verification pattern.
-    fn committed(&self, at: At<'_>, p: MasterKeyCommitted) -> Checked {
+    fn committed(&self, at: At, p: MasterKeyCommitted) -> Checked {
         let master = &self.projections.master;
         let current = master.current.as_ref();
         let unseal = p.command.is_none()
@@ -626,165 +646,28 @@ impl PolicyReplay {
         }
     }
 
-    fn key_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
-        let keys = &self.projections.keys;
-        on(e, |p: KeyCreated| {
-            if keys.keys.contains_key(&p.key_id) || keys.purged.contains(&p.key_id) {
-                return Err(Violation::KeyConflict(format!("key {:?}", p.key_id)));
+    /// A key event is the command it records: the key aggregate's own
+    /// decision ([`key::check`], the rules of [`key::decide`]) must accept
+    /// it in the state before it. A delete or purge on the strength of an
+    /// approval request also needs that request ready.
+    fn key_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
+        let command = KeyCommand::from_envelope(e)?;
+        Some((|| {
+            let command = command.map_err(Violation::MalformedEvent)?;
+            key::check(&self.projections, &command)?;
+            let approved = match &command.change {
+                KeyChange::Destroy(p) => p.approval_request_id.as_ref().map(|r| (r, &p.key_id)),
+                KeyChange::Purge(p) => p.approval_request_id.as_ref().map(|r| (r, &p.key_id)),
+                _ => None,
+            };
+            match approved {
+                Some((request, key_id)) => self.approved(at, request, key_id),
+                None => Ok(()),
             }
-            if let Some(alias) = p.aliases.iter().find(|a| keys.aliases.contains_key(*a)) {
-                return Err(Violation::KeyConflict(format!("alias {alias:?}")));
-            }
-            self.master_key_active()
-        })
-        .or_else(|| {
-            on(e, |p: KeyRotated| {
-                self.key_action(at, &p.key_id, KeyAction::Rotate)?;
-                self.master_key_active()
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyEnabled| {
-                self.key_ok(at, &p.key_id, KeyAction::Enable)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDisabled| {
-                self.key_ok(at, &p.key_id, KeyAction::Disable)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyExpired| {
-                let key = self.key_action(at, &p.key_id, KeyAction::Expire)?;
-                if key.expiration_date.is_some_and(|d| d <= at.time) {
-                    Ok(())
-                } else {
-                    Err(Violation::NotDue(p.key_id))
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDeletionAuthorized| {
-                let key = self.key_action(at, &p.key_id, KeyAction::SetKeyForDeletion)?;
-                Ok(state::check_set_for_deletion(&key.dual_auth())?)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDeletionUnauthorized| {
-                let key = self.key_action(at, &p.key_id, KeyAction::UnsetKeyForDeletion)?;
-                Ok(state::check_set_for_deletion(&key.dual_auth())?)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDestroyed| {
-                let key = self.key_action(at, &p.key_id, KeyAction::Delete)?;
-                match &p.approval_request_id {
-                    Some(request) => self.approved(at, request, &p.key_id),
-                    None => Ok(state::check_dual_auth_delete(
-                        &key.dual_auth(),
-                        at.principal,
-                        at.time,
-                    )?),
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyRestored| {
-                self.key_ok(at, &p.key_id, KeyAction::Restore)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyPurged| {
-                self.key_action(at, &p.key_id, KeyAction::Purge)?;
-                match &p.approval_request_id {
-                    Some(request) => self.approved(at, request, &p.key_id),
-                    None => Ok(()),
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyMoved| {
-                self.key_ok(at, &p.key_id, KeyAction::Patch)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyAliasCreated| {
-                self.key_ok(at, &p.key_id, KeyAction::CreateAlias)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyAliasDeleted| {
-                self.key_ok(at, &p.key_id, KeyAction::DeleteAlias)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyPolicyUpdated| {
-                let key = self.key_action(at, &p.key_id, KeyAction::SetPolicy)?;
-                if p.policy_type == "dualAuthDelete" {
-                    state::check_dual_auth_policy(key.dual_auth_delete.enabled, p.enabled)?;
-                }
-                Ok(())
-            })
-        })
-        .or_else(|| {
-            // Key use takes no command lock, so a use may be logged just
-            // after a concurrent disable or delete: only what cannot race
-            // is checked (a root key's payload never leaves).
-            on(e, |p: KeyPayloadRead| match keys.get(&p.key_id) {
-                Some(key) if !key.extractable => Err(Violation::NotExtractable(p.key_id)),
-                _ => Ok(()),
-            })
-        })
-        // A key's type never changes, so a use of a standard key as a root
-        // key cannot be a race.
-        .or_else(|| {
-            on(e, |p: KeyWrapped| {
-                root_key_use(keys.get(&p.key_id), KeyAction::Wrap)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyUnwrapped| {
-                root_key_use(keys.get(&p.key_id), KeyAction::Unwrap)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyRewrapped| {
-                root_key_use(keys.get(&p.key_id), KeyAction::Rewrap)
-            })
-        })
+        })())
     }
 
-    /// The key exists, its type allows `action` (root-key actions need a
-    /// root key) and the state machine allows it at the event's time.
-    fn key_action(
-        &self,
-        at: At<'_>,
-        key_id: &str,
-        action: KeyAction,
-    ) -> Result<&KeyRecord, Violation> {
-        let key = self
-            .projections
-            .keys
-            .get(key_id)
-            .ok_or_else(|| Violation::UnknownKey(key_id.chars().take(128).collect()))?;
-        state::check_key_type(key.extractable, action)?;
-        state::check_at(key.state, action, &key.timeline(), at.time)?;
-        Ok(key)
-    }
-
-    fn key_ok(&self, at: At<'_>, key_id: &str, action: KeyAction) -> Checked {
-        self.key_action(at, key_id, action).map(|_| ())
-    }
-
-    fn master_key_active(&self) -> Checked {
-        if self.projections.master.current.is_some() {
-            Ok(())
-        } else {
-            Err(Violation::NoMasterKey)
-        }
-    }
-
-    fn approval_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
+    fn approval_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         let approvals = &self.projections.governance.approvals;
         on(e, |p: ApprovalRequested| {
             if approvals.contains_key(&p.request_id) {
@@ -839,7 +722,7 @@ impl PolicyReplay {
     }
 
     /// The request is pending, unexpired and has its quorum at the event's time.
-    fn ready(&self, at: At<'_>, request_id: &str, approval: &Approval) -> Checked {
+    fn ready(&self, at: At, request_id: &str, approval: &Approval) -> Checked {
         if approval.ready(at.time) {
             return Ok(());
         }
@@ -865,7 +748,7 @@ impl PolicyReplay {
 
     /// A key operation executed on the strength of an approval request: the
     /// request must target this key and be ready.
-    fn approved(&self, at: At<'_>, request_id: &str, key_id: &str) -> Checked {
+    fn approved(&self, at: At, request_id: &str, key_id: &str) -> Checked {
         let approval = self.approval(request_id)?;
         if approval.target != key_id {
             return Err(Violation::ApprovalMismatch(format!(
@@ -913,15 +796,6 @@ fn committed_pattern(master: &MasterKeyState, generation: u32, pattern: &str) ->
         _ => Err(ceremony(format!(
             "generation {generation} is not committed"
         ))),
-    }
-}
-
-/// A key use (wrap, unwrap, rewrap) of `key` is a root-key action: a
-/// standard key must not have one ([`state::check_key_type`]).
-fn root_key_use(key: Option<&KeyRecord>, action: KeyAction) -> Checked {
-    match key {
-        Some(key) => Ok(state::check_key_type(key.extractable, action)?),
-        None => Ok(()),
     }
 }
 
@@ -984,6 +858,15 @@ mod tests {
             Violation::KeyState(StateError::AuthorizationsNotMet),
             Violation::KeyState(StateError::DualAuthIrreversible),
             Violation::NotExtractable(String::new()),
+            Violation::KeyRefused(Refusal::Payload(
+                crate::keys::payload::PayloadError::RootKeySize(1),
+            )),
+            Violation::KeyRefused(Refusal::RoleNotAllowed {
+                role: crate::event::Role::Writer,
+                command: "delete",
+                need: crate::roles::Need::Manager,
+            }),
+            Violation::KeyRefused(Refusal::Invalid(String::new())),
             Violation::NotDue(String::new()),
             Violation::ApprovalUnknown(String::new()),
             Violation::ApprovalDuplicate(String::new()),
