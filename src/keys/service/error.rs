@@ -95,6 +95,7 @@ impl From<Refusal> for KeyError {
             Refusal::TokenImportNeedsRootKey => KeyError::Import(ImportError::RootKeyRequired),
             Refusal::NotExtractable(_) => KeyError::NotExtractable,
             Refusal::Invalid(m) => KeyError::Invalid(m),
+            Refusal::Denied(d) => KeyError::Denied(d),
             other @ (Refusal::NotDue(_)
             | Refusal::RoleNotAllowed { .. }
             | Refusal::AliasInUse(_)

@@ -14,13 +14,18 @@
 //! - [`key`]: the key aggregate (state machine, dual-authorisation delete,
 //!   root-key-only actions, key material size, rotation, policies, the role
 //!   table for each key command).
+//! - [`governance`]: the instance-governance aggregate (signed administrator
+//!   commands: administrators, thresholds, credentials, instance policies,
+//!   key owners, master-key load approvals).
 //! - `harness` (tests only): given/when/then tests of aggregates.
 
+pub mod governance;
 #[cfg(test)]
 mod harness;
 pub mod key;
 
 use crate::event::{Envelope, Role};
+use crate::governance::Denial;
 use crate::keys::payload::PayloadError;
 use crate::keys::state::StateError;
 use crate::projections::Projections;
@@ -75,6 +80,9 @@ pub enum Refusal {
         /// What the command needs.
         need: Need,
     },
+    /// The governance rules refuse an administrator command.
+    #[error("{0}")]
+    Denied(#[from] Denial),
     /// The command itself is malformed.
     #[error("invalid command: {0}")]
     Invalid(String),
@@ -96,6 +104,7 @@ impl Refusal {
             Refusal::NotExtractable(_) => Reason::NotExtractable,
             Refusal::NotDue(_) => Reason::InvalidState,
             Refusal::RoleNotAllowed { .. } => Reason::RoleNotAllowed,
+            Refusal::Denied(d) => d.reason(),
             Refusal::Invalid(_) => Reason::InvalidRequest,
         }
     }

@@ -10,21 +10,23 @@
 //! state before it with the server's own decisions: a key event is the
 //! command it records, and the key aggregate's decision ([`key::decide`],
 //! shared with the key service) must accept it, role table and key
-//! material included; governance, ceremony and approval events go through
-//! the rule functions ([`governance::rules::authorize`], [`check_effect`],
-//! [`Approval::ready`]). Every event the rules forbid becomes a located
+//! material included; an administrator event must be the one event its
+//! signed command records, and the governance aggregate's decision
+//! ([`governance::decide`]) must accept that command; ceremony and approval
+//! events go through the rule functions ([`crate::governance::authorize`],
+//! [`check_effect`], [`Approval::ready`]). Every event the rules forbid becomes a located
 //! [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::verify_policy`] streams a bundle through it.
 //! The rules and their codes are listed in `docs/VERIFY-POLICY.md`; the
 //! decisions in `docs/DECISIONS.md`.
 //!
-//! [`governance::rules::authorize`]: crate::governance::rules::authorize
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::decide::Refusal;
+use crate::decide::governance::{self, GovernanceCommand, GovernanceEvent};
 use crate::decide::key::{self, KeyChange, KeyCommand};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, ApprovalGranted, ApprovalRequested,
@@ -33,11 +35,9 @@ use crate::event::{
     MasterKeyActivated, MasterKeyCommitted, MasterKeyLoadApproved, MasterKeyPartLoaded,
     MasterKeyRotated, OperationExecuted, SignedCommandRef,
 };
-use crate::governance::command::decode_public_key;
 use crate::governance::rules::check_effect;
 use crate::governance::{
-    AdminCommand, Approval, ApprovalStatus, CommandDocument, Denial, SignedCommand, View, admin_id,
-    authorize,
+    AdminCommand, Approval, ApprovalStatus, CommandDocument, Denial, SignedCommand, View, authorize,
 };
 use crate::keys::state::StateError;
 use crate::master_key::MasterKeyState;
@@ -169,6 +169,7 @@ impl From<Refusal> for Violation {
             Refusal::State(e) => Violation::KeyState(e),
             Refusal::NotExtractable(id) => Violation::NotExtractable(id),
             Refusal::NotDue(id) => Violation::NotDue(id),
+            Refusal::Denied(d) => Violation::Denied(d),
             other => Violation::KeyRefused(other),
         }
     }
@@ -252,18 +253,6 @@ fn wrong_kind(command: &AdminCommand, expected: &str) -> Result<(), String> {
         "it carries a {} command, not {expected}",
         command.kind()
     ))
-}
-
-/// Whether two base64 ed25519 public keys are the same key. A command key
-/// that does not decode is left to `authorize` (which reports it malformed).
-fn same_key(event_key: &str, command_key: &str) -> Result<(), String> {
-    let Ok(command_key) = decode_public_key(command_key) else {
-        return Ok(());
-    };
-    match decode_public_key(event_key) {
-        Ok(k) if k == command_key => Ok(()),
-        _ => mismatch("public_key differs from the command's"),
-    }
 }
 
 impl PolicyReplay {
@@ -375,154 +364,62 @@ impl PolicyReplay {
         Ok(())
     }
 
+    /// A governance event is the one event its signed command records: it
+    /// must be what [`governance::recorded`] makes of the command, carry the
+    /// document's digest, and the instance-governance aggregate's decision
+    /// ([`governance::decide`], shared with the service) must accept the
+    /// command at the event's time. Zeroization carries what the
+    /// key-material store did, so it is checked by [`Self::command`].
     fn governance_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
-        on(e, |p: AdminAdded| {
-            self.command(at, p.command.as_ref(), |c| match c {
-                AdminCommand::AddAdmin { name, public_key } => {
-                    same_key(&p.public_key, public_key)?;
-                    if let Ok(key) = decode_public_key(public_key)
-                        && admin_id(&key) != p.admin_id
-                    {
-                        return mismatch("admin_id is not the id of the command's public key");
-                    }
-                    if *name != p.name {
-                        return mismatch("name differs from the command's");
-                    }
-                    Ok(())
-                }
-                other => wrong_kind(other, "admin.add"),
-            })
-        })
-        .or_else(|| {
-            on(e, |p: AdminRemoved| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::RemoveAdmin { admin_id } if *admin_id == p.admin_id => Ok(()),
-                    AdminCommand::RemoveAdmin { .. } => mismatch("admin_id differs"),
-                    other => wrong_kind(other, "admin.remove"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: AdminThresholdsSet| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::SetThresholds {
-                        signature_threshold,
-                        revocation_threshold,
-                    } if (*signature_threshold, *revocation_threshold)
-                        == (p.signature_threshold, p.revocation_threshold) =>
-                    {
-                        Ok(())
-                    }
-                    AdminCommand::SetThresholds { .. } => mismatch("thresholds differ"),
-                    other => wrong_kind(other, "admin.set_thresholds"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: CredentialIssued| {
-                self.command(at, p.command.as_ref(), |c| match c {
-                    AdminCommand::IssueCredential {
-                        credential_id,
-                        role,
-                        token_digest,
-                    } => {
-                        if (credential_id, role, token_digest)
-                            == (&p.credential_id, &p.role, &p.token_digest)
-                        {
-                            Ok(())
-                        } else {
-                            mismatch("credential_id, role or token_digest differs")
-                        }
-                    }
-                    other => wrong_kind(other, "credential.issue"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: CredentialRevoked| {
-                self.command(at, p.command.as_ref(), |c| match c {
-                    AdminCommand::RevokeCredential { credential_id }
-                        if *credential_id == p.credential_id =>
-                    {
-                        Ok(())
-                    }
-                    AdminCommand::RevokeCredential { .. } => mismatch("credential_id differs"),
-                    other => wrong_kind(other, "credential.revoke"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: InstancePolicyUpdated| {
-                self.command(at, p.command.as_ref(), |c| match c {
-                    AdminCommand::SetInstancePolicy {
-                        policy_type,
-                        enabled,
-                        attributes,
-                    } => {
-                        if (policy_type, *enabled, attributes)
-                            == (&p.policy_type, p.enabled, &p.attributes)
-                        {
-                            Ok(())
-                        } else {
-                            mismatch("policy_type, enabled or attributes differs")
-                        }
-                    }
-                    other => wrong_kind(other, "instance.set_policy"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: InstanceZeroized| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::Zeroize {} => Ok(()),
-                    other => wrong_kind(other, "instance.zeroize"),
-                })
+        if let Some(reference) = governance_reference(e) {
+            return Some(reference.and_then(|r| self.decided(at, e, r)));
+        }
+        on(e, |p: InstanceZeroized| {
+            self.command(at, Some(&p.command), |c| match c {
+                AdminCommand::Zeroize {} => Ok(()),
+                other => wrong_kind(other, "instance.zeroize"),
             })
         })
     }
 
+    fn decided(&self, at: At, e: &Envelope<'_>, reference: Option<SignedCommandRef>) -> Checked {
+        let Some(reference) = reference else {
+            return Err(Violation::CommandMissing);
+        };
+        let signed = SignedCommand::from_ref(&reference);
+        if let Ok(document) = CommandDocument::parse(&signed.document) {
+            // A public key that does not decode is left to `decide`
+            // (which reports the command malformed).
+            match governance::recorded(&document.command, reference.clone()) {
+                Ok(Some(expected)) => {
+                    same_event(&expected, e).map_err(Violation::CommandMismatch)?
+                }
+                Ok(None) => {
+                    return Err(Violation::CommandMismatch(format!(
+                        "it carries a {} command, not one that records {}",
+                        document.command.kind(),
+                        printable(&e.event_type, 64)
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+        if reference.digest != hex::encode(signed.digest()) {
+            return Err(Violation::DigestMismatch);
+        }
+        let command = GovernanceCommand {
+            instance: self.instance.as_deref().unwrap_or_default(),
+            signed: &signed,
+            correlation_id: &e.correlation_id,
+            at: at.time,
+        };
+        governance::decide(&self.projections, &command)?;
+        Ok(())
+    }
+
     fn ceremony_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         let master = &self.projections.master;
-        on(e, |p: KeyOwnerRegistered| {
-            self.command(at, p.command.as_ref(), |c| match c {
-                AdminCommand::RegisterKeyOwner {
-                    owner_id,
-                    name,
-                    public_key,
-                } => {
-                    same_key(&p.public_key, public_key)?;
-                    if (owner_id, name) == (&p.owner_id, &p.name) {
-                        Ok(())
-                    } else {
-                        mismatch("owner_id or name differs")
-                    }
-                }
-                other => wrong_kind(other, "key_owner.register"),
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyOwnerRemoved| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::RemoveKeyOwner { owner_id } if *owner_id == p.owner_id => Ok(()),
-                    AdminCommand::RemoveKeyOwner { .. } => mismatch("owner_id differs"),
-                    other => wrong_kind(other, "key_owner.remove"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: MasterKeyLoadApproved| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::ApproveMasterKeyLoad { generation }
-                        if *generation == p.generation =>
-                    {
-                        Ok(())
-                    }
-                    AdminCommand::ApproveMasterKeyLoad { .. } => mismatch("generation differs"),
-                    other => wrong_kind(other, "master_key.approve_load"),
-                })
-            })
-        })
-        .or_else(|| on(e, |p: MasterKeyPartLoaded| self.part_loaded(p)))
+        on(e, |p: MasterKeyPartLoaded| self.part_loaded(p))
         .or_else(|| on(e, |p: MasterKeyCommitted| self.committed(at, p)))
         .or_else(|| {
             on(e, |p: MasterKeyActivated| {
@@ -796,6 +693,55 @@ fn committed_pattern(master: &MasterKeyState, generation: u32, pattern: &str) ->
         _ => Err(ceremony(format!(
             "generation {generation} is not committed"
         ))),
+    }
+}
+
+/// The command reference of an event the instance-governance aggregate
+/// records (`None` when the event is of no such type; `Some(Ok(None))`
+/// when it has no command).
+fn governance_reference(e: &Envelope<'_>) -> Option<Result<Option<SignedCommandRef>, Violation>> {
+    fn of<P: EventPayload>(
+        e: &Envelope<'_>,
+        f: impl FnOnce(P) -> Option<SignedCommandRef>,
+    ) -> Option<Result<Option<SignedCommandRef>, Violation>> {
+        e.payload_as::<P>().map(|p| {
+            p.map(f).map_err(|err| {
+                Violation::MalformedEvent(format!("payload is not a valid {}: {err}", P::TYPE))
+            })
+        })
+    }
+    of(e, |p: AdminAdded| p.command)
+        .or_else(|| of(e, |p: AdminRemoved| Some(p.command)))
+        .or_else(|| of(e, |p: AdminThresholdsSet| Some(p.command)))
+        .or_else(|| of(e, |p: CredentialIssued| p.command))
+        .or_else(|| of(e, |p: CredentialRevoked| p.command))
+        .or_else(|| of(e, |p: InstancePolicyUpdated| p.command))
+        .or_else(|| of(e, |p: KeyOwnerRegistered| p.command))
+        .or_else(|| of(e, |p: KeyOwnerRemoved| Some(p.command)))
+        .or_else(|| of(e, |p: MasterKeyLoadApproved| Some(p.command)))
+}
+
+/// Whether the logged event is `expected` (type and payload, field order
+/// aside).
+fn same_event(expected: &GovernanceEvent, e: &Envelope<'_>) -> Result<(), String> {
+    if expected.event_type() != e.event_type {
+        return Err(format!(
+            "its command records {}, not {}",
+            expected.event_type(),
+            printable(&e.event_type, 64)
+        ));
+    }
+    let draft = expected
+        .draft(&e.actor, "replay")
+        .map_err(|err| err.to_string())?;
+    let want: serde_json::Value =
+        serde_json::from_str(draft.payload.get()).map_err(|err| err.to_string())?;
+    let got: serde_json::Value =
+        serde_json::from_str(e.payload.get()).map_err(|err| err.to_string())?;
+    if want == got {
+        Ok(())
+    } else {
+        Err("its fields differ from what the command records".into())
     }
 }
 
