@@ -1657,24 +1657,46 @@ violation!(
     }
 );
 
-violation!(
-    operation_executed_after_its_request_was_cancelled,
-    "operation.executed",
-    "quorum_not_reached",
-    |env| {
-        request(&env, "req-1", "k", 1, Duration::days(1));
-        let quorum = grant(&env, "req-1", "carol");
-        forge(
-            &env,
-            user("alice"),
-            &event::ApprovalCancelled {
-                request_id: "req-1".into(),
-                reason: "changed my mind".into(),
-            },
-        );
-        executed(&env, "req-1", "k", quorum)
-    }
-);
+/// The cancellation itself is forged too: the approval rules refuse to
+/// cancel a request that has its quorum (the worker owns it), so the
+/// replay finds both it and the execution that follows.
+#[test]
+fn operation_executed_after_its_request_was_cancelled() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    request(&env, "req-1", "k", 1, Duration::days(1));
+    let quorum = grant(&env, "req-1", "carol");
+    let cancelled = forge(
+        &env,
+        user("alice"),
+        &event::ApprovalCancelled {
+            request_id: "req-1".into(),
+            reason: "changed my mind".into(),
+        },
+    );
+    let executed = executed(&env, "req-1", "k", quorum);
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    let report = replay(&bundle);
+    assert_eq!(
+        summary(&report.findings),
+        vec![
+            (
+                cancelled,
+                "approval.cancelled".to_string(),
+                "approval_quorum_reached"
+            ),
+            (
+                executed,
+                "operation.executed".to_string(),
+                "quorum_not_reached"
+            ),
+        ],
+        "{:#?}",
+        report.findings
+    );
+    let out = cli(&["verify", bundle.to_str().expect("utf8"), "--policy"]);
+    assert_eq!(out.status.code(), Some(1));
+}
 
 violation!(
     operation_executed_naming_the_wrong_quorum,

@@ -96,11 +96,16 @@ impl From<Refusal> for KeyError {
             Refusal::NotExtractable(_) => KeyError::NotExtractable,
             Refusal::Invalid(m) => KeyError::Invalid(m),
             Refusal::Denied(d) => KeyError::Denied(d),
+            Refusal::ApprovalDenied { denial, .. } => KeyError::Approval(denial),
             other @ (Refusal::NotDue(_)
             | Refusal::RoleNotAllowed { .. }
             | Refusal::AliasInUse(_)
             | Refusal::AliasQuota(_)
-            | Refusal::AliasNotFound) => KeyError::Refused {
+            | Refusal::AliasNotFound
+            | Refusal::ApprovalDuplicate(_)
+            | Refusal::ApprovalMismatch(_)
+            | Refusal::QuorumNotReached { .. }
+            | Refusal::NotLapsed(_)) => KeyError::Refused {
                 reason: other.reason(),
                 message: other.to_string(),
             },

@@ -59,6 +59,7 @@ use crate::keys::import_token::{self};
 use crate::keys::material::KeyMaterialStore;
 use crate::keys::projection::KeyRecord;
 use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
+use keyledger_core::decide::approval::{self, ApprovalChange, ApprovalCommand};
 use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
 
 /// The event recording a refused key operation.
@@ -239,6 +240,28 @@ impl KeyService {
             change,
         };
         let drafts = key::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the approval aggregate
+    /// ([`approval::decide`]).
+    fn decide_approval(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: ApprovalChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = ApprovalCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = approval::decide(&self.read(), &command)?;
         let mut receipt = None;
         for draft in drafts {
             receipt = Some(self.append(draft)?);

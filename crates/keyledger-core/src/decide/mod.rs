@@ -14,18 +14,21 @@
 //! - [`key`]: the key aggregate (state machine, dual-authorisation delete,
 //!   root-key-only actions, key material size, rotation, policies, the role
 //!   table for each key command).
+//! - [`approval`]: the approval aggregate (requests of gated operations,
+//!   their approvals, cancellations, expiries and executions).
 //! - [`governance`]: the instance-governance aggregate (signed administrator
 //!   commands: administrators, thresholds, credentials, instance policies,
 //!   key owners, master-key load approvals).
 //! - `harness` (tests only): given/when/then tests of aggregates.
 
+pub mod approval;
 pub mod governance;
 #[cfg(test)]
 mod harness;
 pub mod key;
 
 use crate::event::{Envelope, Role};
-use crate::governance::Denial;
+use crate::governance::{ApprovalDenial, Denial};
 use crate::keys::payload::PayloadError;
 use crate::keys::state::StateError;
 use crate::projections::Projections;
@@ -80,6 +83,33 @@ pub enum Refusal {
         /// What the command needs.
         need: Need,
     },
+    /// The approval rules refuse an action on a request.
+    #[error("{denial}")]
+    ApprovalDenied {
+        /// The request.
+        request_id: String,
+        /// Why.
+        denial: ApprovalDenial,
+    },
+    /// A request id that exists already.
+    #[error("approval request {0:?} was already requested")]
+    ApprovalDuplicate(String),
+    /// The event does not match its approval request.
+    #[error("the event does not match its approval request: {0}")]
+    ApprovalMismatch(String),
+    /// An execution without a ready quorum.
+    #[error("request {request_id:?} was executed without its quorum: {why}")]
+    QuorumNotReached {
+        /// The request.
+        request_id: String,
+        /// What is missing.
+        why: String,
+    },
+    /// An expiry of a request that has not lapsed.
+    #[error(
+        "approval request {0:?} has not lapsed (pending, short of its quorum, past its expiry)"
+    )]
+    NotLapsed(String),
     /// The governance rules refuse an administrator command.
     #[error("{0}")]
     Denied(#[from] Denial),
@@ -105,6 +135,10 @@ impl Refusal {
             Refusal::NotDue(_) => Reason::InvalidState,
             Refusal::RoleNotAllowed { .. } => Reason::RoleNotAllowed,
             Refusal::Denied(d) => d.reason(),
+            Refusal::ApprovalDenied { denial, .. } => denial.reason(),
+            Refusal::ApprovalDuplicate(_) | Refusal::ApprovalMismatch(_) => Reason::InvalidRequest,
+            Refusal::QuorumNotReached { .. } => Reason::AuthorizationsNotMet,
+            Refusal::NotLapsed(_) => Reason::InvalidState,
             Refusal::Invalid(_) => Reason::InvalidRequest,
         }
     }

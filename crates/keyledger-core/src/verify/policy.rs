@@ -26,18 +26,19 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::decide::Refusal;
+use crate::decide::approval::{self, ApprovalCommand};
 use crate::decide::governance::{self, GovernanceCommand, GovernanceEvent};
 use crate::decide::key::{self, KeyChange, KeyCommand};
 use crate::event::{
-    AdminAdded, AdminRemoved, AdminThresholdsSet, ApprovalGranted, ApprovalRequested,
-    CredentialIssued, CredentialRevoked, Envelope, EventPayload, InstanceCreated,
-    InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized, KeyOwnerRegistered, KeyOwnerRemoved,
-    MasterKeyActivated, MasterKeyCommitted, MasterKeyLoadApproved, MasterKeyPartLoaded,
-    MasterKeyRotated, OperationExecuted, SignedCommandRef,
+    AdminAdded, AdminRemoved, AdminThresholdsSet, CredentialIssued, CredentialRevoked, Envelope,
+    EventPayload, InstanceCreated, InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized,
+    KeyOwnerRegistered, KeyOwnerRemoved, MasterKeyActivated, MasterKeyCommitted,
+    MasterKeyLoadApproved, MasterKeyPartLoaded, MasterKeyRotated, SignedCommandRef,
 };
+use crate::governance::ApprovalDenial;
 use crate::governance::rules::check_effect;
 use crate::governance::{
-    AdminCommand, Approval, ApprovalStatus, CommandDocument, Denial, SignedCommand, View, authorize,
+    AdminCommand, Approval, CommandDocument, Denial, SignedCommand, View, authorize,
 };
 use crate::keys::state::StateError;
 use crate::master_key::MasterKeyState;
@@ -140,6 +141,15 @@ impl Violation {
                 Refusal::RoleNotAllowed { .. } => "role_not_allowed",
                 Refusal::AliasQuota(_) => "alias_quota",
                 Refusal::AliasNotFound => "alias_unknown",
+                Refusal::ApprovalDenied {
+                    denial: ApprovalDenial::AlreadyApproved { .. },
+                    ..
+                } => "approval_already_granted",
+                Refusal::ApprovalDenied {
+                    denial: ApprovalDenial::QuorumReached,
+                    ..
+                } => "approval_quorum_reached",
+                Refusal::NotLapsed(_) => "approval_not_lapsed",
                 _ => "key_command_invalid",
             },
             Violation::NotDue(_) => "key_not_due",
@@ -170,6 +180,30 @@ impl From<Refusal> for Violation {
             Refusal::NotExtractable(id) => Violation::NotExtractable(id),
             Refusal::NotDue(id) => Violation::NotDue(id),
             Refusal::Denied(d) => Violation::Denied(d),
+            Refusal::ApprovalDenied {
+                request_id,
+                denial: ApprovalDenial::NotFound(_),
+            } => Violation::ApprovalUnknown(request_id),
+            Refusal::ApprovalDenied {
+                request_id,
+                denial: ApprovalDenial::SelfApproval { principal, .. },
+            } => Violation::ApprovalByRequester {
+                request_id,
+                approver: principal,
+            },
+            Refusal::ApprovalDenied {
+                request_id,
+                denial:
+                    ApprovalDenial::Expired { .. }
+                    | ApprovalDenial::Cancelled
+                    | ApprovalDenial::Executed
+                    | ApprovalDenial::Failed(_),
+            } => Violation::ApprovalClosed(request_id),
+            Refusal::ApprovalDuplicate(id) => Violation::ApprovalDuplicate(id),
+            Refusal::ApprovalMismatch(m) => Violation::ApprovalMismatch(m),
+            Refusal::QuorumNotReached { request_id, why } => {
+                Violation::QuorumNotReached { request_id, why }
+            }
             other => Violation::KeyRefused(other),
         }
     }
@@ -328,7 +362,7 @@ impl PolicyReplay {
             .or_else(|| self.governance_event(at, e))
             .or_else(|| self.ceremony_event(at, e))
             .or_else(|| self.key_event(at, e))
-            .or_else(|| self.approval_event(at, e))
+            .or_else(|| self.approval_event(e))
             .unwrap_or(Ok(()))
     }
 
@@ -564,50 +598,16 @@ impl PolicyReplay {
         })())
     }
 
-    fn approval_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
-        let approvals = &self.projections.governance.approvals;
-        on(e, |p: ApprovalRequested| {
-            if approvals.contains_key(&p.request_id) {
-                Err(Violation::ApprovalDuplicate(p.request_id))
-            } else {
-                Ok(())
-            }
-        })
-        .or_else(|| {
-            on(e, |p: ApprovalGranted| {
-                let approval = self.approval(&p.request_id)?;
-                if !approval.open(at.time) {
-                    return Err(Violation::ApprovalClosed(p.request_id));
-                }
-                if p.approver == approval.requester {
-                    return Err(Violation::ApprovalByRequester {
-                        request_id: p.request_id,
-                        approver: p.approver,
-                    });
-                }
-                Ok(())
-            })
-        })
-        .or_else(|| {
-            on(e, |p: OperationExecuted| {
-                let approval = self.approval(&p.request_id)?;
-                if (&approval.operation, &approval.target) != (&p.operation, &p.target) {
-                    return Err(Violation::ApprovalMismatch(format!(
-                        "request {:?} is for {} on {:?}",
-                        p.request_id, approval.operation, approval.target
-                    )));
-                }
-                self.ready(at, &p.request_id, approval)?;
-                if approval.quorum_seq() != Some(p.quorum_seq) {
-                    return Err(Violation::ApprovalMismatch(format!(
-                        "quorum_seq {} is not the seq of the approval that completed the quorum ({:?})",
-                        p.quorum_seq,
-                        approval.quorum_seq()
-                    )));
-                }
-                Ok(())
-            })
-        })
+    /// An approval event is the command it records, and the approval
+    /// aggregate's decision ([`approval::decide`], shared with the key
+    /// service) must accept it in the state before it.
+    fn approval_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+        let command = ApprovalCommand::from_envelope(e)?;
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|c| Ok(approval::check(&self.projections, &c)?)),
+        )
     }
 
     fn approval(&self, request_id: &str) -> Result<&Approval, Violation> {
@@ -616,31 +616,6 @@ impl PolicyReplay {
             .approvals
             .get(request_id)
             .ok_or_else(|| Violation::ApprovalUnknown(request_id.chars().take(128).collect()))
-    }
-
-    /// The request is pending, unexpired and has its quorum at the event's time.
-    fn ready(&self, at: At, request_id: &str, approval: &Approval) -> Checked {
-        if approval.ready(at.time) {
-            return Ok(());
-        }
-        let why = if approval.status != ApprovalStatus::Pending {
-            format!("the request is {:?}", approval.status)
-        } else if at.time >= approval.expires_at {
-            format!(
-                "the request expired at {}",
-                approval.expires_at.to_rfc3339()
-            )
-        } else {
-            format!(
-                "{} of {} approvals",
-                approval.approvers.len(),
-                approval.required
-            )
-        };
-        Err(Violation::QuorumNotReached {
-            request_id: request_id.chars().take(128).collect(),
-            why,
-        })
     }
 
     /// A key operation executed on the strength of an approval request: the
@@ -653,7 +628,7 @@ impl PolicyReplay {
                 approval.target
             )));
         }
-        self.ready(at, request_id, approval)
+        Ok(approval::ready(approval, request_id, at.time)?)
     }
 }
 
