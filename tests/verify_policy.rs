@@ -1592,6 +1592,22 @@ violation!(
     }
 );
 
+violation!(
+    import_token_retrieved_that_was_never_created,
+    "import_token.retrieved",
+    "import_token_unknown",
+    |env| {
+        forge(
+            &env,
+            user("alice"),
+            &event::ImportTokenRetrieved {
+                token_id: "never-made".into(),
+                remaining_retrievals: 0,
+            },
+        )
+    }
+);
+
 // -------------------------------------------------------- approval rules
 
 /// `approval.requested` by alice.

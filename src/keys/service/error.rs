@@ -96,6 +96,9 @@ impl From<Refusal> for KeyError {
             Refusal::NotExtractable(_) => KeyError::NotExtractable,
             Refusal::Invalid(m) => KeyError::Invalid(m),
             Refusal::Denied(d) => KeyError::Denied(d),
+            Refusal::ImportTokenNotFound => KeyError::Import(ImportError::NotFound),
+            Refusal::ImportTokenExpired => KeyError::Import(ImportError::Expired),
+            Refusal::ImportTokenExhausted => KeyError::Import(ImportError::RetrievalsExhausted),
             Refusal::ApprovalDenied { denial, .. } => KeyError::Approval(denial),
             other @ (Refusal::NotDue(_)
             | Refusal::RoleNotAllowed { .. }
@@ -105,7 +108,8 @@ impl From<Refusal> for KeyError {
             | Refusal::ApprovalDuplicate(_)
             | Refusal::ApprovalMismatch(_)
             | Refusal::QuorumNotReached { .. }
-            | Refusal::NotLapsed(_)) => KeyError::Refused {
+            | Refusal::NotLapsed(_)
+            | Refusal::ImportTokenInvalid(_)) => KeyError::Refused {
                 reason: other.reason(),
                 message: other.to_string(),
             },

@@ -60,6 +60,7 @@ use crate::keys::material::KeyMaterialStore;
 use crate::keys::projection::KeyRecord;
 use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
 use keyledger_core::decide::approval::{self, ApprovalChange, ApprovalCommand};
+use keyledger_core::decide::import_token::{ImportTokenChange, ImportTokenCommand};
 use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
 
 /// The event recording a refused key operation.
@@ -262,6 +263,28 @@ impl KeyService {
             change,
         };
         let drafts = approval::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the import-token aggregate
+    /// ([`import_token::decide`]).
+    fn decide_import_token(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: ImportTokenChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = ImportTokenCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = keyledger_core::decide::import_token::decide(&self.read(), &command)?;
         let mut receipt = None;
         for draft in drafts {
             receipt = Some(self.append(draft)?);

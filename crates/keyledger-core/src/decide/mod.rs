@@ -19,12 +19,15 @@
 //! - [`governance`]: the instance-governance aggregate (signed administrator
 //!   commands: administrators, thresholds, credentials, instance policies,
 //!   key owners, master-key load approvals).
+//! - [`import_token`]: the import-token aggregate (the instance's one
+//!   token, created and retrieved).
 //! - `harness` (tests only): given/when/then tests of aggregates.
 
 pub mod approval;
 pub mod governance;
 #[cfg(test)]
 mod harness;
+pub mod import_token;
 pub mod key;
 
 use crate::event::{Envelope, Role};
@@ -110,6 +113,18 @@ pub enum Refusal {
         "approval request {0:?} has not lapsed (pending, short of its quorum, past its expiry)"
     )]
     NotLapsed(String),
+    /// No current import token with that id.
+    #[error("the instance has no such import token")]
+    ImportTokenNotFound,
+    /// The import token has expired.
+    #[error("the import token has expired")]
+    ImportTokenExpired,
+    /// The import token has no retrievals left.
+    #[error("the import token has no retrievals left")]
+    ImportTokenExhausted,
+    /// An import token (or its retrieval count) out of bounds.
+    #[error("invalid import token: {0}")]
+    ImportTokenInvalid(String),
     /// The governance rules refuse an administrator command.
     #[error("{0}")]
     Denied(#[from] Denial),
@@ -139,6 +154,11 @@ impl Refusal {
             Refusal::ApprovalDuplicate(_) | Refusal::ApprovalMismatch(_) => Reason::InvalidRequest,
             Refusal::QuorumNotReached { .. } => Reason::AuthorizationsNotMet,
             Refusal::NotLapsed(_) => Reason::InvalidState,
+            Refusal::ImportTokenNotFound => Reason::NotFound,
+            Refusal::ImportTokenExpired | Refusal::ImportTokenExhausted => {
+                Reason::ImportTokenExpired
+            }
+            Refusal::ImportTokenInvalid(_) => Reason::InvalidField,
             Refusal::Invalid(_) => Reason::InvalidRequest,
         }
     }

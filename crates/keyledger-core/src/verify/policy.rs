@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::decide::Refusal;
 use crate::decide::approval::{self, ApprovalCommand};
 use crate::decide::governance::{self, GovernanceCommand, GovernanceEvent};
+use crate::decide::import_token::{self, ImportTokenCommand};
 use crate::decide::key::{self, KeyChange, KeyCommand};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, CredentialIssued, CredentialRevoked, Envelope,
@@ -150,6 +151,10 @@ impl Violation {
                     ..
                 } => "approval_quorum_reached",
                 Refusal::NotLapsed(_) => "approval_not_lapsed",
+                Refusal::ImportTokenNotFound => "import_token_unknown",
+                Refusal::ImportTokenExpired => "import_token_expired",
+                Refusal::ImportTokenExhausted => "import_token_exhausted",
+                Refusal::ImportTokenInvalid(_) => "import_token_invalid",
                 _ => "key_command_invalid",
             },
             Violation::NotDue(_) => "key_not_due",
@@ -363,6 +368,7 @@ impl PolicyReplay {
             .or_else(|| self.ceremony_event(at, e))
             .or_else(|| self.key_event(at, e))
             .or_else(|| self.approval_event(e))
+            .or_else(|| self.import_token_event(e))
             .unwrap_or(Ok(()))
     }
 
@@ -607,6 +613,18 @@ impl PolicyReplay {
             command
                 .map_err(Violation::MalformedEvent)
                 .and_then(|c| Ok(approval::check(&self.projections, &c)?)),
+        )
+    }
+
+    /// An import-token event is the command it records, and the
+    /// import-token aggregate's decision ([`import_token::decide`], shared
+    /// with the key service) must accept it in the state before it.
+    fn import_token_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+        let command = ImportTokenCommand::from_envelope(e)?;
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|c| Ok(import_token::check(&self.projections, &c)?)),
         )
     }
 
