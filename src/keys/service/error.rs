@@ -96,6 +96,8 @@ impl From<Refusal> for KeyError {
             Refusal::NotExtractable(_) => KeyError::NotExtractable,
             Refusal::Invalid(m) => KeyError::Invalid(m),
             Refusal::Denied(d) => KeyError::Denied(d),
+            Refusal::UnknownKeyOwner(id) => KeyError::UnknownKeyOwner(id),
+            other @ Refusal::LoadNotApproved(_) => KeyError::Ceremony(other.to_string()),
             Refusal::ImportTokenNotFound => KeyError::Import(ImportError::NotFound),
             Refusal::ImportTokenExpired => KeyError::Import(ImportError::Expired),
             Refusal::ImportTokenExhausted => KeyError::Import(ImportError::RetrievalsExhausted),
@@ -109,7 +111,10 @@ impl From<Refusal> for KeyError {
             | Refusal::ApprovalMismatch(_)
             | Refusal::QuorumNotReached { .. }
             | Refusal::NotLapsed(_)
-            | Refusal::ImportTokenInvalid(_)) => KeyError::Refused {
+            | Refusal::ImportTokenInvalid(_)
+            | Refusal::CommandMissing
+            | Refusal::CommandMismatch(_)
+            | Refusal::DigestMismatch) => KeyError::Refused {
                 reason: other.reason(),
                 message: other.to_string(),
             },

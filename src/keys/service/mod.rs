@@ -62,6 +62,7 @@ use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
 use keyledger_core::decide::approval::{self, ApprovalChange, ApprovalCommand};
 use keyledger_core::decide::import_token::{ImportTokenChange, ImportTokenCommand};
 use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
+use keyledger_core::decide::master_key::{MasterKeyChange, MasterKeyCommand};
 
 /// The event recording a refused key operation.
 fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperationFailed {
@@ -290,6 +291,50 @@ impl KeyService {
             receipt = Some(self.append(draft)?);
         }
         receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the master-key aggregate
+    /// ([`keyledger_core::decide::master_key::decide`]).
+    fn decide_master_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: MasterKeyChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = MasterKeyCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts =
+            keyledger_core::decide::master_key::decide(&self.read(), &self.instance, &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// The master-key decision on `change` without appending: for a step
+    /// whose HSM effect comes between the decision and the event.
+    fn decide_master_key_only(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: &MasterKeyChange,
+    ) -> Result<(), KeyError> {
+        let command = MasterKeyCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change: change.clone(),
+        };
+        Ok(keyledger_core::decide::master_key::check(
+            &self.read(),
+            &self.instance,
+            &command,
+        )?)
     }
 
     /// Appends a draft and applies the stored bytes to the projections.

@@ -21,6 +21,7 @@
 //!   key owners, master-key load approvals).
 //! - [`import_token`]: the import-token aggregate (the instance's one
 //!   token, created and retrieved).
+//! - [`master_key`]: the master-key aggregate (ceremony, rotation, unseal).
 //! - `harness` (tests only): given/when/then tests of aggregates.
 
 pub mod approval;
@@ -29,6 +30,7 @@ pub mod governance;
 mod harness;
 pub mod import_token;
 pub mod key;
+pub mod master_key;
 
 use crate::event::{Envelope, Role};
 use crate::governance::{ApprovalDenial, Denial};
@@ -125,6 +127,23 @@ pub enum Refusal {
     /// An import token (or its retrieval count) out of bounds.
     #[error("invalid import token: {0}")]
     ImportTokenInvalid(String),
+    /// A step that needs the administrators carries no signed command.
+    #[error("the event needs a quorum-signed administrator command and carries none")]
+    CommandMissing,
+    /// The step does something else than its signed command says.
+    #[error("the event does not do what its command says: {0}")]
+    CommandMismatch(String),
+    /// The signed command's recorded digest is not its document's.
+    #[error("the command's recorded digest is not the SHA-256 of its document")]
+    DigestMismatch,
+    /// A part from someone who is not a registered key owner.
+    #[error("key owner {0:?} is not registered")]
+    UnknownKeyOwner(String),
+    /// A part of a new generation the administrators did not approve.
+    #[error(
+        "loading master-key generation {0} was not approved by the administrators (master_key.load_approved)"
+    )]
+    LoadNotApproved(u32),
     /// The governance rules refuse an administrator command.
     #[error("{0}")]
     Denied(#[from] Denial),
@@ -159,6 +178,11 @@ impl Refusal {
                 Reason::ImportTokenExpired
             }
             Refusal::ImportTokenInvalid(_) => Reason::InvalidField,
+            Refusal::CommandMissing | Refusal::CommandMismatch(_) | Refusal::DigestMismatch => {
+                Reason::CommandInvalid
+            }
+            Refusal::UnknownKeyOwner(_) => Reason::Unauthenticated,
+            Refusal::LoadNotApproved(_) => Reason::Ceremony,
             Refusal::Invalid(_) => Reason::InvalidRequest,
         }
     }

@@ -6,16 +6,13 @@
 //! signed `key.destroyed` without its approvals or an `admin.added` without
 //! the administrators' signatures. This replay catches that: it feeds the
 //! events, in log order, through the very projections the server uses
-//! ([`Projections`]) and, before applying each event, checks it against the
-//! state before it with the server's own decisions: a key event is the
-//! command it records, and the key aggregate's decision ([`key::decide`],
-//! shared with the key service) must accept it, role table and key
-//! material included; an administrator event must be the one event its
-//! signed command records, and the governance aggregate's decision
-//! ([`governance::decide`]) must accept that command; ceremony and approval
-//! events go through the rule functions ([`crate::governance::authorize`],
-//! [`check_effect`], [`Approval::ready`]). Every event the rules forbid becomes a located
-//! [`Finding`] (seq, event type, reason code, reason).
+//! ([`Projections`]) and, before applying each event, rebuilds the command
+//! the event records and asks the server's own decision for it
+//! (`crate::decide`): the key, instance-governance, approval, import-token
+//! and master-key aggregates, each the same `decide` the key service runs
+//! before it appends. An administrator event must moreover be exactly the
+//! event its signed command records. Every event a decision refuses becomes
+//! a located [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::verify_policy`] streams a bundle through it.
 //! The rules and their codes are listed in `docs/VERIFY-POLICY.md`; the
@@ -30,19 +27,15 @@ use crate::decide::approval::{self, ApprovalCommand};
 use crate::decide::governance::{self, GovernanceCommand, GovernanceEvent};
 use crate::decide::import_token::{self, ImportTokenCommand};
 use crate::decide::key::{self, KeyChange, KeyCommand};
+use crate::decide::master_key::{self, MasterKeyCommand};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, CredentialIssued, CredentialRevoked, Envelope,
-    EventPayload, InstanceCreated, InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized,
-    KeyOwnerRegistered, KeyOwnerRemoved, MasterKeyActivated, MasterKeyCommitted,
-    MasterKeyLoadApproved, MasterKeyPartLoaded, MasterKeyRotated, SignedCommandRef,
+    EventPayload, InstanceCreated, InstancePolicyUpdated, InstanceZeroized, KeyOwnerRegistered,
+    KeyOwnerRemoved, MasterKeyLoadApproved, SignedCommandRef,
 };
 use crate::governance::ApprovalDenial;
-use crate::governance::rules::check_effect;
-use crate::governance::{
-    AdminCommand, Approval, CommandDocument, Denial, SignedCommand, View, authorize,
-};
+use crate::governance::{AdminCommand, Approval, CommandDocument, Denial, SignedCommand, View};
 use crate::keys::state::StateError;
-use crate::master_key::MasterKeyState;
 use crate::projections::Projections;
 
 /// Findings kept in a report; later ones are only counted.
@@ -185,6 +178,11 @@ impl From<Refusal> for Violation {
             Refusal::NotExtractable(id) => Violation::NotExtractable(id),
             Refusal::NotDue(id) => Violation::NotDue(id),
             Refusal::Denied(d) => Violation::Denied(d),
+            Refusal::CommandMissing => Violation::CommandMissing,
+            Refusal::CommandMismatch(m) => Violation::CommandMismatch(m),
+            Refusal::DigestMismatch => Violation::DigestMismatch,
+            Refusal::UnknownKeyOwner(id) => Violation::UnknownKeyOwner(id),
+            Refusal::LoadNotApproved(g) => Violation::LoadNotApproved(g),
             Refusal::ApprovalDenied {
                 request_id,
                 denial: ApprovalDenial::NotFound(_),
@@ -283,17 +281,6 @@ fn on<P: EventPayload>(envelope: &Envelope<'_>, f: impl FnOnce(P) -> Checked) ->
     })
 }
 
-fn mismatch(what: &str) -> Result<(), String> {
-    Err(what.to_string())
-}
-
-fn wrong_kind(command: &AdminCommand, expected: &str) -> Result<(), String> {
-    Err(format!(
-        "it carries a {} command, not {expected}",
-        command.kind()
-    ))
-}
-
 impl PolicyReplay {
     pub fn new() -> Self {
         Self::default()
@@ -365,7 +352,7 @@ impl PolicyReplay {
         let e = envelope;
         on(e, |p: InstanceCreated| self.instance_created(at, p))
             .or_else(|| self.governance_event(at, e))
-            .or_else(|| self.ceremony_event(at, e))
+            .or_else(|| self.ceremony_event(e))
             .or_else(|| self.key_event(at, e))
             .or_else(|| self.approval_event(e))
             .or_else(|| self.import_token_event(e))
@@ -380,30 +367,6 @@ impl PolicyReplay {
         }
     }
 
-    /// Re-checks an event's command as the server did before appending it:
-    /// the event must do what the command says, the recorded digest must be
-    /// the document's, and `authorize` must accept the command against the
-    /// state before the event at the event's time.
-    fn command(
-        &self,
-        at: At,
-        command: Option<&SignedCommandRef>,
-        matches: impl FnOnce(&AdminCommand) -> Result<(), String>,
-    ) -> Checked {
-        let Some(reference) = command else {
-            return Err(Violation::CommandMissing);
-        };
-        let signed = SignedCommand::from_ref(reference);
-        if let Ok(document) = CommandDocument::parse(&signed.document) {
-            matches(&document.command).map_err(Violation::CommandMismatch)?;
-        }
-        if reference.digest != hex::encode(signed.digest()) {
-            return Err(Violation::DigestMismatch);
-        }
-        authorize(self.view(), &signed, at.time)?;
-        Ok(())
-    }
-
     /// A governance event is the one event its signed command records: it
     /// must be what [`governance::recorded`] makes of the command, carry the
     /// document's digest, and the instance-governance aggregate's decision
@@ -415,10 +378,12 @@ impl PolicyReplay {
             return Some(reference.and_then(|r| self.decided(at, e, r)));
         }
         on(e, |p: InstanceZeroized| {
-            self.command(at, Some(&p.command), |c| match c {
-                AdminCommand::Zeroize {} => Ok(()),
-                other => wrong_kind(other, "instance.zeroize"),
-            })
+            let step =
+                master_key::signed_step(self.view(), at.time, Some(&p.command), |c| match c {
+                    AdminCommand::Zeroize {} => Ok(()),
+                    other => master_key::wrong_kind(other, "instance.zeroize"),
+                });
+            Ok(step?)
         })
     }
 
@@ -457,130 +422,17 @@ impl PolicyReplay {
         Ok(())
     }
 
-    fn ceremony_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
-        let master = &self.projections.master;
-        on(e, |p: MasterKeyPartLoaded| self.part_loaded(p))
-        .or_else(|| on(e, |p: MasterKeyCommitted| self.committed(at, p)))
-        .or_else(|| {
-            on(e, |p: MasterKeyActivated| {
-                self.command(at, p.command.as_ref(), |c| {
-                    activates(c, p.generation, "generation")
-                })?;
-                if let Some((current, _)) = &master.current {
-                    return Err(ceremony(format!(
-                        "generation {current} is current: another generation replaces it by rotation (master_key.rotated), not activation"
-                    )));
-                }
-                committed_pattern(master, p.generation, &p.verification_pattern)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: MasterKeyRotated| {
-                self.command(at, p.command.as_ref(), |c| {
-                    activates(c, p.to_generation, "to_generation")
-                })?;
-                match &master.current {
-                    Some((current, _)) if *current == p.from_generation => Ok(()),
-                    current => Err(ceremony(format!(
-                        "rotation from generation {} but the current generation is {:?}",
-                        p.from_generation,
-                        current.as_ref().map(|(g, _)| *g)
-                    ))),
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: InstanceUnsealed| {
-                match &master.current {
-                    Some((g, _)) if *g == p.master_key_generation => {}
-                    _ => {
-                        return Err(ceremony(format!(
-                            "generation {} is not the current master key",
-                            p.master_key_generation
-                        )));
-                    }
-                }
-                committed_pattern(master, p.master_key_generation, &p.verification_pattern)
-            })
-        })
-    }
-
-    /// A part is loaded by a registered owner, for the next generation once
-    /// the administrators approved its loading, or for the current
-    /// generation (unseal after a restart).
-    fn part_loaded(&self, p: MasterKeyPartLoaded) -> Checked {
-        let master = &self.projections.master;
-        if !master.owners.contains_key(&p.owner_id) {
-            return Err(Violation::UnknownKeyOwner(p.owner_id));
-        }
-        let unseal = master
-            .current
-            .as_ref()
-            .is_some_and(|(g, _)| *g == p.generation);
-        if unseal {
-            return Ok(());
-        }
-        let next = master.next_generation();
-        if p.generation != next {
-            return Err(ceremony(format!(
-                "parts are loaded for generation {next} (or the current one, to unseal), not {}",
-                p.generation
-            )));
-        }
-        if !self
-            .projections
-            .governance
-            .load_approved
-            .contains(&p.generation)
-        {
-            return Err(Violation::LoadNotApproved(p.generation));
-        }
-        Ok(())
-    }
-
-    /// A new generation is committed by administrator command; the current
-    /// generation is re-committed without one while unsealing, but still
-    /// only from a part of every registered owner and only if the parts
-    /// reproduce its verification pattern.
-    fn committed(&self, at: At, p: MasterKeyCommitted) -> Checked {
-        let master = &self.projections.master;
-        let current = master.current.as_ref();
-        let unseal = p.command.is_none()
-            && master.pending_is_unseal()
-            && current.is_some_and(|(g, _)| *g == p.generation);
-        if !unseal {
-            return self.command(at, p.command.as_ref(), |c| match c {
-                AdminCommand::CommitMasterKey { generation } if *generation == p.generation => {
-                    Ok(())
-                }
-                AdminCommand::CommitMasterKey { .. } => mismatch("generation differs"),
-                other => wrong_kind(other, "master_key.commit"),
-            });
-        }
-        // `check_effect` refuses a commit command while unsealing; the parts
-        // rule it applies to new generations is the one unsealing needs too,
-        // so it is asked about the same state seen as if nothing were current.
-        let as_new = MasterKeyState {
-            current: None,
-            ..master.clone()
-        };
-        let view = View {
-            master: &as_new,
-            ..self.view()
-        };
-        check_effect(
-            view,
-            &AdminCommand::CommitMasterKey {
-                generation: p.generation,
-            },
-        )?;
-        match current {
-            Some((_, vp)) if *vp == p.verification_pattern => Ok(()),
-            _ => Err(ceremony(format!(
-                "the re-loaded parts do not reproduce the verification pattern of generation {}",
-                p.generation
-            ))),
-        }
+    /// A ceremony, rotation or unseal event is the command it records, and
+    /// the master-key aggregate's decision ([`master_key::decide`], shared
+    /// with the key service) must accept it in the state before it.
+    fn ceremony_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+        let command = MasterKeyCommand::from_envelope(e)?;
+        let instance = self.instance.as_deref().unwrap_or_default();
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|c| Ok(master_key::check(&self.projections, instance, &c)?)),
+        )
     }
 
     /// A key event is the command it records: the key aggregate's own
@@ -657,36 +509,6 @@ fn printable(text: &str, max: usize) -> String {
         .take(max)
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect()
-}
-
-fn ceremony(message: String) -> Violation {
-    Violation::Denied(Denial::Ceremony(message))
-}
-
-fn activates(command: &AdminCommand, generation: u32, field: &str) -> Result<(), String> {
-    match command {
-        AdminCommand::ActivateMasterKey { generation: g } if *g == generation => Ok(()),
-        AdminCommand::ActivateMasterKey { .. } => Err(format!("{field} differs")),
-        other => wrong_kind(other, "master_key.activate"),
-    }
-}
-
-/// The generation is the committed one and the event names its pattern.
-fn committed_pattern(master: &MasterKeyState, generation: u32, pattern: &str) -> Checked {
-    match &master.pending {
-        Some(p) if p.generation == generation => match &p.committed {
-            Some(vp) if vp == pattern => Ok(()),
-            Some(_) => Err(ceremony(format!(
-                "the verification pattern differs from the one generation {generation} was committed with"
-            ))),
-            None => Err(ceremony(format!(
-                "generation {generation} is not committed"
-            ))),
-        },
-        _ => Err(ceremony(format!(
-            "generation {generation} is not committed"
-        ))),
-    }
 }
 
 /// The command reference of an event the instance-governance aggregate
