@@ -1526,6 +1526,88 @@ fn key_created(key_id: String) -> event::KeyCreated {
     }
 }
 
+// Rules the replay gained from the key aggregate's shared decision
+// (`keyledger_core::decide::key`): the role table, key-material size, alias
+// rules. Each was appended by the compromised server and passed before.
+
+fn bearer(principal: &str, role: Role) -> Actor {
+    Actor {
+        principal: principal.into(),
+        role,
+        auth: AuthMethod::Bearer,
+    }
+}
+
+violation!(
+    key_destroyed_by_a_writer,
+    "key.destroyed",
+    "role_not_allowed",
+    |env| {
+        let id = root_key(&env);
+        forge(&env, bearer("wendy", Role::Writer), &destroyed_by(&id))
+    }
+);
+
+violation!(
+    key_created_by_a_reader,
+    "key.created",
+    "role_not_allowed",
+    |env| {
+        forge(
+            &env,
+            bearer("rita", Role::Reader),
+            &key_created(uuid_like(7)),
+        )
+    }
+);
+
+violation!(
+    imported_root_key_of_128_bits,
+    "key.created",
+    "key_material_invalid",
+    |env| {
+        let created = event::KeyCreated {
+            imported: true,
+            bit_length: 128,
+            ..key_created(uuid_like(8))
+        };
+        forge(&env, user("alice"), &created)
+    }
+);
+
+violation!(
+    alias_deleted_that_the_key_never_had,
+    "key.alias_deleted",
+    "alias_unknown",
+    |env| {
+        let id = root_key(&env);
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyAliasDeleted {
+                key_id: id,
+                alias: "never-given".into(),
+            },
+        )
+    }
+);
+
+violation!(
+    import_token_retrieved_that_was_never_created,
+    "import_token.retrieved",
+    "import_token_unknown",
+    |env| {
+        forge(
+            &env,
+            user("alice"),
+            &event::ImportTokenRetrieved {
+                token_id: "never-made".into(),
+                remaining_retrievals: 0,
+            },
+        )
+    }
+);
+
 // -------------------------------------------------------- approval rules
 
 /// `approval.requested` by alice.
@@ -1591,24 +1673,46 @@ violation!(
     }
 );
 
-violation!(
-    operation_executed_after_its_request_was_cancelled,
-    "operation.executed",
-    "quorum_not_reached",
-    |env| {
-        request(&env, "req-1", "k", 1, Duration::days(1));
-        let quorum = grant(&env, "req-1", "carol");
-        forge(
-            &env,
-            user("alice"),
-            &event::ApprovalCancelled {
-                request_id: "req-1".into(),
-                reason: "changed my mind".into(),
-            },
-        );
-        executed(&env, "req-1", "k", quorum)
-    }
-);
+/// The cancellation itself is forged too: the approval rules refuse to
+/// cancel a request that has its quorum (the worker owns it), so the
+/// replay finds both it and the execution that follows.
+#[test]
+fn operation_executed_after_its_request_was_cancelled() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    request(&env, "req-1", "k", 1, Duration::days(1));
+    let quorum = grant(&env, "req-1", "carol");
+    let cancelled = forge(
+        &env,
+        user("alice"),
+        &event::ApprovalCancelled {
+            request_id: "req-1".into(),
+            reason: "changed my mind".into(),
+        },
+    );
+    let executed = executed(&env, "req-1", "k", quorum);
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    let report = replay(&bundle);
+    assert_eq!(
+        summary(&report.findings),
+        vec![
+            (
+                cancelled,
+                "approval.cancelled".to_string(),
+                "approval_quorum_reached"
+            ),
+            (
+                executed,
+                "operation.executed".to_string(),
+                "quorum_not_reached"
+            ),
+        ],
+        "{:#?}",
+        report.findings
+    );
+    let out = cli(&["verify", bundle.to_str().expect("utf8"), "--policy"]);
+    assert_eq!(out.status.code(), Some(1));
+}
 
 violation!(
     operation_executed_naming_the_wrong_quorum,

@@ -46,9 +46,8 @@ impl ApiError {
     }
 
     pub fn forbidden() -> Self {
-        ApiError::new(
-            403,
-            "FORBIDDEN_ERR",
+        ApiError::from_reason(
+            Reason::RoleNotAllowed,
             "The caller's role does not allow this action",
         )
     }
@@ -132,7 +131,7 @@ pub fn http_status(reason: Reason) -> u16 {
         | R::CommandInvalid
         | R::BadKeyPart => 400,
         R::Unauthenticated => 401,
-        R::CommandRefused | R::CreateImportForbidden => 403,
+        R::CommandRefused | R::CreateImportForbidden | R::RoleNotAllowed => 403,
         R::KeyNotFound
         | R::KeyRingNotFound
         | R::AliasNotFound
@@ -282,6 +281,7 @@ mod tests {
             (R::CommandInvalid, 400, "UNAUTHORIZED_ERR"),
             (R::CommandConflict, 409, "UNAUTHORIZED_ERR"),
             (R::CommandTargetNotFound, 404, "UNAUTHORIZED_ERR"),
+            (R::RoleNotAllowed, 403, "FORBIDDEN_ERR"),
             (R::Sealed, 503, "INSTANCE_SEALED_ERR"),
             (R::Ceremony, 409, "MASTER_KEY_CEREMONY_ERR"),
             (R::DuplicateKeyPart, 409, "DUPLICATE_KEY_PART_ERR"),

@@ -60,6 +60,7 @@
 pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
+pub mod decide;
 pub mod event;
 pub mod governance;
 pub mod keys;

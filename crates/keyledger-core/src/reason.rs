@@ -79,6 +79,8 @@ pub enum Reason {
     InvalidQuery,
     /// The request proves no principal of this instance.
     Unauthenticated,
+    /// The caller's credential role does not allow the action.
+    RoleNotAllowed,
     /// The rules refuse an administrator command or gated operation
     /// (signatures, thresholds, replay, expiry, policy).
     CommandRefused,
@@ -142,6 +144,7 @@ impl Reason {
             | R::CommandInvalid
             | R::CommandConflict
             | R::CommandTargetNotFound => "UNAUTHORIZED_ERR",
+            R::RoleNotAllowed => "FORBIDDEN_ERR",
             R::Sealed => "INSTANCE_SEALED_ERR",
             R::Ceremony => "MASTER_KEY_CEREMONY_ERR",
             R::DuplicateKeyPart => "DUPLICATE_KEY_PART_ERR",

@@ -34,10 +34,10 @@ use crate::secret::{self, SecretBytes};
 pub const DEFAULT_KEY_BITS: usize = 4096;
 /// Token lifetime bounds and default, seconds.
 pub const MIN_EXPIRATION_SECS: u32 = 300;
-pub const MAX_EXPIRATION_SECS: u32 = 86_400;
+pub const MAX_EXPIRATION_SECS: u32 = keyledger_core::decide::import_token::MAX_EXPIRATION_SECS;
 pub const DEFAULT_EXPIRATION_SECS: u32 = 600;
 /// Retrieval count bounds and default.
-pub const MAX_RETRIEVALS: u32 = 500;
+pub const MAX_RETRIEVALS: u32 = keyledger_core::decide::import_token::MAX_RETRIEVALS;
 pub const DEFAULT_RETRIEVALS: u32 = 1;
 /// Length of the token nonce (Key Protect's are 12 bytes).
 pub const NONCE_LEN: usize = 12;

@@ -12,6 +12,7 @@ use super::{KeyError, KeyService};
 use crate::event::{Actor, KeyActivated, KeyExpired};
 use crate::keys::projection::KeyRecord;
 use crate::keys::state::{self, KeyAction, KeyState};
+use keyledger_core::decide::key::KeyChange;
 
 impl KeyService {
     /// Appends the transition `key`'s dates owe it now, if any
@@ -23,13 +24,14 @@ impl KeyService {
                 let event = KeyExpired {
                     key_id: key.id.clone(),
                 };
-                self.record(&Actor::system(), "key-expiry", &event)?;
+                self.decide_key(&Actor::system(), "key-expiry", KeyChange::Expire(event))?;
             }
             Some(KeyAction::Activate) => {
                 let event = KeyActivated {
                     key_id: key.id.clone(),
                 };
-                self.record(&Actor::system(), "key-activation", &event)?;
+                let change = KeyChange::Activate(event);
+                self.decide_key(&Actor::system(), "key-activation", change)?;
             }
             _ => return Ok(key),
         }

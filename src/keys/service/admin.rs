@@ -6,28 +6,11 @@
 //! is refused unrecorded); an accepted command's effect is one event that
 //! carries the whole signed command, so auditors can re-check it.
 
-use base64::Engine;
-
 use super::{KeyError, KeyService};
-use crate::event::{
-    Actor, AdminAdded, AdminCommandDenied, AdminRemoved, AdminThresholdsSet, AuthMethod,
-    CredentialIssued, CredentialRevoked, InstancePolicyUpdated, InstanceZeroized,
-    KeyOwnerRegistered, KeyOwnerRemoved, MasterKeyLoadApproved, Role, SignedCommandRef,
-};
-use crate::governance::{AdminCommand, SignedCommand, View, admin_id, authorize, verified_signers};
+use crate::event::{Actor, AdminCommandDenied, InstanceZeroized, SignedCommandRef};
+use crate::governance::{AdminCommand, SignedCommand, View, authorize, verified_signers};
 use crate::writer::Receipt;
-
-/// The actor of a command's events: the administrators whose signatures
-/// verified.
-fn signers_actor(signers: &[String]) -> Actor {
-    let mut principal = signers.join("+");
-    principal.truncate(256);
-    Actor {
-        principal,
-        role: Role::Admin,
-        auth: AuthMethod::AdminSignatures,
-    }
-}
+use keyledger_core::decide::governance::{self, GovernanceCommand, signers_actor};
 
 fn unproven() -> KeyError {
     KeyError::Unauthenticated(
@@ -75,6 +58,7 @@ impl KeyService {
             return Err(unproven());
         }
         let _guard = self.lock_commands();
+        let now = self.now();
         let checked = {
             let state = self.read();
             let view = View {
@@ -82,7 +66,7 @@ impl KeyService {
                 governance: &state.governance,
                 master: &state.master,
             };
-            authorize(view, signed, self.now())
+            authorize(view, signed, now)
         };
         let authorized = match checked {
             Ok(a) => a,
@@ -113,122 +97,34 @@ impl KeyService {
             }
         };
         let actor = signers_actor(&authorized.signers);
-        let command = signed.to_ref();
-        self.execute_admin_command(&actor, correlation_id, authorized.document.command, command)
+        let command = GovernanceCommand {
+            instance: &self.instance,
+            signed,
+            correlation_id,
+            at: now,
+        };
+        self.execute_admin_command(&actor, &command, authorized.document.command)
     }
 
+    /// Executes an authorised command: the governance aggregate's decision
+    /// ([`governance::decide`], the one `verify --policy` replays) makes its
+    /// event, except for the ceremony steps and zeroization, whose events
+    /// carry what the HSM and the key-material store did.
     fn execute_admin_command(
         &self,
         actor: &Actor,
-        correlation_id: &str,
-        command: AdminCommand,
-        signed: SignedCommandRef,
+        command: &GovernanceCommand<'_>,
+        kind: AdminCommand,
     ) -> Result<Receipt, KeyError> {
-        match command {
-            AdminCommand::AddAdmin { name, public_key } => {
-                let key = crate::governance::decode_public_key(&public_key)
-                    .map_err(crate::governance::Denial::from)?;
-                let event = AdminAdded {
-                    admin_id: admin_id(&key),
-                    name,
-                    public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
-                    command: Some(signed),
-                };
-                self.record(actor, correlation_id, &event)
-            }
-            AdminCommand::RemoveAdmin { admin_id } => self.record(
-                actor,
-                correlation_id,
-                &AdminRemoved {
-                    admin_id,
-                    command: signed,
-                },
-            ),
-            AdminCommand::SetThresholds {
-                signature_threshold,
-                revocation_threshold,
-            } => self.record(
-                actor,
-                correlation_id,
-                &AdminThresholdsSet {
-                    signature_threshold,
-                    revocation_threshold,
-                    command: signed,
-                },
-            ),
-            AdminCommand::RegisterKeyOwner {
-                owner_id,
-                name,
-                public_key,
-            } => {
-                let key = crate::governance::decode_public_key(&public_key)
-                    .map_err(crate::governance::Denial::from)?;
-                let event = KeyOwnerRegistered {
-                    owner_id,
-                    name,
-                    public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
-                    command: Some(signed),
-                };
-                self.record(actor, correlation_id, &event)
-            }
-            AdminCommand::RemoveKeyOwner { owner_id } => self.record(
-                actor,
-                correlation_id,
-                &KeyOwnerRemoved {
-                    owner_id,
-                    command: signed,
-                },
-            ),
-            AdminCommand::ApproveMasterKeyLoad { generation } => self.record(
-                actor,
-                correlation_id,
-                &MasterKeyLoadApproved {
-                    generation,
-                    command: signed,
-                },
-            ),
+        let correlation_id = command.correlation_id;
+        let signed: SignedCommandRef = command.signed.to_ref();
+        match kind {
             AdminCommand::CommitMasterKey { .. } => {
                 self.commit_new_master_key(actor, correlation_id, signed)
             }
             AdminCommand::ActivateMasterKey { .. } => {
                 self.activate_new_master_key(actor, correlation_id, signed)
             }
-            AdminCommand::IssueCredential {
-                credential_id,
-                role,
-                token_digest,
-            } => self.record(
-                actor,
-                correlation_id,
-                &CredentialIssued {
-                    credential_id,
-                    role,
-                    token_digest,
-                    command: Some(signed),
-                },
-            ),
-            AdminCommand::RevokeCredential { credential_id } => self.record(
-                actor,
-                correlation_id,
-                &CredentialRevoked {
-                    credential_id,
-                    command: Some(signed),
-                },
-            ),
-            AdminCommand::SetInstancePolicy {
-                policy_type,
-                enabled,
-                attributes,
-            } => self.record(
-                actor,
-                correlation_id,
-                &InstancePolicyUpdated {
-                    policy_type,
-                    enabled,
-                    attributes,
-                    command: Some(signed),
-                },
-            ),
             AdminCommand::Zeroize {} => {
                 self.hsm.zeroize(&self.instance)?;
                 let shredded = self.material.purge_instance(&self.instance)?;
@@ -241,6 +137,14 @@ impl KeyService {
                         keys_shredded: shredded,
                     },
                 )
+            }
+            _ => {
+                let drafts = governance::decide(&self.read(), command)?;
+                let mut receipt = None;
+                for draft in drafts {
+                    receipt = Some(self.append(draft)?);
+                }
+                receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
             }
         }
     }

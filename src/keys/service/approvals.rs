@@ -17,6 +17,7 @@ use crate::governance::{check_cancel, check_grant};
 use crate::keys::projection::KeyRecord;
 use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction, StateError};
 use crate::writer::Receipt;
+use keyledger_core::decide::approval::ApprovalChange;
 
 /// What a gated command did.
 #[derive(Debug)]
@@ -81,7 +82,8 @@ impl KeyService {
             required_approvals: 1,
             expires_at,
         };
-        let receipt = self.record(actor, correlation_id, &event)?;
+        let receipt =
+            self.decide_approval(actor, correlation_id, ApprovalChange::Request(event))?;
         Ok((request_id, receipt))
     }
 
@@ -139,7 +141,7 @@ impl KeyService {
             request_id: request_id.to_string(),
             approver: actor.principal.clone(),
         };
-        let receipt = self.record(actor, correlation_id, &event)?;
+        let receipt = self.decide_approval(actor, correlation_id, ApprovalChange::Grant(event))?;
         let ready = self
             .read()
             .governance
@@ -228,7 +230,7 @@ impl KeyService {
             request_id: request_id.to_string(),
             reason: reason.chars().take(256).collect(),
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_approval(actor, correlation_id, ApprovalChange::Cancel(event))
     }
 
     /// Records `approval.expired` for every request past its expiry without
@@ -242,7 +244,8 @@ impl KeyService {
             let event = ApprovalExpired {
                 request_id: request_id.clone(),
             };
-            self.record(&Actor::system(), "approval-expiry", &event)?;
+            let change = ApprovalChange::Expire(event);
+            self.decide_approval(&Actor::system(), "approval-expiry", change)?;
         }
         Ok(lapsed.len())
     }

@@ -19,6 +19,7 @@ use crate::event::{
 };
 use crate::hsm::SealedPart;
 use crate::writer::Receipt;
+use keyledger_core::decide::master_key::MasterKeyChange;
 
 /// Fewest key owners (and parts) a master key is made of.
 pub use crate::governance::MIN_KEY_OWNERS;
@@ -262,7 +263,8 @@ impl KeyService {
             part_index: u8::try_from(status.loaded.len() + 1).unwrap_or(u8::MAX),
             verification_pattern: vp.clone(),
         };
-        let receipt = self.record(&actor, correlation_id, &event)?;
+        let change = MasterKeyChange::LoadPart(event);
+        let receipt = self.decide_master_key(&actor, correlation_id, change)?;
         Ok((vp, receipt))
     }
 
@@ -364,13 +366,14 @@ impl KeyService {
         };
         // Audit first: a commit the log does not hold must not stay in the
         // HSM's "new" register; the key owners re-submit their parts.
-        let receipt = match self.record(actor, correlation_id, &event) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = self.hsm.discard_new(&self.instance);
-                return Err(e);
-            }
-        };
+        let receipt =
+            match self.decide_master_key(actor, correlation_id, MasterKeyChange::Commit(event)) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = self.hsm.discard_new(&self.instance);
+                    return Err(e);
+                }
+            };
         Ok((vp, receipt))
     }
 
@@ -431,6 +434,27 @@ impl KeyService {
         };
         let vp = pending.committed.clone().unwrap_or_default();
         let target = format!("master_key/{}", pending.generation);
+        // Decided before the HSM switches generations: a refused step
+        // changes nothing. The rotation's count of re-wrapped keys, which
+        // only the re-wrap can tell and no rule reads, is filled in after.
+        let change = match &current {
+            Some((g, _)) if *g == pending.generation => MasterKeyChange::Unseal(InstanceUnsealed {
+                master_key_generation: *g,
+                verification_pattern: vp.clone(),
+            }),
+            Some((old, _)) => MasterKeyChange::Rotate(MasterKeyRotated {
+                from_generation: *old,
+                to_generation: pending.generation,
+                keys_rewrapped: 0,
+                command: command.clone(),
+            }),
+            None => MasterKeyChange::Activate(MasterKeyActivated {
+                generation: pending.generation,
+                verification_pattern: vp.clone(),
+                command: command.clone(),
+            }),
+        };
+        self.decide_master_key_only(actor, correlation_id, &change)?;
         if let Err(e) = self.hsm.activate(&self.instance, pending.generation) {
             return Err(self.deny(
                 actor,

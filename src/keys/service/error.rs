@@ -10,6 +10,7 @@ use crate::keys::material::MaterialError;
 use crate::keys::payload::PayloadError;
 use crate::keys::state::StateError;
 use crate::writer::WriteError;
+use keyledger_core::decide::Refusal;
 use keyledger_core::reason::Reason;
 
 /// Why a key or ceremony command was refused or failed.
@@ -77,6 +78,46 @@ impl From<HsmError> for KeyError {
             HsmError::Sealed(_) => KeyError::Sealed,
             HsmError::Decrypt => KeyError::Unprocessable,
             other => KeyError::Hsm(other),
+        }
+    }
+}
+
+/// A key aggregate's refusal in the service's terms (the same variants
+/// the service's own checks answer with, so responses do not change).
+impl From<Refusal> for KeyError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::UnknownKey(id) => KeyError::NotFound(id),
+            Refusal::Conflict(what) => KeyError::Conflict(what),
+            Refusal::NoMasterKey => KeyError::NoMasterKey,
+            Refusal::State(e) => KeyError::State(e),
+            Refusal::Payload(e) => KeyError::Payload(e),
+            Refusal::TokenImportNeedsRootKey => KeyError::Import(ImportError::RootKeyRequired),
+            Refusal::NotExtractable(_) => KeyError::NotExtractable,
+            Refusal::Invalid(m) => KeyError::Invalid(m),
+            Refusal::Denied(d) => KeyError::Denied(d),
+            Refusal::UnknownKeyOwner(id) => KeyError::UnknownKeyOwner(id),
+            other @ Refusal::LoadNotApproved(_) => KeyError::Ceremony(other.to_string()),
+            Refusal::ImportTokenNotFound => KeyError::Import(ImportError::NotFound),
+            Refusal::ImportTokenExpired => KeyError::Import(ImportError::Expired),
+            Refusal::ImportTokenExhausted => KeyError::Import(ImportError::RetrievalsExhausted),
+            Refusal::ApprovalDenied { denial, .. } => KeyError::Approval(denial),
+            other @ (Refusal::NotDue(_)
+            | Refusal::RoleNotAllowed { .. }
+            | Refusal::AliasInUse(_)
+            | Refusal::AliasQuota(_)
+            | Refusal::AliasNotFound
+            | Refusal::ApprovalDuplicate(_)
+            | Refusal::ApprovalMismatch(_)
+            | Refusal::QuorumNotReached { .. }
+            | Refusal::NotLapsed(_)
+            | Refusal::ImportTokenInvalid(_)
+            | Refusal::CommandMissing
+            | Refusal::CommandMismatch(_)
+            | Refusal::DigestMismatch) => KeyError::Refused {
+                reason: other.reason(),
+                message: other.to_string(),
+            },
         }
     }
 }

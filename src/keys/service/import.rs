@@ -30,6 +30,7 @@ use crate::keys::import_token::{
 use crate::keys::material::{MaterialError, StoredImportToken};
 use crate::secret::SecretBytes;
 use crate::writer::Receipt;
+use keyledger_core::decide::import_token::ImportTokenChange;
 
 /// A key's material as a Key Protect client sends it with an import token
 /// (all base64): the RSA-OAEP-SHA-256 encrypted key, the AES-GCM encrypted
@@ -71,7 +72,8 @@ impl KeyService {
             max_retrievals: token.metadata().max_allowed_retrievals,
             public_key_digest: token.public_key_digest(),
         };
-        let receipt = match self.record(actor, correlation_id, &event) {
+        let change = ImportTokenChange::Create(event);
+        let receipt = match self.decide_import_token(actor, correlation_id, change) {
             Ok(receipt) => receipt,
             Err(e) => {
                 // No event, no token: shred it.
@@ -115,7 +117,8 @@ impl KeyService {
             token_id: record.id.clone(),
             remaining_retrievals: record.remaining_retrievals - 1,
         };
-        let receipt = self.record(actor, correlation_id, &event)?;
+        let change = ImportTokenChange::Retrieve(event);
+        let receipt = self.decide_import_token(actor, correlation_id, change)?;
         Ok((contents, receipt))
     }
 

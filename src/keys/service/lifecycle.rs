@@ -17,6 +17,7 @@ use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
 use crate::keys::state::{self, KeyAction, StateError};
 use crate::secret::SecretBytes;
 use crate::writer::Receipt;
+use keyledger_core::decide::key::KeyChange;
 use keyledger_core::reason::Reason;
 
 /// Where a new key version's material comes from.
@@ -194,7 +195,7 @@ impl KeyService {
                 .map(|a| a.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             import_token_id,
         };
-        match self.record(actor, correlation_id, &event) {
+        match self.decide_key(actor, correlation_id, KeyChange::Create(event)) {
             Ok(receipt) => Ok((self.key(&key_id)?, receipt)),
             Err(e) => {
                 // No event, no key: shred the orphaned material.
@@ -281,7 +282,7 @@ impl KeyService {
             key_check_value: new.kcv,
             imported: key.imported,
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key(actor, correlation_id, KeyChange::Rotate(event))
     }
 
     pub fn enable_key(
@@ -292,7 +293,11 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::Enable)?;
-        self.record(actor, correlation_id, &KeyEnabled { key_id: key.id })
+        self.decide_key(
+            actor,
+            correlation_id,
+            KeyChange::Enable(KeyEnabled { key_id: key.id }),
+        )
     }
 
     pub fn disable_key(
@@ -303,7 +308,11 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::Disable)?;
-        self.record(actor, correlation_id, &KeyDisabled { key_id: key.id })
+        self.decide_key(
+            actor,
+            correlation_id,
+            KeyChange::Disable(KeyDisabled { key_id: key.id }),
+        )
     }
 
     /// First authorisation of a dual-authorisation delete
@@ -442,7 +451,7 @@ impl KeyService {
             version_id: current.id,
             key_check_value: current.kcv,
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key(actor, correlation_id, KeyChange::Restore(event))
     }
 
     /// The material given to restore `key`, checked (see
@@ -549,7 +558,7 @@ impl KeyService {
             enabled,
             interval_month,
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key(actor, correlation_id, KeyChange::SetPolicy(event))
     }
 
     /// Moves every key past its expiration date to Deactivated (state 3);
@@ -568,13 +577,10 @@ impl KeyService {
             .map(|k| k.id.clone())
             .collect();
         for key_id in &due {
-            self.record(
-                &Actor::system(),
-                "key-expiry",
-                &KeyExpired {
-                    key_id: key_id.clone(),
-                },
-            )?;
+            let event = KeyExpired {
+                key_id: key_id.clone(),
+            };
+            self.decide_key(&Actor::system(), "key-expiry", KeyChange::Expire(event))?;
         }
         Ok(due.len())
     }

@@ -59,6 +59,10 @@ use crate::keys::import_token::{self};
 use crate::keys::material::KeyMaterialStore;
 use crate::keys::projection::KeyRecord;
 use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
+use keyledger_core::decide::approval::{self, ApprovalChange, ApprovalCommand};
+use keyledger_core::decide::import_token::{ImportTokenChange, ImportTokenCommand};
+use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
+use keyledger_core::decide::master_key::{MasterKeyChange, MasterKeyCommand};
 
 /// The event recording a refused key operation.
 fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperationFailed {
@@ -217,6 +221,124 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let draft = EventDraft::new(actor.clone(), correlation_id, payload)
             .map_err(crate::writer::WriteError::from)?;
+        self.append(draft)
+    }
+
+    /// Decides a key change with the key aggregate ([`key::decide`], the
+    /// decision `verify --policy` replays) against the projections at the
+    /// service's time, then appends the events it produces and applies
+    /// them. The caller holds the command lock and has made whatever the
+    /// change records (ids, HSM output); a refusal appends nothing.
+    fn decide_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: KeyChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = KeyCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = key::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the approval aggregate
+    /// ([`approval::decide`]).
+    fn decide_approval(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: ApprovalChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = ApprovalCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = approval::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the import-token aggregate
+    /// ([`import_token::decide`]).
+    fn decide_import_token(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: ImportTokenChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = ImportTokenCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = keyledger_core::decide::import_token::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the master-key aggregate
+    /// ([`keyledger_core::decide::master_key::decide`]).
+    fn decide_master_key(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: MasterKeyChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = MasterKeyCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts =
+            keyledger_core::decide::master_key::decide(&self.read(), &self.instance, &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// The master-key decision on `change` without appending: for a step
+    /// whose HSM effect comes between the decision and the event.
+    fn decide_master_key_only(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: &MasterKeyChange,
+    ) -> Result<(), KeyError> {
+        let command = MasterKeyCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change: change.clone(),
+        };
+        Ok(keyledger_core::decide::master_key::check(
+            &self.read(),
+            &self.instance,
+            &command,
+        )?)
+    }
+
+    /// Appends a draft and applies the stored bytes to the projections.
+    fn append(&self, draft: EventDraft) -> Result<Receipt, KeyError> {
         let receipt = self.writer.append(draft)?;
         if let Ok(envelope) = Envelope::parse(&receipt.event) {
             self.state

@@ -13,10 +13,11 @@ use crate::event::{
 use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
 use crate::keys::state::{KeyAction, KeyState};
 use crate::writer::Receipt;
+use keyledger_core::decide::key::KeyChange;
 use keyledger_core::reason::Reason;
 
 /// Key Protect allows at most five aliases per key.
-pub const MAX_ALIASES: usize = 5;
+pub use keyledger_core::decide::key::MAX_ALIASES;
 
 fn refused(reason: Reason, message: impl Into<String>) -> KeyError {
     KeyError::Refused {
@@ -192,7 +193,7 @@ impl KeyService {
             from_key_ring_id: key.key_ring_id.clone(),
             to_key_ring_id: to_key_ring.to_string(),
         };
-        let receipt = self.record(actor, correlation_id, &event)?;
+        let receipt = self.decide_key(actor, correlation_id, KeyChange::Move(event))?;
         Ok((self.key(&key.id)?, receipt))
     }
 
@@ -207,23 +208,11 @@ impl KeyService {
         check_alias(alias)?;
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::CreateAlias)?;
-        if self.read().keys.aliases.contains_key(alias) {
-            return Err(refused(
-                Reason::AliasNotUnique,
-                format!("alias {alias:?} is already in use"),
-            ));
-        }
-        if key.aliases.len() >= MAX_ALIASES {
-            return Err(refused(
-                Reason::AliasQuotaReached,
-                format!("a key has at most {MAX_ALIASES} aliases"),
-            ));
-        }
         let event = KeyAliasCreated {
             key_id: key.id.clone(),
             alias: alias.to_string(),
         };
-        let receipt = self.record(actor, correlation_id, &event)?;
+        let receipt = self.decide_key(actor, correlation_id, KeyChange::CreateAlias(event))?;
         Ok((self.key(&key.id)?, receipt))
     }
 
@@ -237,13 +226,10 @@ impl KeyService {
     ) -> Result<Receipt, KeyError> {
         let _guard = self.lock_commands();
         let key = self.checked_key(actor, correlation_id, id, KeyAction::DeleteAlias)?;
-        if !key.aliases.iter().any(|a| a == alias) {
-            return Err(refused(Reason::AliasNotFound, "the key has no such alias"));
-        }
         let event = KeyAliasDeleted {
             key_id: key.id,
             alias: alias.to_string(),
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key(actor, correlation_id, KeyChange::DeleteAlias(event))
     }
 }

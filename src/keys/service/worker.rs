@@ -25,6 +25,7 @@ use crate::event::{Actor, Envelope, KeyDestroyed, KeyPurged, OperationFailed};
 use crate::governance::{Approval, ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
 use crate::keys::state::{self, KeyAction};
 use crate::writer::{Receipt, WriteError};
+use keyledger_core::decide::key::KeyChange;
 
 impl KeyService {
     /// One pass of the worker: executes every request that awaits execution
@@ -131,7 +132,7 @@ impl KeyService {
             force,
             approval_request_id: request_id.map(str::to_string),
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key(actor, correlation_id, KeyChange::Destroy(event))
     }
 
     /// Purges a destroyed key: shreds its material, then records
@@ -163,6 +164,6 @@ impl KeyService {
             versions_shredded: u32::try_from(key.versions.len()).unwrap_or(u32::MAX),
             approval_request_id: request_id.map(str::to_string),
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key(actor, correlation_id, KeyChange::Purge(event))
     }
 }

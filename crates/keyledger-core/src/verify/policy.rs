@@ -6,43 +6,36 @@
 //! signed `key.destroyed` without its approvals or an `admin.added` without
 //! the administrators' signatures. This replay catches that: it feeds the
 //! events, in log order, through the very projections the server uses
-//! ([`Projections`]) and, before applying each event, checks it against the
-//! state before it with the server's own rule functions
-//! ([`governance::rules::authorize`], [`check_effect`],
-//! [`keys::state::check_at`], [`keys::state::check_dual_auth_delete`],
-//! [`keys::state::check_dual_auth_policy`], [`Approval::ready`]). Every event the rules forbid becomes a located
-//! [`Finding`] (seq, event type, reason code, reason).
+//! ([`Projections`]) and, before applying each event, rebuilds the command
+//! the event records and asks the server's own decision for it
+//! (`crate::decide`): the key, instance-governance, approval, import-token
+//! and master-key aggregates, each the same `decide` the key service runs
+//! before it appends. An administrator event must moreover be exactly the
+//! event its signed command records. Every event a decision refuses becomes
+//! a located [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::replay_policy`] streams a bundle through it.
-//! The rules and their codes are listed in `docs/VERIFY-POLICY.md`.
+//! The rules and their codes are listed in `docs/VERIFY-POLICY.md`; the
+//! decisions in `docs/DECISIONS.md`.
 //!
-//! [`governance::rules::authorize`]: crate::governance::rules::authorize
-//! [`keys::state::check_at`]: crate::keys::state::check_at
-//! [`keys::state::check_dual_auth_delete`]: crate::keys::state::check_dual_auth_delete
-//! [`keys::state::check_dual_auth_policy`]: crate::keys::state::check_dual_auth_policy
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::decide::Refusal;
+use crate::decide::approval::{self, ApprovalCommand};
+use crate::decide::governance::{self, GovernanceCommand, GovernanceEvent};
+use crate::decide::import_token::{self, ImportTokenCommand};
+use crate::decide::key::{self, KeyChange, KeyCommand};
+use crate::decide::master_key::{self, MasterKeyCommand};
 use crate::event::{
-    AdminAdded, AdminRemoved, AdminThresholdsSet, ApprovalGranted, ApprovalRequested,
-    CredentialIssued, CredentialRevoked, Envelope, EventPayload, InstanceCreated,
-    InstancePolicyUpdated, InstanceUnsealed, InstanceZeroized, KeyAliasCreated, KeyAliasDeleted,
-    KeyCreated, KeyDeletionAuthorized, KeyDeletionUnauthorized, KeyDestroyed, KeyDisabled,
-    KeyEnabled, KeyExpired, KeyMoved, KeyOwnerRegistered, KeyOwnerRemoved, KeyPayloadRead,
-    KeyPolicyUpdated, KeyPurged, KeyRestored, KeyRewrapped, KeyRotated, KeyUnwrapped, KeyWrapped,
-    MasterKeyActivated, MasterKeyCommitted, MasterKeyLoadApproved, MasterKeyPartLoaded,
-    MasterKeyRotated, OperationExecuted, SignedCommandRef,
+    AdminAdded, AdminRemoved, AdminThresholdsSet, CredentialIssued, CredentialRevoked, Envelope,
+    EventPayload, InstanceCreated, InstancePolicyUpdated, InstanceZeroized, KeyOwnerRegistered,
+    KeyOwnerRemoved, MasterKeyLoadApproved, SignedCommandRef,
 };
-use crate::governance::command::decode_public_key;
-use crate::governance::rules::check_effect;
-use crate::governance::{
-    AdminCommand, Approval, ApprovalStatus, CommandDocument, Denial, SignedCommand, View, admin_id,
-    authorize,
-};
-use crate::keys::projection::KeyRecord;
-use crate::keys::state::{self, KeyAction, StateError};
-use crate::master_key::MasterKeyState;
+use crate::governance::ApprovalDenial;
+use crate::governance::{AdminCommand, Approval, CommandDocument, Denial, SignedCommand, View};
+use crate::keys::state::StateError;
 use crate::projections::Projections;
 
 /// Findings kept in a report; later ones are only counted.
@@ -92,6 +85,10 @@ pub enum Violation {
     ApprovalDuplicate(String),
     #[error("approval request {0:?} is not open (expired, cancelled or done)")]
     ApprovalClosed(String),
+    /// A key command the key aggregate refuses for a reason the rules
+    /// above do not name (key material, role table, command shape).
+    #[error("{0}")]
+    KeyRefused(Refusal),
     #[error("{approver:?} approved their own request {request_id:?}")]
     ApprovalByRequester {
         request_id: String,
@@ -132,6 +129,27 @@ impl Violation {
                 StateError::RootKeyRequired { .. } => "key_root_required",
             },
             Violation::NotExtractable(_) => "key_not_extractable",
+            Violation::KeyRefused(r) => match r {
+                Refusal::Payload(_) => "key_material_invalid",
+                Refusal::TokenImportNeedsRootKey => "key_root_required",
+                Refusal::RoleNotAllowed { .. } => "role_not_allowed",
+                Refusal::AliasQuota(_) => "alias_quota",
+                Refusal::AliasNotFound => "alias_unknown",
+                Refusal::ApprovalDenied {
+                    denial: ApprovalDenial::AlreadyApproved { .. },
+                    ..
+                } => "approval_already_granted",
+                Refusal::ApprovalDenied {
+                    denial: ApprovalDenial::QuorumReached,
+                    ..
+                } => "approval_quorum_reached",
+                Refusal::NotLapsed(_) => "approval_not_lapsed",
+                Refusal::ImportTokenNotFound => "import_token_unknown",
+                Refusal::ImportTokenExpired => "import_token_expired",
+                Refusal::ImportTokenExhausted => "import_token_exhausted",
+                Refusal::ImportTokenInvalid(_) => "import_token_invalid",
+                _ => "key_command_invalid",
+            },
             Violation::NotDue(_) => "key_not_due",
             Violation::ApprovalUnknown(_) => "approval_unknown",
             Violation::ApprovalDuplicate(_) => "approval_duplicate",
@@ -146,6 +164,51 @@ impl Violation {
 impl From<Denial> for Violation {
     fn from(d: Denial) -> Self {
         Violation::Denied(d)
+    }
+}
+
+impl From<Refusal> for Violation {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::UnknownKey(id) => Violation::UnknownKey(id),
+            Refusal::Conflict(what) => Violation::KeyConflict(what),
+            Refusal::AliasInUse(alias) => Violation::KeyConflict(format!("alias {alias:?}")),
+            Refusal::NoMasterKey => Violation::NoMasterKey,
+            Refusal::State(e) => Violation::KeyState(e),
+            Refusal::NotExtractable(id) => Violation::NotExtractable(id),
+            Refusal::NotDue(id) => Violation::NotDue(id),
+            Refusal::Denied(d) => Violation::Denied(d),
+            Refusal::CommandMissing => Violation::CommandMissing,
+            Refusal::CommandMismatch(m) => Violation::CommandMismatch(m),
+            Refusal::DigestMismatch => Violation::DigestMismatch,
+            Refusal::UnknownKeyOwner(id) => Violation::UnknownKeyOwner(id),
+            Refusal::LoadNotApproved(g) => Violation::LoadNotApproved(g),
+            Refusal::ApprovalDenied {
+                request_id,
+                denial: ApprovalDenial::NotFound(_),
+            } => Violation::ApprovalUnknown(request_id),
+            Refusal::ApprovalDenied {
+                request_id,
+                denial: ApprovalDenial::SelfApproval { principal, .. },
+            } => Violation::ApprovalByRequester {
+                request_id,
+                approver: principal,
+            },
+            Refusal::ApprovalDenied {
+                request_id,
+                denial:
+                    ApprovalDenial::Expired { .. }
+                    | ApprovalDenial::Cancelled
+                    | ApprovalDenial::Executed
+                    | ApprovalDenial::Failed(_),
+            } => Violation::ApprovalClosed(request_id),
+            Refusal::ApprovalDuplicate(id) => Violation::ApprovalDuplicate(id),
+            Refusal::ApprovalMismatch(m) => Violation::ApprovalMismatch(m),
+            Refusal::QuorumNotReached { request_id, why } => {
+                Violation::QuorumNotReached { request_id, why }
+            }
+            other => Violation::KeyRefused(other),
+        }
     }
 }
 
@@ -200,10 +263,9 @@ pub struct PolicyReplay {
 
 /// What an event is checked with besides its payload.
 #[derive(Clone, Copy)]
-struct At<'a> {
+struct At {
     seq: u64,
     time: DateTime<Utc>,
-    principal: &'a str,
 }
 
 type Checked = Result<(), Violation>;
@@ -217,29 +279,6 @@ fn on<P: EventPayload>(envelope: &Envelope<'_>, f: impl FnOnce(P) -> Checked) ->
             P::TYPE
         ))),
     })
-}
-
-fn mismatch(what: &str) -> Result<(), String> {
-    Err(what.to_string())
-}
-
-fn wrong_kind(command: &AdminCommand, expected: &str) -> Result<(), String> {
-    Err(format!(
-        "it carries a {} command, not {expected}",
-        command.kind()
-    ))
-}
-
-/// Whether two base64 ed25519 public keys are the same key. A command key
-/// that does not decode is left to `authorize` (which reports it malformed).
-fn same_key(event_key: &str, command_key: &str) -> Result<(), String> {
-    let Ok(command_key) = decode_public_key(command_key) else {
-        return Ok(());
-    };
-    match decode_public_key(event_key) {
-        Ok(k) if k == command_key => Ok(()),
-        _ => mismatch("public_key differs from the command's"),
-    }
 }
 
 impl PolicyReplay {
@@ -309,21 +348,18 @@ impl PolicyReplay {
         let time = DateTime::parse_from_rfc3339(&envelope.time)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| Violation::MalformedEvent("time is not an RFC 3339 time".into()))?;
-        let at = At {
-            seq,
-            time,
-            principal: &envelope.actor.principal,
-        };
+        let at = At { seq, time };
         let e = envelope;
         on(e, |p: InstanceCreated| self.instance_created(at, p))
             .or_else(|| self.governance_event(at, e))
-            .or_else(|| self.ceremony_event(at, e))
+            .or_else(|| self.ceremony_event(e))
             .or_else(|| self.key_event(at, e))
-            .or_else(|| self.approval_event(at, e))
+            .or_else(|| self.approval_event(e))
+            .or_else(|| self.import_token_event(e))
             .unwrap_or(Ok(()))
     }
 
-    fn instance_created(&self, at: At<'_>, _: InstanceCreated) -> Checked {
+    fn instance_created(&self, at: At, _: InstanceCreated) -> Checked {
         if at.seq == 0 {
             Ok(())
         } else {
@@ -331,503 +367,117 @@ impl PolicyReplay {
         }
     }
 
-    /// Re-checks an event's command as the server did before appending it:
-    /// the event must do what the command says, the recorded digest must be
-    /// the document's, and `authorize` must accept the command against the
-    /// state before the event at the event's time.
-    fn command(
-        &self,
-        at: At<'_>,
-        command: Option<&SignedCommandRef>,
-        matches: impl FnOnce(&AdminCommand) -> Result<(), String>,
-    ) -> Checked {
-        let Some(reference) = command else {
+    /// A governance event is the one event its signed command records: it
+    /// must be what [`governance::recorded`] makes of the command, carry the
+    /// document's digest, and the instance-governance aggregate's decision
+    /// ([`governance::decide`], shared with the service) must accept the
+    /// command at the event's time. Zeroization carries what the
+    /// key-material store did, so it is checked by [`Self::command`].
+    fn governance_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
+        if let Some(reference) = governance_reference(e) {
+            return Some(reference.and_then(|r| self.decided(at, e, r)));
+        }
+        on(e, |p: InstanceZeroized| {
+            let step =
+                master_key::signed_step(self.view(), at.time, Some(&p.command), |c| match c {
+                    AdminCommand::Zeroize {} => Ok(()),
+                    other => master_key::wrong_kind(other, "instance.zeroize"),
+                });
+            Ok(step?)
+        })
+    }
+
+    fn decided(&self, at: At, e: &Envelope<'_>, reference: Option<SignedCommandRef>) -> Checked {
+        let Some(reference) = reference else {
             return Err(Violation::CommandMissing);
         };
-        let signed = SignedCommand::from_ref(reference);
+        let signed = SignedCommand::from_ref(&reference);
         if let Ok(document) = CommandDocument::parse(&signed.document) {
-            matches(&document.command).map_err(Violation::CommandMismatch)?;
+            // A public key that does not decode is left to `decide`
+            // (which reports the command malformed).
+            match governance::recorded(&document.command, reference.clone()) {
+                Ok(Some(expected)) => {
+                    same_event(&expected, e).map_err(Violation::CommandMismatch)?
+                }
+                Ok(None) => {
+                    return Err(Violation::CommandMismatch(format!(
+                        "it carries a {} command, not one that records {}",
+                        document.command.kind(),
+                        printable(&e.event_type, 64)
+                    )));
+                }
+                Err(_) => {}
+            }
         }
         if reference.digest != hex::encode(signed.digest()) {
             return Err(Violation::DigestMismatch);
         }
-        authorize(self.view(), &signed, at.time)?;
+        let command = GovernanceCommand {
+            instance: self.instance.as_deref().unwrap_or_default(),
+            signed: &signed,
+            correlation_id: &e.correlation_id,
+            at: at.time,
+        };
+        governance::decide(&self.projections, &command)?;
         Ok(())
     }
 
-    fn governance_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
-        on(e, |p: AdminAdded| {
-            self.command(at, p.command.as_ref(), |c| match c {
-                AdminCommand::AddAdmin { name, public_key } => {
-                    same_key(&p.public_key, public_key)?;
-                    if let Ok(key) = decode_public_key(public_key)
-                        && admin_id(&key) != p.admin_id
-                    {
-                        return mismatch("admin_id is not the id of the command's public key");
-                    }
-                    if *name != p.name {
-                        return mismatch("name differs from the command's");
-                    }
-                    Ok(())
-                }
-                other => wrong_kind(other, "admin.add"),
-            })
-        })
-        .or_else(|| {
-            on(e, |p: AdminRemoved| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::RemoveAdmin { admin_id } if *admin_id == p.admin_id => Ok(()),
-                    AdminCommand::RemoveAdmin { .. } => mismatch("admin_id differs"),
-                    other => wrong_kind(other, "admin.remove"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: AdminThresholdsSet| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::SetThresholds {
-                        signature_threshold,
-                        revocation_threshold,
-                    } if (*signature_threshold, *revocation_threshold)
-                        == (p.signature_threshold, p.revocation_threshold) =>
-                    {
-                        Ok(())
-                    }
-                    AdminCommand::SetThresholds { .. } => mismatch("thresholds differ"),
-                    other => wrong_kind(other, "admin.set_thresholds"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: CredentialIssued| {
-                self.command(at, p.command.as_ref(), |c| match c {
-                    AdminCommand::IssueCredential {
-                        credential_id,
-                        role,
-                        token_digest,
-                    } => {
-                        if (credential_id, role, token_digest)
-                            == (&p.credential_id, &p.role, &p.token_digest)
-                        {
-                            Ok(())
-                        } else {
-                            mismatch("credential_id, role or token_digest differs")
-                        }
-                    }
-                    other => wrong_kind(other, "credential.issue"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: CredentialRevoked| {
-                self.command(at, p.command.as_ref(), |c| match c {
-                    AdminCommand::RevokeCredential { credential_id }
-                        if *credential_id == p.credential_id =>
-                    {
-                        Ok(())
-                    }
-                    AdminCommand::RevokeCredential { .. } => mismatch("credential_id differs"),
-                    other => wrong_kind(other, "credential.revoke"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: InstancePolicyUpdated| {
-                self.command(at, p.command.as_ref(), |c| match c {
-                    AdminCommand::SetInstancePolicy {
-                        policy_type,
-                        enabled,
-                        attributes,
-                    } => {
-                        if (policy_type, *enabled, attributes)
-                            == (&p.policy_type, p.enabled, &p.attributes)
-                        {
-                            Ok(())
-                        } else {
-                            mismatch("policy_type, enabled or attributes differs")
-                        }
-                    }
-                    other => wrong_kind(other, "instance.set_policy"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: InstanceZeroized| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::Zeroize {} => Ok(()),
-                    other => wrong_kind(other, "instance.zeroize"),
-                })
-            })
-        })
+    /// A ceremony, rotation or unseal event is the command it records, and
+    /// the master-key aggregate's decision ([`master_key::decide`], shared
+    /// with the key service) must accept it in the state before it.
+    fn ceremony_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+        let command = MasterKeyCommand::from_envelope(e)?;
+        let instance = self.instance.as_deref().unwrap_or_default();
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|c| Ok(master_key::check(&self.projections, instance, &c)?)),
+        )
     }
 
-    fn ceremony_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
-        let master = &self.projections.master;
-        on(e, |p: KeyOwnerRegistered| {
-            self.command(at, p.command.as_ref(), |c| match c {
-                AdminCommand::RegisterKeyOwner {
-                    owner_id,
-                    name,
-                    public_key,
-                } => {
-                    same_key(&p.public_key, public_key)?;
-                    if (owner_id, name) == (&p.owner_id, &p.name) {
-                        Ok(())
-                    } else {
-                        mismatch("owner_id or name differs")
-                    }
-                }
-                other => wrong_kind(other, "key_owner.register"),
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyOwnerRemoved| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::RemoveKeyOwner { owner_id } if *owner_id == p.owner_id => Ok(()),
-                    AdminCommand::RemoveKeyOwner { .. } => mismatch("owner_id differs"),
-                    other => wrong_kind(other, "key_owner.remove"),
-                })
-            })
-        })
-        .or_else(|| {
-            on(e, |p: MasterKeyLoadApproved| {
-                self.command(at, Some(&p.command), |c| match c {
-                    AdminCommand::ApproveMasterKeyLoad { generation }
-                        if *generation == p.generation =>
-                    {
-                        Ok(())
-                    }
-                    AdminCommand::ApproveMasterKeyLoad { .. } => mismatch("generation differs"),
-                    other => wrong_kind(other, "master_key.approve_load"),
-                })
-            })
-        })
-        .or_else(|| on(e, |p: MasterKeyPartLoaded| self.part_loaded(p)))
-        .or_else(|| on(e, |p: MasterKeyCommitted| self.committed(at, p)))
-        .or_else(|| {
-            on(e, |p: MasterKeyActivated| {
-                self.command(at, p.command.as_ref(), |c| {
-                    activates(c, p.generation, "generation")
-                })?;
-                if let Some((current, _)) = &master.current {
-                    return Err(ceremony(format!(
-                        "generation {current} is current: another generation replaces it by rotation (master_key.rotated), not activation"
-                    )));
-                }
-                committed_pattern(master, p.generation, &p.verification_pattern)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: MasterKeyRotated| {
-                self.command(at, p.command.as_ref(), |c| {
-                    activates(c, p.to_generation, "to_generation")
-                })?;
-                match &master.current {
-                    Some((current, _)) if *current == p.from_generation => Ok(()),
-                    current => Err(ceremony(format!(
-                        "rotation from generation {} but the current generation is {:?}",
-                        p.from_generation,
-                        current.as_ref().map(|(g, _)| *g)
-                    ))),
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: InstanceUnsealed| {
-                match &master.current {
-                    Some((g, _)) if *g == p.master_key_generation => {}
-                    _ => {
-                        return Err(ceremony(format!(
-                            "generation {} is not the current master key",
-                            p.master_key_generation
-                        )));
-                    }
-                }
-                committed_pattern(master, p.master_key_generation, &p.verification_pattern)
-            })
-        })
-    }
-
-    /// A part is loaded by a registered owner, for the next generation once
-    /// the administrators approved its loading, or for the current
-    /// generation (unseal after a restart).
-    fn part_loaded(&self, p: MasterKeyPartLoaded) -> Checked {
-        let master = &self.projections.master;
-        if !master.owners.contains_key(&p.owner_id) {
-            return Err(Violation::UnknownKeyOwner(p.owner_id));
-        }
-        let unseal = master
-            .current
-            .as_ref()
-            .is_some_and(|(g, _)| *g == p.generation);
-        if unseal {
-            return Ok(());
-        }
-        let next = master.next_generation();
-        if p.generation != next {
-            return Err(ceremony(format!(
-                "parts are loaded for generation {next} (or the current one, to unseal), not {}",
-                p.generation
-            )));
-        }
-        if !self
-            .projections
-            .governance
-            .load_approved
-            .contains(&p.generation)
-        {
-            return Err(Violation::LoadNotApproved(p.generation));
-        }
-        Ok(())
-    }
-
-    /// A new generation is committed by administrator command; the current
-    /// generation is re-committed without one while unsealing, but still
-    /// only from a part of every registered owner and only if the parts
-    /// reproduce its verification pattern.
-    fn committed(&self, at: At<'_>, p: MasterKeyCommitted) -> Checked {
-        let master = &self.projections.master;
-        let current = master.current.as_ref();
-        let unseal = p.command.is_none()
-            && master.pending_is_unseal()
-            && current.is_some_and(|(g, _)| *g == p.generation);
-        if !unseal {
-            return self.command(at, p.command.as_ref(), |c| match c {
-                AdminCommand::CommitMasterKey { generation } if *generation == p.generation => {
-                    Ok(())
-                }
-                AdminCommand::CommitMasterKey { .. } => mismatch("generation differs"),
-                other => wrong_kind(other, "master_key.commit"),
-            });
-        }
-        // `check_effect` refuses a commit command while unsealing; the parts
-        // rule it applies to new generations is the one unsealing needs too,
-        // so it is asked about the same state seen as if nothing were current.
-        let as_new = MasterKeyState {
-            current: None,
-            ..master.clone()
-        };
-        let view = View {
-            master: &as_new,
-            ..self.view()
-        };
-        check_effect(
-            view,
-            &AdminCommand::CommitMasterKey {
-                generation: p.generation,
-            },
-        )?;
-        match current {
-            Some((_, vp)) if *vp == p.verification_pattern => Ok(()),
-            _ => Err(ceremony(format!(
-                "the re-loaded parts do not reproduce the verification pattern of generation {}",
-                p.generation
-            ))),
-        }
-    }
-
-    fn key_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
-        let keys = &self.projections.keys;
-        on(e, |p: KeyCreated| {
-            if keys.keys.contains_key(&p.key_id) || keys.purged.contains(&p.key_id) {
-                return Err(Violation::KeyConflict(format!("key {:?}", p.key_id)));
+    /// A key event is the command it records: the key aggregate's own
+    /// decision ([`key::check`], the rules of [`key::decide`]) must accept
+    /// it in the state before it. A delete or purge on the strength of an
+    /// approval request also needs that request ready.
+    fn key_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
+        let command = KeyCommand::from_envelope(e)?;
+        Some((|| {
+            let command = command.map_err(Violation::MalformedEvent)?;
+            key::check(&self.projections, &command)?;
+            let approved = match &command.change {
+                KeyChange::Destroy(p) => p.approval_request_id.as_ref().map(|r| (r, &p.key_id)),
+                KeyChange::Purge(p) => p.approval_request_id.as_ref().map(|r| (r, &p.key_id)),
+                _ => None,
+            };
+            match approved {
+                Some((request, key_id)) => self.approved(at, request, key_id),
+                None => Ok(()),
             }
-            if let Some(alias) = p.aliases.iter().find(|a| keys.aliases.contains_key(*a)) {
-                return Err(Violation::KeyConflict(format!("alias {alias:?}")));
-            }
-            self.master_key_active()
-        })
-        .or_else(|| {
-            on(e, |p: KeyRotated| {
-                self.key_action(at, &p.key_id, KeyAction::Rotate)?;
-                self.master_key_active()
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyEnabled| {
-                self.key_ok(at, &p.key_id, KeyAction::Enable)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDisabled| {
-                self.key_ok(at, &p.key_id, KeyAction::Disable)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyExpired| {
-                let key = self.key_action(at, &p.key_id, KeyAction::Expire)?;
-                if key.expiration_date.is_some_and(|d| d <= at.time) {
-                    Ok(())
-                } else {
-                    Err(Violation::NotDue(p.key_id))
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDeletionAuthorized| {
-                let key = self.key_action(at, &p.key_id, KeyAction::SetKeyForDeletion)?;
-                Ok(state::check_set_for_deletion(&key.dual_auth())?)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDeletionUnauthorized| {
-                let key = self.key_action(at, &p.key_id, KeyAction::UnsetKeyForDeletion)?;
-                Ok(state::check_set_for_deletion(&key.dual_auth())?)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyDestroyed| {
-                let key = self.key_action(at, &p.key_id, KeyAction::Delete)?;
-                match &p.approval_request_id {
-                    Some(request) => self.approved(at, request, &p.key_id),
-                    None => Ok(state::check_dual_auth_delete(
-                        &key.dual_auth(),
-                        at.principal,
-                        at.time,
-                    )?),
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyRestored| {
-                self.key_ok(at, &p.key_id, KeyAction::Restore)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyPurged| {
-                self.key_action(at, &p.key_id, KeyAction::Purge)?;
-                match &p.approval_request_id {
-                    Some(request) => self.approved(at, request, &p.key_id),
-                    None => Ok(()),
-                }
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyMoved| {
-                self.key_ok(at, &p.key_id, KeyAction::Patch)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyAliasCreated| {
-                self.key_ok(at, &p.key_id, KeyAction::CreateAlias)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyAliasDeleted| {
-                self.key_ok(at, &p.key_id, KeyAction::DeleteAlias)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyPolicyUpdated| {
-                let key = self.key_action(at, &p.key_id, KeyAction::SetPolicy)?;
-                if p.policy_type == "dualAuthDelete" {
-                    state::check_dual_auth_policy(key.dual_auth_delete.enabled, p.enabled)?;
-                }
-                Ok(())
-            })
-        })
-        .or_else(|| {
-            // Key use takes no command lock, so a use may be logged just
-            // after a concurrent disable or delete: only what cannot race
-            // is checked (a root key's payload never leaves).
-            on(e, |p: KeyPayloadRead| match keys.get(&p.key_id) {
-                Some(key) if !key.extractable => Err(Violation::NotExtractable(p.key_id)),
-                _ => Ok(()),
-            })
-        })
-        // A key's type never changes, so a use of a standard key as a root
-        // key cannot be a race.
-        .or_else(|| {
-            on(e, |p: KeyWrapped| {
-                root_key_use(keys.get(&p.key_id), KeyAction::Wrap)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyUnwrapped| {
-                root_key_use(keys.get(&p.key_id), KeyAction::Unwrap)
-            })
-        })
-        .or_else(|| {
-            on(e, |p: KeyRewrapped| {
-                root_key_use(keys.get(&p.key_id), KeyAction::Rewrap)
-            })
-        })
+        })())
     }
 
-    /// The key exists, its type allows `action` (root-key actions need a
-    /// root key) and the state machine allows it at the event's time.
-    fn key_action(
-        &self,
-        at: At<'_>,
-        key_id: &str,
-        action: KeyAction,
-    ) -> Result<&KeyRecord, Violation> {
-        let key = self
-            .projections
-            .keys
-            .get(key_id)
-            .ok_or_else(|| Violation::UnknownKey(key_id.chars().take(128).collect()))?;
-        state::check_key_type(key.extractable, action)?;
-        state::check_at(key.state, action, &key.timeline(), at.time)?;
-        Ok(key)
+    /// An approval event is the command it records, and the approval
+    /// aggregate's decision ([`approval::decide`], shared with the key
+    /// service) must accept it in the state before it.
+    fn approval_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+        let command = ApprovalCommand::from_envelope(e)?;
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|c| Ok(approval::check(&self.projections, &c)?)),
+        )
     }
 
-    fn key_ok(&self, at: At<'_>, key_id: &str, action: KeyAction) -> Checked {
-        self.key_action(at, key_id, action).map(|_| ())
-    }
-
-    fn master_key_active(&self) -> Checked {
-        if self.projections.master.current.is_some() {
-            Ok(())
-        } else {
-            Err(Violation::NoMasterKey)
-        }
-    }
-
-    fn approval_event(&self, at: At<'_>, e: &Envelope<'_>) -> Option<Checked> {
-        let approvals = &self.projections.governance.approvals;
-        on(e, |p: ApprovalRequested| {
-            if approvals.contains_key(&p.request_id) {
-                Err(Violation::ApprovalDuplicate(p.request_id))
-            } else {
-                Ok(())
-            }
-        })
-        .or_else(|| {
-            on(e, |p: ApprovalGranted| {
-                let approval = self.approval(&p.request_id)?;
-                if !approval.open(at.time) {
-                    return Err(Violation::ApprovalClosed(p.request_id));
-                }
-                if p.approver == approval.requester {
-                    return Err(Violation::ApprovalByRequester {
-                        request_id: p.request_id,
-                        approver: p.approver,
-                    });
-                }
-                Ok(())
-            })
-        })
-        .or_else(|| {
-            on(e, |p: OperationExecuted| {
-                let approval = self.approval(&p.request_id)?;
-                if (&approval.operation, &approval.target) != (&p.operation, &p.target) {
-                    return Err(Violation::ApprovalMismatch(format!(
-                        "request {:?} is for {} on {:?}",
-                        p.request_id, approval.operation, approval.target
-                    )));
-                }
-                self.ready(at, &p.request_id, approval)?;
-                if approval.quorum_seq() != Some(p.quorum_seq) {
-                    return Err(Violation::ApprovalMismatch(format!(
-                        "quorum_seq {} is not the seq of the approval that completed the quorum ({:?})",
-                        p.quorum_seq,
-                        approval.quorum_seq()
-                    )));
-                }
-                Ok(())
-            })
-        })
+    /// An import-token event is the command it records, and the
+    /// import-token aggregate's decision ([`import_token::decide`], shared
+    /// with the key service) must accept it in the state before it.
+    fn import_token_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+        let command = ImportTokenCommand::from_envelope(e)?;
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|c| Ok(import_token::check(&self.projections, &c)?)),
+        )
     }
 
     fn approval(&self, request_id: &str) -> Result<&Approval, Violation> {
@@ -838,34 +488,9 @@ impl PolicyReplay {
             .ok_or_else(|| Violation::ApprovalUnknown(request_id.chars().take(128).collect()))
     }
 
-    /// The request is pending, unexpired and has its quorum at the event's time.
-    fn ready(&self, at: At<'_>, request_id: &str, approval: &Approval) -> Checked {
-        if approval.ready(at.time) {
-            return Ok(());
-        }
-        let why = if approval.status != ApprovalStatus::Pending {
-            format!("the request is {:?}", approval.status)
-        } else if at.time >= approval.expires_at {
-            format!(
-                "the request expired at {}",
-                approval.expires_at.to_rfc3339()
-            )
-        } else {
-            format!(
-                "{} of {} approvals",
-                approval.approvers.len(),
-                approval.required
-            )
-        };
-        Err(Violation::QuorumNotReached {
-            request_id: request_id.chars().take(128).collect(),
-            why,
-        })
-    }
-
     /// A key operation executed on the strength of an approval request: the
     /// request must target this key and be ready.
-    fn approved(&self, at: At<'_>, request_id: &str, key_id: &str) -> Checked {
+    fn approved(&self, at: At, request_id: &str, key_id: &str) -> Checked {
         let approval = self.approval(request_id)?;
         if approval.target != key_id {
             return Err(Violation::ApprovalMismatch(format!(
@@ -873,7 +498,7 @@ impl PolicyReplay {
                 approval.target
             )));
         }
-        self.ready(at, request_id, approval)
+        Ok(approval::ready(approval, request_id, at.time)?)
     }
 }
 
@@ -886,42 +511,52 @@ fn printable(text: &str, max: usize) -> String {
         .collect()
 }
 
-fn ceremony(message: String) -> Violation {
-    Violation::Denied(Denial::Ceremony(message))
-}
-
-fn activates(command: &AdminCommand, generation: u32, field: &str) -> Result<(), String> {
-    match command {
-        AdminCommand::ActivateMasterKey { generation: g } if *g == generation => Ok(()),
-        AdminCommand::ActivateMasterKey { .. } => Err(format!("{field} differs")),
-        other => wrong_kind(other, "master_key.activate"),
+/// The command reference of an event the instance-governance aggregate
+/// records (`None` when the event is of no such type; `Some(Ok(None))`
+/// when it has no command).
+fn governance_reference(e: &Envelope<'_>) -> Option<Result<Option<SignedCommandRef>, Violation>> {
+    fn of<P: EventPayload>(
+        e: &Envelope<'_>,
+        f: impl FnOnce(P) -> Option<SignedCommandRef>,
+    ) -> Option<Result<Option<SignedCommandRef>, Violation>> {
+        e.payload_as::<P>().map(|p| {
+            p.map(f).map_err(|err| {
+                Violation::MalformedEvent(format!("payload is not a valid {}: {err}", P::TYPE))
+            })
+        })
     }
+    of(e, |p: AdminAdded| p.command)
+        .or_else(|| of(e, |p: AdminRemoved| Some(p.command)))
+        .or_else(|| of(e, |p: AdminThresholdsSet| Some(p.command)))
+        .or_else(|| of(e, |p: CredentialIssued| p.command))
+        .or_else(|| of(e, |p: CredentialRevoked| p.command))
+        .or_else(|| of(e, |p: InstancePolicyUpdated| p.command))
+        .or_else(|| of(e, |p: KeyOwnerRegistered| p.command))
+        .or_else(|| of(e, |p: KeyOwnerRemoved| Some(p.command)))
+        .or_else(|| of(e, |p: MasterKeyLoadApproved| Some(p.command)))
 }
 
-/// The generation is the committed one and the event names its pattern.
-fn committed_pattern(master: &MasterKeyState, generation: u32, pattern: &str) -> Checked {
-    match &master.pending {
-        Some(p) if p.generation == generation => match &p.committed {
-            Some(vp) if vp == pattern => Ok(()),
-            Some(_) => Err(ceremony(format!(
-                "the verification pattern differs from the one generation {generation} was committed with"
-            ))),
-            None => Err(ceremony(format!(
-                "generation {generation} is not committed"
-            ))),
-        },
-        _ => Err(ceremony(format!(
-            "generation {generation} is not committed"
-        ))),
+/// Whether the logged event is `expected` (type and payload, field order
+/// aside).
+fn same_event(expected: &GovernanceEvent, e: &Envelope<'_>) -> Result<(), String> {
+    if expected.event_type() != e.event_type {
+        return Err(format!(
+            "its command records {}, not {}",
+            expected.event_type(),
+            printable(&e.event_type, 64)
+        ));
     }
-}
-
-/// A key use (wrap, unwrap, rewrap) of `key` is a root-key action: a
-/// standard key must not have one ([`state::check_key_type`]).
-fn root_key_use(key: Option<&KeyRecord>, action: KeyAction) -> Checked {
-    match key {
-        Some(key) => Ok(state::check_key_type(key.extractable, action)?),
-        None => Ok(()),
+    let draft = expected
+        .draft(&e.actor, "replay")
+        .map_err(|err| err.to_string())?;
+    let want: serde_json::Value =
+        serde_json::from_str(draft.payload.get()).map_err(|err| err.to_string())?;
+    let got: serde_json::Value =
+        serde_json::from_str(e.payload.get()).map_err(|err| err.to_string())?;
+    if want == got {
+        Ok(())
+    } else {
+        Err("its fields differ from what the command records".into())
     }
 }
 
@@ -984,6 +619,15 @@ mod tests {
             Violation::KeyState(StateError::AuthorizationsNotMet),
             Violation::KeyState(StateError::DualAuthIrreversible),
             Violation::NotExtractable(String::new()),
+            Violation::KeyRefused(Refusal::Payload(
+                crate::keys::payload::PayloadError::RootKeySize(1),
+            )),
+            Violation::KeyRefused(Refusal::RoleNotAllowed {
+                role: crate::event::Role::Writer,
+                command: "delete",
+                need: crate::roles::Need::Manager,
+            }),
+            Violation::KeyRefused(Refusal::Invalid(String::new())),
             Violation::NotDue(String::new()),
             Violation::ApprovalUnknown(String::new()),
             Violation::ApprovalDuplicate(String::new()),
