@@ -289,6 +289,9 @@ async fn instance_policies_are_read_only_here() {
         json!({"enabled": true, "attributes": {"allowed_ip": ["10.0.0.0/8"]}})
     );
     assert!(p["lastUpdated"].is_string());
+    // Who set it: the administrator whose signed command the log recorded.
+    let by = p["updatedBy"].as_str().expect("updatedBy");
+    assert!(!by.is_empty(), "{p}");
     let r = send(
         &env,
         env.req(

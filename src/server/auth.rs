@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::access_log::{Authenticated, CorrelationId};
 use super::errors::ApiError;
-use crate::event::{AccessDenied, Actor, AuthMethod, EventDraft};
+use crate::event::{AccessDenied, Actor, AuthMethod};
 use crate::keys::service::KeyService;
 
 pub use keyledger_core::roles::Need;
@@ -177,8 +177,12 @@ pub async fn authenticate(
         };
         // Answered once the denial is durable; the worker thread serves
         // other requests meanwhile.
-        if let Ok(draft) = EventDraft::new(caller.actor.clone(), &caller.correlation_id, &event) {
-            let _ = caller.service.writer().submit(draft).received().await;
+        if let Ok(pending) =
+            caller
+                .service
+                .submit_access_denied(&caller.actor, &caller.correlation_id, &event)
+        {
+            let _ = pending.received().await;
         }
         return Err(error);
     }

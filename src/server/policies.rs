@@ -18,7 +18,7 @@ use super::auth::{Need, authenticate};
 use super::errors::ApiError;
 use super::keys::{CollectionBody, blocking, correlation, json_response, parse_body, receipt};
 use super::resources::{collection, crn};
-use crate::event::{AccessDenied, EventDraft};
+use crate::event::AccessDenied;
 use crate::keys::projection::KeyRecord;
 use crate::keys::service::KeyError;
 use crate::keys::state::check_dual_auth_policy;
@@ -294,13 +294,6 @@ pub async fn put_key_policies(
     Ok(resp)
 }
 
-/// When and by whom the event at `seq` was recorded, from the log.
-fn recorded(service: &crate::keys::service::KeyService, seq: u64) -> Option<(String, String)> {
-    let records = service.writer().log().read(seq, seq + 1).ok()?;
-    let envelope = crate::event::Envelope::parse(&records.first()?.event).ok()?;
-    Some((envelope.time.clone(), envelope.actor.principal.clone()))
-}
-
 /// `GET /api/v2/instance/policies[?policy=…]`
 #[utoipa::path(
     get,
@@ -349,7 +342,7 @@ pub async fn get_instance_policies(
                     data["attributes"] = attributes;
                 }
                 let mut v = json!({"policy_type": policy_type, "policy_data": data});
-                if let Some((time, by)) = recorded(&service, seq) {
+                if let Some((time, by)) = service.recorded_by(seq) {
                     v["lastUpdated"] = json!(time);
                     v["updatedBy"] = json!(by);
                 }
@@ -397,12 +390,8 @@ pub async fn put_instance_policies(
     };
     let c = caller.clone();
     blocking(move || {
-        let draft = EventDraft::new(c.actor.clone(), &c.correlation_id, &event)
-            .map_err(|_| ApiError::internal())?;
         c.service
-            .writer()
-            .append(draft)
-            .map(|_| ())
+            .record_access_denied(&c.actor, &c.correlation_id, &event)
             .map_err(|_| ApiError::internal())
     })
     .await?;

@@ -19,6 +19,7 @@
 //! - envelope: wrap, unwrap, rewrap, standard-key payload.
 //! - import: import tokens (create, retrieve) and opening a token import.
 
+mod access;
 mod activation;
 mod admin;
 mod approvals;
