@@ -45,15 +45,14 @@
 //! Implementation modules are private. Each public module is a namespace of
 //! re-exported items or a small module documented item by item.
 //!
-//! Still to do (issue 15): `#![deny(missing_docs)]` holds per module, not
-//! yet at the crate root. Two groups of items remain:
-//! - The event payload types, `Actor`, `Role`, `AuthMethod`,
-//!   `AdminSignature` and `SignedCommand` derive `schemars::JsonSchema` or
-//!   `utoipa::ToSchema`, which turn doc comments into schema descriptions.
-//!   Documenting their fields would therefore change `schemas/events/` and
-//!   `schemas/openapi.json` (docs/CORE-API.md).
-//! - The policy replay, and `QueryError`'s HTTP mapping, are being reworked
-//!   into `decide`/`apply` and reason codes (issue item 2).
+//! Still to do (issue 15): `#![deny(missing_docs)]` holds per module
+//! (`decide`, `reason`, `verify`, `keys` and the rest), not yet at the
+//! crate root. What remains undocumented are the fields and variants of the
+//! event payload types, `Actor`, `Role`, `AuthMethod`, `AdminSignature` and
+//! `SignedCommand`: they derive `schemars::JsonSchema` or
+//! `utoipa::ToSchema`, which turn doc comments into schema descriptions, so
+//! documenting them changes `schemas/events/` and `schemas/openapi.json`
+//! (docs/CORE-API.md).
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

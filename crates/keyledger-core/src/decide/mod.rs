@@ -23,6 +23,7 @@
 //!   token, created and retrieved).
 //! - [`master_key`]: the master-key aggregate (ceremony, rotation, unseal).
 //! - `harness` (tests only): given/when/then tests of aggregates.
+#![deny(missing_docs)]
 
 pub mod approval;
 pub mod governance;

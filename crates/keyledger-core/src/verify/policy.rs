@@ -50,53 +50,78 @@ pub enum Violation {
     /// The code is the rule's [`Denial::code`].
     #[error(transparent)]
     Denied(Denial),
+    /// A governance event without the signed command it must carry.
     #[error("the event needs a quorum-signed administrator command and carries none")]
     CommandMissing,
+    /// The event differs from the one its signed command decides (what differs).
     #[error("the event does not do what its command says: {0}")]
     CommandMismatch(String),
+    /// The recorded command digest is not the hash of the recorded document.
     #[error("the command's recorded digest is not the SHA-256 of its document")]
     DigestMismatch,
     #[error("instance.created may only be record 0 (it adds an administrator without signatures)")]
+    /// `instance.created` somewhere other than record 0.
     GenesisNotFirst,
+    /// The event's payload does not parse as its type (the parse error).
     #[error("event cannot be read: {0}")]
     MalformedEvent(String),
+    /// A master-key part from an owner not registered (the owner id).
     #[error("key owner {0:?} is not registered")]
     UnknownKeyOwner(String),
     #[error(
         "loading master-key generation {0} was not approved by the administrators (master_key.load_approved)"
     )]
+    /// A master-key generation loaded without the administrators' approval.
     LoadNotApproved(u32),
+    /// An event names a key the log never created (the key id).
     #[error("key {0:?} does not exist")]
     UnknownKey(String),
+    /// A key, version, alias or ring created twice (what already exists).
     #[error("{0} already exists")]
     KeyConflict(String),
+    /// Key material created while no master key was active.
     #[error("key material was created with no active master key")]
     NoMasterKey,
     /// The key state machine forbids the action (state table or time window).
     #[error("{0}")]
     KeyState(StateError),
     #[error("the payload of root key {0:?} was read (root keys never leave the service)")]
+    /// The payload of a root key was read (the key id).
     NotExtractable(String),
     #[error("key {0:?} was expired before its expiration date")]
+    /// A key expired before its expiration date (the key id).
     NotDue(String),
     #[error("approval request {0:?} does not exist")]
+    /// An approval event names a request never made (the request id).
     ApprovalUnknown(String),
     #[error("approval request {0:?} was already requested")]
+    /// An approval request id requested twice.
     ApprovalDuplicate(String),
     #[error("approval request {0:?} is not open (expired, cancelled or done)")]
+    /// An approval event for a request no longer open (the request id).
     ApprovalClosed(String),
     /// A key command the key aggregate refuses for a reason the rules
     /// above do not name (key material, role table, command shape).
     #[error("{0}")]
     KeyRefused(Refusal),
     #[error("{approver:?} approved their own request {request_id:?}")]
+    /// A requester approved their own request.
     ApprovalByRequester {
+        /// The request.
         request_id: String,
+        /// Who approved it (the requester).
         approver: String,
     },
     #[error("request {request_id:?} was executed without its quorum: {why}")]
-    QuorumNotReached { request_id: String, why: String },
+    /// An operation executed without its quorum of approvals.
+    QuorumNotReached {
+        /// The request.
+        request_id: String,
+        /// What the quorum lacked.
+        why: String,
+    },
     #[error("the event does not match its approval request: {0}")]
+    /// The executed operation is not the one its request was approved for.
     ApprovalMismatch(String),
 }
 
@@ -221,10 +246,13 @@ impl From<StateError> for Violation {
 /// One event the rules forbid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// Sequence number of the event.
     pub seq: u64,
+    /// The event's type (`key.destroyed`, ...).
     pub event_type: String,
     /// Stable reason code (see `docs/VERIFY-POLICY.md`).
     pub code: &'static str,
+    /// What exactly is wrong, in words.
     pub reason: String,
 }
 
@@ -282,6 +310,7 @@ fn on<P: EventPayload>(envelope: &Envelope<'_>, f: impl FnOnce(P) -> Checked) ->
 }
 
 impl PolicyReplay {
+    /// A replay at the start of a log (nothing applied yet).
     pub fn new() -> Self {
         Self::default()
     }
