@@ -1,10 +1,12 @@
-//! Validates every event a test wrote against its JSON Schema.
+//! Validates every event a test wrote against its JSON Schema. One copy,
+//! shared by the root's tests and keyledger-ledger's (by `#[path]`), so it
+//! names keyledger-core and finds `schemas/events` from either crate.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use jsonschema::Validator;
-use keyledger::record::Record;
+use keyledger_core::record::Record;
 
 /// Compiled schemas: the envelope and one per event type.
 pub struct Schemas {
@@ -14,7 +16,11 @@ pub struct Schemas {
 
 impl Schemas {
     pub fn load() -> Self {
-        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/events"));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("schemas/events"))
+            .find(|d| d.is_dir())
+            .expect("schemas/events above the crate");
         let compile = |path: &Path| {
             let value: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(path).expect("read schema"))
@@ -22,7 +28,7 @@ impl Schemas {
             jsonschema::validator_for(&value).expect("compile schema")
         };
         let mut payloads = HashMap::new();
-        for entry in keyledger::event::catalog() {
+        for entry in keyledger_core::event::catalog() {
             let file = entry.schema_file();
             payloads.insert(file.clone(), compile(&dir.join(&file)));
         }

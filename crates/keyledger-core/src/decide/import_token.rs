@@ -11,9 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::Refusal;
-use crate::event::{
-    Actor, Envelope, EventDraft, EventPayload, ImportTokenCreated, ImportTokenRetrieved, Role,
-};
+use crate::event::{Actor, Envelope, EventDraft, ImportTokenCreated, ImportTokenRetrieved, Role};
 use crate::projections::Projections;
 use crate::roles::{self, Need};
 
@@ -49,21 +47,10 @@ impl ImportTokenCommand {
     /// The command a stored import-token event records; `None` for other
     /// events, `Some(Err)` for one that does not read.
     pub fn from_envelope(envelope: &Envelope<'_>) -> Option<Result<ImportTokenCommand, String>> {
-        fn read<P: EventPayload>(
-            envelope: &Envelope<'_>,
-            f: fn(P) -> ImportTokenChange,
-        ) -> Option<Result<ImportTokenChange, String>> {
-            envelope.payload_as::<P>().map(|p| {
-                p.map(f)
-                    .map_err(|e| format!("payload is not a valid {}: {e}", P::TYPE))
-            })
-        }
-        let change = read(envelope, ImportTokenChange::Create)
-            .or_else(|| read(envelope, ImportTokenChange::Retrieve))?;
+        let change = super::read_change(envelope, ImportTokenChange::Create)
+            .or_else(|| super::read_change(envelope, ImportTokenChange::Retrieve))?;
         Some(change.and_then(|change| {
-            let at = DateTime::parse_from_rfc3339(&envelope.time)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| "time is not an RFC 3339 time".to_string())?;
+            let at = super::recorded_at(envelope)?;
             Ok(ImportTokenCommand {
                 actor: envelope.actor.clone(),
                 correlation_id: envelope.correlation_id.clone(),

@@ -169,9 +169,7 @@ impl KeyCommand {
     pub fn from_envelope(envelope: &Envelope<'_>) -> Option<Result<KeyCommand, String>> {
         let change = KeyChange::from_envelope(envelope)?;
         Some(change.and_then(|change| {
-            let at = DateTime::parse_from_rfc3339(&envelope.time)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| "time is not an RFC 3339 time".to_string())?;
+            let at = super::recorded_at(envelope)?;
             Ok(KeyCommand {
                 actor: envelope.actor.clone(),
                 correlation_id: envelope.correlation_id.clone(),

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::Refusal;
 use crate::event::{
-    Actor, Envelope, EventDraft, EventPayload, InstanceUnsealed, MasterKeyActivated,
-    MasterKeyCommitted, MasterKeyPartLoaded, MasterKeyRotated, SignedCommandRef,
+    Actor, Envelope, EventDraft, InstanceUnsealed, MasterKeyActivated, MasterKeyCommitted,
+    MasterKeyPartLoaded, MasterKeyRotated, SignedCommandRef,
 };
 use crate::governance::rules::check_effect;
 use crate::governance::{AdminCommand, CommandDocument, Denial, SignedCommand, View, authorize};
@@ -55,24 +55,13 @@ impl MasterKeyCommand {
     /// The command a stored master-key event records; `None` for other
     /// events, `Some(Err)` for one that does not read.
     pub fn from_envelope(envelope: &Envelope<'_>) -> Option<Result<MasterKeyCommand, String>> {
-        fn read<P: EventPayload>(
-            envelope: &Envelope<'_>,
-            f: fn(P) -> MasterKeyChange,
-        ) -> Option<Result<MasterKeyChange, String>> {
-            envelope.payload_as::<P>().map(|p| {
-                p.map(f)
-                    .map_err(|e| format!("payload is not a valid {}: {e}", P::TYPE))
-            })
-        }
-        let change = read(envelope, MasterKeyChange::LoadPart)
-            .or_else(|| read(envelope, MasterKeyChange::Commit))
-            .or_else(|| read(envelope, MasterKeyChange::Activate))
-            .or_else(|| read(envelope, MasterKeyChange::Rotate))
-            .or_else(|| read(envelope, MasterKeyChange::Unseal))?;
+        let change = super::read_change(envelope, MasterKeyChange::LoadPart)
+            .or_else(|| super::read_change(envelope, MasterKeyChange::Commit))
+            .or_else(|| super::read_change(envelope, MasterKeyChange::Activate))
+            .or_else(|| super::read_change(envelope, MasterKeyChange::Rotate))
+            .or_else(|| super::read_change(envelope, MasterKeyChange::Unseal))?;
         Some(change.and_then(|change| {
-            let at = DateTime::parse_from_rfc3339(&envelope.time)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| "time is not an RFC 3339 time".to_string())?;
+            let at = super::recorded_at(envelope)?;
             Ok(MasterKeyCommand {
                 actor: envelope.actor.clone(),
                 correlation_id: envelope.correlation_id.clone(),

@@ -33,6 +33,8 @@ pub mod import_token;
 pub mod key;
 pub mod master_key;
 
+use chrono::{DateTime, Utc};
+
 use crate::event::{Envelope, Role};
 use crate::governance::{ApprovalDenial, Denial};
 use crate::keys::payload::PayloadError;
@@ -193,4 +195,24 @@ impl Refusal {
 /// own `apply`, the only place state changes.
 pub fn apply(state: &mut Projections, seq: u64, envelope: &Envelope<'_>) {
     state.apply(seq, envelope);
+}
+
+/// The time a stored event records, read back as the time its command was
+/// decided at (every aggregate's `from_envelope`).
+pub(crate) fn recorded_at(envelope: &Envelope<'_>) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(&envelope.time)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| "time is not an RFC 3339 time".to_string())
+}
+
+/// `envelope`'s payload as a `P`, made into an aggregate's change by `f`;
+/// `None` when the event is of another type.
+pub(crate) fn read_change<P: crate::event::EventPayload, C>(
+    envelope: &Envelope<'_>,
+    f: fn(P) -> C,
+) -> Option<Result<C, String>> {
+    envelope.payload_as::<P>().map(|p| {
+        p.map(f)
+            .map_err(|e| format!("payload is not a valid {}: {e}", P::TYPE))
+    })
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::decide::harness::{Given, given};
-use crate::event::{AuthMethod, MasterKeyActivated};
+use crate::event::{AuthMethod, EventPayload, MasterKeyActivated};
 
 const T0: &str = "2026-01-01T00:00:00Z";
 const T1: &str = "2026-01-01T00:05:00Z";
