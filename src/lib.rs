@@ -25,15 +25,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub use keyledger_core::{chain, checkpoint, event, governance, master_key, merkle, record};
-pub use keyledger_kms::{hsm, ledger, secret, signer};
+pub use keyledger_kms::{admin_key, hsm, instance, ledger, secret, signer};
 pub use keyledger_ledger::{data_dir, histogram, ledger_key, sample_events, store, writer};
 
-pub mod admin_key;
 pub mod bundle;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod instance;
 pub mod keys;
 #[cfg(feature = "server")]
 pub mod server;

@@ -13,12 +13,10 @@
 //!   (separate from the log, so purging a key really shreds it).
 //! - [`service`]: the commands of one instance.
 //!
-//! `ciphertext`, `import_token` and `material` live in the `keyledger-kms`
+//! `ciphertext`, `import_token`, `material` and `service` live in the `keyledger-kms`
 //! crate and are re-exported here at their old paths.
 //!
 //! `docs/KEYS.md` documents the formats and the state table with sources.
 
-pub mod service;
-
 pub use keyledger_core::keys::{list_filter, payload, projection, state};
-pub use keyledger_kms::{ciphertext, import_token, material};
+pub use keyledger_kms::{ciphertext, import_token, material, service};

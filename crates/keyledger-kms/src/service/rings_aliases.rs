@@ -7,14 +7,14 @@
 //! key's state forbids the action.
 
 use super::{KeyError, KeyService};
-use crate::event::{
+use keyledger_core::decide::key::KeyChange;
+use keyledger_core::event::{
     Actor, KeyAliasCreated, KeyAliasDeleted, KeyMoved, KeyRingCreated, KeyRingDeleted,
 };
-use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
-use crate::keys::state::{KeyAction, KeyState};
-use crate::writer::Receipt;
-use keyledger_core::decide::key::KeyChange;
+use keyledger_core::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
+use keyledger_core::keys::state::{KeyAction, KeyState};
 use keyledger_core::reason::Reason;
+use keyledger_ledger::writer::Receipt;
 
 /// Key Protect allows at most five aliases per key.
 pub use keyledger_core::decide::key::MAX_ALIASES;

@@ -7,13 +7,13 @@ use sha2::{Digest, Sha256};
 
 use super::lifecycle::action_name;
 use super::{Deferred, KeyError, KeyService};
-use crate::event::{Actor, KeyPayloadRead, KeyRewrapped, KeyUnwrapped, KeyWrapped};
+use crate::ciphertext::{self, CiphertextHeader};
 use crate::hsm::WrappedMaterial;
-use crate::keys::ciphertext::{self, CiphertextHeader};
-use crate::keys::projection::{KeyRecord, KeyVersion};
-use crate::keys::state::{self, KeyAction};
 use crate::secret::SecretBytes;
-use crate::writer::Receipt;
+use keyledger_core::event::{Actor, KeyPayloadRead, KeyRewrapped, KeyUnwrapped, KeyWrapped};
+use keyledger_core::keys::projection::{KeyRecord, KeyVersion};
+use keyledger_core::keys::state::{self, KeyAction};
+use keyledger_ledger::writer::Receipt;
 
 /// Largest data key accepted for wrapping (Key Protect: 7,168 bytes of base64).
 pub const MAX_DEK_BYTES: usize = 5376;

@@ -9,10 +9,10 @@
 //! after. See `docs/KEYS.md` §1.1.
 
 use super::{KeyError, KeyService};
-use crate::event::{Actor, KeyActivated, KeyExpired};
-use crate::keys::projection::KeyRecord;
-use crate::keys::state::{self, KeyAction, KeyState};
 use keyledger_core::decide::key::KeyChange;
+use keyledger_core::event::{Actor, KeyActivated, KeyExpired};
+use keyledger_core::keys::projection::KeyRecord;
+use keyledger_core::keys::state::{self, KeyAction, KeyState};
 
 impl KeyService {
     /// Appends the transition `key`'s dates owe it now, if any

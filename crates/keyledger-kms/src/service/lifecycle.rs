@@ -6,19 +6,19 @@ use chrono::{DateTime, Utc};
 
 use super::approvals::{self, Gated};
 use super::{KeyError, KeyService, TokenImport};
-use crate::event::{
+use crate::import_token::ImportError;
+use crate::secret::SecretBytes;
+use keyledger_core::decide::key::KeyChange;
+use keyledger_core::event::{
     Actor, KeyCreated, KeyDisabled, KeyEnabled, KeyExpired, KeyPolicyUpdated, KeyRestored,
     KeyRotated,
 };
-use crate::governance::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
-use crate::keys::import_token::ImportError;
-use crate::keys::payload::{self, PayloadError};
-use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
-use crate::keys::state::{self, KeyAction, StateError};
-use crate::secret::SecretBytes;
-use crate::writer::Receipt;
-use keyledger_core::decide::key::KeyChange;
+use keyledger_core::governance::{ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
+use keyledger_core::keys::payload::{self, PayloadError};
+use keyledger_core::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
+use keyledger_core::keys::state::{self, KeyAction, StateError};
 use keyledger_core::reason::Reason;
+use keyledger_ledger::writer::Receipt;
 
 /// Where a new key version's material comes from.
 pub enum KeyMaterialSource {

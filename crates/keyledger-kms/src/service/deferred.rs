@@ -10,7 +10,7 @@
 //! by [`Deferred::wait`], so both paths share one implementation.
 
 use super::KeyError;
-use crate::writer::{PendingReceipt, Receipt};
+use keyledger_ledger::writer::{PendingReceipt, Receipt};
 
 type Release<T> = Box<dyn FnOnce(Receipt) -> T + Send>;
 

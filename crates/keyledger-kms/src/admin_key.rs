@@ -9,7 +9,7 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
 
-use crate::ledger_key::write_private_atomically;
+use keyledger_ledger::ledger_key::write_private_atomically;
 
 const HEADER: &str = "keyledger-admin-key-v1";
 

@@ -54,16 +54,18 @@ pub use lifecycle::{CreateKey, KeyMaterialSource};
 pub use rings_aliases::{MAX_ALIASES, check_alias, check_key_ring_id, check_new_aliases};
 pub use rotation::rotation_due;
 
-use crate::event::{AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed};
 use crate::hsm::{HsmBackend, KeyBinding, WrappedMaterial};
-use crate::keys::import_token::{self};
-use crate::keys::material::KeyMaterialStore;
-use crate::keys::projection::KeyRecord;
-use crate::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
+use crate::import_token::{self};
+use crate::material::KeyMaterialStore;
 use keyledger_core::decide::approval::{self, ApprovalChange, ApprovalCommand};
 use keyledger_core::decide::import_token::{ImportTokenChange, ImportTokenCommand};
 use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
 use keyledger_core::decide::master_key::{MasterKeyChange, MasterKeyCommand};
+use keyledger_core::event::{
+    AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed,
+};
+use keyledger_core::keys::projection::KeyRecord;
+use keyledger_ledger::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
 
 /// The event recording a refused key operation.
 fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperationFailed {
@@ -112,9 +114,9 @@ impl KeyService {
         let mut start = 0;
         while start < size {
             let end = (start + REPLAY_CHUNK).min(size);
-            let records = log
-                .read(start, end)
-                .map_err(|e| KeyError::Write(crate::writer::WriteError::Storage(e.to_string())))?;
+            let records = log.read(start, end).map_err(|e| {
+                KeyError::Write(keyledger_ledger::writer::WriteError::Storage(e.to_string()))
+            })?;
             for (i, record) in records.iter().enumerate() {
                 if let Ok(envelope) = Envelope::parse(&record.event) {
                     projections.apply(start + i as u64, &envelope);
@@ -221,7 +223,7 @@ impl KeyService {
         payload: &P,
     ) -> Result<Receipt, KeyError> {
         let draft = EventDraft::new(actor.clone(), correlation_id, payload)
-            .map_err(crate::writer::WriteError::from)?;
+            .map_err(keyledger_ledger::writer::WriteError::from)?;
         self.append(draft)
     }
 
@@ -368,7 +370,7 @@ impl KeyService {
         payload: &P,
     ) -> Result<PendingReceipt, KeyError> {
         let draft = EventDraft::new(actor.clone(), correlation_id, payload)
-            .map_err(crate::writer::WriteError::from)?;
+            .map_err(keyledger_ledger::writer::WriteError::from)?;
         Ok(self.writer.submit(draft))
     }
 

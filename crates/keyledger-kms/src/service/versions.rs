@@ -1,6 +1,6 @@
 //! Material of new key versions (creation, rotation, policy rotation): what
 //! a caller supplies is checked by the one payload rule
-//! ([`crate::keys::payload::check`]), and every new version, imported or
+//! ([`keyledger_core::keys::payload::check`]), and every new version, imported or
 //! generated, proves it works for what its key is for before any event can
 //! name it, so a version that cannot be used never becomes current:
 //!
@@ -15,8 +15,8 @@
 
 use super::{KeyError, KeyService};
 use crate::hsm::{HsmError, KeyBinding, NewMaterial};
-use crate::keys::payload::{self, PayloadError};
 use crate::secret::{self, SecretBytes};
+use keyledger_core::keys::payload::{self, PayloadError};
 
 /// Associated data of the self-test, so its ciphertext can never pass for
 /// a wrapped data key (those bind a `KLW` header).

@@ -7,14 +7,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::event::Actor;
-use crate::governance::{admin_id, decode_public_key};
 use crate::hsm::HsmBackend;
-use crate::keys::material::embedded::EmbeddedMaterialStore;
-use crate::keys::service::{KeyError, KeyService};
 use crate::ledger::{InitialAdmin, Ledger};
-use crate::store::embedded::EmbeddedStore;
-use crate::writer::{Clock, WriterConfig};
+use crate::material::embedded::EmbeddedMaterialStore;
+use crate::service::{KeyError, KeyService};
+use keyledger_core::event::Actor;
+use keyledger_core::governance::{admin_id, decode_public_key};
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::writer::{Clock, WriterConfig};
 
 /// What `keyledger instance create` reports.
 #[derive(Debug, Clone)]

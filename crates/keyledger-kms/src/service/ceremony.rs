@@ -13,16 +13,16 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::{KeyError, KeyService};
-use crate::event::{
+use crate::hsm::SealedPart;
+use keyledger_core::decide::master_key::MasterKeyChange;
+use keyledger_core::event::{
     Actor, InstanceUnsealed, MasterKeyActivated, MasterKeyCommitted, MasterKeyPartLoaded,
     MasterKeyRotated, SignedCommandRef,
 };
-use crate::hsm::SealedPart;
-use crate::writer::Receipt;
-use keyledger_core::decide::master_key::MasterKeyChange;
+use keyledger_ledger::writer::Receipt;
 
 /// Fewest key owners (and parts) a master key is made of.
-pub use crate::governance::MIN_KEY_OWNERS;
+pub use keyledger_core::governance::MIN_KEY_OWNERS;
 
 /// Where the ceremony stands, for key owners and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,8 +219,8 @@ impl KeyService {
         // Proven: `owner_id` is a registered owner who signed this part.
         let actor = Actor {
             principal: owner_id.to_string(),
-            role: crate::event::Role::KeyOwner,
-            auth: crate::event::AuthMethod::KeyOwnerCredential,
+            role: keyledger_core::event::Role::KeyOwner,
+            auth: keyledger_core::event::AuthMethod::KeyOwnerCredential,
         };
         let approved = status.unseal
             || self

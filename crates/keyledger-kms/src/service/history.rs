@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{KeyError, KeyService, Projections, REPLAY_CHUNK};
-use crate::event::Envelope;
+use keyledger_core::event::Envelope;
 
 /// A point in an instance's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +30,9 @@ impl KeyService {
         let mut start = 0;
         while start < end {
             let stop = (start + REPLAY_CHUNK).min(end);
-            let records = log
-                .read(start, stop)
-                .map_err(|e| KeyError::Write(crate::writer::WriteError::Storage(e.to_string())))?;
+            let records = log.read(start, stop).map_err(|e| {
+                KeyError::Write(keyledger_ledger::writer::WriteError::Storage(e.to_string()))
+            })?;
             for (i, record) in records.iter().enumerate() {
                 let Ok(envelope) = Envelope::parse(&record.event) else {
                     continue;

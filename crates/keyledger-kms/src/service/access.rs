@@ -5,8 +5,8 @@
 //! service.
 
 use super::{KeyError, KeyService};
-use crate::event::{AccessDenied, Actor, Envelope};
-use crate::writer::PendingReceipt;
+use keyledger_core::event::{AccessDenied, Actor, Envelope};
+use keyledger_ledger::writer::PendingReceipt;
 
 impl KeyService {
     /// Hands an `access.denied` event to the writer without waiting; the

@@ -19,18 +19,18 @@
 use sha2::{Digest, Sha256};
 
 use super::{KeyError, KeyService};
-use crate::event::{Actor, ImportTokenCreated, ImportTokenRetrieved};
 use crate::hsm::HsmError;
-use crate::keys::import_token::projection::ImportTokenRecord;
-use crate::keys::import_token::sealing::{self, TokenSecret};
-use crate::keys::import_token::{
+use crate::import_token::projection::ImportTokenRecord;
+use crate::import_token::sealing::{self, TokenSecret};
+use crate::import_token::{
     ImportError, ImportToken, ImportTokenContents, ImportTokenMetadata, ImportTokenRequest,
     TokenParts, kp_time,
 };
-use crate::keys::material::{MaterialError, StoredImportToken};
+use crate::material::{MaterialError, StoredImportToken};
 use crate::secret::SecretBytes;
-use crate::writer::Receipt;
 use keyledger_core::decide::import_token::ImportTokenChange;
+use keyledger_core::event::{Actor, ImportTokenCreated, ImportTokenRetrieved};
+use keyledger_ledger::writer::Receipt;
 
 /// A key's material as a Key Protect client sends it with an import token
 /// (all base64): the RSA-OAEP-SHA-256 encrypted key, the AES-GCM encrypted

@@ -11,13 +11,17 @@
 use chrono::SecondsFormat;
 
 use super::{KeyError, KeyService, failpoint};
-use crate::event::{Actor, ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRequested};
-use crate::governance::{Approval, ApprovalDenial, ApprovalStatus, OP_KEY_DELETE, OP_KEY_PURGE};
-use crate::governance::{check_cancel, check_grant};
-use crate::keys::projection::KeyRecord;
-use crate::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction, StateError};
-use crate::writer::Receipt;
 use keyledger_core::decide::approval::ApprovalChange;
+use keyledger_core::event::{
+    Actor, ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRequested,
+};
+use keyledger_core::governance::{
+    Approval, ApprovalDenial, ApprovalStatus, OP_KEY_DELETE, OP_KEY_PURGE,
+};
+use keyledger_core::governance::{check_cancel, check_grant};
+use keyledger_core::keys::projection::KeyRecord;
+use keyledger_core::keys::state::{self, DUAL_AUTH_WINDOW, KeyAction, StateError};
+use keyledger_ledger::writer::Receipt;
 
 /// What a gated command did.
 #[derive(Debug)]

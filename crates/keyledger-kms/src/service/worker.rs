@@ -21,11 +21,11 @@
 //! (as it would have been without the crash).
 
 use super::{KeyError, KeyService, failpoint};
-use crate::event::{Actor, Envelope, KeyDestroyed, KeyPurged, OperationFailed};
-use crate::governance::{Approval, ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
-use crate::keys::state::{self, KeyAction};
-use crate::writer::{Receipt, WriteError};
 use keyledger_core::decide::key::KeyChange;
+use keyledger_core::event::{Actor, Envelope, KeyDestroyed, KeyPurged, OperationFailed};
+use keyledger_core::governance::{Approval, ApprovalDenial, OP_KEY_DELETE, OP_KEY_PURGE};
+use keyledger_core::keys::state::{self, KeyAction};
+use keyledger_ledger::writer::{Receipt, WriteError};
 
 impl KeyService {
     /// One pass of the worker: executes every request that awaits execution

@@ -2,16 +2,16 @@
 //! ([`Reason`]); what a reason becomes on the wire is the server's to say.
 //! Messages never carry key material.
 
-use crate::governance::ApprovalDenial;
+use crate::ciphertext::CiphertextError;
 use crate::hsm::HsmError;
-use crate::keys::ciphertext::CiphertextError;
-use crate::keys::import_token::ImportError;
-use crate::keys::material::MaterialError;
-use crate::keys::payload::PayloadError;
-use crate::keys::state::StateError;
-use crate::writer::WriteError;
+use crate::import_token::ImportError;
+use crate::material::MaterialError;
 use keyledger_core::decide::Refusal;
+use keyledger_core::governance::ApprovalDenial;
+use keyledger_core::keys::payload::PayloadError;
+use keyledger_core::keys::state::StateError;
 use keyledger_core::reason::Reason;
+use keyledger_ledger::writer::WriteError;
 
 /// Why a key or ceremony command was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum KeyError {
     Unprocessable,
     #[error("invalid request: {0}")]
     Invalid(String),
-    /// Caller-supplied key material refused ([`crate::keys::payload`]).
+    /// Caller-supplied key material refused ([`keyledger_core::keys::payload`]).
     #[error(transparent)]
     Payload(#[from] PayloadError),
     #[error("{0} already exists")]
@@ -63,7 +63,7 @@ pub enum KeyError {
     PolicyDenied(String),
     /// An administrator command or gated operation refused by the rules.
     #[error("refused: {0}")]
-    Denied(#[from] crate::governance::Denial),
+    Denied(#[from] keyledger_core::governance::Denial),
     /// An approval, cancellation or request of a gated operation refused.
     #[error("refused: {0}")]
     Approval(#[from] ApprovalDenial),

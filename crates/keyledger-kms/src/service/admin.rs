@@ -7,10 +7,10 @@
 //! carries the whole signed command, so auditors can re-check it.
 
 use super::{KeyError, KeyService};
-use crate::event::{Actor, AdminCommandDenied, InstanceZeroized, SignedCommandRef};
-use crate::governance::{AdminCommand, SignedCommand, View, authorize, verified_signers};
-use crate::writer::Receipt;
 use keyledger_core::decide::governance::{self, GovernanceCommand, signers_actor};
+use keyledger_core::event::{Actor, AdminCommandDenied, InstanceZeroized, SignedCommandRef};
+use keyledger_core::governance::{AdminCommand, SignedCommand, View, authorize, verified_signers};
+use keyledger_ledger::writer::Receipt;
 
 fn unproven() -> KeyError {
     KeyError::Unauthenticated(
@@ -84,7 +84,7 @@ impl KeyService {
                         signers_actor(&proven)
                     }
                 };
-                let kind = crate::governance::CommandDocument::parse(&signed.document)
+                let kind = keyledger_core::governance::CommandDocument::parse(&signed.document)
                     .map(|d| d.command.kind().to_string())
                     .unwrap_or_else(|_| "unparsable".into());
                 let event = AdminCommandDenied {
