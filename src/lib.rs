@@ -33,6 +33,7 @@ pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod keys;
+/// The REST server, in the `keyledger-server` crate.
 #[cfg(feature = "server")]
-pub mod server;
+pub use keyledger_server as server;
 pub mod verify;

@@ -112,7 +112,7 @@ fn every_route_is_documented_and_nothing_else() {
         .collect();
     assert!(
         undocumented.is_empty(),
-        "routes without an OpenAPI operation (annotate the handler, see src/server/openapi.rs): {undocumented:?}"
+        "routes without an OpenAPI operation (annotate the handler, see crates/keyledger-server/src/openapi.rs): {undocumented:?}"
     );
     // Every action `POST /keys/{id}/actions/{action}` accepts is documented
     // on its own, and the deprecated `?action=` lists the same.

@@ -29,10 +29,10 @@ use super::auth::{Need, authenticate, correlation_id};
 use super::errors::ApiError;
 use super::keys::parse_body;
 use super::ledger_api::blocking;
-use crate::governance::{ApprovalStatus, SignedCommand};
-use crate::hsm::SealedPart;
-use crate::keys::service::{KeyError, KeyService};
-use crate::writer::Receipt;
+use keyledger_core::governance::{ApprovalStatus, SignedCommand};
+use keyledger_kms::hsm::SealedPart;
+use keyledger_kms::service::{KeyError, KeyService};
+use keyledger_ledger::writer::Receipt;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -96,7 +96,7 @@ fn with_receipt(mut resp: HttpResponse, r: &Receipt, correlation: &str) -> HttpR
     operation_id = "submitAdminCommand",
     description = "No bearer token: the administrators' signatures authenticate the command (`docs/GOVERNANCE.md`). A body that is not a well-formed command (not a command file, a document that does not parse, more than 16 signatures) is 400 `BAD_BODY_ERR`, for any instance, and is not logged. A command no signature of a current administrator of the instance verifies over gets the same 401 as an unknown instance and is not logged. Refusals of a command whose signers are proven are recorded as `admin.command_denied` under those signers: 403 `UNAUTHORIZED_ERR` for signature, threshold, imprint mode, replay and expiry refusals, 409 for conflicts, 404 for unknown targets, 400 for invalid commands.",
     params(super::openapi::InstanceHeader),
-    request_body(content = crate::governance::SignedCommand, content_type = "application/json"),
+    request_body(content = keyledger_core::governance::SignedCommand, content_type = "application/json"),
     responses(
         (status = 200, description = "Accepted and recorded.", body = super::openapi::CommandResult),
         (status = 400, response = super::openapi::BadRequest),
@@ -129,7 +129,8 @@ pub async fn submit_command(
             .map_err(service_error)
     })
     .await?;
-    let event = crate::event::Envelope::parse(&receipt.event).map_err(|_| ApiError::internal())?;
+    let event =
+        keyledger_core::event::Envelope::parse(&receipt.event).map_err(|_| ApiError::internal())?;
     let body = json!({
         "seq": receipt.seq,
         "type": event.event_type,
@@ -325,7 +326,7 @@ fn approval_status(s: &ApprovalStatus) -> Value {
 }
 
 /// The governance projection as JSON: no token digests.
-fn governance_json(g: &crate::governance::GovernanceState) -> Value {
+fn governance_json(g: &keyledger_core::governance::GovernanceState) -> Value {
     let admins: serde_json::Map<String, Value> = g
         .admins
         .iter()

@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::keys::projection::KeyRecord;
+use keyledger_core::keys::projection::KeyRecord;
 
 pub const KEY_MEDIA_TYPE: &str = "application/vnd.ibm.kms.key+json";
 

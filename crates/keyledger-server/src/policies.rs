@@ -18,10 +18,10 @@ use super::auth::{Need, authenticate};
 use super::errors::ApiError;
 use super::keys::{CollectionBody, blocking, correlation, json_response, parse_body, receipt};
 use super::resources::{collection, crn};
-use crate::event::AccessDenied;
-use crate::keys::projection::KeyRecord;
-use crate::keys::service::KeyError;
-use crate::keys::state::check_dual_auth_policy;
+use keyledger_core::event::AccessDenied;
+use keyledger_core::keys::projection::KeyRecord;
+use keyledger_core::keys::state::check_dual_auth_policy;
+use keyledger_kms::service::KeyError;
 
 pub const POLICY_MEDIA_TYPE: &str = "application/vnd.ibm.kms.policy+json";
 const ALLOWED_IP_MEDIA_TYPE: &str = "application/vnd.ibm.kms.allowed_ip_metadata+json";

@@ -12,7 +12,7 @@ use super::AppState;
 use super::auth::{Need, authenticate};
 use super::errors::ApiError;
 use super::keys::{blocking, correlation, json_response, parse_body, receipt};
-use crate::keys::import_token::ImportTokenRequest;
+use keyledger_kms::import_token::ImportTokenRequest;
 
 const IMPORT_TOKEN_MEDIA_TYPE: &str = "application/vnd.ibm.kms.import_token+json";
 

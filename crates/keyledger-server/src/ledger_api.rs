@@ -19,9 +19,9 @@ use serde_json::json;
 use super::AppState;
 use super::auth::{Need, authenticate};
 use super::errors::ApiError;
-use crate::keys::service::KeyService;
-use crate::merkle::{self, Hash, ProofError};
-use crate::store::{InstanceLog, LogNodes, StoreError};
+use keyledger_core::merkle::{self, Hash, ProofError};
+use keyledger_kms::service::KeyService;
+use keyledger_ledger::store::{InstanceLog, LogNodes, StoreError};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -108,7 +108,7 @@ pub(super) fn current_checkpoint(service: &KeyService) -> Result<(String, u64), 
     let log = service.writer().log();
     let head = log.head().size;
     if let Some(note) = log.latest_checkpoint().map_err(store_error)?
-        && let Ok(parsed) = crate::checkpoint::parse_unverified(note.as_bytes())
+        && let Ok(parsed) = keyledger_core::checkpoint::parse_unverified(note.as_bytes())
         && parsed.size >= head
     {
         return Ok((note, parsed.size));
@@ -117,8 +117,8 @@ pub(super) fn current_checkpoint(service: &KeyService) -> Result<(String, u64), 
         .writer()
         .checkpoint()
         .map_err(|_| ApiError::internal())?;
-    let parsed =
-        crate::checkpoint::parse_unverified(note.as_bytes()).map_err(|_| ApiError::internal())?;
+    let parsed = keyledger_core::checkpoint::parse_unverified(note.as_bytes())
+        .map_err(|_| ApiError::internal())?;
     Ok((note, parsed.size))
 }
 
@@ -328,10 +328,10 @@ pub async fn consistency(
 fn bundle_header(service: &KeyService) -> Result<(Vec<u8>, u64), ApiError> {
     let (note, size) = current_checkpoint(service)?;
     let instance = service.instance();
-    let manifest = crate::bundle::Manifest {
-        format: crate::bundle::BUNDLE_FORMAT.into(),
+    let manifest = keyledger_core::bundle::Manifest {
+        format: keyledger_core::bundle::BUNDLE_FORMAT.into(),
         instance: instance.into(),
-        origin: crate::writer::origin_for(instance),
+        origin: keyledger_ledger::writer::origin_for(instance),
         size,
     };
     // A hint only (the log itself declares every key, LEDGER-FORMAT §4):

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::registry::Registry;
-use crate::keys::service::KeyService;
+use keyledger_kms::service::KeyService;
 
 /// One scheduled job of an instance.
-type Job = fn(&KeyService) -> Result<usize, crate::keys::service::KeyError>;
+type Job = fn(&KeyService) -> Result<usize, keyledger_kms::service::KeyError>;
 
 /// Runs every job once on one instance; returns how many events they made.
 pub fn tick(service: &KeyService) -> usize {
@@ -29,7 +29,7 @@ pub fn tick(service: &KeyService) -> usize {
         match job(service) {
             Ok(n) => total += n,
             // A sealed instance cannot rotate; that is not news every tick.
-            Err(crate::keys::service::KeyError::Sealed) => {}
+            Err(keyledger_kms::service::KeyError::Sealed) => {}
             Err(e) => eprintln!(
                 "{{\"level\":\"warn\",\"msg\":\"scheduled job failed\",\"job\":\"{name}\",\"instance\":\"{}\",\"error\":{}}}",
                 service.instance(),

@@ -18,11 +18,11 @@ use super::AppState;
 use super::auth::{Caller, Need, authenticate};
 use super::errors::ApiError;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
-use crate::keys::list_filter::KeyFilter;
-use crate::keys::projection::{KeyQuery, Search, SortKey};
-use crate::keys::service::{CreateKey, Deferred, Gated, KeyMaterialSource, TokenImport};
-use crate::keys::state::KeyState;
-use crate::secret::SecretBytes;
+use keyledger_core::keys::list_filter::KeyFilter;
+use keyledger_core::keys::projection::{KeyQuery, Search, SortKey};
+use keyledger_core::keys::state::KeyState;
+use keyledger_kms::secret::SecretBytes;
+use keyledger_kms::service::{CreateKey, Deferred, Gated, KeyMaterialSource, TokenImport};
 use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -108,7 +108,7 @@ pub(super) fn correlation(resp: &mut HttpResponse, caller: &Caller) {
 
 /// Adds the receipt headers: the event's `seq` and RFC 9162 leaf hash,
 /// which the client can later prove is in the log.
-pub(super) fn receipt(resp: &mut HttpResponse, r: &crate::writer::Receipt) {
+pub(super) fn receipt(resp: &mut HttpResponse, r: &keyledger_ledger::writer::Receipt) {
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&r.seq.to_string()) {
         headers.insert(
@@ -450,7 +450,7 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
         let n: usize = limit
             .parse()
             .map_err(|_| invalid("limit", "not a number"))?;
-        if !(1..=crate::keys::projection::MAX_LIMIT).contains(&n) {
+        if !(1..=keyledger_core::keys::projection::MAX_LIMIT).contains(&n) {
             return Err(invalid("limit", "must be 1-5000"));
         }
         query.limit = n;
@@ -793,7 +793,7 @@ async fn key_after(
     caller: &Caller,
     state: &AppState,
     id: &str,
-    r: &crate::writer::Receipt,
+    r: &keyledger_ledger::writer::Receipt,
     status: u16,
     minimal: bool,
 ) -> Result<HttpResponse, ApiError> {

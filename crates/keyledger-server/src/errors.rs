@@ -13,9 +13,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::hsm::HsmError;
-use crate::keys::service::KeyError;
 use keyledger_core::reason::Reason;
+use keyledger_kms::hsm::HsmError;
+use keyledger_kms::service::KeyError;
 
 pub const ERROR_MEDIA_TYPE: &str = "application/vnd.ibm.kms.error+json";
 const MORE_INFO: &str = "https://cloud.ibm.com/apidocs/key-protect";
@@ -187,8 +187,8 @@ impl From<KeyError> for ApiError {
     }
 }
 
-impl From<crate::keys::projection::QueryError> for ApiError {
-    fn from(e: crate::keys::projection::QueryError) -> Self {
+impl From<keyledger_core::keys::projection::QueryError> for ApiError {
+    fn from(e: keyledger_core::keys::projection::QueryError) -> Self {
         ApiError::from_reason(e.reason(), e.to_string())
     }
 }
@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn hsm_input_errors_are_client_errors_in_our_words() {
-        let e: ApiError = KeyError::from(crate::hsm::HsmError::Invalid(
+        let e: ApiError = KeyError::from(keyledger_kms::hsm::HsmError::Invalid(
             "key material is not an AES-256 key",
         ))
         .into();
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn internal_errors_say_nothing_internal() {
-        let e: ApiError = KeyError::Write(crate::writer::WriteError::Storage(
+        let e: ApiError = KeyError::Write(keyledger_ledger::writer::WriteError::Storage(
             "/var/lib/secret/path: disk full".into(),
         ))
         .into();

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use crate::hsm::HsmBackend;
-use crate::hsm::measured::{HsmLatency, MeasuredHsm};
-use crate::keys::service::KeyService;
-use crate::store::EventStore;
-use crate::store::embedded::EmbeddedStore;
-use crate::writer::Clock;
+use keyledger_kms::hsm::HsmBackend;
+use keyledger_kms::hsm::measured::{HsmLatency, MeasuredHsm};
+use keyledger_kms::service::KeyService;
+use keyledger_ledger::store::EventStore;
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::writer::Clock;
 
 /// Open instances by name.
 pub struct Registry {
@@ -35,7 +35,8 @@ impl Registry {
             .map_err(|e| e.to_string())?;
         let mut instances = BTreeMap::new();
         for name in names {
-            let service = crate::instance::open(data_dir, &name, hsm.clone(), clock.clone())?;
+            let service =
+                keyledger_kms::instance::open(data_dir, &name, hsm.clone(), clock.clone())?;
             instances.insert(name, Arc::new(service));
         }
         Ok(Registry {

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::access_log::{Authenticated, CorrelationId};
 use super::errors::ApiError;
-use crate::event::{AccessDenied, Actor, AuthMethod};
-use crate::keys::service::KeyService;
+use keyledger_core::event::{AccessDenied, Actor, AuthMethod};
+use keyledger_kms::service::KeyService;
 
 pub use keyledger_core::roles::Need;
 use keyledger_core::roles::{allows, role_of};
@@ -35,7 +35,7 @@ pub fn client_correlation_id(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get("correlation-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| crate::event::check_token("correlation_id", v, 128).is_ok())
+        .filter(|v| keyledger_core::event::check_token("correlation_id", v, 128).is_ok())
         .map(str::to_string)
 }
 

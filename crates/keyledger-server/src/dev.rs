@@ -22,12 +22,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::event::Actor;
-use crate::governance::{AdminCommand, CommandDocument, SignedCommand};
-use crate::hsm::ceremony;
-use crate::keys::service::{KeyService, part_submission_message};
-use crate::ledger_key::write_private_atomically;
-use crate::secret::SecretBytes;
+use keyledger_core::event::Actor;
+use keyledger_core::governance::{AdminCommand, CommandDocument, SignedCommand};
+use keyledger_kms::hsm::ceremony;
+use keyledger_kms::secret::SecretBytes;
+use keyledger_kms::service::{KeyService, part_submission_message};
+use keyledger_ledger::ledger_key::write_private_atomically;
 
 /// The demo instance's name.
 pub const DEV_INSTANCE: &str = "dev-instance";
@@ -118,9 +118,12 @@ fn read_owners(data_dir: &Path) -> Result<Vec<OwnerFile>, String> {
 
 /// First start: creates the demo instance and everything around it.
 /// Returns the credentials to write once the server's URL is known.
-pub fn bootstrap(data_dir: &Path, hsm: Arc<dyn crate::hsm::HsmBackend>) -> Result<(), String> {
-    if crate::store::embedded::EmbeddedStore::open(data_dir)
-        .and_then(|s| crate::store::EventStore::list_instances(&s))
+pub fn bootstrap(
+    data_dir: &Path,
+    hsm: Arc<dyn keyledger_kms::hsm::HsmBackend>,
+) -> Result<(), String> {
+    if keyledger_ledger::store::embedded::EmbeddedStore::open(data_dir)
+        .and_then(|s| keyledger_ledger::store::EventStore::list_instances(&s))
         .map_err(|e| e.to_string())?
         .iter()
         .any(|i| i == DEV_INSTANCE)
@@ -128,10 +131,10 @@ pub fn bootstrap(data_dir: &Path, hsm: Arc<dyn crate::hsm::HsmBackend>) -> Resul
         return Ok(());
     }
     let dir = dev_dir(data_dir);
-    let admin = crate::admin_key::generate()?;
-    crate::admin_key::write(&dir.join("admin.key"), &admin)?;
+    let admin = keyledger_kms::admin_key::generate()?;
+    keyledger_kms::admin_key::write(&dir.join("admin.key"), &admin)?;
     let admin_pub = B64.encode(admin.verifying_key().as_bytes());
-    crate::instance::create(data_dir, DEV_INSTANCE, &admin_pub, "dev-bootstrap")?;
+    keyledger_kms::instance::create(data_dir, DEV_INSTANCE, &admin_pub, "dev-bootstrap")?;
 
     let mut owners = Vec::new();
     for id in ["owner-a", "owner-b"] {
@@ -145,7 +148,7 @@ pub fn bootstrap(data_dir: &Path, hsm: Arc<dyn crate::hsm::HsmBackend>) -> Resul
             .map_err(|e| e.to_string())?;
         owners.push(owner);
     }
-    let service = crate::instance::open(data_dir, DEV_INSTANCE, hsm, Arc::new(Utc::now))?;
+    let service = keyledger_kms::instance::open(data_dir, DEV_INSTANCE, hsm, Arc::new(Utc::now))?;
     let result = (|| {
         submit(
             &service,

@@ -616,7 +616,7 @@ fn link_created_key(openapi: &mut utoipa::openapi::OpenApi) {
 #[openapi(
     info(
         title = "keyledger",
-        description = "The IBM Key Protect API v2 as keyledger serves it, plus keyledger's auditor (`/api/v2/ledger`) and governance (`/api/v2/admin`) endpoints and its operations endpoints. Generated from the code (`src/server/openapi.rs`); see `docs/REST.md`.\n\nEvery error is Key Protect's error body (`application/vnd.ibm.kms.error+json`). Request bodies are `application/json` or `application/vnd.ibm.kms.*+json`. Responses to requests that append an event carry `keyledger-receipt-seq` and `keyledger-receipt-leaf`."
+        description = "The IBM Key Protect API v2 as keyledger serves it, plus keyledger's auditor (`/api/v2/ledger`) and governance (`/api/v2/admin`) endpoints and its operations endpoints. Generated from the code (`crates/keyledger-server/src/openapi.rs`); see `docs/REST.md`.\n\nEvery error is Key Protect's error body (`application/vnd.ibm.kms.error+json`). Request bodies are `application/json` or `application/vnd.ibm.kms.*+json`. Responses to requests that append an event carry `keyledger-receipt-seq` and `keyledger-receipt-leaf`."
     ),
     paths(
         super::health,

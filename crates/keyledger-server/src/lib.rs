@@ -1,5 +1,7 @@
-//! The REST server (`keyledger serve`): the Key Protect v2 API on
-//! actix-web, over the same key service the command line uses.
+//! keyledger-server: the REST server (`keyledger serve`), the Key Protect
+//! v2 API on actix-web over the same key service the command line uses.
+//! It depends on `keyledger-core`, `keyledger-ledger` and `keyledger-kms`,
+//! never on the root package (the command line).
 //!
 //! - [`auth`]: bearer credentials (digests from the log), roles.
 //! - [`keys`]: key endpoints and actions.
@@ -23,6 +25,9 @@
 //! pool; an operation's event is durable before its response is written.
 //! Wrap and unwrap on a backend whose calls never wait run on the event loop
 //! and await their event's durability instead (`keys::deferred`).
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod access_log;
 pub mod admin_api;
@@ -55,8 +60,8 @@ pub use config::ServeConfig;
 use errors::{ApiError, ERROR_MEDIA_TYPE};
 use registry::Registry;
 
-use crate::hsm::HsmBackend;
-use crate::writer::Clock;
+use keyledger_kms::hsm::HsmBackend;
+use keyledger_ledger::writer::Clock;
 
 /// Shared by every request.
 pub struct AppState {

@@ -13,7 +13,7 @@ use super::auth::{Need, authenticate};
 use super::errors::ApiError;
 use super::keys::{blocking, correlation, json_response, parse_body, receipt};
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
-use crate::keys::projection::DEFAULT_KEY_RING;
+use keyledger_core::keys::projection::DEFAULT_KEY_RING;
 
 const KEY_RING_MEDIA_TYPE: &str = "application/vnd.ibm.kms.key_ring+json";
 const ALIAS_MEDIA_TYPE: &str = "application/vnd.ibm.kms.key_alias+json";

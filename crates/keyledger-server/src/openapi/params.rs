@@ -226,26 +226,14 @@ impl PartialSchema for ActionBody {
 impl ToSchema for ActionBody {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.extend([
-            (
-                "WrapBody".to_string(),
-                crate::server::keys::WrapBody::schema(),
-            ),
-            (
-                "UnwrapBody".to_string(),
-                crate::server::keys::UnwrapBody::schema(),
-            ),
-            (
-                "RotateBody".to_string(),
-                crate::server::keys::RotateBody::schema(),
-            ),
+            ("WrapBody".to_string(), crate::keys::WrapBody::schema()),
+            ("UnwrapBody".to_string(), crate::keys::UnwrapBody::schema()),
+            ("RotateBody".to_string(), crate::keys::RotateBody::schema()),
             (
                 "RestoreBody".to_string(),
-                crate::server::keys::RestoreBody::schema(),
+                crate::keys::RestoreBody::schema(),
             ),
-            (
-                "RestoreKey".to_string(),
-                crate::server::keys::RestoreKey::schema(),
-            ),
+            ("RestoreKey".to_string(), crate::keys::RestoreKey::schema()),
         ]);
     }
 }
