@@ -25,7 +25,7 @@ use serde::Serialize;
 #[derive(Clone)]
 pub struct CorrelationId(pub String);
 
-/// Who the request authenticated as (set by `auth::authenticate`).
+/// Who the request authenticated as (set by the `auth::Authorized` extractor).
 #[derive(Clone)]
 pub struct Authenticated {
     pub instance: String,

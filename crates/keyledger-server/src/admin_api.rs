@@ -24,11 +24,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::AppState;
-use super::auth::{Need, authenticate, correlation_id};
+use super::auth::{Authorized, actions, correlation_id};
 use super::errors::ApiError;
 use super::keys::parse_body;
 use super::ledger_api::blocking;
+use super::registry::AppState;
 use keyledger_core::governance::{ApprovalStatus, SignedCommand};
 use keyledger_kms::hsm::SealedPart;
 use keyledger_kms::service::{KeyError, KeyService};
@@ -395,8 +395,7 @@ fn governance_json(g: &keyledger_core::governance::GovernanceState) -> Value {
         (status = 403, response = super::openapi::Forbidden),
     )
 )]
-pub async fn state(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "admin.state").await?;
+pub async fn state(caller: Authorized<actions::AdminState>) -> Result<HttpResponse, ApiError> {
     let body = caller
         .service
         .with_projections(|p| governance_json(&p.governance));

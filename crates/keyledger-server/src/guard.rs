@@ -32,9 +32,9 @@ use actix_web::web::{Bytes, Data};
 use actix_web::{HttpMessage, ResponseError};
 use futures_util::Stream;
 
-use super::AppState;
 use super::auth::{identify, single_header};
 use super::errors::ApiError;
+use super::registry::AppState;
 
 /// How long a body may take to arrive, counted from the request head.
 #[derive(Clone, Copy)]

@@ -8,8 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
-use super::auth::{Need, authenticate};
+use super::auth::{Authorized, actions};
 use super::errors::ApiError;
 use super::keys::{blocking, correlation, json_response, parse_body, receipt};
 use keyledger_kms::import_token::ImportTokenRequest;
@@ -55,11 +54,10 @@ struct NewToken {
     )
 )]
 pub async fn create(
+    caller: Authorized<actions::CreateImportToken>,
     req: HttpRequest,
-    state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "create_import_token").await?;
     let b: NewToken = if body.is_empty() {
         NewToken::default()
     } else {
@@ -108,8 +106,7 @@ pub async fn create(
         (status = 503, response = super::openapi::Unavailable),
     )
 )]
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "get_import_token").await?;
+pub async fn get(caller: Authorized<actions::ReadImportToken>) -> Result<HttpResponse, ApiError> {
     let c = caller.clone();
     let (contents, r) = blocking(move || {
         c.service

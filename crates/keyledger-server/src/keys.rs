@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::auth::{Caller, Need, authenticate};
+use super::auth::{Authorized, Caller, actions};
 use super::errors::ApiError;
+use super::registry::AppState;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
 use keyledger_core::keys::list_filter::KeyFilter;
 use keyledger_core::keys::projection::{KeyQuery, Search, SortKey};
@@ -308,11 +308,12 @@ fn material_of(
     )
 )]
 pub async fn create(
+    caller: Authorized<actions::CreateKey>,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    create_with(req, state, body, false).await
+    create_with(caller, req, state, body, false).await
 }
 
 /// `POST /api/v2/keys_with_policy_overrides`: a key created with its own
@@ -347,20 +348,21 @@ pub async fn create(
     )
 )]
 pub async fn create_with_policy_overrides(
+    caller: Authorized<actions::CreateKey>,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    create_with(req, state, body, true).await
+    create_with(caller, req, state, body, true).await
 }
 
 async fn create_with(
+    caller: Authorized<actions::CreateKey>,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
     overrides: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "create").await?;
     let parsed: CollectionBody<NewKey> = parse_body(&req, &body)?;
     let [new]: [NewKey; 1] = parsed
         .resources
@@ -524,11 +526,11 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
     )
 )]
 pub async fn list(
+    caller: Authorized<actions::ListKeys>,
     req: HttpRequest,
     state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list").await?;
     let mut query = list_query(&q)?;
     query.key_ring_id = key_ring(&req);
     let now = (state.clock)();
@@ -569,11 +571,10 @@ pub async fn list(
     )
 )]
 pub async fn head(
+    caller: Authorized<actions::CountKeys>,
     req: HttpRequest,
-    state: web::Data<AppState>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "head").await?;
     let mut query = list_query(&q)?;
     query.key_ring_id = key_ring(&req);
     query.limit = usize::MAX;
@@ -614,11 +615,10 @@ pub async fn head(
     )
 )]
 pub async fn get(
-    req: HttpRequest,
+    caller: Authorized<actions::ReadKey>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "read").await?;
     let id = id.into_inner();
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let now = (state.clock)();
@@ -666,11 +666,10 @@ pub async fn get(
     )
 )]
 pub async fn metadata(
-    req: HttpRequest,
+    caller: Authorized<actions::ReadKeyMetadata>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "read_metadata").await?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let resource = key_resource(caller.service.instance(), &key, (state.clock)());
     let mut resp = json_response(
@@ -700,12 +699,10 @@ pub async fn metadata(
     )
 )]
 pub async fn versions(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::ListKeyVersions>,
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_versions").await?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let limit: usize = q
         .get("limit")
@@ -767,12 +764,12 @@ pub async fn versions(
     )
 )]
 pub async fn delete(
+    caller: Authorized<actions::DeleteKey>,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "delete").await?;
     let force = q.get("force").is_some_and(|v| v == "true");
     let c = caller.clone();
     let id = id.into_inner();
@@ -838,11 +835,10 @@ async fn key_after(
     )
 )]
 pub async fn purge(
-    req: HttpRequest,
+    caller: Authorized<actions::PurgeKey>,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "purge").await?;
     let before = caller.service.key(&id).map_err(ApiError::from)?;
     let c = caller.clone();
     let key_id = id.into_inner();
@@ -909,12 +905,12 @@ pub async fn purge(
     )
 )]
 pub async fn restore(
+    caller: Authorized<actions::RestoreKey>,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "restore").await?;
     let material = restore_material(&req, &body)?;
     let c = caller.clone();
     let key_id = id.into_inner();
@@ -1020,13 +1016,14 @@ pub(super) struct RotateBody {
 
 /// `POST /api/v2/keys/{id}/actions/{action}`
 pub async fn action(
+    caller: Authorized<actions::KeyAction>,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, action) = path.into_inner();
-    run_action(req, state, id, action, body).await
+    let (id, _) = path.into_inner();
+    run_action(caller, req, state, id, body).await
 }
 
 /// Deprecated `POST /api/v2/keys/{id}?action=…`
@@ -1072,40 +1069,24 @@ pub async fn action(
     ),
 )]
 pub async fn action_query(
+    caller: Authorized<actions::KeyAction>,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    q: web::Query<HashMap<String, String>>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let action = q.get("action").cloned().ok_or_else(|| {
-        ApiError::new(
-            400,
-            "INVALID_QUERY_PARAM_ERR",
-            "the action parameter is required",
-        )
-    })?;
-    run_action(req, state, id.into_inner(), action, body).await
+    run_action(caller, req, state, id.into_inner(), body).await
 }
 
 async fn run_action(
+    caller: Authorized<actions::KeyAction>,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: String,
-    action: String,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(need) = keyledger_core::roles::need_for_key_action(&action) else {
-        return Err(ApiError::new(
-            400,
-            "INVALID_QUERY_PARAM_ERR",
-            format!(
-                "unknown action {:?}",
-                action.chars().take(40).collect::<String>()
-            ),
-        ));
-    };
-    let caller = authenticate(&req, &state.registry, need, &action).await?;
+    let action = caller.action().to_string();
+    let caller = caller.into_caller();
     let c = caller.clone();
     match action.as_str() {
         "wrap" => {

@@ -16,8 +16,7 @@ use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use super::AppState;
-use super::auth::{Need, authenticate};
+use super::auth::{Authorized, actions};
 use super::errors::ApiError;
 use keyledger_core::merkle::{self, Hash, ProofError};
 use keyledger_kms::service::KeyService;
@@ -141,10 +140,8 @@ pub(super) fn current_checkpoint(service: &KeyService) -> Result<(String, u64), 
     )
 )]
 pub async fn checkpoint(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::LedgerCheckpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.checkpoint").await?;
     let service = caller.service.clone();
     let (note, _) = blocking(move || current_checkpoint(&service)).await?;
     Ok(HttpResponse::Ok()
@@ -172,10 +169,9 @@ pub async fn checkpoint(
     )
 )]
 pub async fn records(
+    caller: Authorized<actions::LedgerRecords>,
     req: HttpRequest,
-    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.records").await?;
     let q = query(&req)?;
     let start = required(&q, "start")?;
     let end = number(&q, "end")?;
@@ -237,10 +233,9 @@ pub async fn records(
     )
 )]
 pub async fn inclusion(
+    caller: Authorized<actions::LedgerProof>,
     req: HttpRequest,
-    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof").await?;
     let q = query(&req)?;
     let seq = required(&q, "seq")?;
     let size = number(&q, "size")?;
@@ -291,10 +286,9 @@ pub async fn inclusion(
     )
 )]
 pub async fn consistency(
+    caller: Authorized<actions::LedgerProof>,
     req: HttpRequest,
-    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.proof").await?;
     let q = query(&req)?;
     let from = required(&q, "from")?;
     let to = required(&q, "to")?;
@@ -375,11 +369,7 @@ fn frames(log: &dyn InstanceLog, start: u64, end: u64) -> Result<web::Bytes, Sto
         (status = 500, response = super::openapi::InternalError),
     )
 )]
-pub async fn bundle(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Auditor, "ledger.export").await?;
+pub async fn bundle(caller: Authorized<actions::LedgerExport>) -> Result<HttpResponse, ApiError> {
     let service = caller.service.clone();
     let (header, size) = blocking(move || bundle_header(&service)).await?;
     let log: Arc<dyn InstanceLog> = caller.service.writer().log().clone();

@@ -58,16 +58,11 @@ use actix_web::{App, HttpRequest, HttpResponse, web};
 
 pub use config::ServeConfig;
 use errors::{ApiError, ERROR_MEDIA_TYPE};
+pub use registry::AppState;
 use registry::Registry;
 
 use keyledger_kms::hsm::HsmBackend;
 use keyledger_ledger::writer::Clock;
-
-/// Shared by every request.
-pub struct AppState {
-    pub registry: Arc<Registry>,
-    pub clock: Clock,
-}
 
 /// `GET /health`: the process answers.
 #[utoipa::path(

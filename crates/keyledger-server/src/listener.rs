@@ -27,7 +27,8 @@ use actix_web::web;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::errors::ApiError;
-use super::{AppState, Limits, ServeConfig};
+use super::registry::AppState;
+use super::{Limits, ServeConfig};
 
 /// The HTTP/1 parser's own refusals, as actix-http 3 writes them (its
 /// dispatcher answers a parse error with `Response::bad_request()` and an

@@ -13,8 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::auth::{Need, authenticate};
+use super::auth::{Authorized, actions};
 use super::errors::ApiError;
 use super::keys::{CollectionBody, blocking, correlation, json_response, parse_body, receipt};
 use super::resources::{collection, crn};
@@ -168,12 +167,10 @@ fn key_policies(instance: &str, key: &KeyRecord, only: Option<&str>) -> Vec<Valu
     )
 )]
 pub async fn get_key_policies(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::ReadKeyPolicies>,
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "read_policies").await?;
     let only = policy_filter(&q, &["rotation", "dualAuthDelete"])?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     let body = collection(
@@ -227,13 +224,12 @@ struct PolicyBody {
     )
 )]
 pub async fn put_key_policies(
+    caller: Authorized<actions::SetKeyPolicies>,
     req: HttpRequest,
-    state: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "set_policy").await?;
     let only = policy_filter(&q, &["rotation", "dualAuthDelete"])?;
     let parsed: CollectionBody<PolicyBody> = parse_body(&req, &body)?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
@@ -312,17 +308,9 @@ pub async fn put_key_policies(
     )
 )]
 pub async fn get_instance_policies(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::ReadInstancePolicies>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(
-        &req,
-        &state.registry,
-        Need::Reader,
-        "read_instance_policies",
-    )
-    .await?;
     let only = policy_filter(&q, &INSTANCE_POLICIES)?;
     let policies: Vec<(String, bool, Value, u64)> = caller.service.with_projections(|p| {
         p.governance
@@ -378,10 +366,9 @@ pub async fn get_instance_policies(
     )
 )]
 pub async fn put_instance_policies(
+    caller: Authorized<actions::SetInstancePolicies>,
     req: HttpRequest,
-    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "set_instance_policy").await?;
     let reason = "instance policies are set by administrator command (instance.set_policy, signed by the instance administrators), not through the API";
     let event = AccessDenied {
         action: "set_instance_policy".into(),
@@ -417,10 +404,9 @@ pub async fn put_instance_policies(
     )
 )]
 pub async fn allowed_ip_port(
+    caller: Authorized<actions::ReadAllowedIpPort>,
     req: HttpRequest,
-    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "read_allowed_ip_port").await?;
     let enabled = caller
         .service
         .with_projections(|p| p.governance.policy("allowedIP").is_some_and(|p| p.enabled));

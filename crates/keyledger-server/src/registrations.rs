@@ -6,11 +6,10 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::AppState;
-use super::auth::{Need, authenticate};
+use super::auth::{Authorized, actions};
 use super::errors::ApiError;
 use super::keys::{correlation, json_response};
 use super::resources::collection;
@@ -58,12 +57,10 @@ fn empty(q: &HashMap<String, String>) -> serde_json::Value {
     )
 )]
 pub async fn of_key(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::ListRegistrations>,
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_registrations").await?;
     check_paging(&q)?;
     caller.service.key(&id).map_err(ApiError::from)?;
     let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
@@ -88,11 +85,9 @@ pub async fn of_key(
     )
 )]
 pub async fn all(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::ListRegistrations>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_registrations").await?;
     check_paging(&q)?;
     let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
     correlation(&mut resp, &caller);

@@ -1,5 +1,6 @@
 //! The instances a server serves, opened at start over the embedded store,
-//! one shared HSM backend (timed per call for the metrics) and the clock.
+//! one shared HSM backend (timed per call for the metrics) and the clock,
+//! and [`AppState`], what every request shares.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +12,14 @@ use keyledger_kms::service::KeyService;
 use keyledger_ledger::store::EventStore;
 use keyledger_ledger::store::embedded::EmbeddedStore;
 use keyledger_ledger::writer::Clock;
+
+/// Shared by every request: the instances and the clock.
+pub struct AppState {
+    /// The instances served.
+    pub registry: Arc<Registry>,
+    /// The clock events are stamped with.
+    pub clock: Clock,
+}
 
 /// Open instances by name.
 pub struct Registry {

@@ -8,10 +8,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::auth::{Need, authenticate};
+use super::auth::{Authorized, actions};
 use super::errors::ApiError;
 use super::keys::{blocking, correlation, json_response, parse_body, receipt};
+use super::registry::AppState;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
 use keyledger_core::keys::projection::DEFAULT_KEY_RING;
 
@@ -49,11 +49,9 @@ fn number(q: &HashMap<String, String>, p: &str, default: usize) -> Result<usize,
     )
 )]
 pub async fn list_key_rings(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::ListKeyRings>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Reader, "list_key_rings").await?;
     let limit = number(&q, "limit", 100)?;
     let offset = number(&q, "offset", 0)?;
     let mut rings: Vec<String> = caller
@@ -96,11 +94,9 @@ pub async fn list_key_rings(
     )
 )]
 pub async fn create_key_ring(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::CreateKeyRing>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "create_key_ring").await?;
     let c = caller.clone();
     let id = id.into_inner();
     let r = blocking(move || {
@@ -135,12 +131,10 @@ pub async fn create_key_ring(
     )
 )]
 pub async fn delete_key_ring(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::DeleteKeyRing>,
     id: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "delete_key_ring").await?;
     let force = q.get("force").is_some_and(|v| v == "true");
     let c = caller.clone();
     let id = id.into_inner();
@@ -196,12 +190,12 @@ struct KeyPatch {
     )
 )]
 pub async fn patch_key(
+    caller: Authorized<actions::MoveKey>,
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Manager, "patch").await?;
     let patch: KeyPatch = parse_body(&req, &body)?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
     if let Some(ring) = super::keys::key_ring(&req)
@@ -253,11 +247,9 @@ pub async fn patch_key(
     )
 )]
 pub async fn create_alias(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::CreateAlias>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "create_alias").await?;
     let (id, alias) = path.into_inner();
     let c = caller.clone();
     let name = alias.clone();
@@ -305,11 +297,9 @@ pub async fn create_alias(
     )
 )]
 pub async fn delete_alias(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    caller: Authorized<actions::DeleteAlias>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = authenticate(&req, &state.registry, Need::Writer, "delete_alias").await?;
     let (id, alias) = path.into_inner();
     let c = caller.clone();
     let r = blocking(move || {
