@@ -20,7 +20,7 @@ use keyledger::ledger::{InitialAdmin, Ledger};
 use keyledger::ledger_key::LedgerKey;
 use keyledger::sample_events::realistic_event;
 use keyledger::store::embedded::EmbeddedStore;
-use keyledger::writer::{WriterConfig, origin_for};
+use keyledger::writer::WriterConfig;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -207,19 +207,12 @@ fn verify_bench(events: u64) {
             });
         }
     });
-    let note = ledger.writer().checkpoint().expect("checkpoint");
-    let size = ledger.log().head().size;
-    let keys = vec![ledger.writer().current_key().note_verifier().to_string()];
+    let audit: &dyn keyledger::audit::AuditLog = ledger.writer();
+    let checkpoint = audit.checkpoint().expect("checkpoint");
+    let size = checkpoint.size;
+    let keys = vec![audit.verifier_key()];
     let bundle = dir.path().join("bundle");
-    keyledger::bundle::export(
-        ledger.log().as_ref(),
-        &origin_for("bench"),
-        size,
-        &note,
-        &keys,
-        &bundle,
-    )
-    .expect("export");
+    keyledger::bundle::export(audit, &checkpoint, &keys, &bundle).expect("export");
     ledger.shutdown();
     let bytes = std::fs::metadata(bundle.join("records.bin"))
         .map(|m| m.len())

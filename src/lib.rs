@@ -26,7 +26,7 @@
 
 pub use keyledger_core::{chain, checkpoint, event, governance, master_key, merkle, record};
 pub use keyledger_kms::{admin_key, hsm, instance, ledger, secret, signer};
-pub use keyledger_ledger::{data_dir, histogram, ledger_key, sample_events, store, writer};
+pub use keyledger_ledger::{audit, data_dir, histogram, ledger_key, sample_events, store, writer};
 
 pub mod bundle;
 pub mod cli;

@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::softhsm::{self, USER_PIN};
+use keyledger::audit::SignedCheckpoint;
 use keyledger::event::Actor;
 use keyledger::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
 use keyledger::hsm::software::SoftwareHsm;
@@ -27,7 +28,7 @@ use keyledger::sample_events::realistic_event;
 use keyledger::secret::SecretBytes;
 use keyledger::store::EventStore;
 use keyledger::store::embedded::EmbeddedStore;
-use keyledger::writer::{WriterConfig, origin_for};
+use keyledger::writer::WriterConfig;
 
 const TOKEN: &str = "keyledger-ledger";
 
@@ -114,16 +115,8 @@ fn export(ledger: &Ledger, out: &Path) -> u64 {
         .iter()
         .map(|p| std::fs::read_to_string(p).expect("pub"))
         .collect();
-    let instance = ledger.writer().instance().to_string();
-    keyledger::bundle::export(
-        ledger.log().as_ref(),
-        &origin_for(&instance),
-        size,
-        &note,
-        &keys,
-        out,
-    )
-    .expect("export");
+    let checkpoint = SignedCheckpoint { note, size };
+    keyledger::bundle::export(ledger.writer(), &checkpoint, &keys, out).expect("export");
     size
 }
 

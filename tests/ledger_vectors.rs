@@ -18,6 +18,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use keyledger::audit::SignedCheckpoint;
 use keyledger::event::{
     Actor, AuthMethod, EventDraft, InstanceCreated, KeyCreated, KeyUnwrapped, KeyWrapped, Role,
 };
@@ -161,15 +162,11 @@ fn write_vector_log(dir: &Path) -> (Vectors, PathBuf) {
     let checkpoint = writer.checkpoint().expect("checkpoint");
     let records = log.read(0, log.head().size).expect("read");
     let bundle = dir.join("bundle");
-    keyledger::bundle::export(
-        log.as_ref(),
-        &origin,
-        records.len() as u64,
-        &checkpoint,
-        &verifier_keys,
-        &bundle,
-    )
-    .expect("export");
+    let signed = SignedCheckpoint {
+        note: checkpoint.clone(),
+        size: records.len() as u64,
+    };
+    keyledger::bundle::export(&writer, &signed, &verifier_keys, &bundle).expect("export");
     writer.shutdown();
     let records: Vec<VectorRecord> = records
         .iter()

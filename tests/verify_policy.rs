@@ -20,6 +20,7 @@ use chrono::{Duration, Utc};
 use ed25519_dalek::SigningKey;
 
 use common::key_env::{self, KeyEnv, Owner, TestClock, admin_command, admin_command_by, user};
+use keyledger::audit::SignedCheckpoint;
 use keyledger::event::{self, Actor, AuthMethod, Envelope, EventDraft, EventPayload, Role};
 use keyledger::governance::{AdminCommand, CommandDocument, SignedCommand, admin_id};
 use keyledger::hsm::HsmBackend;
@@ -172,15 +173,8 @@ fn export(service: &KeyService, data: &Path, out: &Path) -> PathBuf {
                 (p.extension()? == "pub").then(|| std::fs::read_to_string(p).ok())?
             })
             .collect();
-    keyledger::bundle::export(
-        writer.log().as_ref(),
-        &origin_for(service.instance()),
-        size,
-        &note,
-        &keys,
-        out,
-    )
-    .expect("export");
+    let checkpoint = SignedCheckpoint { note, size };
+    keyledger::bundle::export(writer, &checkpoint, &keys, out).expect("export");
     out.to_path_buf()
 }
 

@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use super::DataArgs;
+use crate::audit::AuditLog;
 use crate::event::Actor;
 use crate::ledger::Ledger;
 use crate::store::embedded::EmbeddedStore;
-use crate::writer::{WriterConfig, origin_for};
+use crate::writer::WriterConfig;
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -62,20 +63,11 @@ pub(super) fn published_keys(keys_dir: &Path) -> Result<Vec<String>, String> {
 
 pub fn export(args: &ExportArgs) -> Result<(), String> {
     let ledger = open(&args.data)?;
-    let note = ledger.writer().checkpoint().map_err(|e| e.to_string())?;
-    let size = crate::checkpoint::parse_unverified(note.as_bytes())
-        .map_err(|e| e.to_string())?
-        .size;
+    let audit: &dyn AuditLog = ledger.writer();
+    let checkpoint = audit.checkpoint().map_err(|e| e.to_string())?;
     let keys = published_keys(ledger.keys_dir())?;
-    let manifest = crate::bundle::export(
-        ledger.log().as_ref(),
-        &origin_for(&args.data.instance),
-        size,
-        &note,
-        &keys,
-        &args.out,
-    )
-    .map_err(|e| e.to_string())?;
+    let manifest =
+        crate::bundle::export(audit, &checkpoint, &keys, &args.out).map_err(|e| e.to_string())?;
     ledger.shutdown();
     println!(
         "exported {} records of instance {} to {}",

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use keyledger::audit::SignedCheckpoint;
 use keyledger::event::Actor;
 use keyledger::ledger::{InitialAdmin, Ledger};
 use keyledger::record::{FrameReader, Record};
 use keyledger::sample_events::realistic_event;
 use keyledger::store::embedded::EmbeddedStore;
-use keyledger::writer::{WriterConfig, origin_for};
+use keyledger::writer::WriterConfig;
 
 /// A bundle plus what an auditor would trust about it.
 pub struct Fixture {
@@ -74,15 +75,8 @@ pub fn build(dir: &Path, events: u64, rotate_at: Option<u64>, trusted_at: u64) -
         })
         .collect();
     let bundle = dir.join("bundle");
-    keyledger::bundle::export(
-        ledger.log().as_ref(),
-        &origin_for(INSTANCE),
-        size,
-        &note,
-        &keys,
-        &bundle,
-    )
-    .expect("export");
+    let checkpoint = SignedCheckpoint { note, size };
+    keyledger::bundle::export(ledger.writer(), &checkpoint, &keys, &bundle).expect("export");
     ledger.shutdown();
     Fixture {
         bundle,

@@ -1,17 +1,16 @@
-//! Writing an instance's log as an export bundle (the format, and reading
-//! it, live in `keyledger_core::bundle`).
+//! Writing an instance's log as an export bundle directory, read through
+//! the audit view ([`crate::audit`]); the format, and reading it, live in
+//! `keyledger_core::bundle`.
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use keyledger_core::bundle::{
-    BUNDLE_FORMAT, BundleError, CHECKPOINT_FILE, KEYS_FILE, MANIFEST_FILE, Manifest, RECORDS_FILE,
+    BundleError, CHECKPOINT_FILE, KEYS_FILE, MANIFEST_FILE, Manifest, RECORDS_FILE,
 };
 
-use crate::store::{InstanceLog, StoreError};
-
-/// Records read from the store per step while exporting.
-const EXPORT_CHUNK: u64 = 4096;
+use crate::audit::{AuditLog, FRAME_CHUNK, SignedCheckpoint, manifest, write_frames};
+use crate::store::StoreError;
 
 /// Errors exporting a bundle.
 #[derive(Debug, thiserror::Error)]
@@ -35,17 +34,17 @@ pub enum ExportError {
     Bundle(#[from] BundleError),
 }
 
-/// Writes a bundle of the first `size` records of `log`, with `checkpoint`
-/// (a signed note of exactly that size) and the published `keys`.
+/// Writes a bundle of the records `checkpoint` covers (a signed note of
+/// exactly that size, e.g. [`AuditLog::checkpoint`]), with the published
+/// ledger `keys`.
 pub fn export(
-    log: &dyn InstanceLog,
-    origin: &str,
-    size: u64,
-    checkpoint: &str,
+    log: &dyn AuditLog,
+    checkpoint: &SignedCheckpoint,
     keys: &[String],
     out: &Path,
 ) -> Result<Manifest, ExportError> {
-    let head = log.head().size;
+    let size = checkpoint.size;
+    let head = log.size();
     if size > head {
         return Err(ExportError::CheckpointAhead {
             checkpoint: size,
@@ -64,17 +63,15 @@ pub fn export(
     let records_path = out.join(RECORDS_FILE);
     let file = File::create(&records_path).map_err(|source| io_err(&records_path, source))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
-    let mut frame = Vec::new();
+    let mut frames = Vec::new();
     let mut start = 0;
     while start < size {
-        let end = (start + EXPORT_CHUNK).min(size);
-        for record in log.read(start, end)? {
-            frame.clear();
-            record.encode_frame(&mut frame);
-            writer
-                .write_all(&frame)
-                .map_err(|source| io_err(&records_path, source))?;
-        }
+        let end = (start + FRAME_CHUNK).min(size);
+        frames.clear();
+        write_frames(log, start, end, &mut frames)?;
+        writer
+            .write_all(&frames)
+            .map_err(|source| io_err(&records_path, source))?;
         start = end;
     }
     writer
@@ -82,19 +79,14 @@ pub fn export(
         .map_err(|e| io_err(&records_path, e.into_error()))?
         .sync_all()
         .map_err(|source| io_err(&records_path, source))?;
-    write_file(&out.join(CHECKPOINT_FILE), checkpoint.as_bytes())?;
+    write_file(&out.join(CHECKPOINT_FILE), checkpoint.note.as_bytes())?;
     let mut key_lines = String::new();
     for key in keys {
         key_lines.push_str(key.trim());
         key_lines.push('\n');
     }
     write_file(&out.join(KEYS_FILE), key_lines.as_bytes())?;
-    let manifest = Manifest {
-        format: BUNDLE_FORMAT.into(),
-        instance: log.instance().into(),
-        origin: origin.into(),
-        size,
-    };
+    let manifest = manifest(log, size);
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| ExportError::Bundle(BundleError::Manifest(e.to_string())))?;
     write_file(&out.join(MANIFEST_FILE), &json)?;

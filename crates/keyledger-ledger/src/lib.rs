@@ -14,6 +14,8 @@
 //! - [`store`]: the `EventStore`/`InstanceLog` contract and the embedded
 //!   backend; [`conformance`] (feature `conformance`) is the suite every
 //!   backend runs.
+//! - [`audit`]: the read-only audit view of a log ([`audit::AuditLog`]),
+//!   which the auditor endpoints and `ledger export` read through.
 //! - [`export`]: writing an instance's log as a bundle (the format and its
 //!   reading live in `keyledger_core::bundle`).
 //! - [`data_dir`]: the private data directory; [`histogram`]: lock-free
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod data_dir;

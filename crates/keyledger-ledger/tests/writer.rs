@@ -13,6 +13,7 @@ use std::time::Duration;
 use ed25519_dalek::VerifyingKey;
 use keyledger_core::event::{Actor, EventDraft, EventError, KeyEnabled, PayloadError};
 use keyledger_core::merkle;
+use keyledger_ledger::audit::AuditLog;
 use keyledger_ledger::ledger::InitialAdmin;
 use keyledger_ledger::ledger_key::LedgerKey;
 use keyledger_ledger::sample_events::realistic_event;
@@ -60,13 +61,11 @@ fn closed_instance(
     (log, key_file)
 }
 
-fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger_core::verify::Report {
+fn verify_log(ledger: &Ledger) -> keyledger_core::verify::Report {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("b");
-    let note = ledger.writer().checkpoint().expect("checkpoint");
-    let size = keyledger_core::checkpoint::parse_unverified(note.as_bytes())
-        .expect("cp")
-        .size;
+    let audit: &dyn AuditLog = ledger.writer();
+    let checkpoint = audit.checkpoint().expect("checkpoint");
     let keys: Vec<String> = std::fs::read_dir(ledger.keys_dir())
         .expect("keys")
         .filter_map(|e| {
@@ -74,8 +73,7 @@ fn verify_log(log: &dyn InstanceLog, ledger: &Ledger) -> keyledger_core::verify:
             (p.extension()? == "pub").then(|| std::fs::read_to_string(p).ok())?
         })
         .collect();
-    keyledger_ledger::export::export(log, &origin_for(log.instance()), size, &note, &keys, &out)
-        .expect("export");
+    keyledger_ledger::export::export(audit, &checkpoint, &keys, &out).expect("export");
     common::events::Schemas::load().check_all(&common::fixture::read_records(&out));
     keyledger_verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify")
 }
@@ -113,7 +111,7 @@ fn concurrent_appends_are_group_committed_gap_free_and_verify() {
         batches < 3201,
         "32 concurrent appenders must share fsyncs ({batches} batches)"
     );
-    let report = verify_log(ledger.log().as_ref(), &ledger);
+    let report = verify_log(&ledger);
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!(report.records, 3201);
 }
@@ -283,12 +281,16 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
     writer
         .append(realistic_event(201, 0).expect("d"))
         .expect("append under the new key");
-    let note = writer.checkpoint().expect("checkpoint");
-    let size = log.head().size;
+    let checkpoint = AuditLog::checkpoint(&writer).expect("checkpoint");
+    let size = checkpoint.size;
+    assert_eq!(
+        size,
+        log.head().size,
+        "the checkpoint covers the durable log"
+    );
     let out = dir.path().join("bundle");
     let keys = [old.note_verifier().to_string(), next_vkey];
-    keyledger_ledger::export::export(log.as_ref(), &origin_for("acme"), size, &note, &keys, &out)
-        .expect("export");
+    keyledger_ledger::export::export(&writer, &checkpoint, &keys, &out).expect("export");
     let report =
         keyledger_verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
@@ -467,7 +469,7 @@ fn key_rotation_survives_reopen_and_verifies() {
         .append(realistic_event(12, 0).expect("d"))
         .expect("append");
     assert_eq!(next.seq, rotation.seq + 2);
-    let report = verify_log(ledger.log().as_ref(), &ledger);
+    let report = verify_log(&ledger);
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!(report.key_rotations, 1);
     // A second rotation straight after reopening, right at the head.
@@ -477,7 +479,7 @@ fn key_rotation_survives_reopen_and_verifies() {
     ledger.shutdown();
     let ledger =
         Ledger::open(&store, dir.path(), "acme", config()).expect("reopen at a rotation head");
-    let report = verify_log(ledger.log().as_ref(), &ledger);
+    let report = verify_log(&ledger);
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!(report.key_rotations, 2);
 }
@@ -764,4 +766,56 @@ fn a_slow_checkpoint_save_never_holds_up_appends_and_shutdown_checkpoints_the_re
     );
     assert_eq!(log.head().size, start + 21);
     let _ = opener.join();
+}
+
+#[test]
+fn the_audit_view_answers_a_checkpoint_of_the_whole_durable_log_and_the_export_bytes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let ledger =
+        Ledger::create(&store, dir.path(), "acme", &admin(), "op", config()).expect("create");
+    for i in 0..40 {
+        ledger
+            .append(realistic_event(1 + i, 0).expect("d"))
+            .expect("append");
+    }
+    let audit: &dyn AuditLog = ledger.writer();
+    let stale = audit.checkpoint().expect("checkpoint");
+    assert_eq!(stale.size, audit.size(), "covers the durable log");
+    // A stored checkpoint the log has outgrown is not answered: a new one
+    // is signed for the new head.
+    for i in 40..45 {
+        ledger
+            .append(realistic_event(1 + i, 0).expect("d"))
+            .expect("append");
+    }
+    ledger.log().save_checkpoint(&stale.note).expect("save");
+    let fresh = audit.checkpoint().expect("checkpoint");
+    assert_eq!(fresh.size, audit.size());
+    assert!(fresh.size > stale.size);
+    let verifier: keyledger_core::checkpoint::NoteVerifierKey =
+        audit.verifier_key().parse().expect("verifier key");
+    let parsed = keyledger_core::checkpoint::parse_and_verify(&fresh.note, &[verifier])
+        .expect("signed by the key in force");
+    assert_eq!(parsed.size, fresh.size);
+    // Once stored it is answered again as it is.
+    assert_eq!(audit.checkpoint().expect("again"), fresh);
+
+    // The frames the stream sends are the bytes export writes.
+    let out = dir.path().join("bundle");
+    let manifest = keyledger_ledger::export::export(audit, &fresh, &[audit.verifier_key()], &out)
+        .expect("export");
+    assert_eq!(
+        manifest,
+        keyledger_ledger::audit::manifest(audit, fresh.size)
+    );
+    let mut frames = Vec::new();
+    for (start, end) in [(0, 17), (17, fresh.size)] {
+        keyledger_ledger::audit::write_frames(audit, start, end, &mut frames).expect("frames");
+    }
+    assert_eq!(
+        frames,
+        std::fs::read(out.join("records.bin")).expect("records.bin")
+    );
+    ledger.shutdown();
 }

@@ -9,7 +9,6 @@
 //! are 404 (`NOT_FOUND_ERR`): never a 5xx for bad input.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -20,13 +19,15 @@ use super::auth::{Authorized, actions};
 use super::errors::ApiError;
 use keyledger_core::merkle::{self, Hash, ProofError};
 use keyledger_kms::service::KeyService;
-use keyledger_ledger::store::{InstanceLog, LogNodes, StoreError};
+use keyledger_ledger::audit::{self, AuditError, AuditNodes, SignedCheckpoint};
+use keyledger_ledger::store::StoreError;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Most records one `GET /ledger/records` returns.
 pub const MAX_RECORDS_PAGE: u64 = 1000;
-/// Records read from the store per step of a bundle download.
+/// Records read from the store per step of a bundle download (smaller
+/// than an export's step: each is one chunk of the HTTP stream).
 const BUNDLE_CHUNK: u64 = 1024;
 /// Media type of the streamed bundle (`docs/REST.md`).
 pub const BUNDLE_STREAM_MEDIA_TYPE: &str = "application/vnd.keyledger.bundle-stream";
@@ -100,25 +101,16 @@ fn b64_hashes(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| B64.encode(h)).collect()
 }
 
-/// The checkpoint the auditor endpoints answer with: the latest stored
-/// checkpoint when it covers the whole durable log, otherwise one signed
-/// now (and stored) by the writer. Returns the note and its size.
+/// The checkpoint the auditor endpoints answer with: one covering the
+/// whole durable log (`AuditLog::checkpoint`). Returns the note and its
+/// size.
 pub(super) fn current_checkpoint(service: &KeyService) -> Result<(String, u64), ApiError> {
-    let log = service.writer().log();
-    let head = log.head().size;
-    if let Some(note) = log.latest_checkpoint().map_err(store_error)?
-        && let Ok(parsed) = keyledger_core::checkpoint::parse_unverified(note.as_bytes())
-        && parsed.size >= head
-    {
-        return Ok((note, parsed.size));
-    }
-    let note = service
-        .writer()
-        .checkpoint()
-        .map_err(|_| ApiError::internal())?;
-    let parsed = keyledger_core::checkpoint::parse_unverified(note.as_bytes())
-        .map_err(|_| ApiError::internal())?;
-    Ok((note, parsed.size))
+    let SignedCheckpoint { note, size } =
+        service.audit_log().checkpoint().map_err(|e| match e {
+            AuditError::Store(e) => store_error(e),
+            _ => ApiError::internal(),
+        })?;
+    Ok((note, size))
 }
 
 /// `GET /api/v2/ledger/checkpoint`: the C2SP signed note, `text/plain`.
@@ -183,9 +175,10 @@ pub async fn records(
             return Err(invalid("end", "at most 1000 records per page"));
         }
     }
-    let log = caller.service.writer().log().clone();
+    let service = caller.service.clone();
     let body = blocking(move || {
-        let size = log.head().size;
+        let log = service.audit_log();
+        let size = log.size();
         if start > size {
             return Err(beyond_log("start", start, size));
         }
@@ -194,7 +187,7 @@ pub async fn records(
             Some(end) => end,
             None => start.saturating_add(MAX_RECORDS_PAGE).min(size),
         };
-        let records = log.read(start, end).map_err(store_error)?;
+        let records = log.records(start, end).map_err(store_error)?;
         let mut items = Vec::with_capacity(records.len());
         for (seq, record) in (start..).zip(records) {
             let event =
@@ -239,9 +232,10 @@ pub async fn inclusion(
     let q = query(&req)?;
     let seq = required(&q, "seq")?;
     let size = number(&q, "size")?;
-    let log = caller.service.writer().log().clone();
+    let service = caller.service.clone();
     let body = blocking(move || {
-        let head = log.head().size;
+        let log = service.audit_log();
+        let head = log.size();
         let size = size.unwrap_or(head);
         if size > head {
             return Err(beyond_log("size", size, head));
@@ -249,7 +243,7 @@ pub async fn inclusion(
         if seq >= size {
             return Err(invalid("seq", &format!("{seq} is not below size {size}")));
         }
-        let nodes = LogNodes(log.as_ref());
+        let nodes = AuditNodes(log);
         let leaf = log.node(0, seq).map_err(store_error)?;
         let proof = merkle::inclusion_proof(&nodes, seq, size).map_err(proof_error)?;
         let root = merkle::root_at(&nodes, size).map_err(proof_error)?;
@@ -295,13 +289,14 @@ pub async fn consistency(
     if from > to {
         return Err(invalid("from", &format!("{from} is greater than to {to}")));
     }
-    let log = caller.service.writer().log().clone();
+    let service = caller.service.clone();
     let body = blocking(move || {
-        let head = log.head().size;
+        let log = service.audit_log();
+        let head = log.size();
         if to > head {
             return Err(beyond_log("to", to, head));
         }
-        let nodes = LogNodes(log.as_ref());
+        let nodes = AuditNodes(log);
         let proof = merkle::consistency_proof(&nodes, from, to).map_err(proof_error)?;
         let from_root = merkle::root_at(&nodes, from).map_err(proof_error)?;
         let to_root = merkle::root_at(&nodes, to).map_err(proof_error)?;
@@ -321,16 +316,10 @@ pub async fn consistency(
 /// object, then `\n`; `records.bin` follows verbatim to the end.
 fn bundle_header(service: &KeyService) -> Result<(Vec<u8>, u64), ApiError> {
     let (note, size) = current_checkpoint(service)?;
-    let instance = service.instance();
-    let manifest = keyledger_core::bundle::Manifest {
-        format: keyledger_core::bundle::BUNDLE_FORMAT.into(),
-        instance: instance.into(),
-        origin: keyledger_ledger::writer::origin_for(instance),
-        size,
-    };
+    let manifest = audit::manifest(service.audit_log(), size);
     // A hint only (the log itself declares every key, LEDGER-FORMAT §4):
     // the key in force, which signed the checkpoint.
-    let keys = format!("{}\n", service.writer().current_key().note_verifier());
+    let keys = format!("{}\n", service.audit_log().verifier_key());
     let header = json!({
         "format": BUNDLE_STREAM_FORMAT,
         "manifest": manifest,
@@ -340,14 +329,6 @@ fn bundle_header(service: &KeyService) -> Result<(Vec<u8>, u64), ApiError> {
     let mut line = serde_json::to_vec(&header).map_err(|_| ApiError::internal())?;
     line.push(b'\n');
     Ok((line, size))
-}
-
-fn frames(log: &dyn InstanceLog, start: u64, end: u64) -> Result<web::Bytes, StoreError> {
-    let mut out = Vec::new();
-    for record in log.read(start, end)? {
-        record.encode_frame(&mut out);
-    }
-    Ok(web::Bytes::from(out))
 }
 
 /// `GET /api/v2/ledger/bundle`: the export bundle as one stream (format in
@@ -372,22 +353,26 @@ fn frames(log: &dyn InstanceLog, start: u64, end: u64) -> Result<web::Bytes, Sto
 pub async fn bundle(caller: Authorized<actions::LedgerExport>) -> Result<HttpResponse, ApiError> {
     let service = caller.service.clone();
     let (header, size) = blocking(move || bundle_header(&service)).await?;
-    let log: Arc<dyn InstanceLog> = caller.service.writer().log().clone();
+    let service = caller.service.clone();
     let head =
         futures_util::stream::once(
             async move { Ok::<_, actix_web::Error>(web::Bytes::from(header)) },
         );
     let body = futures_util::stream::unfold(0u64, move |start| {
-        let log = log.clone();
+        let service = service.clone();
         async move {
             if start >= size {
                 return None;
             }
             let end = start.saturating_add(BUNDLE_CHUNK).min(size);
-            let chunk = web::block(move || frames(log.as_ref(), start, end))
-                .await
-                .map_err(actix_web::error::ErrorInternalServerError)
-                .and_then(|r| r.map_err(actix_web::error::ErrorInternalServerError));
+            let chunk = web::block(move || {
+                let mut frames = Vec::new();
+                audit::write_frames(service.audit_log(), start, end, &mut frames)
+                    .map(|()| web::Bytes::from(frames))
+            })
+            .await
+            .map_err(actix_web::error::ErrorInternalServerError)
+            .and_then(|r| r.map_err(actix_web::error::ErrorInternalServerError));
             Some((chunk, end))
         }
     });

@@ -128,7 +128,7 @@ pub fn render(registry: &super::registry::Registry) -> String {
             .set(i64::from(service.sealed()));
         m.log_size
             .get_or_create(&labels)
-            .set(i64::try_from(service.writer().log().head().size).unwrap_or(i64::MAX));
+            .set(i64::try_from(service.audit_log().size()).unwrap_or(i64::MAX));
     }
     let mut scraped = Registry::with_prefix("keyledger");
     scraped.register_collector(Box::new(Snapshots::read(registry)));
@@ -159,7 +159,7 @@ impl Snapshots {
             let labels = InstanceLabels {
                 instance: service.instance().to_string(),
             };
-            let stats = service.writer().stats();
+            let stats = service.writer_stats();
             batch_records.push((labels.clone(), stats.batch_records.snapshot()));
             append_seconds.push((labels, stats.append_seconds.snapshot()));
         }

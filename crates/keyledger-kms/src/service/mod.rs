@@ -65,7 +65,8 @@ use keyledger_core::event::{
     AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed,
 };
 use keyledger_core::keys::projection::KeyRecord;
-use keyledger_ledger::writer::{Clock, LedgerWriter, PendingReceipt, Receipt};
+use keyledger_ledger::audit::AuditLog;
+use keyledger_ledger::writer::{Clock, LedgerWriter, PendingReceipt, Receipt, WriterStats};
 
 /// The event recording a refused key operation.
 fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperationFailed {
@@ -157,8 +158,20 @@ impl KeyService {
         self.hsm.calls_are_immediate()
     }
 
+    /// The ledger writer (for the command line and tests; the server reads
+    /// through [`KeyService::audit_log`] and [`KeyService::writer_stats`]).
     pub fn writer(&self) -> &LedgerWriter {
         &self.writer
+    }
+
+    /// The read-only audit view of this instance's log.
+    pub fn audit_log(&self) -> &dyn AuditLog {
+        &self.writer
+    }
+
+    /// The ledger writer's counters (batches, events, checkpoints, ...).
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.writer.stats()
     }
 
     /// Stops the service and its ledger writer once pending appends are
