@@ -14,11 +14,11 @@
 use std::io::Write;
 use std::time::Instant;
 
-use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
 use serde::Serialize;
 
 /// The request's correlation id (set by [`log_requests`]).
@@ -60,8 +60,8 @@ pub async fn log_requests(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let correlation = super::auth::client_correlation_id(req.request())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let correlation =
+        client_correlation_id(req.request()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut()
         .insert(CorrelationId(correlation.clone()));
     let method = req.method().clone();
@@ -111,4 +111,22 @@ pub async fn log_requests(
             Err(e)
         }
     }
+}
+
+/// The client's `correlation-id` header, if it is a clean token.
+pub fn client_correlation_id(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| keyledger_core::event::check_token("correlation_id", v, 128).is_ok())
+        .map(str::to_string)
+}
+
+/// The correlation id of a request: the one the access log decided, else
+/// the client's if it is a clean token, else a new one.
+pub fn correlation_id(req: &HttpRequest) -> String {
+    if let Some(id) = req.extensions().get::<CorrelationId>() {
+        return id.0.clone();
+    }
+    client_correlation_id(req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }

@@ -24,11 +24,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::auth::{Authorized, actions, correlation_id};
+use super::access_log::correlation_id;
+use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::keys::parse_body;
-use super::ledger_api::blocking;
 use super::registry::AppState;
+use super::wire::{blocking, parse_body};
 use keyledger_core::governance::{ApprovalStatus, SignedCommand};
 use keyledger_kms::hsm::SealedPart;
 use keyledger_kms::service::{KeyError, KeyService};
@@ -95,19 +95,19 @@ fn with_receipt(mut resp: HttpResponse, r: &Receipt, correlation: &str) -> HttpR
     tag = "admin",
     operation_id = "submitAdminCommand",
     description = "No bearer token: the administrators' signatures authenticate the command (`docs/GOVERNANCE.md`). A body that is not a well-formed command (not a command file, a document that does not parse, more than 16 signatures) is 400 `BAD_BODY_ERR`, for any instance, and is not logged. A command no signature of a current administrator of the instance verifies over gets the same 401 as an unknown instance and is not logged. Refusals of a command whose signers are proven are recorded as `admin.command_denied` under those signers: 403 `UNAUTHORIZED_ERR` for signature, threshold, imprint mode, replay and expiry refusals, 409 for conflicts, 404 for unknown targets, 400 for invalid commands.",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     request_body(content = keyledger_core::governance::SignedCommand, content_type = "application/json"),
     responses(
-        (status = 200, description = "Accepted and recorded.", body = super::openapi::CommandResult),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 500, response = super::openapi::InternalError),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 200, description = "Accepted and recorded.", body = super::model::CommandResult),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 500, response = super::model::InternalError),
+        (status = 503, response = super::model::Unavailable),
     )
 )]
 pub async fn submit_command(
@@ -199,13 +199,13 @@ fn owner_request(req: &HttpRequest) -> Result<Option<OwnerRequest>, ApiError> {
     tag = "admin",
     operation_id = "getCeremonyStatus",
     description = "No bearer token: a registered key owner signs the request (`keyledger-key-owner*` headers, `docs/REST.md`). What a key owner needs to seal a master-key part. Without a registered owner's valid signature made within 5 minutes of the server's clock: the same 401 as an unknown instance, so a stranger learns nothing about the instance or its owners.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyOwnerHeaders),
+    params(super::model::InstanceHeader, super::model::KeyOwnerHeaders),
     responses(
-        (status = 200, description = "The ceremony.", body = super::openapi::CeremonyStatus),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The ceremony.", body = super::model::CeremonyStatus),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 409, response = super::model::Conflict),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn ceremony_status(
@@ -266,17 +266,17 @@ fn b64_field(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
     tag = "admin",
     operation_id = "submitKeyPart",
     description = "No bearer token: the key owner's signature authenticates the part. A part whose owner is not registered, or whose signature does not verify with the registered owner's key, gets the same 401 as an unknown instance and is not logged; refusals of a proven owner (loading not approved, a duplicate part) are logged as `access.denied` under that owner.",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     request_body(content = PartSubmission, content_type = "application/json"),
     responses(
-        (status = 200, description = "Loaded and recorded.", body = super::openapi::PartResult),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "Loaded and recorded.", body = super::model::PartResult),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn submit_part(
@@ -386,13 +386,13 @@ fn governance_json(g: &keyledger_core::governance::GovernanceState) -> Value {
     tag = "admin",
     operation_id = "getGovernanceState",
     description = "Role: auditor. Administrators, thresholds, credentials (never their token digests), policies and approvals.",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The governance state.", body = super::openapi::GovernanceStateBody),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
+        (status = 200, description = "The governance state.", body = super::model::GovernanceStateBody),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
     )
 )]
 pub async fn state(caller: Authorized<actions::AdminState>) -> Result<HttpResponse, ApiError> {

@@ -25,7 +25,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use sha2::{Digest, Sha256};
 
-use super::access_log::{Authenticated, CorrelationId};
+use super::access_log::{Authenticated, correlation_id};
 use super::errors::ApiError;
 use super::registry::AppState;
 use keyledger_core::event::{AccessDenied, Actor, AuthMethod};
@@ -40,24 +40,6 @@ pub struct Caller {
     pub service: Arc<KeyService>,
     pub actor: Actor,
     pub correlation_id: String,
-}
-
-/// The client's `correlation-id` header, if it is a clean token.
-pub fn client_correlation_id(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get("correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| keyledger_core::event::check_token("correlation_id", v, 128).is_ok())
-        .map(str::to_string)
-}
-
-/// The correlation id of a request: the one the access log decided, else
-/// the client's if it is a clean token, else a new one.
-pub fn correlation_id(req: &HttpRequest) -> String {
-    if let Some(id) = req.extensions().get::<CorrelationId>() {
-        return id.0.clone();
-    }
-    client_correlation_id(req).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// Who a bearer token proves the caller to be: decided by [`identify`]

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::keys::{blocking, correlation, json_response, parse_body, receipt};
+use super::wire::{blocking, correlation, json_response, parse_body, receipt};
 use keyledger_kms::import_token::ImportTokenRequest;
 
 const IMPORT_TOKEN_MEDIA_TYPE: &str = "application/vnd.ibm.kms.import_token+json";
@@ -33,7 +33,7 @@ struct NewToken {
     tag = "import tokens",
     operation_id = "postImportToken",
     description = "Role: writer. Creates the instance's import token, replacing any previous one.",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     request_body(
         description = "May be omitted (an empty body): the defaults.",
         content(
@@ -43,14 +43,14 @@ struct NewToken {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The token's metadata.", body = super::openapi::ImportTokenMetadata, content_type = "application/vnd.ibm.kms.import_token+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 500, response = super::openapi::InternalError),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 201, description = "The token's metadata.", body = super::model::ImportTokenMetadata, content_type = "application/vnd.ibm.kms.import_token+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 500, response = super::model::InternalError),
+        (status = 503, response = super::model::Unavailable),
     )
 )]
 pub async fn create(
@@ -93,17 +93,17 @@ pub async fn create(
     tag = "import tokens",
     operation_id = "getImportToken",
     description = "Role: writer. Uses one retrieval of the token: its public key and nonce.",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The token.", body = super::openapi::ImportTokenContents, content_type = "application/vnd.ibm.kms.import_token+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 500, response = super::openapi::InternalError),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 200, description = "The token.", body = super::model::ImportTokenContents, content_type = "application/vnd.ibm.kms.import_token+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 500, response = super::model::InternalError),
+        (status = 503, response = super::model::Unavailable),
     )
 )]
 pub async fn get(caller: Authorized<actions::ReadImportToken>) -> Result<HttpResponse, ApiError> {

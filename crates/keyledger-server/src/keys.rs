@@ -10,29 +10,25 @@ use std::collections::HashMap;
 use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::{Authorized, Caller, actions};
 use super::errors::ApiError;
+use super::model::requests::{RestoreBody, RestoreKey, RotateBody, UnwrapBody, WrapBody};
 use super::registry::AppState;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
+use super::wire::{
+    CollectionBody, blocking, correlation, decode_b64, json_response, key_ring, parse_body,
+    prefers_minimal, receipt,
+};
 use keyledger_core::keys::list_filter::KeyFilter;
 use keyledger_core::keys::projection::{KeyQuery, Search, SortKey};
 use keyledger_core::keys::state::KeyState;
-use keyledger_kms::secret::SecretBytes;
 use keyledger_kms::service::{CreateKey, Deferred, Gated, KeyMaterialSource, TokenImport};
 use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// Runs a blocking key-service call off the async workers.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(f).await.map_err(|_| ApiError::internal())?
-}
 
 /// Runs a wrap or unwrap: when the HSM backend never waits, its work runs
 /// right here and only the wait for the event's durability is awaited (no
@@ -47,80 +43,6 @@ async fn deferred<T: Send + 'static>(
         start(&caller).outcome().await.map_err(ApiError::from)
     } else {
         blocking(move || start(&caller).wait().map_err(ApiError::from)).await
-    }
-}
-
-/// Checks the media type and parses a JSON body into `T`.
-pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
-    let media = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    let json_like = media == "application/json"
-        || (media.starts_with("application/vnd.ibm.kms.") && media.ends_with("+json"));
-    if !json_like {
-        return Err(ApiError::new(
-            415,
-            "BAD_BODY_ERR",
-            "the request body must be application/json or application/vnd.ibm.kms.*+json",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_body(format!("the request body is not valid: {e}")))
-}
-
-pub(super) fn decode_b64(field: &str, value: &str) -> Result<SecretBytes, ApiError> {
-    B64.decode(value.trim())
-        .map(SecretBytes::new)
-        .map_err(|_| ApiError::bad_body(format!("{field} must be base64")))
-}
-
-pub(super) fn key_ring(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get("x-kms-key-ring")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-pub(super) fn prefers_minimal(req: &HttpRequest) -> bool {
-    req.headers()
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("return=minimal"))
-}
-
-pub(super) fn correlation(resp: &mut HttpResponse, caller: &Caller) {
-    if let Ok(v) = HeaderValue::from_str(&caller.correlation_id) {
-        resp.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("correlation-id"),
-            v,
-        );
-    }
-}
-
-/// Adds the receipt headers: the event's `seq` and RFC 9162 leaf hash,
-/// which the client can later prove is in the log.
-pub(super) fn receipt(resp: &mut HttpResponse, r: &keyledger_ledger::writer::Receipt) {
-    let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&r.seq.to_string()) {
-        headers.insert(
-            actix_web::http::header::HeaderName::from_static("keyledger-receipt-seq"),
-            v,
-        );
-    }
-    if let Ok(v) = HeaderValue::from_str(&base16ct::lower::encode_string(&r.leaf)) {
-        headers.insert(
-            actix_web::http::header::HeaderName::from_static("keyledger-receipt-leaf"),
-            v,
-        );
     }
 }
 
@@ -156,22 +78,6 @@ struct UnwrapOut<'a> {
 #[derive(Serialize)]
 struct VersionRef<'a> {
     id: &'a str,
-}
-
-pub(super) fn json_response(status: u16, media: &str, body: Value) -> HttpResponse {
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
-    )
-    .content_type(media)
-    .json(body)
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CollectionBody<T> {
-    #[allow(dead_code)]
-    pub metadata: Option<Value>,
-    pub resources: Vec<T>,
 }
 
 /// A key to create: generated, from `payload`, or securely imported
@@ -285,7 +191,7 @@ fn material_of(
     tag = "keys",
     operation_id = "createKey",
     description = "Role: writer. Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::PreferHeader),
+    params(super::model::InstanceHeader, super::model::KeyRingHeader, super::model::PreferHeader),
     request_body(
         description = "A collection of one key.",
         content(
@@ -295,16 +201,16 @@ fn material_of(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 500, response = super::openapi::InternalError),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::model::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 500, response = super::model::InternalError),
+        (status = 503, response = super::model::Unavailable),
     )
 )]
 pub async fn create(
@@ -325,7 +231,7 @@ pub async fn create(
     tag = "keys",
     operation_id = "createKeyWithPolicyOverrides",
     description = "Role: writer. The key may carry `rotation` and `dualAuthDelete` policies (each a `key.policy_updated` event after `key.created`; the receipt is the last event's). While the instance policy `dualAuthDelete` is on, new keys inherit it and `dualAuthDelete: {\"enabled\": false}` is refused (409 `KEY_ACTION_INVALID_STATE_ERR`, no key). Key Protect: `resources` holds exactly one key; `payload` alone imports that material, with `encryptedNonce` and `iv` it is a secure import against the import token.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::PreferHeader),
+    params(super::model::InstanceHeader, super::model::KeyRingHeader, super::model::PreferHeader),
     request_body(
         description = "A collection of one key.",
         content(
@@ -335,16 +241,16 @@ pub async fn create(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::openapi::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 500, response = super::openapi::InternalError),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 201, description = "The key (with `prefer: return=minimal`: type, id, name and crn); its `key.created` event is durable.", body = super::model::CreatedKeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 500, response = super::model::InternalError),
+        (status = 503, response = super::model::Unavailable),
     )
 )]
 pub async fn create_with_policy_overrides(
@@ -516,13 +422,13 @@ fn list_query(q: &HashMap<String, String>) -> Result<KeyQuery, ApiError> {
     tag = "keys",
     operation_id = "getKeys",
     description = "Role: reader. Keys of the instance (or of the key ring in `x-kms-key-ring`), newest first unless `sort` says otherwise.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::KeyListQuery),
+    params(super::model::InstanceHeader, super::model::KeyRingHeader, super::model::KeyListQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of keys.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
+        (status = 200, description = "A page of keys.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
     )
 )]
 pub async fn list(
@@ -561,13 +467,13 @@ pub async fn list(
     tag = "keys",
     operation_id = "getKeyCollectionMetadata",
     description = "Role: reader. How many keys match, in `Key-Total`; no body (errors too: a HEAD answer has none).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyRingHeader, super::openapi::KeyListQuery),
+    params(super::model::InstanceHeader, super::model::KeyRingHeader, super::model::KeyListQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The count.", headers(("key-total" = u64, description = "How many keys match (ignoring `limit` and `offset`)."))),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
     )
 )]
 pub async fn head(
@@ -599,19 +505,19 @@ pub async fn head(
     tag = "keys",
     operation_id = "getKey",
     description = "Role: writer. The key; a standard key that is not destroyed also carries its `payload` (reading it appends `key.payload_read`, and the answer then carries receipt headers).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    params(super::model::InstanceHeader, super::model::KeyId),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 200, description = "The key.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
+        (status = 503, response = super::model::Unavailable),
     )
 )]
 pub async fn get(
@@ -655,14 +561,14 @@ pub async fn get(
     tag = "keys",
     operation_id = "getKeyMetadata",
     description = "Role: reader. The key without its payload.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    params(super::model::InstanceHeader, super::model::KeyId),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 200, description = "The key.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
     )
 )]
 pub async fn metadata(
@@ -688,14 +594,14 @@ pub async fn metadata(
     tag = "keys",
     operation_id = "getKeyVersions",
     description = "Role: reader. The key's versions, newest first (`limit` defaults to 200).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::Paging),
+    params(super::model::InstanceHeader, super::model::KeyId, super::model::Paging),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of versions.", body = super::openapi::KeyVersionCollection, content_type = "application/vnd.ibm.kms.key_version+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 200, description = "A page of versions.", body = super::model::KeyVersionCollection, content_type = "application/vnd.ibm.kms.key_version+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
     )
 )]
 pub async fn versions(
@@ -744,23 +650,23 @@ pub async fn versions(
     operation_id = "deleteKey",
     description = "Role: manager. Destroys the key (state 5; restorable for 30 days). A dual-authorisation key needs `setKeyForDeletion` by another manager first.",
     params(
-        super::openapi::InstanceHeader,
-        super::openapi::KeyId,
-        super::openapi::PreferHeader,
+        super::model::InstanceHeader,
+        super::model::KeyId,
+        super::model::PreferHeader,
         ("force" = Option<bool>, Query, description = "`true`: delete even if the key has registrations (keyledger has none)."),
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The deleted key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 200, description = "The deleted key.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
         (status = 204, description = "Deleted (`prefer: return=minimal`)."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn delete(
@@ -817,21 +723,21 @@ async fn key_after(
     tag = "keys",
     operation_id = "purgeKey",
     description = "Role: manager. Shreds a destroyed key's material (after the 4-hour wait). A dual-authorisation key's purge waits for a second manager: 202 with the approval request id.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    params(super::model::InstanceHeader, super::model::KeyId),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Purged: the key as it was.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 202, description = "Purge requested; a second manager must approve.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
+        (status = 200, description = "Purged: the key as it was.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 202, description = "Purge requested; a second manager must approve.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json", headers(
             ("keyledger-approval-request" = String, description = "The approval request's id."),
         )),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn purge(
@@ -881,7 +787,7 @@ pub async fn purge(
     tag = "keys",
     operation_id = "restoreKey",
     description = "Role: manager. Restores a destroyed key within 30 days of its deletion. No body is needed (the material is kept until purge); Key Protect clients restoring an imported key send its current key material, which must be of the key's size (`INVALID_FIELD_ERR`) and be that material (`INVALID_FIELD_ERR`); a generated key takes none (`KEY_IMPT_REQ_ERR`).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId),
+    params(super::model::InstanceHeader, super::model::KeyId),
     request_body(
         description = "Optional: a collection of one resource with the key's current material, `payload` alone or with `encryptedNonce` and `iv` against the import token.",
         content(
@@ -891,17 +797,17 @@ pub async fn purge(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The restored key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 201, description = "The restored key.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn restore(
@@ -924,33 +830,6 @@ pub async fn restore(
     key_after(&req, &caller, &state, &key_id, &r, 201, false).await
 }
 
-/// Key Protect's restore body for an imported key: its key material, as a
-/// `payload` or a secure import against the import token.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct RestoreKey {
-    #[serde(rename = "type")]
-    #[allow(dead_code)]
-    kind: Option<String>,
-    /// The key's current material (base64), or with `encryptedNonce` and
-    /// `iv` that material encrypted to the import token.
-    payload: Option<String>,
-    encrypted_nonce: Option<String>,
-    iv: Option<String>,
-    encryption_algorithm: Option<String>,
-}
-
-/// A restore body: Key Protect's collection of one key resource.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RestoreBody {
-    #[allow(dead_code)]
-    metadata: Option<Value>,
-    /// Exactly one.
-    #[schema(min_items = 1, max_items = 1)]
-    resources: Vec<RestoreKey>,
-}
-
 /// The material a restore body gives (none without a body). It is checked
 /// by the key service like every payload: the key's type decides its size,
 /// and it must be the key's current material.
@@ -969,49 +848,6 @@ fn restore_material(req: &HttpRequest, body: &[u8]) -> Result<KeyMaterialSource,
         &r.iv,
         &r.encryption_algorithm,
     )
-}
-
-/// `wrap`: the data key to wrap (base64), or none to have one generated.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct WrapBody {
-    /// 1-5376 bytes, base64.
-    #[schema(
-        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
-        min_length = 4,
-        max_length = 7168,
-        value_type = Option<String>
-    )]
-    plaintext: Option<Zeroizing<String>>,
-    /// Additional authenticated data: at most 126 strings of at most 255
-    /// characters, needed again to unwrap.
-    #[serde(default)]
-    #[schema(max_items = 126)]
-    aad: Vec<String>,
-}
-
-/// `unwrap` and `rewrap`: a ciphertext from `wrap` and the same AAD.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct UnwrapBody {
-    /// The `ciphertext` a wrap answered.
-    ciphertext: String,
-    /// The AAD given to wrap.
-    #[serde(default)]
-    #[schema(max_items = 126)]
-    aad: Vec<String>,
-}
-
-/// `rotate`: for an imported key, the new key material (base64).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RotateBody {
-    /// An AES key of 16, 24 or 32 bytes, base64.
-    #[schema(
-        pattern = r"^(?:(?:[A-Za-z0-9+/]{4}){5}[A-Za-z0-9+/][AQgw]==|(?:[A-Za-z0-9+/]{4}){8}|(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$",
-        value_type = Option<String>
-    )]
-    payload: Option<Zeroizing<String>>,
 }
 
 /// `POST /api/v2/keys/{id}/actions/{action}`
@@ -1034,38 +870,38 @@ pub async fn action(
     operation_id = "actionOnKey",
     description = "Deprecated form of `POST /api/v2/keys/{id}/actions/{action}`: the same actions, roles, bodies and answers. Without `action`: 400 `INVALID_QUERY_PARAM_ERR`.",
     params(
-        super::openapi::InstanceHeader,
-        super::openapi::KeyId,
-        super::openapi::PreferHeader,
-        ("action" = super::openapi::ActionName, Query, description = "The action."),
+        super::model::InstanceHeader,
+        super::model::KeyId,
+        super::model::PreferHeader,
+        ("action" = super::model::ActionName, Query, description = "The action."),
     ),
     request_body(
         description = "`wrap`: WrapBody (or none); `unwrap`, `rewrap`: UnwrapBody; `rotate`: RotateBody (or none); `restore`: RestoreBody (or none); other actions: none.",
         content(
-            (Option<super::openapi::ActionBody> = "application/vnd.ibm.kms.key_action+json"),
-            (Option<super::openapi::ActionBody> = "application/json"),
+            (Option<super::model::ActionBody> = "application/vnd.ibm.kms.key_action+json"),
+            (Option<super::model::ActionBody> = "application/json"),
         ),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`wrap`, `unwrap`, `rewrap`: the result; other actions with `prefer: return=representation`: the key.", content(
-            (super::openapi::WrapResult = "application/vnd.ibm.kms.key_action_wrap+json"),
-            (super::openapi::UnwrapResult = "application/vnd.ibm.kms.key_action_unwrap+json"),
-            (super::openapi::RewrapResult = "application/vnd.ibm.kms.key_action_rewrap+json"),
-            (super::openapi::KeyCollection = "application/vnd.ibm.kms.key+json"),
+            (super::model::WrapResult = "application/vnd.ibm.kms.key_action_wrap+json"),
+            (super::model::UnwrapResult = "application/vnd.ibm.kms.key_action_unwrap+json"),
+            (super::model::RewrapResult = "application/vnd.ibm.kms.key_action_rewrap+json"),
+            (super::model::KeyCollection = "application/vnd.ibm.kms.key+json"),
         )),
         (status = 204, description = "Done (actions other than wrap, unwrap and rewrap; `sync` always)."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
+        (status = 503, response = super::model::Unavailable),
     ),
 )]
 pub async fn action_query(

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
+use super::wire::blocking;
 use keyledger_core::merkle::{self, Hash, ProofError};
 use keyledger_kms::service::KeyService;
 use keyledger_ledger::audit::{self, AuditError, AuditNodes, SignedCheckpoint};
@@ -33,12 +34,6 @@ const BUNDLE_CHUNK: u64 = 1024;
 pub const BUNDLE_STREAM_MEDIA_TYPE: &str = "application/vnd.keyledger.bundle-stream";
 /// Format name in the stream's header line.
 pub const BUNDLE_STREAM_FORMAT: &str = "keyledger-bundle-stream/1";
-
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(f).await.map_err(|_| ApiError::internal())?
-}
 
 fn invalid(param: &str, why: &str) -> ApiError {
     ApiError::new(
@@ -120,15 +115,15 @@ pub(super) fn current_checkpoint(service: &KeyService) -> Result<(String, u64), 
     tag = "ledger",
     operation_id = "getCheckpoint",
     description = "Role: auditor. The C2SP signed note of the whole durable log (the latest stored one if it covers it, else one signed now).",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The signed note (`docs/LEDGER-FORMAT.md` §6).", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn checkpoint(
@@ -149,15 +144,15 @@ pub async fn checkpoint(
     tag = "ledger",
     operation_id = "getRecords",
     description = "Role: auditor. Records `start..end` (end exclusive, at most 1000; default `min(start + 1000, size)`).",
-    params(super::openapi::InstanceHeader, ("start" = u64, Query, description = "First record."), ("end" = Option<u64>, Query, description = "End, exclusive.")),
+    params(super::model::InstanceHeader, ("start" = u64, Query, description = "First record."), ("end" = Option<u64>, Query, description = "End, exclusive.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The records.", body = super::openapi::RecordsPage),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The records.", body = super::model::RecordsPage),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn records(
@@ -214,15 +209,15 @@ pub async fn records(
     tag = "ledger",
     operation_id = "getInclusionProof",
     description = "Role: auditor. The RFC 9162 inclusion proof of record `seq` in the tree of `size` (default: the durable log).",
-    params(super::openapi::InstanceHeader, ("seq" = u64, Query, description = "The record."), ("size" = Option<u64>, Query, description = "The tree size.")),
+    params(super::model::InstanceHeader, ("seq" = u64, Query, description = "The record."), ("size" = Option<u64>, Query, description = "The tree size.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The proof.", body = super::openapi::InclusionProof),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The proof.", body = super::model::InclusionProof),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn inclusion(
@@ -268,15 +263,15 @@ pub async fn inclusion(
     tag = "ledger",
     operation_id = "getConsistencyProof",
     description = "Role: auditor. The RFC 9162 consistency proof between the trees of sizes `from` and `to` (`from` ≤ `to`).",
-    params(super::openapi::InstanceHeader, ("from" = u64, Query, description = "The older size."), ("to" = u64, Query, description = "The newer size.")),
+    params(super::model::InstanceHeader, ("from" = u64, Query, description = "The older size."), ("to" = u64, Query, description = "The newer size.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The proof.", body = super::openapi::ConsistencyProof),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The proof.", body = super::model::ConsistencyProof),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn consistency(
@@ -339,15 +334,15 @@ fn bundle_header(service: &KeyService) -> Result<(Vec<u8>, u64), ApiError> {
     tag = "ledger",
     operation_id = "getBundle",
     description = "Role: auditor. The export bundle as one stream: a JSON header line, then `records.bin` (`docs/REST.md`, Bundle stream).",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The stream.", body = inline(super::openapi::Binary), content_type = "application/vnd.keyledger.bundle-stream"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The stream.", body = inline(super::model::Binary), content_type = "application/vnd.keyledger.bundle-stream"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn bundle(caller: Authorized<actions::LedgerExport>) -> Result<HttpResponse, ApiError> {

@@ -26,9 +26,11 @@ use actix_web::rt::net::TcpStream;
 use actix_web::web;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::app::Limits;
+use super::config::ServeConfig;
 use super::errors::ApiError;
 use super::registry::AppState;
-use super::{Limits, ServeConfig};
+use super::wire::LocalAddr;
 
 /// The HTTP/1 parser's own refusals, as actix-http 3 writes them (its
 /// dispatcher answers a parse error with `Response::bad_request()` and an
@@ -235,10 +237,6 @@ macro_rules! serve_on {
     }};
 }
 
-/// The address of the listener a request came in on (app data).
-#[derive(Debug, Clone, Copy)]
-pub struct LocalAddr(pub SocketAddr);
-
 /// The bound server and the addresses it serves.
 pub struct Listening {
     pub server: Server,
@@ -298,7 +296,7 @@ pub fn listen(
         api,
         tls.clone(),
         shutdown,
-        super::app(api_state.clone(), limits)
+        super::app::app(api_state.clone(), limits)
     );
     let mut ops_url = None;
     if let Some(ops) = bound.ops {
@@ -313,7 +311,7 @@ pub fn listen(
             ops,
             tls.clone(),
             shutdown,
-            super::ops_app(ops_state.clone())
+            super::app::ops_app(ops_state.clone())
         );
     }
     Ok(Listening {

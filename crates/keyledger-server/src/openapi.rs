@@ -5,11 +5,11 @@
 //!   the handlers parse derive `ToSchema`, so a field added to a body is a
 //!   field added to the document.
 //! - The handlers build their answers with `json!`; their shapes are
-//!   described in [`shapes`] ([`KeyResource`], [`WrapResult`], ...), with
+//!   described in [`super::model`] ([`KeyResource`], [`WrapResult`], ...), with
 //!   `additionalProperties: false`, so a field the server starts sending
 //!   without documenting it breaks `tests/openapi.rs` and the schemathesis
 //!   run (`scripts/schemathesis`) rather than passing unnoticed. Headers,
-//!   path and query parameters are in [`params`].
+//!   path and query parameters are in `model::params`.
 //! - One handler, [`super::keys::action`], serves every
 //!   `POST /keys/{id}/actions/{action}`; each action has its own body and
 //!   answer, so [`ActionOperations`] documents each as its own operation.
@@ -35,160 +35,10 @@ use utoipa::openapi::{Content, Header, Ref, RefOr, Required};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema};
 
 use super::errors::ApiError;
+use super::model::actions::{ACTIONS, Action, ActionAnswer};
+use super::model::*;
 
-/// Key Protect's error media type.
-pub const ERROR_MEDIA: &str = "application/vnd.ibm.kms.error+json";
-/// Key Protect's key media type.
-pub const KEY_MEDIA: &str = "application/vnd.ibm.kms.key+json";
-/// The media type of the action bodies (`POST /keys/{id}/actions/...`).
-pub const KEY_ACTION_MEDIA: &str = "application/vnd.ibm.kms.key_action+json";
-
-pub mod params;
-pub mod shapes;
-
-pub use params::*;
-pub use shapes::*;
-
-// ------------------------------------------------------------- actions
-
-/// What an action answers on success.
-enum ActionAnswer {
-    /// 200 with this schema and media type.
-    Json(&'static str, &'static str),
-    /// 204, or 200 with the key under `prefer: return=representation`.
-    KeyOrNoContent,
-    /// 204 only.
-    NoContent,
-}
-
-/// One `POST /keys/{id}/actions/{action}` operation.
-struct Action {
-    name: &'static str,
-    operation_id: &'static str,
-    summary: &'static str,
-    role: &'static str,
-    /// The body's schema name and whether the body may be omitted.
-    body: Option<(&'static str, bool)>,
-    answer: ActionAnswer,
-    /// Whether it uses the HSM (and so answers 503 on a sealed instance).
-    crypto: bool,
-    receipt: bool,
-}
-
-const ACTIONS: &[Action] = &[
-    Action {
-        name: "wrap",
-        operation_id: "wrapKey",
-        summary: "Wrap a data key (or generate one) with a root key",
-        role: "writer",
-        body: Some(("WrapBody", true)),
-        answer: ActionAnswer::Json("WrapResult", "application/vnd.ibm.kms.key_action_wrap+json"),
-        crypto: true,
-        receipt: true,
-    },
-    Action {
-        name: "unwrap",
-        operation_id: "unwrapKey",
-        summary: "Unwrap a data key",
-        role: "writer",
-        body: Some(("UnwrapBody", false)),
-        answer: ActionAnswer::Json(
-            "UnwrapResult",
-            "application/vnd.ibm.kms.key_action_unwrap+json",
-        ),
-        crypto: true,
-        receipt: true,
-    },
-    Action {
-        name: "rewrap",
-        operation_id: "rewrapKey",
-        summary: "Wrap a data key again under the key's newest version",
-        role: "writer",
-        body: Some(("UnwrapBody", false)),
-        answer: ActionAnswer::Json(
-            "RewrapResult",
-            "application/vnd.ibm.kms.key_action_rewrap+json",
-        ),
-        crypto: true,
-        receipt: true,
-    },
-    Action {
-        name: "rotate",
-        operation_id: "rotateKey",
-        summary: "Rotate a key: add a version (imported keys: with a new payload)",
-        role: "writer",
-        body: Some(("RotateBody", true)),
-        answer: ActionAnswer::KeyOrNoContent,
-        crypto: true,
-        receipt: true,
-    },
-    Action {
-        name: "enable",
-        operation_id: "enableKey",
-        summary: "Enable a disabled key",
-        role: "manager",
-        body: None,
-        answer: ActionAnswer::KeyOrNoContent,
-        crypto: false,
-        receipt: true,
-    },
-    Action {
-        name: "disable",
-        operation_id: "disableKey",
-        summary: "Disable (suspend) a key",
-        role: "manager",
-        body: None,
-        answer: ActionAnswer::KeyOrNoContent,
-        crypto: false,
-        receipt: true,
-    },
-    Action {
-        name: "setKeyForDeletion",
-        operation_id: "setKeyForDeletion",
-        summary: "First authorisation to delete a dual-authorisation key",
-        role: "manager",
-        body: None,
-        answer: ActionAnswer::KeyOrNoContent,
-        crypto: false,
-        receipt: true,
-    },
-    Action {
-        name: "unsetKeyForDeletion",
-        operation_id: "unsetKeyForDeletion",
-        summary: "Cancel the authorisation to delete a key",
-        role: "manager",
-        body: None,
-        answer: ActionAnswer::KeyOrNoContent,
-        crypto: false,
-        receipt: true,
-    },
-    Action {
-        name: "restore",
-        operation_id: "restoreKeyAction",
-        summary: "Restore a deleted key (as `POST /keys/{id}/restore`)",
-        role: "manager",
-        body: Some(("RestoreBody", true)),
-        answer: ActionAnswer::KeyOrNoContent,
-        crypto: false,
-        receipt: true,
-    },
-    Action {
-        name: "sync",
-        operation_id: "syncAssociatedResources",
-        summary: "Sync the resources associated with a key (keyledger has none: checks the key exists)",
-        role: "reader",
-        body: None,
-        answer: ActionAnswer::NoContent,
-        crypto: false,
-        receipt: false,
-    },
-];
-
-/// The action names `POST /keys/{id}/actions/{action}` and
-/// `POST /keys/{id}?action=` accept.
-pub fn action_names() -> impl Iterator<Item = &'static str> {
-    ACTIONS.iter().map(|a| a.name)
-}
+pub use super::model::actions::action_names;
 
 /// The error responses: component name, status, and the only reason
 /// codes the server answers with that status (empty: several).
@@ -367,9 +217,9 @@ impl Modify for ActionOperations {
         }
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, schema) in [
-            ("WrapBody", super::keys::WrapBody::schema()),
-            ("UnwrapBody", super::keys::UnwrapBody::schema()),
-            ("RotateBody", super::keys::RotateBody::schema()),
+            ("WrapBody", super::model::requests::WrapBody::schema()),
+            ("UnwrapBody", super::model::requests::UnwrapBody::schema()),
+            ("RotateBody", super::model::requests::RotateBody::schema()),
         ] {
             components.schemas.insert(name.into(), schema);
         }
@@ -619,8 +469,8 @@ fn link_created_key(openapi: &mut utoipa::openapi::OpenApi) {
         description = "The IBM Key Protect API v2 as keyledger serves it, plus keyledger's auditor (`/api/v2/ledger`) and governance (`/api/v2/admin`) endpoints and its operations endpoints. Generated from the code (`crates/keyledger-server/src/openapi.rs`); see `docs/REST.md`.\n\nEvery error is Key Protect's error body (`application/vnd.ibm.kms.error+json`). Request bodies are `application/json` or `application/vnd.ibm.kms.*+json`. Responses to requests that append an event carry `keyledger-receipt-seq` and `keyledger-receipt-leaf`."
     ),
     paths(
-        super::health,
-        super::ready,
+        super::ops::health,
+        super::ops::ready,
         serve,
         super::keys::list,
         super::keys::head,

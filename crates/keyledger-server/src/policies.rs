@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::keys::{CollectionBody, blocking, correlation, json_response, parse_body, receipt};
 use super::resources::{collection, crn};
+use super::wire::{CollectionBody, blocking, correlation, json_response, parse_body, receipt};
 use keyledger_core::event::AccessDenied;
 use keyledger_core::keys::projection::KeyRecord;
 use keyledger_core::keys::state::check_dual_auth_policy;
@@ -156,14 +156,14 @@ fn key_policies(instance: &str, key: &KeyRecord, only: Option<&str>) -> Vec<Valu
     tag = "policies",
     operation_id = "getPolicy",
     description = "Role: reader. The key's rotation and dual-authorisation-delete policies.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("policy" = Option<super::openapi::KeyPolicyName>, Query, description = "Only this policy.")),
+    params(super::model::InstanceHeader, super::model::KeyId, ("policy" = Option<super::model::KeyPolicyName>, Query, description = "Only this policy.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The policies.", body = super::openapi::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 200, description = "The policies.", body = super::model::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
     )
 )]
 pub async fn get_key_policies(
@@ -200,27 +200,27 @@ struct PolicyBody {
     tag = "policies",
     operation_id = "putPolicy",
     description = "Role: manager. Sets the key's policies (each a `key.policy_updated` event; the receipt is the last one's). With `policy`, the body may set only that one. A key's `dualAuthDelete`, once on (set on the key or inherited from the instance policy at creation), cannot be switched off: 409 `KEY_ACTION_INVALID_STATE_ERR`, and no policy of the body is set.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, ("policy" = Option<super::openapi::KeyPolicyName>, Query, description = "Only this policy.")),
+    params(super::model::InstanceHeader, super::model::KeyId, ("policy" = Option<super::model::KeyPolicyName>, Query, description = "Only this policy.")),
     request_body(
         description = "A collection of policies.",
         content(
-            (super::keys::CollectionBody<PolicyBody> = "application/vnd.ibm.kms.policy+json"),
-            (super::keys::CollectionBody<PolicyBody> = "application/json"),
+            (super::wire::CollectionBody<PolicyBody> = "application/vnd.ibm.kms.policy+json"),
+            (super::wire::CollectionBody<PolicyBody> = "application/json"),
         ),
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key's policies as now set.", body = super::openapi::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The key's policies as now set.", body = super::model::KeyPolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn put_key_policies(
@@ -297,14 +297,14 @@ pub async fn put_key_policies(
     tag = "policies",
     operation_id = "getInstancePolicy",
     description = "Role: reader. The instance policies set by administrator command.",
-    params(super::openapi::InstanceHeader, ("policy" = Option<super::openapi::InstancePolicyName>, Query, description = "Only this policy.")),
+    params(super::model::InstanceHeader, ("policy" = Option<super::model::InstancePolicyName>, Query, description = "Only this policy.")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The policies.", body = super::openapi::InstancePolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The policies.", body = super::model::InstancePolicyCollection, content_type = "application/vnd.ibm.kms.policy+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn get_instance_policies(
@@ -356,13 +356,13 @@ pub async fn get_instance_policies(
     tag = "policies",
     operation_id = "putInstancePolicy",
     description = "Always refused, whatever the role and body: instance policies are set by signed administrator command (`instance.set_policy`). The refusal is an `access.denied` event.",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     security(("bearer" = [])),
     responses(
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn put_instance_policies(
@@ -394,13 +394,13 @@ pub async fn put_instance_policies(
     tag = "policies",
     operation_id = "getAllowedIPPort",
     description = "Role: reader. With an enabled `allowedIP` policy, the port this server answers on; else an empty collection.",
-    params(super::openapi::InstanceHeader),
+    params(super::model::InstanceHeader),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The port, or nothing.", body = super::openapi::AllowedIpPortCollection, content_type = "application/vnd.ibm.kms.allowed_ip_metadata+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
+        (status = 200, description = "The port, or nothing.", body = super::model::AllowedIpPortCollection, content_type = "application/vnd.ibm.kms.allowed_ip_metadata+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
     )
 )]
 pub async fn allowed_ip_port(
@@ -412,7 +412,7 @@ pub async fn allowed_ip_port(
         .with_projections(|p| p.governance.policy("allowedIP").is_some_and(|p| p.enabled));
     let resources = if enabled {
         let port = req
-            .app_data::<super::listener::LocalAddr>()
+            .app_data::<super::wire::LocalAddr>()
             .map_or_else(|| req.app_config().local_addr().port(), |a| a.0.port());
         vec![json!({"private_endpoint_port": port})]
     } else {

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::keys::{correlation, json_response};
 use super::resources::collection;
+use super::wire::{correlation, json_response};
 
 const REGISTRATION_MEDIA_TYPE: &str = "application/vnd.ibm.kms.registration+json";
 
@@ -46,14 +46,14 @@ fn empty(q: &HashMap<String, String>) -> serde_json::Value {
     tag = "registrations",
     operation_id = "getRegistrations",
     description = "Role: reader. Always empty: keyledger records no registrations. 404 when the key does not exist.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::Paging),
+    params(super::model::InstanceHeader, super::model::KeyId, super::model::Paging),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "No registrations.", body = super::openapi::RegistrationCollection, content_type = "application/vnd.ibm.kms.registration+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 200, description = "No registrations.", body = super::model::RegistrationCollection, content_type = "application/vnd.ibm.kms.registration+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
     )
 )]
 pub async fn of_key(
@@ -75,13 +75,13 @@ pub async fn of_key(
     tag = "registrations",
     operation_id = "getRegistrationsAllKeys",
     description = "Role: reader. Always empty: keyledger records no registrations.",
-    params(super::openapi::InstanceHeader, super::openapi::Paging),
+    params(super::model::InstanceHeader, super::model::Paging),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "No registrations.", body = super::openapi::RegistrationCollection, content_type = "application/vnd.ibm.kms.registration+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
+        (status = 200, description = "No registrations.", body = super::model::RegistrationCollection, content_type = "application/vnd.ibm.kms.registration+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
     )
 )]
 pub async fn all(

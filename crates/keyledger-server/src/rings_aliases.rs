@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::keys::{blocking, correlation, json_response, parse_body, receipt};
 use super::registry::AppState;
 use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
+use super::wire::{blocking, correlation, json_response, parse_body, receipt};
 use keyledger_core::keys::projection::DEFAULT_KEY_RING;
 
 const KEY_RING_MEDIA_TYPE: &str = "application/vnd.ibm.kms.key_ring+json";
@@ -39,13 +39,13 @@ fn number(q: &HashMap<String, String>, p: &str, default: usize) -> Result<usize,
     tag = "key rings and aliases",
     operation_id = "listKeyRings",
     description = "Role: reader. The key rings, `default` first (`limit` defaults to 100).",
-    params(super::openapi::InstanceHeader, super::openapi::Paging),
+    params(super::model::InstanceHeader, super::model::Paging),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of key rings.", body = super::openapi::KeyRingCollection, content_type = "application/vnd.ibm.kms.key_ring+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
+        (status = 200, description = "A page of key rings.", body = super::model::KeyRingCollection, content_type = "application/vnd.ibm.kms.key_ring+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
     )
 )]
 pub async fn list_key_rings(
@@ -81,16 +81,16 @@ pub async fn list_key_rings(
     tag = "key rings and aliases",
     operation_id = "createKeyRing",
     description = "Role: manager. Creates a key ring; no body in or out.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyRingId),
+    params(super::model::InstanceHeader, super::model::KeyRingId),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn create_key_ring(
@@ -118,16 +118,16 @@ pub async fn create_key_ring(
     tag = "key rings and aliases",
     operation_id = "deleteKeyRing",
     description = "Role: manager. Deletes an empty key ring; with `force=true` a ring holding only destroyed keys (they move to `default`).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyRingId, ("force" = Option<bool>, Query, description = "Move destroyed keys to `default` first.")),
+    params(super::model::InstanceHeader, super::model::KeyRingId, ("force" = Option<bool>, Query, description = "Move destroyed keys to `default` first.")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn delete_key_ring(
@@ -167,7 +167,7 @@ struct KeyPatch {
     tag = "key rings and aliases",
     operation_id = "patchKey",
     description = "Role: manager. Moves the key to another key ring. A given `x-kms-key-ring` must name the key's current ring (else 404 `KEY_NOT_FOUND_ERR`).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::KeyRingHeader),
+    params(super::model::InstanceHeader, super::model::KeyId, super::model::KeyRingHeader),
     request_body(
         content(
             (KeyPatch = "application/vnd.ibm.kms.key+json"),
@@ -176,17 +176,17 @@ struct KeyPatch {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The moved key.", body = super::openapi::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 415, response = super::openapi::UnsupportedMediaType),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 200, description = "The moved key.", body = super::model::KeyCollection, content_type = "application/vnd.ibm.kms.key+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 413, response = super::model::PayloadTooLarge),
+        (status = 415, response = super::model::UnsupportedMediaType),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn patch_key(
@@ -198,7 +198,7 @@ pub async fn patch_key(
 ) -> Result<HttpResponse, ApiError> {
     let patch: KeyPatch = parse_body(&req, &body)?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
-    if let Some(ring) = super::keys::key_ring(&req)
+    if let Some(ring) = super::wire::key_ring(&req)
         && ring != key.key_ring_id
     {
         return Err(ApiError::new(
@@ -232,18 +232,18 @@ pub async fn patch_key(
     tag = "key rings and aliases",
     operation_id = "createKeyAlias",
     description = "Role: writer. Adds an alias to the key (at most 5 per key, unique in the instance).",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::AliasName),
+    params(super::model::InstanceHeader, super::model::KeyId, super::model::AliasName),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The alias.", body = super::openapi::KeyAliasCollection, content_type = "application/vnd.ibm.kms.key_alias+json"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 201, description = "The alias.", body = super::model::KeyAliasCollection, content_type = "application/vnd.ibm.kms.key_alias+json"),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn create_alias(
@@ -282,18 +282,18 @@ pub async fn create_alias(
     tag = "key rings and aliases",
     operation_id = "deleteKeyAlias",
     description = "Role: writer. Removes an alias of the key.",
-    params(super::openapi::InstanceHeader, super::openapi::KeyId, super::openapi::AliasName),
+    params(super::model::InstanceHeader, super::model::KeyId, super::model::AliasName),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed."),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 500, response = super::openapi::InternalError),
+        (status = 400, response = super::model::BadRequest),
+        (status = 401, response = super::model::Unauthorized),
+        (status = 403, response = super::model::Forbidden),
+        (status = 404, response = super::model::NotFound),
+        (status = 409, response = super::model::Conflict),
+        (status = 410, response = super::model::Gone),
+        (status = 422, response = super::model::Unprocessable),
+        (status = 500, response = super::model::InternalError),
     )
 )]
 pub async fn delete_alias(

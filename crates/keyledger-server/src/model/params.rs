@@ -5,7 +5,8 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::ACTIONS;
+use super::actions::ACTIONS;
+use super::requests::{RestoreBody, RestoreKey, RotateBody, UnwrapBody, WrapBody};
 
 /// Headers of every Key Protect, auditor and admin endpoint.
 #[derive(IntoParams)]
@@ -135,7 +136,7 @@ pub struct KeyListQuery {
     pub total_count: Option<bool>,
 }
 
-pub(super) fn names(values: &[&str]) -> Object {
+pub(crate) fn names(values: &[&str]) -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(values.to_vec()))
@@ -226,14 +227,11 @@ impl PartialSchema for ActionBody {
 impl ToSchema for ActionBody {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.extend([
-            ("WrapBody".to_string(), crate::keys::WrapBody::schema()),
-            ("UnwrapBody".to_string(), crate::keys::UnwrapBody::schema()),
-            ("RotateBody".to_string(), crate::keys::RotateBody::schema()),
-            (
-                "RestoreBody".to_string(),
-                crate::keys::RestoreBody::schema(),
-            ),
-            ("RestoreKey".to_string(), crate::keys::RestoreKey::schema()),
+            ("WrapBody".to_string(), WrapBody::schema()),
+            ("UnwrapBody".to_string(), UnwrapBody::schema()),
+            ("RotateBody".to_string(), RotateBody::schema()),
+            ("RestoreBody".to_string(), RestoreBody::schema()),
+            ("RestoreKey".to_string(), RestoreKey::schema()),
         ]);
     }
 }
