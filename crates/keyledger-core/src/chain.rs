@@ -5,7 +5,6 @@
 //! event bytes of record `n + 1` carry `link(n)` in their `prev` field, so each
 //! link commits to the whole history before it. Record 0 carries
 //! [`GENESIS_PREV`] (32 zero bytes).
-#![deny(missing_docs)]
 
 /// A BLAKE3 chain link (32 bytes).
 pub type Link = [u8; 32];

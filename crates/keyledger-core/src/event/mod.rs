@@ -25,9 +25,18 @@ pub enum Role {
     Admin,
     /// A key owner supplying a master-key part.
     KeyOwner,
+    /// An API credential holder with the `manager` role: every key action,
+    /// including deletion, restore, purge, policies and key rings.
     Manager,
+    /// An API credential holder with the `writer` role: creates, rotates and
+    /// uses keys, reads standard-key payloads, manages aliases and import
+    /// tokens.
     Writer,
+    /// An API credential holder with the `reader` role: lists keys and reads
+    /// their metadata.
     Reader,
+    /// An API credential holder with the `auditor` role: the ledger
+    /// endpoints only (checkpoints, records, proofs, export).
     Auditor,
     /// Not authenticated (only ever seen in denial events).
     Anonymous,
@@ -49,6 +58,7 @@ pub enum AuthMethod {
     Imprint,
     /// Key-owner credential during the master-key ceremony.
     KeyOwnerCredential,
+    /// No authentication at all (the anonymous role, in denial events).
     None,
 }
 
@@ -58,7 +68,9 @@ pub enum AuthMethod {
 pub struct Actor {
     /// Stable principal id (credential id, admin key id, `system`, ...).
     pub principal: String,
+    /// The role the principal acted in.
     pub role: Role,
+    /// How the principal proved who they are.
     pub auth: AuthMethod,
 }
 

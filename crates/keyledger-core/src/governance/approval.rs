@@ -31,7 +31,7 @@ pub enum ApprovalDenial {
         "{principal} requested this {operation} and cannot approve it: a different principal must"
     )]
     SelfApproval {
-        /// The requester.
+        /// The requester, who tried to approve.
         principal: String,
         /// The gated operation.
         operation: String,
@@ -39,7 +39,7 @@ pub enum ApprovalDenial {
     /// This principal already approved.
     #[error("{principal} already approved this request")]
     AlreadyApproved {
-        /// The principal.
+        /// The principal whose approval is already counted.
         principal: String,
     },
     /// The request expired.
@@ -65,7 +65,7 @@ pub enum ApprovalDenial {
     AlreadyPending {
         /// The gated operation.
         operation: String,
-        /// Its target.
+        /// What it acts on (a key id).
         target: String,
         /// Who requested it.
         requester: String,
@@ -77,7 +77,7 @@ pub enum ApprovalDenial {
     NothingPending {
         /// The gated operation.
         operation: String,
-        /// Its target.
+        /// What it would act on (a key id).
         target: String,
     },
 }

@@ -229,11 +229,16 @@ impl CommandDocument {
 
 /// A document with the administrator signatures gathered so far: the file
 /// `keyledger admin sign` writes and `keyledger admin submit` sends.
+// Its OpenAPI schema (feature `openapi`) is `governance::openapi`'s, which
+// keeps `schemas/openapi.json` free of these field docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedCommand {
+    /// The command document, verbatim: its exact bytes are what is hashed
+    /// and signed.
     pub document: String,
+    /// The administrator signatures gathered so far (`keyledger admin
+    /// sign` keeps one per administrator); none for a command just drafted.
     #[serde(default)]
     pub signatures: Vec<AdminSignature>,
 }

@@ -8,6 +8,8 @@
 
 pub(crate) mod approval;
 pub(crate) mod command;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub(crate) mod policies;
 pub(crate) mod rules;
 pub(crate) mod state;

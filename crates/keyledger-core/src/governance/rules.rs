@@ -60,7 +60,7 @@ pub enum Denial {
     /// The nonce was used by an accepted command.
     #[error("command nonce {nonce:?} was already used (replay)")]
     Replayed {
-        /// The nonce.
+        /// The nonce an earlier accepted command already used.
         nonce: String,
     },
     /// More than [`MAX_SIGNATURES`] signatures.
@@ -75,7 +75,7 @@ pub enum Denial {
     /// One administrator signed twice.
     #[error("{admin_id} signed more than once")]
     DuplicateSigner {
-        /// The administrator.
+        /// The administrator whose signature appears twice.
         admin_id: String,
     },
     /// A signer is not an administrator.
@@ -89,9 +89,9 @@ pub enum Denial {
     NotEnoughSignatures {
         /// The command's kind.
         kind: String,
-        /// Verified signatures.
+        /// Distinct administrators whose signatures verify.
         have: usize,
-        /// The threshold.
+        /// The threshold the command's kind needs.
         need: usize,
     },
     /// The command needs thresholds, which are not set yet.

@@ -2,7 +2,6 @@
 //! thresholds, API credentials, instance policies, approvals and the nonces
 //! of accepted commands. Computed only from events; `apply` never fails on
 //! a well-formed log and ignores events it does not govern.
-#![deny(missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

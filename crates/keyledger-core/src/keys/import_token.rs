@@ -1,5 +1,5 @@
 //! Import token metadata and projection (pure half).
-#![deny(missing_docs)]
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 

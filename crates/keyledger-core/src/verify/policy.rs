@@ -107,7 +107,7 @@ pub enum Violation {
     #[error("{approver:?} approved their own request {request_id:?}")]
     /// A requester approved their own request.
     ApprovalByRequester {
-        /// The request.
+        /// The request approved.
         request_id: String,
         /// Who approved it (the requester).
         approver: String,
@@ -115,7 +115,7 @@ pub enum Violation {
     #[error("request {request_id:?} was executed without its quorum: {why}")]
     /// An operation executed without its quorum of approvals.
     QuorumNotReached {
-        /// The request.
+        /// The request executed.
         request_id: String,
         /// What the quorum lacked.
         why: String,

@@ -8,7 +8,6 @@
 //! them; without it they run one after the other in the caller's thread.
 //! The chunks, the key snapshots and the order of the ordered checks are
 //! the same either way, so the report is too.
-#![deny(missing_docs)]
 
 use std::io::{BufReader, Read};
 

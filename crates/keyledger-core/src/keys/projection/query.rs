@@ -11,7 +11,7 @@ use crate::keys::list_filter::{DateProperty, KeyFilter};
 use crate::keys::state::KeyState;
 use crate::reason::Reason;
 
-/// Key Protect's default and largest page sizes.
+/// Page size of a listing that gives no `limit` (Key Protect's default).
 pub const DEFAULT_LIMIT: usize = 200;
 /// Largest page size accepted.
 pub const MAX_LIMIT: usize = 5000;
@@ -125,35 +125,36 @@ impl Search {
     }
 }
 
-/// Sortable fields (Key Protect's `sort` names).
+/// Sortable fields (Key Protect's `sort` names). Keys without the date a
+/// field names sort before keys with one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortField {
-    /// `id`.
+    /// `id`: the key id, as text.
     Id,
-    /// `name`.
+    /// `name`: the key's name, as text (case-sensitive).
     Name,
-    /// `state`.
+    /// `state`: the Key Protect state number (0 pre-active to 5 destroyed).
     State,
-    /// `extractable`.
+    /// `extractable`: root keys (false) before standard keys.
     Extractable,
-    /// `imported`.
+    /// `imported`: generated keys (false) before imported ones.
     Imported,
-    /// `creationDate`.
+    /// `creationDate`: when the key was created.
     CreationDate,
-    /// `lastUpdateDate`.
+    /// `lastUpdateDate`: the time of the last event that changed the key.
     LastUpdateDate,
-    /// `lastRotateDate`.
+    /// `lastRotateDate`: when the key was last rotated.
     LastRotateDate,
-    /// `deletionDate`.
+    /// `deletionDate`: when the key was deleted.
     DeletionDate,
-    /// `expirationDate`.
+    /// `expirationDate`: when the key expires.
     ExpirationDate,
 }
 
 /// One sort field; `-field` sorts descending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SortKey {
-    /// The field.
+    /// What to sort by.
     pub field: SortField,
     /// Descending (`-field`) rather than ascending.
     pub descending: bool,

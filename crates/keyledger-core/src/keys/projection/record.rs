@@ -1,6 +1,5 @@
 //! The records of the key projection: one per key, with its versions,
 //! dual-authorisation and rotation policy.
-#![deny(missing_docs)]
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
