@@ -1,7 +1,7 @@
 //! Tamper trials on a real 10k-event bundle (with a ledger-key rotation in
 //! the middle): removed, swapped, duplicated, truncated and forked logs, and
 //! sampled single-byte changes, are all detected and located. The exhaustive
-//! every-byte trial is `tests/tamper_exhaustive.rs`.
+//! every-byte trial is `crates/keyledger-verify/tests/tamper_exhaustive.rs`.
 
 mod common;
 

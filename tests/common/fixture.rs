@@ -1,14 +1,16 @@
 //! Builds real ledgers through the real writer and exports them as bundles.
+//! One copy, shared by the root's tests and keyledger-verify's (by
+//! `#[path]`), so it names the crates it uses.
 
 use std::path::{Path, PathBuf};
 
-use keyledger::audit::SignedCheckpoint;
-use keyledger::event::Actor;
-use keyledger::ledger::{InitialAdmin, Ledger};
-use keyledger::record::{FrameReader, Record};
-use keyledger::sample_events::realistic_event;
-use keyledger::store::embedded::EmbeddedStore;
-use keyledger::writer::WriterConfig;
+use keyledger_core::event::Actor;
+use keyledger_core::record::{FrameReader, Record};
+use keyledger_ledger::audit::SignedCheckpoint;
+use keyledger_ledger::ledger::{InitialAdmin, Ledger};
+use keyledger_ledger::sample_events::realistic_event;
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::writer::WriterConfig;
 
 /// A bundle plus what an auditor would trust about it.
 pub struct Fixture {
@@ -62,7 +64,7 @@ pub fn build(dir: &Path, events: u64, rotate_at: Option<u64>, trusted_at: u64) -
             trusted_checkpoint = ledger.writer().checkpoint().expect("checkpoint");
         }
     }
-    let trusted_size = keyledger::checkpoint::parse_unverified(trusted_checkpoint.as_bytes())
+    let trusted_size = keyledger_core::checkpoint::parse_unverified(trusted_checkpoint.as_bytes())
         .expect("parse")
         .size;
     let note = ledger.writer().checkpoint().expect("final checkpoint");
@@ -76,7 +78,7 @@ pub fn build(dir: &Path, events: u64, rotate_at: Option<u64>, trusted_at: u64) -
         .collect();
     let bundle = dir.join("bundle");
     let checkpoint = SignedCheckpoint { note, size };
-    keyledger::bundle::export(ledger.writer(), &checkpoint, &keys, &bundle).expect("export");
+    keyledger_ledger::export::export(ledger.writer(), &checkpoint, &keys, &bundle).expect("export");
     ledger.shutdown();
     Fixture {
         bundle,

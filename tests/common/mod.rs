@@ -7,7 +7,10 @@ pub mod fixture;
 #[path = "../../crates/keyledger-ledger/tests/common/flaky_log.rs"]
 pub mod flaky_log;
 pub mod http;
+// One copy each, shared with keyledger-kms's key-service tests.
+#[path = "../../crates/keyledger-kms/tests/common/key_env.rs"]
 pub mod key_env;
+#[path = "../../crates/keyledger-kms/tests/common/kp_client.rs"]
 pub mod kp_client;
 pub mod rest_env;
 pub mod rest_kp_env;

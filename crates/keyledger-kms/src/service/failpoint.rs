@@ -6,7 +6,7 @@
 //!
 //! Inert unless the variable is set to one of the names below; the check is
 //! one environment lookup on the crypto worker's path (a few per gated
-//! operation, never on wrap/unwrap). `tests/approvals.rs` sets it only in the
+//! operation, never on wrap/unwrap). `crates/keyledger-kms/tests/approvals.rs` sets it only in the
 //! child processes it kills.
 
 /// The variable naming the point to abort at.

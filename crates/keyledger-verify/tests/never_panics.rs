@@ -15,23 +15,23 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::fixture::{self, Fixture};
-use keyledger::bundle::Manifest;
-use keyledger::checkpoint::{self, NoteSignerKey, NoteVerifierKey};
-use keyledger::event::{self, Envelope, InstanceCreated, LedgerKeyRotated};
-use keyledger::merkle::{
+use keyledger_core::bundle::Manifest;
+use keyledger_core::checkpoint::{self, NoteSignerKey, NoteVerifierKey};
+use keyledger_core::event::{self, Envelope, InstanceCreated, LedgerKeyRotated};
+use keyledger_core::merkle::{
     Hash, MemoryNodes, consistency_proof, consistency_proof_len, empty_root, inclusion_proof,
     inclusion_proof_len, leaf_hash, root_at, verify_consistency, verify_inclusion,
 };
-use keyledger::record::{FrameError, FrameReader, ReadError, Record};
-use keyledger::verify::{self, Report, SequenceVerifier, Trust};
+use keyledger_core::record::{FrameError, FrameReader, ReadError, Record};
+use keyledger_core::verify::{self, Report, SequenceVerifier, Trust};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
 const EVENTS: u64 = 70;
 
 /// Cases per property: the default keeps the suite fast; `PROPTEST_CASES`
-/// runs longer soaks (e.g. `PROPTEST_CASES=20000 cargo test --release --test
-/// never_panics`).
+/// runs longer soaks (e.g. `PROPTEST_CASES=20000 cargo test --release -p
+/// keyledger-verify --test never_panics`).
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -55,7 +55,7 @@ fn genuine() -> &'static Genuine {
         let dir = tempfile::tempdir().expect("tempdir");
         let fixture = fixture::build(dir.path(), EVENTS, Some(40), 30);
         let read = |name: &str| std::fs::read(fixture.bundle.join(name)).expect("bundle file");
-        let manifest = verify::manifest_of(&fixture.bundle).expect("manifest");
+        let manifest = keyledger_verify::manifest_of(&fixture.bundle).expect("manifest");
         let keys = verify::parse_keys(&String::from_utf8_lossy(&read("keys")));
         let genuine = Genuine {
             manifest,
@@ -108,9 +108,9 @@ fn stream(records: &[u8], note: &[u8], trust: &Trust, chunk: usize) -> Report {
 /// The manifest of the fixture's instance (known without building it).
 fn genuine_manifest() -> Manifest {
     Manifest {
-        format: keyledger::bundle::BUNDLE_FORMAT.into(),
+        format: keyledger_core::bundle::BUNDLE_FORMAT.into(),
         instance: fixture::INSTANCE.into(),
-        origin: keyledger::writer::origin_for(fixture::INSTANCE),
+        origin: keyledger_ledger::writer::origin_for(fixture::INSTANCE),
         size: EVENTS + 2, // plus genesis and the rotation record
     }
 }
@@ -271,7 +271,7 @@ fn size() -> impl Strategy<Value = u64> {
 }
 
 fn verify_scratch(dir: &Path) -> Report {
-    verify::verify_bundle(dir, &Trust::default(), &|_| {}).expect("verify ran")
+    keyledger_verify::verify_bundle(dir, &Trust::default(), &|_| {}).expect("verify ran")
 }
 
 fn scratch_copy() -> (tempfile::TempDir, PathBuf) {
@@ -450,7 +450,7 @@ fn genuine_bundle_verifies_from_disk() {
 
 #[test]
 fn deeply_nested_events_are_refused_without_overflowing_the_stack() {
-    let max = keyledger::record::MAX_EVENT_BYTES;
+    let max = keyledger_core::record::MAX_EVENT_BYTES;
     let prefix = br#"{"instance":"acme","seq":0,"time":"t","type":"instance.created","type_version":1,"actor":{"principal":"p","role":"system","auth":"internal"},"correlation_id":"c","payload":"#;
     let mut nested = prefix.to_vec();
     nested.resize(max, b'[');

@@ -4,7 +4,8 @@
 //! MGF1-SHA-256, empty label) to the PEM public key of the token, and the
 //! token's nonce with AES-GCM under that key material (12-byte random IV,
 //! no associated data, 16-byte tag appended). Everything in and out is
-//! base64, as in the REST API.
+//! base64, as in the REST API. One copy, shared with the root package's
+//! tests (by `#[path]`).
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm};
@@ -13,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::sha2::Sha256;
 
-use keyledger::keys::import_token::ImportTokenContents;
-use keyledger::keys::service::TokenImport;
+use keyledger_kms::import_token::ImportTokenContents;
+use keyledger_kms::service::TokenImport;
 
 type Aes192Gcm = AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
 

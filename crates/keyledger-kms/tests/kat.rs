@@ -18,12 +18,12 @@ use aes::cipher::{Array, BlockCipherEncrypt};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use ed25519_dalek::{Signer, SigningKey, Verifier};
-use keyledger::hsm::prelude::*;
-use keyledger::hsm::software::{SoftwareHsm, envelope};
-use keyledger::hsm::{HsmError, KeyBinding, ceremony};
-use keyledger::ledger_key::LedgerKey;
-use keyledger::secret::SecretBytes;
-use keyledger::signer::LedgerSigner;
+use keyledger_kms::hsm::prelude::*;
+use keyledger_kms::hsm::software::{SoftwareHsm, envelope};
+use keyledger_kms::hsm::{HsmError, KeyBinding, ceremony};
+use keyledger_kms::secret::SecretBytes;
+use keyledger_kms::signer::LedgerSigner;
+use keyledger_ledger::ledger_key::LedgerKey;
 
 mod common;
 
@@ -61,7 +61,7 @@ fn import(
     hsm: &SoftwareHsm,
     id: &str,
     key: &[u8],
-) -> (KeyBinding, keyledger::hsm::WrappedMaterial) {
+) -> (KeyBinding, keyledger_kms::hsm::WrappedMaterial) {
     let b = kat_binding(id);
     let w = hsm
         .import_key(&b, &SecretBytes::from_slice(key))

@@ -2,7 +2,7 @@
 //! bundle is detected and located at the record that holds the byte.
 //!
 //! About 4.7 million trials: run in release mode (`scripts/test` does):
-//! `cargo test --release --test tamper_exhaustive -- --ignored`.
+//! `cargo test --release -p keyledger-verify --test tamper_exhaustive -- --ignored`.
 //! Each trial resumes the streaming verifier from a snapshot taken just
 //! before the tampered record, feeds the tampered frame and the next genuine
 //! one, and finishes; the first failure must be at the tampered record.
@@ -11,15 +11,15 @@ mod common;
 
 use rayon::prelude::*;
 
-use keyledger::record::FrameReader;
-use keyledger::verify::{self, SequenceVerifier, Trust};
+use keyledger_core::record::FrameReader;
+use keyledger_core::verify::{self, SequenceVerifier, Trust};
 
 #[test]
 #[ignore = "exhaustive: run in release mode (scripts/test does)"]
 fn every_single_byte_change_is_detected_and_located() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = common::fixture::build(dir.path(), 10_000, Some(5_000), 8_000);
-    let manifest = verify::manifest_of(&f.bundle).expect("manifest");
+    let manifest = keyledger_verify::manifest_of(&f.bundle).expect("manifest");
     let note = std::fs::read(f.bundle.join("checkpoint")).expect("checkpoint");
     let published =
         verify::parse_keys(&std::fs::read_to_string(f.bundle.join("keys")).expect("keys"));

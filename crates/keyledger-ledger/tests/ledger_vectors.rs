@@ -2,13 +2,13 @@
 //!
 //! A small log is written through the real writer with fixed keys (the RFC
 //! 8032 test 1 and test 2 secret keys) and a fixed clock. Its records, links,
-//! signatures, leaf hashes, root and checkpoint are in
+//! signatures, leaf hashes, root and checkpoint are in the workspace root's
 //! `tests/vectors/ledger/vectors.json`, and the exported bundle in
 //! `tests/vectors/ledger/bundle/`. This test (1) recomputes every value from
 //! the spec's rules with the primitives directly (blake3, sha2,
 //! ed25519-dalek), independently of keyledger's own helpers, and (2) checks
 //! the writer still produces exactly these bytes. Regenerate (only on a
-//! deliberate format change) with `KEYLEDGER_UPDATE_VECTORS=1 cargo test --test ledger_vectors`.
+//! deliberate format change) with `KEYLEDGER_UPDATE_VECTORS=1 cargo test -p keyledger-ledger --test ledger_vectors`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,14 +18,14 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use keyledger::audit::SignedCheckpoint;
-use keyledger::event::{
+use keyledger_core::event::{
     Actor, AuthMethod, EventDraft, InstanceCreated, KeyCreated, KeyUnwrapped, KeyWrapped, Role,
 };
-use keyledger::ledger_key::LedgerKey;
-use keyledger::store::EventStore;
-use keyledger::store::embedded::EmbeddedStore;
-use keyledger::writer::{LedgerWriter, WriterConfig, origin_for};
+use keyledger_ledger::audit::SignedCheckpoint;
+use keyledger_ledger::ledger_key::LedgerKey;
+use keyledger_ledger::store::EventStore;
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::writer::{LedgerWriter, WriterConfig, origin_for};
 
 const RFC8032_TEST1_SECRET: &str =
     "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
@@ -54,7 +54,8 @@ struct VectorRecord {
 }
 
 fn vector_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/ledger")
+    // The vectors stay in the workspace root's `tests/vectors/`.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/ledger")
 }
 
 fn seed(hex_seed: &str) -> [u8; 32] {
@@ -166,7 +167,7 @@ fn write_vector_log(dir: &Path) -> (Vectors, PathBuf) {
         note: checkpoint.clone(),
         size: records.len() as u64,
     };
-    keyledger::bundle::export(&writer, &signed, &verifier_keys, &bundle).expect("export");
+    keyledger_ledger::export::export(&writer, &signed, &verifier_keys, &bundle).expect("export");
     writer.shutdown();
     let records: Vec<VectorRecord> = records
         .iter()
@@ -179,7 +180,7 @@ fn write_vector_log(dir: &Path) -> (Vectors, PathBuf) {
             leaf_hash_hex: hex::encode(r.leaf_hash()),
         })
         .collect();
-    let root = keyledger::checkpoint::parse_unverified(checkpoint.as_bytes())
+    let root = keyledger_core::checkpoint::parse_unverified(checkpoint.as_bytes())
         .expect("cp")
         .root;
     let vectors = Vectors {
@@ -321,11 +322,11 @@ fn vectors_follow_the_spec_and_the_writer_reproduces_them() {
     };
     assert_eq!(sig_line, expected_sig);
     // And the verifier accepts the committed bundle with the genesis key trusted.
-    let trust = keyledger::verify::Trust {
-        keys: keyledger::verify::parse_trusted_keys(&stored.verifier_keys[0]).expect("key"),
+    let trust = keyledger_core::verify::Trust {
+        keys: keyledger_core::verify::parse_trusted_keys(&stored.verifier_keys[0]).expect("key"),
         checkpoint: None,
     };
-    let report = keyledger::verify::verify_bundle(&vector_dir().join("bundle"), &trust, &|_| {})
+    let report = keyledger_verify::verify_bundle(&vector_dir().join("bundle"), &trust, &|_| {})
         .expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!(report.key_rotations, 1);

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use common::key_env::{self, assert_log_consistent, user};
 use common::kp_client;
-use keyledger::hsm::ceremony;
-use keyledger::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
-use keyledger::keys::import_token::ImportTokenRequest;
-use keyledger::keys::service::{CreateKey, KeyMaterialSource};
-use keyledger::secret::SecretBytes;
+use keyledger_kms::hsm::ceremony;
+use keyledger_kms::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
+use keyledger_kms::import_token::ImportTokenRequest;
+use keyledger_kms::secret::SecretBytes;
+use keyledger_kms::service::{CreateKey, KeyMaterialSource};
 
 const LABEL: &str = "keyledger-import";
 const PIN: &str = "user-pin-import-1";

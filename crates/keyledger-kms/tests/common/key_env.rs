@@ -1,6 +1,7 @@
 //! A real instance for key-service tests: embedded store, ledger, software
 //! (or given) HSM, embedded material store, two key owners and a completed
-//! master-key ceremony.
+//! master-key ceremony. One copy, shared with the root package's tests (by
+//! `#[path]`), so it names the crates it uses.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -9,15 +10,15 @@ use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{Signer, SigningKey};
 use sha2::Digest;
 
-use keyledger::event::{Actor, AuthMethod, Role};
-use keyledger::governance::{AdminCommand, CommandDocument, SignedCommand};
-use keyledger::hsm::{HsmBackend, ceremony};
-use keyledger::keys::material::embedded::EmbeddedMaterialStore;
-use keyledger::keys::service::{KeyService, part_submission_message};
-use keyledger::ledger::{InitialAdmin, Ledger};
-use keyledger::secret::SecretBytes;
-use keyledger::store::embedded::EmbeddedStore;
-use keyledger::writer::{Receipt, WriterConfig};
+use keyledger_core::event::{Actor, AuthMethod, Role};
+use keyledger_core::governance::{AdminCommand, CommandDocument, SignedCommand};
+use keyledger_kms::hsm::{HsmBackend, ceremony};
+use keyledger_kms::ledger::{InitialAdmin, Ledger};
+use keyledger_kms::material::embedded::EmbeddedMaterialStore;
+use keyledger_kms::secret::SecretBytes;
+use keyledger_kms::service::{KeyService, part_submission_message};
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::writer::{Receipt, WriterConfig};
 
 /// The initial administrator's key: RFC 8032 test 1 secret key.
 pub fn admin_key() -> SigningKey {
@@ -44,7 +45,7 @@ pub fn admin_command_by(
     clock: &TestClock,
     signers: &[&SigningKey],
     command: AdminCommand,
-) -> Result<Receipt, keyledger::keys::service::KeyError> {
+) -> Result<Receipt, keyledger_kms::service::KeyError> {
     let mut signed = document(service, clock, command);
     for k in signers {
         signed.sign(k);
@@ -57,7 +58,7 @@ pub fn admin_command(
     service: &KeyService,
     clock: &TestClock,
     command: AdminCommand,
-) -> Result<Receipt, keyledger::keys::service::KeyError> {
+) -> Result<Receipt, keyledger_kms::service::KeyError> {
     admin_command_by(service, clock, &[&admin_key()], command)
 }
 
@@ -153,7 +154,7 @@ impl TestClock {
     pub fn advance(&self, by: Duration) {
         *self.0.lock().expect("clock") += by;
     }
-    pub fn as_clock(&self) -> keyledger::writer::Clock {
+    pub fn as_clock(&self) -> keyledger_ledger::writer::Clock {
         let inner = self.0.clone();
         Arc::new(move || *inner.lock().expect("clock"))
     }
@@ -188,7 +189,7 @@ impl Owner {
         &self,
         service: &KeyService,
         part: &SecretBytes,
-    ) -> Result<String, keyledger::keys::service::KeyError> {
+    ) -> Result<String, keyledger_kms::service::KeyError> {
         let status = service.ceremony_status()?;
         let sealed = ceremony::seal_part(
             &status.public_key,
@@ -252,7 +253,7 @@ pub fn open_service(
         Ledger::open(&store, data, instance, config).expect("open ledger")
     } else {
         let admin = InitialAdmin {
-            admin_id: keyledger::governance::admin_id(&admin_key().verifying_key()),
+            admin_id: keyledger_core::governance::admin_id(&admin_key().verifying_key()),
             public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
         };
         Ledger::create(&store, data, instance, &admin, "test", config).expect("create ledger")
@@ -264,7 +265,7 @@ pub fn open_service(
         .with_import_token_key_bits(2048)
 }
 
-use keyledger::store::EventStore;
+use keyledger_ledger::store::EventStore;
 
 /// A new instance with two key owners and an active master key.
 pub fn ready(data: &Path, instance: &str, hsm: Arc<dyn HsmBackend>) -> KeyEnv {
@@ -284,7 +285,7 @@ pub fn ready(data: &Path, instance: &str, hsm: Arc<dyn HsmBackend>) -> KeyEnv {
 }
 
 /// Every record of the service's log.
-pub fn records(service: &KeyService) -> Vec<keyledger::record::Record> {
+pub fn records(service: &KeyService) -> Vec<keyledger_core::record::Record> {
     let log = service.writer().log();
     log.read(0, log.head().size).expect("read log")
 }
@@ -294,7 +295,7 @@ pub fn event_types(service: &KeyService) -> Vec<String> {
     records(service)
         .iter()
         .map(|r| {
-            keyledger::event::Envelope::parse(&r.event)
+            keyledger_core::event::Envelope::parse(&r.event)
                 .expect("event")
                 .event_type
         })
@@ -306,7 +307,7 @@ pub fn event_types(service: &KeyService) -> Vec<String> {
 pub fn assert_log_consistent(service: &KeyService) {
     let records = records(service);
     let rebuilt =
-        keyledger::keys::service::Projections::rebuild(records.iter().map(|r| r.event.as_slice()));
+        keyledger_kms::service::Projections::rebuild(records.iter().map(|r| r.event.as_slice()));
     assert_eq!(
         rebuilt,
         service.projections(),

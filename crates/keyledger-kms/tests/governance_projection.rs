@@ -18,13 +18,14 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use common::key_env::{self, TestClock, admin_command_by, admin_key};
-use keyledger::event::Envelope;
-use keyledger::governance::{AdminCommand, GovernanceState, admin_id};
-use keyledger::hsm::software::SoftwareHsm;
-use keyledger::keys::service::{AsOf, Projections};
+use keyledger_core::event::Envelope;
+use keyledger_core::governance::{AdminCommand, GovernanceState, admin_id};
+use keyledger_kms::hsm::software::SoftwareHsm;
+use keyledger_kms::service::{AsOf, Projections};
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("projections/governance/fixtures")
+    // The fixtures stay in the workspace root's `projections/`.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../projections/governance/fixtures")
 }
 
 fn envelope_bytes(seq: usize, e: &Value) -> Vec<u8> {
@@ -68,7 +69,7 @@ fn golden_fixtures() {
         for (seq, e) in events.iter().enumerate() {
             let bytes = envelope_bytes(seq, e);
             let envelope = Envelope::parse(&bytes).expect("fixture event parses");
-            keyledger::event::check_payload(
+            keyledger_core::event::check_payload(
                 &envelope.event_type,
                 envelope.type_version,
                 envelope.payload.get(),
