@@ -80,7 +80,7 @@ pub async fn create(
         "maxAllowedRetrievals": metadata.max_allowed_retrievals,
         "remainingRetrievals": metadata.remaining_retrievals,
     });
-    let mut resp = json_response(201, IMPORT_TOKEN_MEDIA_TYPE, out);
+    let mut resp = json_response(201, IMPORT_TOKEN_MEDIA_TYPE, &out);
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -123,7 +123,7 @@ pub async fn get(caller: Authorized<actions::ReadImportToken>) -> Result<HttpRes
         "payload": contents.payload,
         "nonce": contents.nonce,
     });
-    let mut resp = json_response(200, IMPORT_TOKEN_MEDIA_TYPE, out);
+    let mut resp = json_response(200, IMPORT_TOKEN_MEDIA_TYPE, &out);
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
     Ok(resp)

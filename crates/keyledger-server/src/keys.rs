@@ -338,7 +338,7 @@ async fn create_with(
     let mut resp = json_response(
         201,
         KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        &collection(KEY_MEDIA_TYPE, vec![resource]),
     );
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
@@ -455,7 +455,7 @@ pub async fn list(
     if q.get("totalCount").is_some_and(|v| v == "true") {
         body["metadata"]["totalCount"] = json!(total);
     }
-    let mut resp = json_response(200, KEY_MEDIA_TYPE, body);
+    let mut resp = json_response(200, KEY_MEDIA_TYPE, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -545,7 +545,7 @@ pub async fn get(
     let mut resp = json_response(
         200,
         KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        &collection(KEY_MEDIA_TYPE, vec![resource]),
     );
     if let Some(r) = &receipt_of {
         receipt(&mut resp, r);
@@ -581,7 +581,7 @@ pub async fn metadata(
     let mut resp = json_response(
         200,
         KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        &collection(KEY_MEDIA_TYPE, vec![resource]),
     );
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -637,7 +637,7 @@ pub async fn versions(
     if q.get("totalCount").is_some_and(|v| v == "true") {
         body["metadata"]["totalCount"] = json!(key.versions.len());
     }
-    let mut resp = json_response(200, media, body);
+    let mut resp = json_response(200, media, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -708,7 +708,7 @@ async fn key_after(
         json_response(
             status,
             KEY_MEDIA_TYPE,
-            collection(KEY_MEDIA_TYPE, vec![resource]),
+            &collection(KEY_MEDIA_TYPE, vec![resource]),
         )
     };
     receipt(&mut resp, r);
@@ -767,7 +767,7 @@ pub async fn purge(
     let mut resp = json_response(
         status,
         KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        &collection(KEY_MEDIA_TYPE, vec![resource]),
     );
     if let Some(id) = request.and_then(|id| HeaderValue::from_str(&id).ok()) {
         resp.headers_mut().insert(
@@ -1001,7 +1001,7 @@ async fn run_action(
                 "rewrappedKeyVersion": {"id": to},
             });
             let mut resp =
-                json_response(200, "application/vnd.ibm.kms.key_action_rewrap+json", out);
+                json_response(200, "application/vnd.ibm.kms.key_action_rewrap+json", &out);
             receipt(&mut resp, &r);
             correlation(&mut resp, &caller);
             Ok(resp)

@@ -177,7 +177,7 @@ pub async fn get_key_policies(
         POLICY_MEDIA_TYPE,
         key_policies(caller.service.instance(), &key, only),
     );
-    let mut resp = json_response(200, POLICY_MEDIA_TYPE, body);
+    let mut resp = json_response(200, POLICY_MEDIA_TYPE, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -284,7 +284,7 @@ pub async fn put_key_policies(
         POLICY_MEDIA_TYPE,
         key_policies(caller.service.instance(), &key, only),
     );
-    let mut resp = json_response(200, POLICY_MEDIA_TYPE, body);
+    let mut resp = json_response(200, POLICY_MEDIA_TYPE, &body);
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -342,7 +342,7 @@ pub async fn get_instance_policies(
     let mut resp = json_response(
         200,
         POLICY_MEDIA_TYPE,
-        collection(POLICY_MEDIA_TYPE, resources),
+        &collection(POLICY_MEDIA_TYPE, resources),
     );
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -421,7 +421,7 @@ pub async fn allowed_ip_port(
     let mut resp = json_response(
         200,
         ALLOWED_IP_MEDIA_TYPE,
-        collection(ALLOWED_IP_MEDIA_TYPE, resources),
+        &collection(ALLOWED_IP_MEDIA_TYPE, resources),
     );
     correlation(&mut resp, &caller);
     Ok(resp)

@@ -63,7 +63,7 @@ pub async fn of_key(
 ) -> Result<HttpResponse, ApiError> {
     check_paging(&q)?;
     caller.service.key(&id).map_err(ApiError::from)?;
-    let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
+    let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, &empty(&q));
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -89,7 +89,7 @@ pub async fn all(
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     check_paging(&q)?;
-    let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
+    let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, &empty(&q));
     correlation(&mut resp, &caller);
     Ok(resp)
 }

@@ -69,7 +69,7 @@ pub async fn list_key_rings(
     if q.get("totalCount").is_some_and(|v| v == "true") {
         body["metadata"]["totalCount"] = json!(total);
     }
-    let mut resp = json_response(200, KEY_RING_MEDIA_TYPE, body);
+    let mut resp = json_response(200, KEY_RING_MEDIA_TYPE, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -218,7 +218,7 @@ pub async fn patch_key(
     let mut resp = json_response(
         200,
         KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        &collection(KEY_MEDIA_TYPE, vec![resource]),
     );
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
@@ -268,7 +268,7 @@ pub async fn create_alias(
     let mut resp = json_response(
         201,
         ALIAS_MEDIA_TYPE,
-        collection(ALIAS_MEDIA_TYPE, vec![resource]),
+        &collection(ALIAS_MEDIA_TYPE, vec![resource]),
     );
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
