@@ -76,12 +76,3 @@ pub fn key_resource(instance: &str, key: &KeyRecord, now: DateTime<Utc>) -> KeyR
         payload: None,
     }
 }
-
-/// A Key Protect collection of `json!` resources (until the last handlers
-/// build theirs as shapes).
-pub fn collection(collection_type: &str, resources: Vec<serde_json::Value>) -> serde_json::Value {
-    serde_json::json!({
-        "metadata": {"collectionType": collection_type, "collectionTotal": resources.len()},
-        "resources": resources,
-    })
-}

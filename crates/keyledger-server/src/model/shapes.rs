@@ -1,10 +1,10 @@
 //! The answers of the API, each one type that is both what a handler
 //! builds and serialises and the schema the OpenAPI document gives it:
 //! Key Protect's error body, key and other collections, the action
-//! results, the ledger, governance and operations answers. So the document
+//! results, the ledger, governance and operations answers, so the document
 //! cannot drift from what the server sends. `deny_unknown_fields` makes
-//! each `additionalProperties: false`: a field added here without being
-//! documented breaks the checks.
+//! each `additionalProperties: false`, so an answer not built from its
+//! shape breaks the checks (`tests/openapi.rs`, schemathesis).
 //!
 //! A field's order here is its property's order in the document; the
 //! order on the wire is [`super::answer_bytes`]'s (members sorted by name,
