@@ -1,7 +1,7 @@
 //! Key Protect error bodies. Every refusal the API returns has Key
-//! Protect's shape: `{"metadata":{"collectionType":
-//! "application/vnd.ibm.kms.error+json","collectionTotal":1},"resources":
-//! [{"errorMsg":…,"reasons":[{"code":…,"message":…,"status":…,"moreInfo":…}]}]}`
+//! Protect's shape ([`ErrorBody`]): `{"metadata":{"collectionTotal":1,
+//! "collectionType":"application/vnd.ibm.kms.error+json"},"resources":
+//! [{"errorMsg":…,"reasons":[{"code":…,"message":…,"moreInfo":…,"status":…}]}]}`
 //! with media type `application/vnd.ibm.kms.error+json`.
 //!
 //! The one mapping from the domain's reason codes ([`Reason`]) to HTTP
@@ -11,13 +11,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
+use super::model::{ERROR_MEDIA, ErrorBody, ErrorReason, ErrorResource, answer_bytes};
 use keyledger_core::reason::Reason;
 use keyledger_kms::hsm::HsmError;
 use keyledger_kms::service::KeyError;
 
-pub const ERROR_MEDIA_TYPE: &str = "application/vnd.ibm.kms.error+json";
+pub const ERROR_MEDIA_TYPE: &str = ERROR_MEDIA;
 const MORE_INFO: &str = "https://cloud.ibm.com/apidocs/key-protect";
 
 /// An API error: HTTP status, Key Protect reason code, message.
@@ -74,23 +74,27 @@ impl ApiError {
 
     /// The Key Protect error body; `errorMsg` starts with the status's
     /// reason phrase (a 410 is "Gone: ...", not "Internal Server Error").
-    pub fn body(&self) -> serde_json::Value {
+    pub fn body(&self) -> ErrorBody {
         let error_msg = StatusCode::from_u16(self.status)
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("Internal Server Error");
-        json!({
-            "metadata": {"collectionType": ERROR_MEDIA_TYPE, "collectionTotal": 1},
-            "resources": [{
-                "errorMsg": format!("{error_msg}: {}", self.message),
-                "reasons": [{
-                    "code": self.code,
-                    "message": self.message,
-                    "status": self.status,
-                    "moreInfo": MORE_INFO,
-                }],
+        ErrorBody::of(ErrorResource {
+            error_msg: format!("{error_msg}: {}", self.message),
+            reasons: vec![ErrorReason {
+                code: self.code,
+                message: self.message.clone(),
+                status: self.status,
+                more_info: MORE_INFO,
             }],
         })
+    }
+
+    /// The bytes of [`body`](Self::body), as every answer is written
+    /// ([`answer_bytes`]).
+    pub fn body_bytes(&self) -> Vec<u8> {
+        // An error body always serialises (strings and numbers only).
+        answer_bytes(&self.body()).unwrap_or_default()
     }
 }
 
@@ -108,7 +112,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         HttpResponse::build(self.status_code())
             .content_type(ERROR_MEDIA_TYPE)
-            .json(self.body())
+            .body(self.body_bytes())
     }
 }
 
@@ -201,12 +205,20 @@ mod tests {
     fn body_has_key_protect_shape() {
         let e = ApiError::new(404, "KEY_NOT_FOUND_ERR", "Key does not exist");
         let b = e.body();
-        assert_eq!(b["metadata"]["collectionTotal"], 1);
-        assert_eq!(b["resources"][0]["reasons"][0]["code"], "KEY_NOT_FOUND_ERR");
-        assert_eq!(b["resources"][0]["reasons"][0]["status"], 404);
+        assert_eq!(b.metadata.collection_total, 1);
+        assert_eq!(b.resources[0].reasons[0].code, "KEY_NOT_FOUND_ERR");
+        assert_eq!(b.resources[0].reasons[0].status, 404);
+        assert_eq!(b.resources[0].error_msg, "Not Found: Key does not exist");
+    }
+
+    /// The exact bytes (as they were when the body was built with `json!`):
+    /// members sorted by name, no `totalCount`.
+    #[test]
+    fn body_bytes_are_key_protects() {
+        let e = ApiError::new(409, "KEY_RING_CONFLICT_ERR", "key ring \"r\" exists");
         assert_eq!(
-            b["resources"][0]["errorMsg"],
-            "Not Found: Key does not exist"
+            String::from_utf8(e.body_bytes()).expect("utf8"),
+            r#"{"metadata":{"collectionTotal":1,"collectionType":"application/vnd.ibm.kms.error+json"},"resources":[{"errorMsg":"Conflict: key ring \"r\" exists","reasons":[{"code":"KEY_RING_CONFLICT_ERR","message":"key ring \"r\" exists","moreInfo":"https://cloud.ibm.com/apidocs/key-protect","status":409}]}]}"#
         );
     }
 
@@ -227,7 +239,7 @@ mod tests {
             (503, "Service Unavailable"),
         ] {
             let b = ApiError::new(status, "X_ERR", "why").body();
-            assert_eq!(b["resources"][0]["errorMsg"], format!("{phrase}: why"));
+            assert_eq!(b.resources[0].error_msg, format!("{phrase}: why"));
         }
     }
 

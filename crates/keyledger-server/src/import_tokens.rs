@@ -6,10 +6,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
+use super::model::{ImportTokenContents, ImportTokenMetadata};
 use super::wire::{blocking, correlation, json_response, parse_body, receipt};
 use keyledger_kms::import_token::ImportTokenRequest;
 
@@ -74,13 +74,13 @@ pub async fn create(
             .map_err(ApiError::from)
     })
     .await?;
-    let out = json!({
-        "creationDate": metadata.creation_date,
-        "expirationDate": metadata.expiration_date,
-        "maxAllowedRetrievals": metadata.max_allowed_retrievals,
-        "remainingRetrievals": metadata.remaining_retrievals,
-    });
-    let mut resp = json_response(201, IMPORT_TOKEN_MEDIA_TYPE, out);
+    let out = ImportTokenMetadata {
+        creation_date: metadata.creation_date,
+        expiration_date: metadata.expiration_date,
+        max_allowed_retrievals: metadata.max_allowed_retrievals,
+        remaining_retrievals: metadata.remaining_retrievals,
+    };
+    let mut resp = json_response(201, IMPORT_TOKEN_MEDIA_TYPE, &out);
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -114,16 +114,16 @@ pub async fn get(caller: Authorized<actions::ReadImportToken>) -> Result<HttpRes
             .map_err(ApiError::from)
     })
     .await?;
-    let m = &contents.metadata;
-    let out = json!({
-        "creationDate": m.creation_date,
-        "expirationDate": m.expiration_date,
-        "maxAllowedRetrievals": m.max_allowed_retrievals,
-        "remainingRetrievals": m.remaining_retrievals,
-        "payload": contents.payload,
-        "nonce": contents.nonce,
-    });
-    let mut resp = json_response(200, IMPORT_TOKEN_MEDIA_TYPE, out);
+    let m = contents.metadata;
+    let out = ImportTokenContents {
+        creation_date: m.creation_date,
+        expiration_date: m.expiration_date,
+        max_allowed_retrievals: m.max_allowed_retrievals,
+        remaining_retrievals: m.remaining_retrievals,
+        payload: contents.payload,
+        nonce: contents.nonce,
+    };
+    let mut resp = json_response(200, IMPORT_TOKEN_MEDIA_TYPE, &out);
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
     Ok(resp)

@@ -10,17 +10,20 @@ use std::collections::HashMap;
 use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
 
 use super::auth::{Authorized, Caller, actions};
 use super::errors::ApiError;
 use super::model::requests::{RestoreBody, RestoreKey, RotateBody, UnwrapBody, WrapBody};
+use super::model::{
+    CreatedKey, CreatedKeyCollection, KeyCollection, KeyMediaType, KeyMinimal,
+    KeyVersionCollection, RewrapResult, UnwrapResult, VersionRef, WrapResult,
+};
 use super::registry::AppState;
-use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
+use super::resources::{crn, key_resource, version_info};
 use super::wire::{
     CollectionBody, blocking, correlation, decode_b64, json_response, key_ring, parse_body,
-    prefers_minimal, receipt,
+    prefers_minimal, receipt, secret_json_response,
 };
 use keyledger_core::keys::list_filter::KeyFilter;
 use keyledger_core::keys::projection::{KeyQuery, Search, SortKey};
@@ -44,40 +47,6 @@ async fn deferred<T: Send + 'static>(
     } else {
         blocking(move || start(&caller).wait().map_err(ApiError::from)).await
     }
-}
-
-/// The body of a wrap's answer (Key Protect's field names and order).
-#[derive(Serialize)]
-struct WrapOut<'a> {
-    ciphertext: &'a str,
-    #[serde(rename = "keyVersion")]
-    key_version: VersionRef<'a>,
-    /// The generated data key, when the caller gave none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    plaintext: Option<Zeroizing<String>>,
-}
-
-/// The body of an unwrap's answer. The base64 plaintext is zeroized once
-/// serialised (the answer's own bytes belong to the HTTP layer).
-#[derive(Serialize)]
-struct UnwrapOut<'a> {
-    plaintext: Zeroizing<String>,
-    #[serde(rename = "keyVersion")]
-    key_version: VersionRef<'a>,
-    /// The data key re-wrapped under the latest version, when the key was
-    /// rotated since the ciphertext was made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ciphertext: Option<&'a str>,
-    #[serde(
-        rename = "rewrappedKeyVersion",
-        skip_serializing_if = "Option::is_none"
-    )]
-    rewrapped_key_version: Option<VersionRef<'a>>,
-}
-
-#[derive(Serialize)]
-struct VersionRef<'a> {
-    id: &'a str,
 }
 
 /// A key to create: generated, from `payload`, or securely imported
@@ -330,15 +299,21 @@ async fn create_with(
         Ok((key, r))
     })
     .await?;
-    let mut resource = key_resource(caller.service.instance(), &key, now);
-    if minimal {
-        resource =
-            json!({"type": KEY_MEDIA_TYPE, "id": key.id, "name": key.name, "crn": resource["crn"]});
-    }
+    let instance = caller.service.instance();
+    let created = if minimal {
+        CreatedKey::Minimal(KeyMinimal {
+            kind: KeyMediaType,
+            crn: crn(instance, &key.id),
+            id: key.id,
+            name: key.name,
+        })
+    } else {
+        CreatedKey::Full(Box::new(key_resource(instance, &key, now)))
+    };
     let mut resp = json_response(
         201,
-        KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        CreatedKeyCollection::MEDIA,
+        &CreatedKeyCollection::new(vec![created]),
     );
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
@@ -451,11 +426,11 @@ pub async fn list(
             page.total,
         )
     });
-    let mut body = collection(KEY_MEDIA_TYPE, resources);
+    let mut body = KeyCollection::new(resources);
     if q.get("totalCount").is_some_and(|v| v == "true") {
-        body["metadata"]["totalCount"] = json!(total);
+        body = body.with_total_count(total);
     }
-    let mut resp = json_response(200, KEY_MEDIA_TYPE, body);
+    let mut resp = json_response(200, KeyCollection::MEDIA, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -539,13 +514,14 @@ pub async fn get(
                 .map_err(ApiError::from)
         })
         .await?;
-        resource["payload"] = json!(B64.encode(payload.expose()));
+        resource.payload = Some(Zeroizing::new(B64.encode(payload.expose())));
         receipt_of = Some(r);
     }
-    let mut resp = json_response(
+    // The payload is key material: the answer's intermediate copy is wiped.
+    let mut resp = secret_json_response(
         200,
-        KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        KeyCollection::MEDIA,
+        &KeyCollection::new(vec![resource]),
     );
     if let Some(r) = &receipt_of {
         receipt(&mut resp, r);
@@ -580,8 +556,8 @@ pub async fn metadata(
     let resource = key_resource(caller.service.instance(), &key, (state.clock)());
     let mut resp = json_response(
         200,
-        KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        KeyCollection::MEDIA,
+        &KeyCollection::new(vec![resource]),
     );
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -622,22 +598,19 @@ pub async fn versions(
         .transpose()
         .map_err(|_| ApiError::new(400, "INVALID_QUERY_PARAM_ERR", "offset must be a number"))?
         .unwrap_or(0);
-    let resources: Vec<Value> = key
+    let resources = key
         .versions
         .iter()
         .rev()
         .skip(offset)
         .take(limit)
-        .map(|v| {
-            json!({"id": v.id, "creationDate": v.creation_date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)})
-        })
+        .map(version_info)
         .collect();
-    let media = "application/vnd.ibm.kms.key_version+json";
-    let mut body = collection(media, resources);
+    let mut body = KeyVersionCollection::new(resources);
     if q.get("totalCount").is_some_and(|v| v == "true") {
-        body["metadata"]["totalCount"] = json!(key.versions.len());
+        body = body.with_total_count(key.versions.len());
     }
-    let mut resp = json_response(200, media, body);
+    let mut resp = json_response(200, KeyVersionCollection::MEDIA, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -707,8 +680,8 @@ async fn key_after(
         let resource = key_resource(caller.service.instance(), &key, (state.clock)());
         json_response(
             status,
-            KEY_MEDIA_TYPE,
-            collection(KEY_MEDIA_TYPE, vec![resource]),
+            KeyCollection::MEDIA,
+            &KeyCollection::new(vec![resource]),
         )
     };
     receipt(&mut resp, r);
@@ -766,8 +739,8 @@ pub async fn purge(
     };
     let mut resp = json_response(
         status,
-        KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        KeyCollection::MEDIA,
+        &KeyCollection::new(vec![resource]),
     );
     if let Some(id) = request.and_then(|id| HeaderValue::from_str(&id).ok()) {
         resp.headers_mut().insert(
@@ -944,8 +917,9 @@ async fn run_action(
                     .start_wrap(&c.actor, &c.correlation_id, &id, plaintext, &b.aad)
             })
             .await?;
-            // Typed, not a `Value` tree: the hot path's response in one pass.
-            let out = WrapOut {
+            // Written as declared, not through a sorted `Value` tree: the
+            // hot path's response in one pass.
+            let out = WrapResult {
                 ciphertext: &result.ciphertext,
                 key_version: VersionRef {
                     id: &result.key_version_id,
@@ -969,7 +943,7 @@ async fn run_action(
                     .start_unwrap(&c.actor, &c.correlation_id, &id, &b.ciphertext, &b.aad)
             })
             .await?;
-            let out = UnwrapOut {
+            let out = UnwrapResult {
                 plaintext: Zeroizing::new(B64.encode(result.plaintext.expose())),
                 key_version: VersionRef {
                     id: &result.key_version_id,
@@ -995,13 +969,14 @@ async fn run_action(
                     .map_err(ApiError::from)
             })
             .await?;
-            let out = json!({
-                "ciphertext": ciphertext,
-                "keyVersion": {"id": from},
-                "rewrappedKeyVersion": {"id": to},
-            });
-            let mut resp =
-                json_response(200, "application/vnd.ibm.kms.key_action_rewrap+json", out);
+            let out = RewrapResult {
+                ciphertext: &ciphertext,
+                key_version: VersionRef { id: &from },
+                rewrapped_key_version: VersionRef { id: &to },
+            };
+            let mut resp = HttpResponse::Ok()
+                .content_type("application/vnd.ibm.kms.key_action_rewrap+json")
+                .json(&out);
             receipt(&mut resp, &r);
             correlation(&mut resp, &caller);
             Ok(resp)

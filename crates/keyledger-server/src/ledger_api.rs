@@ -13,11 +13,13 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use futures_util::StreamExt;
-use serde_json::json;
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::wire::blocking;
+use super::model::{
+    BundleStreamHeader, ConsistencyProof, InclusionProof, LedgerRecord, RecordsPage, answer_bytes,
+};
+use super::wire::{blocking, json_response};
 use keyledger_core::merkle::{self, Hash, ProofError};
 use keyledger_kms::service::KeyService;
 use keyledger_ledger::audit::{self, AuditError, AuditNodes, SignedCheckpoint};
@@ -34,6 +36,8 @@ const BUNDLE_CHUNK: u64 = 1024;
 pub const BUNDLE_STREAM_MEDIA_TYPE: &str = "application/vnd.keyledger.bundle-stream";
 /// Format name in the stream's header line.
 pub const BUNDLE_STREAM_FORMAT: &str = "keyledger-bundle-stream/1";
+/// The media type of the JSON answers.
+const JSON: &str = "application/json";
 
 fn invalid(param: &str, why: &str) -> ApiError {
     ApiError::new(
@@ -187,17 +191,22 @@ pub async fn records(
         for (seq, record) in (start..).zip(records) {
             let event =
                 String::from_utf8(record.event.clone()).map_err(|_| ApiError::internal())?;
-            items.push(json!({
-                "seq": seq,
-                "event": event,
-                "signature": B64.encode(record.signature),
-                "leaf_hash": B64.encode(record.leaf_hash()),
-            }));
+            items.push(LedgerRecord {
+                seq,
+                event,
+                signature: B64.encode(record.signature),
+                leaf_hash: B64.encode(record.leaf_hash()),
+            });
         }
-        Ok(json!({"start": start, "end": end, "size": size, "records": items}))
+        Ok(RecordsPage {
+            start,
+            end,
+            size,
+            records: items,
+        })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(json_response(200, JSON, &body))
 }
 
 /// `GET /api/v2/ledger/proofs/inclusion?seq=N[&size=M]`: the RFC 9162
@@ -242,17 +251,17 @@ pub async fn inclusion(
         let leaf = log.node(0, seq).map_err(store_error)?;
         let proof = merkle::inclusion_proof(&nodes, seq, size).map_err(proof_error)?;
         let root = merkle::root_at(&nodes, size).map_err(proof_error)?;
-        Ok(json!({
-            "seq": seq,
-            "size": size,
-            "leaf_hash": B64.encode(leaf),
-            "leaf_hash_hex": hex::encode(leaf),
-            "proof": b64_hashes(&proof),
-            "root": B64.encode(root),
-        }))
+        Ok(InclusionProof {
+            seq,
+            size,
+            leaf_hash: B64.encode(leaf),
+            leaf_hash_hex: hex::encode(leaf),
+            proof: b64_hashes(&proof),
+            root: B64.encode(root),
+        })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(json_response(200, JSON, &body))
 }
 
 /// `GET /api/v2/ledger/proofs/consistency?from=A&to=B`: the RFC 9162
@@ -295,16 +304,16 @@ pub async fn consistency(
         let proof = merkle::consistency_proof(&nodes, from, to).map_err(proof_error)?;
         let from_root = merkle::root_at(&nodes, from).map_err(proof_error)?;
         let to_root = merkle::root_at(&nodes, to).map_err(proof_error)?;
-        Ok(json!({
-            "from": from,
-            "to": to,
-            "proof": b64_hashes(&proof),
-            "from_root": B64.encode(from_root),
-            "to_root": B64.encode(to_root),
-        }))
+        Ok(ConsistencyProof {
+            from,
+            to,
+            proof: b64_hashes(&proof),
+            from_root: B64.encode(from_root),
+            to_root: B64.encode(to_root),
+        })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(json_response(200, JSON, &body))
 }
 
 /// The stream's first line: manifest, checkpoint and keys as one JSON
@@ -315,13 +324,13 @@ fn bundle_header(service: &KeyService) -> Result<(Vec<u8>, u64), ApiError> {
     // A hint only (the log itself declares every key, LEDGER-FORMAT §4):
     // the key in force, which signed the checkpoint.
     let keys = format!("{}\n", service.audit_log().verifier_key());
-    let header = json!({
-        "format": BUNDLE_STREAM_FORMAT,
-        "manifest": manifest,
-        "checkpoint": note,
-        "keys": keys,
-    });
-    let mut line = serde_json::to_vec(&header).map_err(|_| ApiError::internal())?;
+    let header = BundleStreamHeader {
+        format: BUNDLE_STREAM_FORMAT,
+        manifest,
+        checkpoint: &note,
+        keys: &keys,
+    };
+    let mut line = answer_bytes(&header).map_err(|_| ApiError::internal())?;
     line.push(b'\n');
     Ok((line, size))
 }

@@ -16,13 +16,15 @@
 //! - [`metrics`]: Prometheus metrics, served with `/health` and `/ready` on
 //!   the separate operations listener (`ops_listen`); the API listener
 //!   answers `/health` and `/ready` without naming any instance.
-//! - [`model`]: the API's wire model (media types, parameters, request and
-//!   response bodies as schemas); handlers and [`openapi`] both use it.
+//! - [`model`]: the API's wire model (media types, parameters, request
+//!   bodies, and the answers: each one type the handler serialises and the
+//!   document describes); handlers and [`openapi`] both use it.
 //! - [`openapi`]: the OpenAPI document (`schemas/openapi.json`), served at
 //!   `/api/v2/openapi.json`.
 //! - [`access_log`]: one JSON line per request on stderr (no secrets).
 //! - [`dev`]: `--dev` bootstrap.
-//! - [`wire`]: body parsing and response headers every handler shares.
+//! - [`wire`]: body parsing, writing answers and response headers every
+//!   handler shares.
 //!
 //! Blocking work (appending events, HSM calls) runs on actix's blocking
 //! pool; an operation's event is durable before its response is written.

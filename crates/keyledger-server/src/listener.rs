@@ -54,17 +54,19 @@ fn replacement(status: u16) -> Vec<u8> {
         ),
         _ => ApiError::new(400, "BAD_REQUEST_ERR", "the request is not valid HTTP/1.1"),
     };
-    let body = error.body().to_string();
+    let body = error.body_bytes();
     let reason = error
         .status_code()
         .canonical_reason()
         .unwrap_or("Bad Request");
-    format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+    let mut response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         super::errors::ERROR_MEDIA_TYPE,
         body.len()
     )
-    .into_bytes()
+    .into_bytes();
+    response.extend_from_slice(&body);
+    response
 }
 
 /// Where the first parser refusal in `buf` starts, its status and the
@@ -355,5 +357,10 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(body).expect("json");
             assert_eq!(body["resources"][0]["reasons"][0]["code"], code);
         }
+        // Byte for byte, as when the body was built with `json!`.
+        assert_eq!(
+            String::from_utf8(replacement(431)).expect("utf8"),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/vnd.ibm.kms.error+json\r\ncontent-length: 389\r\nconnection: close\r\n\r\n{\"metadata\":{\"collectionTotal\":1,\"collectionType\":\"application/vnd.ibm.kms.error+json\"},\"resources\":[{\"errorMsg\":\"Request Header Fields Too Large: the request head has too many or too large header fields\",\"reasons\":[{\"code\":\"HEADERS_TOO_LARGE_ERR\",\"message\":\"the request head has too many or too large header fields\",\"moreInfo\":\"https://cloud.ibm.com/apidocs/key-protect\",\"status\":431}]}]}"
+        );
     }
 }

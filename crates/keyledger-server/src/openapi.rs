@@ -4,12 +4,16 @@
 //!   parameters, request body, every status it answers); the request types
 //!   the handlers parse derive `ToSchema`, so a field added to a body is a
 //!   field added to the document.
-//! - The handlers build their answers with `json!`; their shapes are
-//!   described in [`super::model`] ([`KeyResource`], [`WrapResult`], ...), with
-//!   `additionalProperties: false`, so a field the server starts sending
-//!   without documenting it breaks `tests/openapi.rs` and the schemathesis
-//!   run (`scripts/schemathesis`) rather than passing unnoticed. Headers,
-//!   path and query parameters are in `model::params`.
+//! - Every JSON answer is one type of [`super::model`] ([`KeyResource`],
+//!   [`WrapResult`], ...) that derives both `Serialize`, which the handler
+//!   building the answer writes, and `ToSchema`, which this document uses:
+//!   a field added to an answer is a field added to the document, so the
+//!   two cannot drift. The schemas still say `additionalProperties: false`,
+//!   so an answer not built from its documented type breaks
+//!   `tests/openapi.rs` and the schemathesis run (`scripts/schemathesis`)
+//!   rather than passing unnoticed. A shape's field order is its property
+//!   order here; the wire order is `model::answer_bytes`'s. Headers, path
+//!   and query parameters are in `model::params`.
 //! - One handler, [`super::keys::action`], serves every
 //!   `POST /keys/{id}/actions/{action}`; each action has its own body and
 //!   answer, so [`ActionOperations`] documents each as its own operation.

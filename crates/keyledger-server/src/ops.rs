@@ -5,7 +5,11 @@
 use actix_web::{HttpResponse, web};
 
 use super::metrics;
+use super::model::{Health, Ready, Sealed, SealedInstances, StatusOk, StatusReady, StatusSealed};
 use super::registry::AppState;
+use super::wire::json_response;
+
+const JSON: &str = "application/json";
 
 /// `GET /health`: the process answers.
 #[utoipa::path(
@@ -16,7 +20,7 @@ use super::registry::AppState;
     responses((status = 200, description = "The process answers.", body = super::model::Health))
 )]
 pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    json_response(200, JSON, &Health { status: StatusOk })
 }
 
 /// The instances that cannot do crypto (their key owners have not
@@ -57,13 +61,31 @@ pub async fn ops_ready(state: web::Data<AppState>) -> HttpResponse {
 fn readiness(state: &AppState, name_them: bool) -> HttpResponse {
     let sealed = sealed_instances(state);
     if sealed.is_empty() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+        json_response(
+            200,
+            JSON,
+            &Ready {
+                status: StatusReady,
+            },
+        )
     } else if name_them {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "sealed", "sealed_instances": sealed}))
+        json_response(
+            503,
+            JSON,
+            &SealedInstances {
+                status: StatusSealed,
+                sealed_instances: sealed,
+            },
+        )
     } else {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "sealed", "sealed_count": sealed.len()}))
+        json_response(
+            503,
+            JSON,
+            &Sealed {
+                status: StatusSealed,
+                sealed_count: sealed.len() as u64,
+            },
+        )
     }
 }
 

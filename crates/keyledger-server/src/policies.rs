@@ -11,19 +11,21 @@ use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::resources::{collection, crn};
+use super::model::{
+    AllowedIpPort, AllowedIpPortCollection, DualAuthPolicyData, InstancePolicy,
+    InstancePolicyCollection, InstancePolicyData, KeyPolicy, KeyPolicyCollection, PolicyMediaType,
+    RotationPolicyData,
+};
+use super::resources::{crn, date};
 use super::wire::{CollectionBody, blocking, correlation, json_response, parse_body, receipt};
 use keyledger_core::event::AccessDenied;
 use keyledger_core::keys::projection::KeyRecord;
 use keyledger_core::keys::state::check_dual_auth_policy;
 use keyledger_kms::service::KeyError;
 
-pub const POLICY_MEDIA_TYPE: &str = "application/vnd.ibm.kms.policy+json";
-const ALLOWED_IP_MEDIA_TYPE: &str = "application/vnd.ibm.kms.allowed_ip_metadata+json";
 const INSTANCE_POLICIES: [&str; 4] = [
     "allowedIP",
     "allowedNetwork",
@@ -115,38 +117,36 @@ fn policy_filter<'a>(
     }
 }
 
-fn date(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// The key's policies in Key Protect shape (dates: the key's).
-fn key_policies(instance: &str, key: &KeyRecord, only: Option<&str>) -> Vec<Value> {
-    let base = |extra: (&str, Value)| {
-        let mut v = json!({
-            "type": POLICY_MEDIA_TYPE,
-            "crn": crn(instance, &key.id),
-            "creationDate": date(&key.creation_date),
-            "createdBy": key.created_by,
-            "lastUpdateDate": date(&key.last_update_date),
-        });
-        v[extra.0] = extra.1;
-        v
+fn key_policies(instance: &str, key: &KeyRecord, only: Option<&str>) -> KeyPolicyCollection {
+    let policy = || KeyPolicy {
+        kind: PolicyMediaType,
+        crn: crn(instance, &key.id),
+        creation_date: date(&key.creation_date),
+        created_by: key.created_by.clone(),
+        last_update_date: date(&key.last_update_date),
+        rotation: None,
+        dual_auth_delete: None,
     };
     let mut out = Vec::new();
     if only.is_none_or(|p| p == "rotation") {
-        let mut rotation = json!({"enabled": key.rotation.enabled});
-        if let Some(m) = key.rotation.interval_month {
-            rotation["interval_month"] = json!(m);
-        }
-        out.push(base(("rotation", rotation)));
+        out.push(KeyPolicy {
+            rotation: Some(RotationPolicyData {
+                enabled: key.rotation.enabled,
+                interval_month: key.rotation.interval_month,
+            }),
+            ..policy()
+        });
     }
     if only.is_none_or(|p| p == "dualAuthDelete") {
-        out.push(base((
-            "dualAuthDelete",
-            json!({"enabled": key.dual_auth_delete.enabled}),
-        )));
+        out.push(KeyPolicy {
+            dual_auth_delete: Some(DualAuthPolicyData {
+                enabled: key.dual_auth_delete.enabled,
+            }),
+            ..policy()
+        });
     }
-    out
+    KeyPolicyCollection::new(out)
 }
 
 /// `GET /api/v2/keys/{id}/policies[?policy=…]`
@@ -173,11 +173,8 @@ pub async fn get_key_policies(
 ) -> Result<HttpResponse, ApiError> {
     let only = policy_filter(&q, &["rotation", "dualAuthDelete"])?;
     let key = caller.service.key(&id).map_err(ApiError::from)?;
-    let body = collection(
-        POLICY_MEDIA_TYPE,
-        key_policies(caller.service.instance(), &key, only),
-    );
-    let mut resp = json_response(200, POLICY_MEDIA_TYPE, body);
+    let body = key_policies(caller.service.instance(), &key, only);
+    let mut resp = json_response(200, KeyPolicyCollection::MEDIA, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -280,11 +277,8 @@ pub async fn put_key_policies(
         last.map(|r| (key, r)).ok_or_else(ApiError::internal)
     })
     .await?;
-    let body = collection(
-        POLICY_MEDIA_TYPE,
-        key_policies(caller.service.instance(), &key, only),
-    );
-    let mut resp = json_response(200, POLICY_MEDIA_TYPE, body);
+    let body = key_policies(caller.service.instance(), &key, only);
+    let mut resp = json_response(200, KeyPolicyCollection::MEDIA, &body);
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -312,37 +306,43 @@ pub async fn get_instance_policies(
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let only = policy_filter(&q, &INSTANCE_POLICIES)?;
-    let policies: Vec<(String, bool, Value, u64)> = caller.service.with_projections(|p| {
+    let policies: Vec<(InstancePolicy, u64)> = caller.service.with_projections(|p| {
         p.governance
             .policies
             .iter()
             .filter(|(t, _)| only.is_none_or(|o| o == t.as_str()))
-            .map(|(t, p)| (t.clone(), p.enabled, json!(p.attributes), p.updated_seq))
+            .map(|(t, p)| {
+                let policy = InstancePolicy {
+                    policy_type: t.clone(),
+                    policy_data: InstancePolicyData {
+                        enabled: p.enabled,
+                        attributes: p.attributes.clone(),
+                    },
+                    last_updated: None,
+                    updated_by: None,
+                };
+                (policy, p.updated_seq)
+            })
             .collect()
     });
     let service = caller.service.clone();
     let resources = blocking(move || {
         Ok(policies
             .into_iter()
-            .map(|(policy_type, enabled, attributes, seq)| {
-                let mut data = json!({"enabled": enabled});
-                if attributes.as_object().is_some_and(|a| !a.is_empty()) {
-                    data["attributes"] = attributes;
-                }
-                let mut v = json!({"policy_type": policy_type, "policy_data": data});
+            .map(|(mut policy, seq)| {
                 if let Some((time, by)) = service.recorded_by(seq) {
-                    v["lastUpdated"] = json!(time);
-                    v["updatedBy"] = json!(by);
+                    policy.last_updated = Some(time);
+                    policy.updated_by = Some(by);
                 }
-                v
+                policy
             })
             .collect::<Vec<_>>())
     })
     .await?;
     let mut resp = json_response(
         200,
-        POLICY_MEDIA_TYPE,
-        collection(POLICY_MEDIA_TYPE, resources),
+        InstancePolicyCollection::MEDIA,
+        &InstancePolicyCollection::new(resources),
     );
     correlation(&mut resp, &caller);
     Ok(resp)
@@ -414,14 +414,16 @@ pub async fn allowed_ip_port(
         let port = req
             .app_data::<super::wire::LocalAddr>()
             .map_or_else(|| req.app_config().local_addr().port(), |a| a.0.port());
-        vec![json!({"private_endpoint_port": port})]
+        vec![AllowedIpPort {
+            private_endpoint_port: port,
+        }]
     } else {
         Vec::new()
     };
     let mut resp = json_response(
         200,
-        ALLOWED_IP_MEDIA_TYPE,
-        collection(ALLOWED_IP_MEDIA_TYPE, resources),
+        AllowedIpPortCollection::MEDIA,
+        &AllowedIpPortCollection::new(resources),
     );
     correlation(&mut resp, &caller);
     Ok(resp)

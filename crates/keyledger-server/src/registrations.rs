@@ -7,14 +7,11 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
-use super::resources::collection;
+use super::model::RegistrationCollection;
 use super::wire::{correlation, json_response};
-
-const REGISTRATION_MEDIA_TYPE: &str = "application/vnd.ibm.kms.registration+json";
 
 fn check_paging(q: &HashMap<String, String>) -> Result<(), ApiError> {
     for p in ["limit", "offset"] {
@@ -31,10 +28,10 @@ fn check_paging(q: &HashMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn empty(q: &HashMap<String, String>) -> serde_json::Value {
-    let mut body = collection(REGISTRATION_MEDIA_TYPE, Vec::new());
+fn empty(q: &HashMap<String, String>) -> RegistrationCollection {
+    let body = RegistrationCollection::none();
     if q.get("totalCount").is_some_and(|v| v == "true") {
-        body["metadata"]["totalCount"] = json!(0);
+        return body.with_total_count(0);
     }
     body
 }
@@ -63,7 +60,7 @@ pub async fn of_key(
 ) -> Result<HttpResponse, ApiError> {
     check_paging(&q)?;
     caller.service.key(&id).map_err(ApiError::from)?;
-    let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
+    let mut resp = json_response(200, RegistrationCollection::MEDIA, &empty(&q));
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -89,7 +86,7 @@ pub async fn all(
     q: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     check_paging(&q)?;
-    let mut resp = json_response(200, REGISTRATION_MEDIA_TYPE, empty(&q));
+    let mut resp = json_response(200, RegistrationCollection::MEDIA, &empty(&q));
     correlation(&mut resp, &caller);
     Ok(resp)
 }

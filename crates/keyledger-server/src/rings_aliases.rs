@@ -6,17 +6,14 @@ use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{Authorized, actions};
 use super::errors::ApiError;
+use super::model::{KeyAlias, KeyAliasCollection, KeyCollection, KeyRing, KeyRingCollection};
 use super::registry::AppState;
-use super::resources::{KEY_MEDIA_TYPE, collection, key_resource};
+use super::resources::{date, key_resource};
 use super::wire::{blocking, correlation, json_response, parse_body, receipt};
 use keyledger_core::keys::projection::DEFAULT_KEY_RING;
-
-const KEY_RING_MEDIA_TYPE: &str = "application/vnd.ibm.kms.key_ring+json";
-const ALIAS_MEDIA_TYPE: &str = "application/vnd.ibm.kms.key_alias+json";
 
 fn number(q: &HashMap<String, String>, p: &str, default: usize) -> Result<usize, ApiError> {
     q.get(p)
@@ -59,17 +56,17 @@ pub async fn list_key_rings(
         .with_projections(|p| p.keys.key_rings.iter().cloned().collect());
     rings.insert(0, DEFAULT_KEY_RING.to_string());
     let total = rings.len();
-    let resources: Vec<Value> = rings
+    let resources = rings
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|id| json!({"id": id}))
+        .map(|id| KeyRing { id })
         .collect();
-    let mut body = collection(KEY_RING_MEDIA_TYPE, resources);
+    let mut body = KeyRingCollection::new(resources);
     if q.get("totalCount").is_some_and(|v| v == "true") {
-        body["metadata"]["totalCount"] = json!(total);
+        body = body.with_total_count(total);
     }
-    let mut resp = json_response(200, KEY_RING_MEDIA_TYPE, body);
+    let mut resp = json_response(200, KeyRingCollection::MEDIA, &body);
     correlation(&mut resp, &caller);
     Ok(resp)
 }
@@ -217,8 +214,8 @@ pub async fn patch_key(
     let resource = key_resource(caller.service.instance(), &key, (state.clock)());
     let mut resp = json_response(
         200,
-        KEY_MEDIA_TYPE,
-        collection(KEY_MEDIA_TYPE, vec![resource]),
+        KeyCollection::MEDIA,
+        &KeyCollection::new(vec![resource]),
     );
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);
@@ -259,16 +256,16 @@ pub async fn create_alias(
             .map_err(ApiError::from)
     })
     .await?;
-    let resource = json!({
-        "keyId": key.id,
-        "alias": alias,
-        "creationDate": key.last_update_date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "createdBy": caller.actor.principal,
-    });
+    let resource = KeyAlias {
+        key_id: key.id,
+        alias,
+        creation_date: date(&key.last_update_date),
+        created_by: caller.actor.principal.clone(),
+    };
     let mut resp = json_response(
         201,
-        ALIAS_MEDIA_TYPE,
-        collection(ALIAS_MEDIA_TYPE, vec![resource]),
+        KeyAliasCollection::MEDIA,
+        &KeyAliasCollection::new(vec![resource]),
     );
     receipt(&mut resp, &r);
     correlation(&mut resp, &caller);

@@ -1,17 +1,19 @@
 //! Request and response plumbing every handler shares: Key Protect's
-//! media-type check and body parsing, the collection body, response
-//! headers (correlation id, the event's receipt) and running blocking
-//! key-service calls off the async workers. Knows no endpoint.
+//! media-type check and body parsing, the collection body, writing a typed
+//! answer ([`json_response`]), response headers (correlation id, the
+//! event's receipt) and running blocking key-service calls off the async
+//! workers. Knows no endpoint.
 
 use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::Caller;
 use super::errors::ApiError;
+use super::model::{answer_bytes, secret_answer_bytes};
 use keyledger_kms::secret::SecretBytes;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -101,13 +103,32 @@ pub fn receipt(resp: &mut HttpResponse, r: &keyledger_ledger::writer::Receipt) {
     }
 }
 
-/// A JSON answer with `status` and the Key Protect media type `media`.
-pub fn json_response(status: u16, media: &str, body: Value) -> HttpResponse {
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
-    )
-    .content_type(media)
-    .json(body)
+/// A JSON answer: `body` (one of the `model` shapes) with `status` and
+/// media type `media`, written by [`answer_bytes`] (members sorted by name).
+pub fn json_response<T: Serialize + ?Sized>(status: u16, media: &str, body: &T) -> HttpResponse {
+    answered(status, media, answer_bytes(body))
+}
+
+/// [`json_response`] of a body that carries key material (`GET /keys/{id}`
+/// of a standard key): the intermediate copy is wiped.
+pub fn secret_json_response<T: Serialize + ?Sized>(
+    status: u16,
+    media: &str,
+    body: &T,
+) -> HttpResponse {
+    answered(status, media, secret_answer_bytes(body))
+}
+
+fn answered(status: u16, media: &str, bytes: serde_json::Result<Vec<u8>>) -> HttpResponse {
+    match bytes {
+        Ok(bytes) => HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::OK),
+        )
+        .content_type(media)
+        .body(bytes),
+        Err(_) => actix_web::ResponseError::error_response(&ApiError::internal()),
+    }
 }
 
 // Key Protect's request collection: `metadata` (ignored) and `resources`.

@@ -163,7 +163,7 @@ fn instance_policy_name() -> Object {
 fn approval_word() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(["pending", "cancelled", "expired"]))
+        .enum_values(Some(ApprovalWord::ALL.map(ApprovalWord::word)))
         .build()
 }
 
@@ -190,9 +190,48 @@ named_strings! {
     KeyPolicyName = key_policy_name;
     /// An instance policy type.
     InstancePolicyName = instance_policy_name;
-    /// Where an approval without an outcome stands.
-    ApprovalWord = approval_word;
 }
+
+/// Where an approval without an outcome stands: serialised as its
+/// [`word`](Self::word), the words the schema lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalWord {
+    Pending,
+    Cancelled,
+    Expired,
+}
+
+impl ApprovalWord {
+    /// Every word, in the schema's order.
+    pub const ALL: [ApprovalWord; 3] = [
+        ApprovalWord::Pending,
+        ApprovalWord::Cancelled,
+        ApprovalWord::Expired,
+    ];
+
+    /// `pending`, `cancelled` or `expired`.
+    pub fn word(self) -> &'static str {
+        match self {
+            ApprovalWord::Pending => "pending",
+            ApprovalWord::Cancelled => "cancelled",
+            ApprovalWord::Expired => "expired",
+        }
+    }
+}
+
+impl serde::Serialize for ApprovalWord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.word())
+    }
+}
+
+impl PartialSchema for ApprovalWord {
+    fn schema() -> RefOr<Schema> {
+        Schema::Object(approval_word()).into()
+    }
+}
+
+impl ToSchema for ApprovalWord {}
 
 /// A byte stream (`type: string, format: binary`).
 pub struct Binary;

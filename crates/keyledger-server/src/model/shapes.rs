@@ -1,44 +1,70 @@
-//! The answers the handlers build with `json!`, as schemas: Key Protect's
-//! error body, key and other collections, the action results, the ledger,
-//! governance and operations answers. `deny_unknown_fields` makes each
-//! `additionalProperties: false`: a field the server sends without
-//! documenting it breaks the checks.
+//! The answers of the API, each one type that is both what a handler
+//! builds and serialises and the schema the OpenAPI document gives it:
+//! Key Protect's error body, key and other collections, the action
+//! results, the ledger, governance and operations answers, so the document
+//! cannot drift from what the server sends. `deny_unknown_fields` makes
+//! each `additionalProperties: false`, so an answer not built from its
+//! shape breaks the checks (`tests/openapi.rs`, schemathesis).
+//!
+//! A field's order here is its property's order in the document; the
+//! order on the wire is [`super::answer_bytes`]'s (members sorted by name,
+//! as the answers have always been), except for the wrap, unwrap and rewrap
+//! results, the hot path, which are written as declared (their declared
+//! order is their wire order). An optional member is an `Option` skipped
+//! when `None` (`value_type` keeps its schema non-nullable); one that is
+//! absent or `null` is an `Option<Option<_>>`. A member whose schema is a
+//! constant has a type that serialises to exactly that constant
+//! ([`KeyMediaType`], [`StatusOk`], ...).
 
 use std::collections::BTreeMap;
 
+use serde::{Serialize, Serializer};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{ToResponse, ToSchema};
+use zeroize::Zeroizing;
 
-use super::KEY_MEDIA;
 use super::params::ApprovalWord;
+use super::{ERROR_MEDIA, KEY_MEDIA};
 
 /// `metadata` of a Key Protect collection.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CollectionMetadata {
     /// The media type of the resources.
-    pub collection_type: String,
+    pub collection_type: &'static str,
     /// How many resources this answer holds.
     pub collection_total: u64,
     /// With `totalCount=true` on a list: how many there are in all.
-    #[serde(default)]
-    pub total_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    pub total_count: Option<u64>,
+}
+
+impl CollectionMetadata {
+    /// `total` resources of `collection_type` (no `totalCount`).
+    pub fn of(collection_type: &'static str, total: usize) -> Self {
+        CollectionMetadata {
+            collection_type,
+            collection_total: total as u64,
+            total_count: None,
+        }
+    }
 }
 
 /// One reason of a Key Protect error.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorReason {
     /// The Key Protect reason code, e.g. `KEY_NOT_FOUND_ERR`.
-    pub code: String,
+    pub code: &'static str,
     pub message: String,
     /// The HTTP status.
     pub status: u16,
-    pub more_info: String,
+    pub more_info: &'static str,
 }
 
 /// A Key Protect error resource.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorResource {
     /// The status text and the message.
@@ -49,12 +75,22 @@ pub struct ErrorResource {
 
 /// Key Protect's error body (`application/vnd.ibm.kms.error+json`), for
 /// every refusal, actix's own included. 5xx bodies say nothing internal.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     pub metadata: CollectionMetadata,
     #[schema(min_items = 1, max_items = 1)]
     pub resources: Vec<ErrorResource>,
+}
+
+impl ErrorBody {
+    /// The body of one error.
+    pub fn of(resource: ErrorResource) -> Self {
+        ErrorBody {
+            metadata: CollectionMetadata::of(ERROR_MEDIA, 1),
+            resources: vec![resource],
+        }
+    }
 }
 
 macro_rules! error_response {
@@ -88,8 +124,42 @@ fn constant(value: &str) -> Object {
         .build()
 }
 
-fn key_media_type() -> Object {
-    constant(KEY_MEDIA)
+/// String members whose schema is one constant: each a unit type that
+/// serialises to exactly that constant, with the schema saying so.
+macro_rules! constant_strings {
+    ($($(#[$meta:meta])* $name:ident = $value:expr;)*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct $name;
+
+        impl $name {
+            /// The one value.
+            pub const VALUE: &'static str = $value;
+
+            fn schema() -> Object {
+                constant(Self::VALUE)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(Self::VALUE)
+            }
+        }
+    )*};
+}
+
+constant_strings! {
+    /// `type` of a key: `application/vnd.ibm.kms.key+json`.
+    KeyMediaType = KEY_MEDIA;
+    /// `type` of a key policy: `application/vnd.ibm.kms.policy+json`.
+    PolicyMediaType = "application/vnd.ibm.kms.policy+json";
+    /// `status` of `GET /health`: `ok`.
+    StatusOk = "ok";
+    /// `status` of `GET /ready` when every instance can do crypto: `ready`.
+    StatusReady = "ready";
+    /// `status` of `GET /ready` when some instance is sealed: `sealed`.
+    StatusSealed = "sealed";
 }
 
 fn key_state() -> Object {
@@ -103,7 +173,7 @@ fn key_state() -> Object {
 }
 
 /// `algorithmMetadata` of a key.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlgorithmMetadata {
     /// `"256"` (AES-256).
@@ -113,7 +183,7 @@ pub struct AlgorithmMetadata {
 }
 
 /// `dualAuthDelete` of a key.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyDualAuthDelete {
     pub enabled: bool,
@@ -124,7 +194,7 @@ pub struct KeyDualAuthDelete {
 }
 
 /// A key version: its id and when it was made.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyVersionInfo {
     pub id: String,
@@ -133,7 +203,7 @@ pub struct KeyVersionInfo {
 }
 
 /// A key's rotation policy as shown on the key.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRotation {
     pub enabled: bool,
@@ -143,19 +213,20 @@ pub struct KeyRotation {
 }
 
 /// The Key Protect key resource (`resources.rs::key_resource`).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyResource {
     /// `application/vnd.ibm.kms.key+json`.
     #[serde(rename = "type")]
-    #[schema(schema_with = key_media_type)]
-    pub kind: String,
+    #[schema(schema_with = KeyMediaType::schema)]
+    pub kind: KeyMediaType,
     pub id: String,
     pub name: String,
     /// In the order they were added.
     pub aliases: Vec<String>,
-    #[serde(default)]
-    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub description: Option<String>,
     #[schema(schema_with = key_state)]
     pub state: u8,
     pub crn: String,
@@ -175,187 +246,240 @@ pub struct KeyResource {
     pub dual_auth_delete: KeyDualAuthDelete,
     pub deleted: bool,
     /// The version new wraps use.
-    #[serde(default)]
-    pub key_version: KeyVersionInfo,
-    #[serde(default)]
-    #[schema(format = DateTime)]
-    pub last_rotate_date: String,
-    #[serde(default)]
-    #[schema(format = DateTime)]
-    pub expiration_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = KeyVersionInfo)]
+    pub key_version: Option<KeyVersionInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_rotate_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expiration_date: Option<String>,
     /// Present when a rotation policy was ever set.
-    #[serde(default)]
-    pub rotation: KeyRotation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = KeyRotation)]
+    pub rotation: Option<KeyRotation>,
+    // The deleted-only members: absent (`None`) unless the key is deleted,
+    // then present, `null` where unknown.
     /// Deleted keys only.
-    #[serde(default)]
-    #[schema(format = DateTime)]
-    pub deletion_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deletion_date: Option<Option<String>>,
     /// Deleted keys only.
-    #[serde(default)]
-    pub deleted_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub deleted_by: Option<Option<String>>,
     /// Deleted keys only.
-    #[serde(default)]
-    #[schema(format = DateTime)]
-    pub restore_expiration_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub restore_expiration_date: Option<Option<String>>,
     /// Deleted keys only.
-    #[serde(default)]
-    pub restore_allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool)]
+    pub restore_allowed: Option<bool>,
     /// Deleted keys only.
-    #[serde(default)]
-    pub purge_allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool)]
+    pub purge_allowed: Option<bool>,
     /// Deleted keys only.
-    #[serde(default)]
-    #[schema(format = DateTime)]
-    pub purge_allowed_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub purge_allowed_from: Option<Option<String>>,
     /// Deleted keys only.
-    #[serde(default)]
-    #[schema(format = DateTime)]
-    pub purge_scheduled_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub purge_scheduled_on: Option<Option<String>>,
     /// `GET /keys/{id}` of a standard (extractable) key that is not
     /// destroyed: the key material, base64.
-    #[serde(default)]
-    #[schema(format = Byte)]
-    pub payload: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = Byte)]
+    pub payload: Option<Zeroizing<String>>,
 }
 
 /// The key as answered to `POST /keys` with `prefer: return=minimal`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyMinimal {
     #[serde(rename = "type")]
-    #[schema(schema_with = key_media_type)]
-    pub kind: String,
+    #[schema(schema_with = KeyMediaType::schema)]
+    pub kind: KeyMediaType,
     pub id: String,
     pub name: String,
     pub crn: String,
 }
 
 /// A created key: in full, or minimal with `prefer: return=minimal`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum CreatedKey {
     Full(Box<KeyResource>),
     Minimal(KeyMinimal),
 }
 
+/// The constructors of a collection whose media type is `$media`.
+macro_rules! collection_impl {
+    ($name:ident of $item:ty = $media:expr) => {
+        impl $name {
+            /// The answer's media type, also its `metadata.collectionType`.
+            pub const MEDIA: &'static str = $media;
+
+            /// `resources`, counted in `metadata`.
+            pub fn new(resources: Vec<$item>) -> Self {
+                $name {
+                    metadata: CollectionMetadata::of(Self::MEDIA, resources.len()),
+                    resources,
+                }
+            }
+
+            /// With `metadata.totalCount` (`totalCount=true` on a list).
+            pub fn with_total_count(mut self, total: usize) -> Self {
+                self.metadata.total_count = Some(total as u64);
+                self
+            }
+        }
+    };
+}
+
 macro_rules! collection {
-    ($($(#[$meta:meta])* $name:ident of $item:ty;)*) => {$(
+    ($($(#[$meta:meta])* $name:ident of $item:ty = $media:expr;)*) => {$(
         $(#[$meta])*
-        #[derive(ToSchema)]
+        #[derive(Serialize, ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             pub metadata: CollectionMetadata,
             pub resources: Vec<$item>,
         }
+
+        collection_impl!($name of $item = $media);
     )*};
 }
 
 collection! {
     /// A collection of keys (`application/vnd.ibm.kms.key+json`).
-    KeyCollection of KeyResource;
+    KeyCollection of KeyResource = KEY_MEDIA;
     /// The created key (`application/vnd.ibm.kms.key+json`).
-    CreatedKeyCollection of CreatedKey;
+    CreatedKeyCollection of CreatedKey = KEY_MEDIA;
     /// A key's versions, newest first (`application/vnd.ibm.kms.key_version+json`).
-    KeyVersionCollection of KeyVersionInfo;
+    KeyVersionCollection of KeyVersionInfo = "application/vnd.ibm.kms.key_version+json";
     /// A key's policies (`application/vnd.ibm.kms.policy+json`).
-    KeyPolicyCollection of KeyPolicy;
+    KeyPolicyCollection of KeyPolicy = PolicyMediaType::VALUE;
     /// The instance policies (`application/vnd.ibm.kms.policy+json`).
-    InstancePolicyCollection of InstancePolicy;
+    InstancePolicyCollection of InstancePolicy = PolicyMediaType::VALUE;
     /// `allowedIP` port (`application/vnd.ibm.kms.allowed_ip_metadata+json`):
     /// one resource with an enabled `allowedIP` policy, else none.
-    AllowedIpPortCollection of AllowedIpPort;
+    AllowedIpPortCollection of AllowedIpPort = "application/vnd.ibm.kms.allowed_ip_metadata+json";
     /// The created alias (`application/vnd.ibm.kms.key_alias+json`).
-    KeyAliasCollection of KeyAlias;
+    KeyAliasCollection of KeyAlias = "application/vnd.ibm.kms.key_alias+json";
     /// Key rings (`application/vnd.ibm.kms.key_ring+json`), `default` first.
-    KeyRingCollection of KeyRing;
+    KeyRingCollection of KeyRing = "application/vnd.ibm.kms.key_ring+json";
 }
 
 /// Registrations (`application/vnd.ibm.kms.registration+json`): keyledger
 /// records none, so `resources` is always empty.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationCollection {
     pub metadata: CollectionMetadata,
-    #[schema(max_items = 0)]
-    pub resources: Vec<serde_json::Value>,
+    // An array of no elements: the type holds none, as the schema says.
+    #[schema(value_type = Vec<serde_json::Value>, max_items = 0)]
+    pub resources: [serde_json::Value; 0],
+}
+
+impl RegistrationCollection {
+    /// The answer's media type, also its `metadata.collectionType`.
+    pub const MEDIA: &'static str = "application/vnd.ibm.kms.registration+json";
+
+    /// The only registrations keyledger has: none.
+    pub fn none() -> Self {
+        RegistrationCollection {
+            metadata: CollectionMetadata::of(Self::MEDIA, 0),
+            resources: [],
+        }
+    }
+
+    /// With `metadata.totalCount` (`totalCount=true` on a list).
+    pub fn with_total_count(mut self, total: usize) -> Self {
+        self.metadata.total_count = Some(total as u64);
+        self
+    }
 }
 
 /// `rotation` of a key policy.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotationPolicyData {
     pub enabled: bool,
     /// Months between rotations, 1-12; absent when never set.
-    #[serde(default)]
-    pub interval_month: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u8)]
+    pub interval_month: Option<u8>,
 }
 
 /// `dualAuthDelete` of a key policy.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DualAuthPolicyData {
     pub enabled: bool,
 }
 
-fn policy_media_type() -> Object {
-    constant("application/vnd.ibm.kms.policy+json")
-}
-
 /// A key policy: `rotation` or `dualAuthDelete` (one of the two).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyPolicy {
     #[serde(rename = "type")]
-    #[schema(schema_with = policy_media_type)]
-    pub kind: String,
+    #[schema(schema_with = PolicyMediaType::schema)]
+    pub kind: PolicyMediaType,
     pub crn: String,
     #[schema(format = DateTime)]
     pub creation_date: String,
     pub created_by: String,
     #[schema(format = DateTime)]
     pub last_update_date: String,
-    #[serde(default)]
-    pub rotation: RotationPolicyData,
-    #[serde(default)]
-    pub dual_auth_delete: DualAuthPolicyData,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = RotationPolicyData)]
+    pub rotation: Option<RotationPolicyData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = DualAuthPolicyData)]
+    pub dual_auth_delete: Option<DualAuthPolicyData>,
 }
 
 /// `policy_data` of an instance policy.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstancePolicyData {
     pub enabled: bool,
     /// The policy's attributes, when it has any (e.g. `allowed_ip`).
-    #[serde(default)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, serde_json::Value>,
 }
 
 /// An instance policy, as set by administrator command `instance.set_policy`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstancePolicy {
     /// `allowedIP`, `allowedNetwork`, `dualAuthDelete` or `keyCreateImportAccess`.
     pub policy_type: String,
     pub policy_data: InstancePolicyData,
     /// When the policy was last set (the event's time).
-    #[serde(default, rename = "lastUpdated")]
-    #[schema(format = DateTime)]
-    pub last_updated: String,
+    #[serde(rename = "lastUpdated", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_updated: Option<String>,
     /// The principal of the event that last set it.
-    #[serde(default, rename = "updatedBy")]
-    pub updated_by: String,
+    #[serde(rename = "updatedBy", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub updated_by: Option<String>,
 }
 
 /// The port of the private endpoint (this server's port: keyledger has no
 /// separate private endpoint).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllowedIpPort {
     pub private_endpoint_port: u16,
 }
 
 /// An alias of a key.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyAlias {
     pub key_id: String,
@@ -366,14 +490,14 @@ pub struct KeyAlias {
 }
 
 /// A key ring.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRing {
     pub id: String,
 }
 
 /// The instance's import token (`application/vnd.ibm.kms.import_token+json`).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportTokenMetadata {
     #[schema(format = DateTime)]
@@ -385,7 +509,7 @@ pub struct ImportTokenMetadata {
 }
 
 /// The import token with its public key and nonce (one retrieval used).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportTokenContents {
     #[schema(format = DateTime)]
@@ -401,57 +525,63 @@ pub struct ImportTokenContents {
 }
 
 /// `{"id": ...}` of a key version.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VersionRef {
-    pub id: String,
+pub struct VersionRef<'a> {
+    pub id: &'a str,
 }
 
+// The three action results borrow from the key service's result (no copy
+// on the hot path) and are written in their declared order; the data keys
+// are `Zeroizing`, wiped once serialised.
+
 /// The answer to `wrap` (`application/vnd.ibm.kms.key_action_wrap+json`).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WrapResult {
+pub struct WrapResult<'a> {
     /// The wrapped data key: it names the key and version and binds the AAD.
-    pub ciphertext: String,
-    pub key_version: VersionRef,
+    pub ciphertext: &'a str,
+    pub key_version: VersionRef<'a>,
     /// Without `plaintext` in the request: the generated data key, base64.
-    #[serde(default)]
-    #[schema(format = Byte)]
-    pub plaintext: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, format = Byte)]
+    pub plaintext: Option<Zeroizing<String>>,
 }
 
 /// The answer to `unwrap` (`application/vnd.ibm.kms.key_action_unwrap+json`).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UnwrapResult {
+pub struct UnwrapResult<'a> {
     /// The data key, base64.
-    #[schema(format = Byte)]
-    pub plaintext: String,
+    #[schema(value_type = String, format = Byte)]
+    pub plaintext: Zeroizing<String>,
     /// The version that wrapped the ciphertext.
-    pub key_version: VersionRef,
+    pub key_version: VersionRef<'a>,
     /// When that version is not the newest: the data key wrapped again
     /// under the newest one.
-    #[serde(default)]
-    pub ciphertext: String,
-    #[serde(default)]
-    pub rewrapped_key_version: VersionRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub ciphertext: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = VersionRef)]
+    pub rewrapped_key_version: Option<VersionRef<'a>>,
 }
 
 /// The answer to `rewrap` (`application/vnd.ibm.kms.key_action_rewrap+json`).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RewrapResult {
+pub struct RewrapResult<'a> {
     /// The data key wrapped under the newest version.
-    pub ciphertext: String,
+    pub ciphertext: &'a str,
     /// The version that wrapped the given ciphertext.
-    pub key_version: VersionRef,
-    pub rewrapped_key_version: VersionRef,
+    pub key_version: VersionRef<'a>,
+    pub rewrapped_key_version: VersionRef<'a>,
 }
 
 // ------------------------------------------------------ ledger and admin
 
 /// One record of the log.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerRecord {
     pub seq: u64,
@@ -464,7 +594,7 @@ pub struct LedgerRecord {
 }
 
 /// `GET /ledger/records`: records `start..end` of a log of `size`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsPage {
     pub start: u64,
@@ -476,7 +606,7 @@ pub struct RecordsPage {
 }
 
 /// An RFC 9162 inclusion proof (hashes base64, leaf side first).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionProof {
     pub seq: u64,
@@ -490,7 +620,7 @@ pub struct InclusionProof {
 }
 
 /// An RFC 9162 consistency proof between the trees of sizes `from` and `to`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyProof {
     pub from: u64,
@@ -501,7 +631,7 @@ pub struct ConsistencyProof {
 }
 
 /// `{seq, leaf_hash}` of the event an admin request appended (hex).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptBody {
     pub seq: u64,
@@ -509,7 +639,7 @@ pub struct ReceiptBody {
 }
 
 /// The answer to an accepted administrator command.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandResult {
     pub seq: u64,
@@ -520,7 +650,7 @@ pub struct CommandResult {
 }
 
 /// What a key owner needs to seal a master-key part.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CeremonyStatus {
     pub generation: u32,
@@ -533,7 +663,7 @@ pub struct CeremonyStatus {
 }
 
 /// The answer to an accepted master-key part.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartResult {
     /// The part's verification pattern.
@@ -543,7 +673,7 @@ pub struct PartResult {
 }
 
 /// Signature and revocation thresholds.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GovernanceThresholds {
     pub signature: u8,
@@ -551,7 +681,7 @@ pub struct GovernanceThresholds {
 }
 
 /// An administrator.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GovernanceAdmin {
     pub name: String,
@@ -561,7 +691,7 @@ pub struct GovernanceAdmin {
 }
 
 /// An API credential (never its token digest).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GovernanceCredential {
     pub role: String,
@@ -570,7 +700,7 @@ pub struct GovernanceCredential {
 }
 
 /// An instance policy as last set.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GovernancePolicy {
     pub enabled: bool,
@@ -579,21 +709,21 @@ pub struct GovernancePolicy {
 }
 
 /// `{"executed_at_seq": n}`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalExecuted {
     pub executed_at_seq: u64,
 }
 
 /// `{"failed": "why"}`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalFailed {
     pub failed: String,
 }
 
 /// Where an approval stands.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ApprovalState {
     Word(ApprovalWord),
@@ -602,7 +732,7 @@ pub enum ApprovalState {
 }
 
 /// A gated operation and its approvals.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GovernanceApproval {
     pub operation: String,
@@ -618,7 +748,7 @@ pub struct GovernanceApproval {
 }
 
 /// The governance projection (`GET /admin/state`).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GovernanceStateBody {
     pub imprint_mode: bool,
@@ -634,46 +764,50 @@ pub struct GovernanceStateBody {
 
 // ------------------------------------------------------------ operations
 
-fn status_word(word: &str) -> Object {
-    constant(word)
-}
-
-fn status_ok() -> Object {
-    status_word("ok")
-}
-
-fn status_ready() -> Object {
-    status_word("ready")
-}
-
-fn status_sealed() -> Object {
-    status_word("sealed")
-}
-
 /// `GET /health`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
-    #[schema(schema_with = status_ok)]
-    pub status: String,
+    #[schema(schema_with = StatusOk::schema)]
+    pub status: StatusOk,
 }
 
 /// `GET /ready` when every instance can do crypto.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ready {
-    #[schema(schema_with = status_ready)]
-    pub status: String,
+    #[schema(schema_with = StatusReady::schema)]
+    pub status: StatusReady,
 }
 
 /// `GET /ready` when some instance is sealed. The API listener gives only
 /// their number (it names no instance to anonymous callers); the
 /// operations listener's `/ready` also names them (`docs/REST.md`).
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sealed {
-    #[schema(schema_with = status_sealed)]
-    pub status: String,
+    #[schema(schema_with = StatusSealed::schema)]
+    pub status: StatusSealed,
     #[schema(minimum = 1)]
     pub sealed_count: u64,
+}
+
+/// The operations listener's `GET /ready` when some instance is sealed:
+/// [`Sealed`] with the instances named. Not in the document, which
+/// describes the API listener.
+#[derive(Serialize)]
+pub struct SealedInstances {
+    pub status: StatusSealed,
+    pub sealed_instances: Vec<String>,
+}
+
+/// The first line of the bundle stream (`GET /ledger/bundle`, format in
+/// `docs/REST.md`). The document describes the stream as binary, so this
+/// has no schema.
+#[derive(Serialize)]
+pub struct BundleStreamHeader<'a, M: Serialize> {
+    pub format: &'static str,
+    pub manifest: M,
+    pub checkpoint: &'a str,
+    pub keys: &'a str,
 }
