@@ -518,7 +518,7 @@ pub struct ImportTokenContents {
     pub expiration_date: String,
     pub max_allowed_retrievals: u32,
     pub remaining_retrievals: u32,
-    /// The RSA public key to encrypt the key material to (base64 DER).
+    /// The RSA public key to encrypt the key material to: base64 of its PEM (SPKI) text, as Key Protect sends it.
     pub payload: String,
     /// The nonce to encrypt under the key material (base64).
     pub nonce: String,
