@@ -210,9 +210,8 @@ fn verify_bench(events: u64) {
     let audit: &dyn keyledger::audit::AuditLog = ledger.writer();
     let checkpoint = audit.checkpoint().expect("checkpoint");
     let size = checkpoint.size;
-    let keys = vec![audit.verifier_key()];
     let bundle = dir.path().join("bundle");
-    keyledger::bundle::export(audit, &checkpoint, &keys, &bundle).expect("export");
+    keyledger::bundle::export_bundle(audit, &checkpoint, &bundle).expect("export");
     ledger.shutdown();
     let bytes = std::fs::metadata(bundle.join("records.bin"))
         .map(|m| m.len())

@@ -15,13 +15,15 @@ kl ledger keys --data-dir "$work/data" --instance fz >"$work/genesis.vkey"
 kl ledger rotate-key --data-dir "$work/data" --instance fz >/dev/null
 kl ledger generate --data-dir "$work/data" --instance fz --events 10 --threads 1 >/dev/null
 kl ledger export --data-dir "$work/data" --instance fz --out "$work/bundle" >/dev/null
+kl ledger keys --data-dir "$work/data" --instance fz >"$work/ledger.vkeys"
 kl verify --trusted-key "$work/genesis.vkey" --trusted-checkpoint "$work/trusted-checkpoint" "$work/bundle"
 
 seeds=fuzz/seeds
 rm -rf "$seeds"
 mkdir -p "$seeds"/{bundle,record_frames,verify_stream,checkpoint_note}
-cp "$work"/bundle/{records.bin,checkpoint,keys,manifest.json} "$work/trusted-checkpoint" \
+cp "$work"/bundle/{records.bin,checkpoint,manifest.json} "$work/trusted-checkpoint" \
   "$work/genesis.vkey" "$seeds/bundle/"
+cp "$work/ledger.vkeys" "$seeds/"
 
 python3 - "$seeds" <<'EOF'
 import struct, sys
@@ -53,7 +55,7 @@ EOF
 
 cp "$seeds/bundle/checkpoint" "$seeds/checkpoint_note/genuine.checkpoint"
 cp "$seeds/bundle/trusted-checkpoint" "$seeds/checkpoint_note/trusted.checkpoint"
-cp "$seeds/bundle/keys" "$seeds/checkpoint_note/genuine.keys"
+cp "$seeds/ledger.vkeys" "$seeds/checkpoint_note/genuine.keys"
 cp tests/vectors/checkpoint/*.note tests/vectors/checkpoint/*.vkey tests/vectors/checkpoint/*.skey \
   tests/vectors/checkpoint/*.checkpoint "$seeds/checkpoint_note/"
 # The genuine checkpoint body with 101 short signature lines (one over the limit).

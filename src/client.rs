@@ -182,7 +182,6 @@ impl Client {
             std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
         };
         write(bundle::CHECKPOINT_FILE, text("checkpoint")?.as_bytes())?;
-        write(bundle::KEYS_FILE, text("keys")?.as_bytes())?;
         let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
         write(bundle::MANIFEST_FILE, &manifest_json)?;
         let path = dir.join(bundle::RECORDS_FILE);

@@ -657,7 +657,10 @@ fn bundle_download_verifies_and_cli_speaks_to_the_server() {
         header["checkpoint"].as_str().expect("checkpoint"),
     )
     .expect("write");
-    std::fs::write(bundle.join("keys"), header["keys"].as_str().expect("keys")).expect("write");
+    assert!(
+        header.get("keys").is_none(),
+        "the format has no keys file (LEDGER-FORMAT §8): {header}"
+    );
     std::fs::write(
         bundle.join("manifest.json"),
         serde_json::to_vec(&header["manifest"]).expect("json"),

@@ -4,8 +4,8 @@
 //! `Checkpoint::parse_with_signatures` and `checkpoint::parse_and_verify`
 //! (with the seed bundle's ledger keys plus every line of the input that
 //! parses as a verifier key), each line through `NoteVerifierKey::parse`
-//! and `NoteSignerKey::parse`, and the whole text through the `keys` and
-//! trusted-key file parsers. Properties: no panic; a parsed checkpoint's
+//! and `NoteSignerKey::parse`, and the whole text through the trusted-key
+//! file parser. Properties: no panic; a parsed checkpoint's
 //! body is byte-for-byte the signed text; a parsed key prints back as its
 //! text; a verified checkpoint equals the unverified parse; re-signing a
 //! parsed checkpoint gives a note that verifies to the same checkpoint.
@@ -18,10 +18,10 @@ use keyledger::ledger_key::LedgerKey;
 use libfuzzer_sys::fuzz_target;
 
 /// The ledger keys of the seed bundle (`fuzz/seeds/bundle`, instance `fz`).
-const SEED_KEYS: &str = include_str!("../seeds/bundle/keys");
+const SEED_KEYS: &str = include_str!("../seeds/ledger.vkeys");
 
 fuzz_target!(|data: &[u8]| {
-    let mut verifiers = keyledger::verify::parse_keys(SEED_KEYS);
+    let mut verifiers = keyledger::verify::parse_trusted_keys(SEED_KEYS).expect("seed keys");
     let text = String::from_utf8_lossy(data);
     for line in text.lines() {
         if let Ok(key) = NoteVerifierKey::parse(line) {
@@ -47,8 +47,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // The bundle `keys` file and `--trusted-key` file parsers.
-    let _ = keyledger::verify::parse_keys(&text);
+    // The `--trusted-key` file parser.
     let _ = keyledger::verify::parse_trusted_keys(&text);
 
     let unverified = checkpoint::parse_unverified(data);

@@ -5,7 +5,6 @@
 //! ```text
 //! byte 0       bits 0-5: records per chunk (0 = one chunk for everything)
 //!              bit 6: trust the seed bundle's genesis key (`--trusted-key`)
-//!                     and publish its `keys` file
 //!              bit 7: trust the seed bundle's earlier checkpoint (size 9)
 //! bytes 1-2    checkpoint length L, u16 big-endian (clamped to what is left)
 //! next L       the bundle's `checkpoint` note
@@ -21,14 +20,13 @@
 #![no_main]
 
 use keyledger::bundle::Manifest;
-use keyledger::checkpoint::{self, NoteVerifierKey};
+use keyledger::checkpoint;
 use keyledger::record::{FrameReader, ReadError, Record};
 use keyledger::verify::{self, Report, SequenceVerifier, Trust};
 use libfuzzer_sys::fuzz_target;
 
 const INSTANCE: &str = "fz";
 const MANIFEST: &str = include_str!("../seeds/bundle/manifest.json");
-const KEYS: &str = include_str!("../seeds/bundle/keys");
 const GENESIS_KEY: &str = include_str!("../seeds/bundle/genesis.vkey");
 const TRUSTED_CHECKPOINT: &str = include_str!("../seeds/bundle/trusted-checkpoint");
 
@@ -42,11 +40,9 @@ fn run(
     records: &[u8],
     note: &[u8],
     trust: &Trust,
-    published: &[NoteVerifierKey],
     chunk: usize,
 ) -> Report {
-    let mut verifier =
-        SequenceVerifier::new(&manifest(), trust, published, note).expect("verifier starts");
+    let mut verifier = SequenceVerifier::new(&manifest(), trust, note).expect("verifier starts");
     let mut reader = FrameReader::new(records);
     let mut pending: Vec<Record> = Vec::new();
     loop {
@@ -84,19 +80,17 @@ fuzz_target!(|data: &[u8]| {
     let (note, records) = rest.split_at(len.min(rest.len()));
     let chunk = usize::from(mode & 0x3f);
     let mut trust = Trust::default();
-    let mut published = Vec::new();
     if mode & 0x40 != 0 {
         trust.keys = verify::parse_trusted_keys(GENESIS_KEY).expect("seed genesis key");
-        published = verify::parse_keys(KEYS);
     }
     if mode & 0x80 != 0 {
         trust.checkpoint = Some(TRUSTED_CHECKPOINT.to_owned());
     }
 
-    let report = run(records, note, &trust, &published, chunk);
+    let report = run(records, note, &trust, chunk);
     // Chunking is an implementation detail: one chunk must give the same verdict.
     if chunk != 0 {
-        let whole = run(records, note, &trust, &published, 0);
+        let whole = run(records, note, &trust, 0);
         assert_eq!(
             (&report.failure, report.records, &report.root, report.ok),
             (&whole.failure, whole.records, &whole.root, whole.ok),

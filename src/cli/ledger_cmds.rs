@@ -65,9 +65,8 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
     let ledger = open(&args.data)?;
     let audit: &dyn AuditLog = ledger.writer();
     let checkpoint = audit.checkpoint().map_err(|e| e.to_string())?;
-    let keys = published_keys(ledger.keys_dir())?;
     let manifest =
-        crate::bundle::export(audit, &checkpoint, &keys, &args.out).map_err(|e| e.to_string())?;
+        crate::bundle::export_bundle(audit, &checkpoint, &args.out).map_err(|e| e.to_string())?;
     ledger.shutdown();
     println!(
         "exported {} records of instance {} to {}",

@@ -17,6 +17,11 @@ pub struct Fixture {
     pub bundle: PathBuf,
     /// The genesis ledger key (note vkey line).
     pub trusted_key: String,
+    /// Every ledger key of the instance (note vkey lines, genesis first).
+    pub ledger_keys: Vec<String>,
+    /// The instance's data directory (its ledger key files are under
+    /// `keyledger_ledger::ledger::keys_dir(data, INSTANCE)`).
+    pub data: PathBuf,
     /// A checkpoint taken at `trusted_size`.
     pub trusted_checkpoint: String,
     pub trusted_size: u64,
@@ -69,20 +74,20 @@ pub fn build(dir: &Path, events: u64, rotate_at: Option<u64>, trusted_at: u64) -
         .size;
     let note = ledger.writer().checkpoint().expect("final checkpoint");
     let size = ledger.log().head().size;
-    let keys: Vec<String> = std::fs::read_dir(ledger.keys_dir())
-        .expect("keys dir")
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            (p.extension()? == "pub").then(|| std::fs::read_to_string(p).ok())?
-        })
-        .collect();
+    let mut ledger_keys = vec![trusted_key.clone()];
+    let current = ledger.writer().current_key().note_verifier().to_string();
+    if current != trusted_key {
+        ledger_keys.push(current);
+    }
     let bundle = dir.join("bundle");
     let checkpoint = SignedCheckpoint { note, size };
-    keyledger_ledger::export::export(ledger.writer(), &checkpoint, &keys, &bundle).expect("export");
+    keyledger_ledger::export::export_bundle(ledger.writer(), &checkpoint, &bundle).expect("export");
     ledger.shutdown();
     Fixture {
         bundle,
         trusted_key,
+        ledger_keys,
+        data,
         trusted_checkpoint,
         trusted_size,
         size,

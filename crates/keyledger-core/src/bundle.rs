@@ -4,8 +4,10 @@
 //! BUNDLE/manifest.json   {"format":"keyledger-bundle/1","instance":..,"origin":..,"size":N}
 //! BUNDLE/records.bin     N record frames (see record.rs), seq 0..N
 //! BUNDLE/checkpoint      C2SP signed note of size N
-//! BUNDLE/keys            the instance's ledger public keys, one note verifier key per line
 //! ```
+//!
+//! There is no `keys` file: the log declares every ledger key (genesis and
+//! rotations), and the verifier ignores one that an older bundle carries.
 //!
 //! This module holds the format only: file names and the manifest, parsed
 //! from bytes. Opening a bundle directory is `keyledger-verify`'s job;
@@ -21,8 +23,6 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const RECORDS_FILE: &str = "records.bin";
 /// A C2SP signed note covering exactly the bundle's records.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
-/// The instance's ledger public keys, one note verifier key per line.
-pub const KEYS_FILE: &str = "keys";
 
 /// The bundle manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

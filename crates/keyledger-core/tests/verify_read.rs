@@ -35,7 +35,6 @@ const ROTATION: u64 = CHUNK as u64 + 17;
 /// chain links, record signatures, checkpoint.
 struct Log {
     records: Vec<Record>,
-    keys: Vec<u8>,
     note: Vec<u8>,
 }
 
@@ -58,7 +57,7 @@ fn event_bytes<P: EventPayload>(
     let out = EnvelopeOut {
         instance: INSTANCE,
         seq,
-        time: "2026-12-07T12:00:00Z",
+        time: "2026-12-07T12:00:00.000000Z",
         event_type: P::TYPE,
         type_version: P::VERSION,
         actor: &actor,
@@ -122,14 +121,8 @@ fn build() -> Log {
         root: frontier.root(),
         extensions: vec![format!("keyledger-chain {}", chain::to_hex(&prev))],
     };
-    let keys = format!(
-        "{}\n{}\n",
-        NoteVerifierKey::new(ORIGIN, first.verifying_key()),
-        NoteVerifierKey::new(ORIGIN, second.verifying_key())
-    );
     Log {
         records,
-        keys: keys.into_bytes(),
         note: checkpoint.sign(ORIGIN, signer).into_bytes(),
     }
 }
@@ -143,6 +136,10 @@ fn manifest(size: u64) -> Manifest {
     }
 }
 
+fn manifest_bytes(manifest: &Manifest) -> Vec<u8> {
+    serde_json::to_vec_pretty(manifest).expect("manifest json")
+}
+
 fn frames(records: &[Record]) -> Vec<u8> {
     let mut out = Vec::new();
     for record in records {
@@ -153,9 +150,7 @@ fn frames(records: &[Record]) -> Vec<u8> {
 
 /// The reference: the public streaming verifier, one record per chunk.
 fn reference(log: &Log, manifest: &Manifest, bytes: &[u8]) -> Report {
-    let published = verify::parse_keys(&String::from_utf8_lossy(&log.keys));
-    let mut verifier =
-        SequenceVerifier::new(manifest, &Trust::default(), &published, &log.note).expect("new");
+    let mut verifier = SequenceVerifier::new(manifest, &Trust::default(), &log.note).expect("new");
     let mut reader = FrameReader::new(bytes);
     loop {
         match reader.next_record() {
@@ -173,9 +168,8 @@ fn reference(log: &Log, manifest: &Manifest, bytes: &[u8]) -> Report {
 
 fn streamed(log: &Log, manifest: &Manifest, bytes: &[u8]) -> Report {
     verify::verify_records(
-        manifest,
+        &manifest_bytes(manifest),
         &Trust::default(),
-        &log.keys,
         &log.note,
         bytes,
         &|_| {},
@@ -287,6 +281,15 @@ fn streamed_reports_equal_the_reference_on_genuine_and_tampered_logs() {
             found: RECORDS,
         },
     ));
+    cases.push((
+        "an empty records file".into(),
+        Vec::new(),
+        RECORDS,
+        Failure::Truncated {
+            expected: RECORDS,
+            found: 0,
+        },
+    ));
     for (what, bytes, size, expected) in &cases {
         let manifest = manifest(*size);
         let got = streamed(log, &manifest, bytes);
@@ -301,9 +304,8 @@ fn progress_counts_the_bytes_consumed() {
     let bytes = frames(&log.records);
     let seen = std::cell::RefCell::new(Vec::new());
     let report = verify::verify_records(
-        &manifest(RECORDS),
+        &manifest_bytes(&manifest(RECORDS)),
         &Trust::default(),
-        &log.keys,
         &log.note,
         bytes.as_slice(),
         &|done| seen.borrow_mut().push(done),
@@ -345,9 +347,8 @@ fn a_read_error_is_an_error_naming_the_records_file() {
         left: bytes.len() / 2,
     };
     let result = verify::verify_records(
-        &manifest(RECORDS),
+        &manifest_bytes(&manifest(RECORDS)),
         &Trust::default(),
-        &log.keys,
         &log.note,
         reader,
         &|_| {},

@@ -1,13 +1,12 @@
 //! Writing an instance's log as an export bundle directory, read through
 //! the audit view ([`crate::audit`]); the format, and reading it, live in
-//! `keyledger_core::bundle`.
+//! `keyledger_core::bundle`. A bundle holds no `keys` file: the log itself
+//! declares every ledger key (docs/LEDGER-FORMAT.md §4, §8).
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use keyledger_core::bundle::{
-    BundleError, CHECKPOINT_FILE, KEYS_FILE, MANIFEST_FILE, Manifest, RECORDS_FILE,
-};
+use keyledger_core::bundle::{BundleError, CHECKPOINT_FILE, MANIFEST_FILE, Manifest, RECORDS_FILE};
 
 use crate::audit::{AuditLog, FRAME_CHUNK, SignedCheckpoint, manifest, write_frames};
 use crate::store::StoreError;
@@ -34,13 +33,23 @@ pub enum ExportError {
     Bundle(#[from] BundleError),
 }
 
-/// Writes a bundle of the records `checkpoint` covers (a signed note of
-/// exactly that size, e.g. [`AuditLog::checkpoint`]), with the published
-/// ledger `keys`.
+/// [`export_bundle`] for callers written when bundles carried a `keys`
+/// file: `keys` is ignored, as the format no longer has that file.
 pub fn export(
     log: &dyn AuditLog,
     checkpoint: &SignedCheckpoint,
-    keys: &[String],
+    _keys: &[String],
+    out: &Path,
+) -> Result<Manifest, ExportError> {
+    export_bundle(log, checkpoint, out)
+}
+
+/// Writes a bundle of the records `checkpoint` covers (a signed note of
+/// exactly that size, e.g. [`AuditLog::checkpoint`]): `manifest.json`,
+/// `records.bin` and `checkpoint`.
+pub fn export_bundle(
+    log: &dyn AuditLog,
+    checkpoint: &SignedCheckpoint,
     out: &Path,
 ) -> Result<Manifest, ExportError> {
     let size = checkpoint.size;
@@ -80,12 +89,6 @@ pub fn export(
         .sync_all()
         .map_err(|source| io_err(&records_path, source))?;
     write_file(&out.join(CHECKPOINT_FILE), checkpoint.note.as_bytes())?;
-    let mut key_lines = String::new();
-    for key in keys {
-        key_lines.push_str(key.trim());
-        key_lines.push('\n');
-    }
-    write_file(&out.join(KEYS_FILE), key_lines.as_bytes())?;
     let manifest = manifest(log, size);
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| ExportError::Bundle(BundleError::Manifest(e.to_string())))?;

@@ -316,19 +316,15 @@ pub async fn consistency(
     Ok(json_response(200, JSON, &body))
 }
 
-/// The stream's first line: manifest, checkpoint and keys as one JSON
-/// object, then `\n`; `records.bin` follows verbatim to the end.
+/// The stream's first line: manifest and checkpoint as one JSON object,
+/// then `\n`; `records.bin` follows verbatim to the end.
 fn bundle_header(service: &KeyService) -> Result<(Vec<u8>, u64), ApiError> {
     let (note, size) = current_checkpoint(service)?;
     let manifest = audit::manifest(service.audit_log(), size);
-    // A hint only (the log itself declares every key, LEDGER-FORMAT §4):
-    // the key in force, which signed the checkpoint.
-    let keys = format!("{}\n", service.audit_log().verifier_key());
     let header = BundleStreamHeader {
         format: BUNDLE_STREAM_FORMAT,
         manifest,
         checkpoint: &note,
-        keys: &keys,
     };
     let mut line = answer_bytes(&header).map_err(|_| ApiError::internal())?;
     line.push(b'\n');

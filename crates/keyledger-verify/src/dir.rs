@@ -1,28 +1,27 @@
-//! Opening a bundle directory: reads its manifest, keys and checkpoint,
-//! opens its records file and hands them to `keyledger-core`'s verifier,
-//! which reads nothing itself. Errors name the file on disk.
+//! Opening a bundle directory: reads its manifest and checkpoint, opens its
+//! records file and hands them to `keyledger-core`'s verifier, which reads
+//! nothing itself. A `keys` file, which older bundles carry, is ignored
+//! (LEDGER-FORMAT §8). Errors name the file on disk.
 
 use std::fs::File;
 use std::path::Path;
 
-use keyledger_core::bundle::{
-    BundleError, CHECKPOINT_FILE, KEYS_FILE, MANIFEST_FILE, Manifest, RECORDS_FILE,
-};
+use keyledger_core::bundle::{BundleError, CHECKPOINT_FILE, MANIFEST_FILE, Manifest, RECORDS_FILE};
 use keyledger_core::verify::{self, PolicyReport, Report, Trust, VerifyError};
 
 /// Verifies the bundle directory `dir` (integrity: chain, signatures, key
 /// authority, Merkle root, checkpoints). `progress` is called with the
-/// number of bytes of its records file consumed so far.
+/// number of bytes of its records file consumed so far. A manifest that
+/// cannot be read is an error; a malformed one is a finding.
 pub fn verify_bundle(
     dir: &Path,
     trust: &Trust,
     progress: &dyn Fn(u64),
 ) -> Result<Report, VerifyError> {
-    let manifest = read_manifest(dir)?;
-    let keys = read(dir, KEYS_FILE)?;
+    let manifest = read_manifest_bytes(dir)?;
     let checkpoint_note = read(dir, CHECKPOINT_FILE)?;
     let records = open(dir, RECORDS_FILE)?;
-    verify::verify_records(&manifest, trust, &keys, &checkpoint_note, records, progress)
+    verify::verify_records(&manifest, trust, &checkpoint_note, records, progress)
         .map_err(|e| located(dir, e))
 }
 
@@ -36,12 +35,15 @@ pub fn verify_policy(dir: &Path, progress: &dyn Fn(u64)) -> Result<PolicyReport,
 
 /// Reads and checks the manifest of the bundle directory `dir`.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
+    Manifest::parse(&read_manifest_bytes(dir)?)
+}
+
+fn read_manifest_bytes(dir: &Path) -> Result<Vec<u8>, BundleError> {
     let path = dir.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| BundleError::Io {
+    std::fs::read(&path).map_err(|source| BundleError::Io {
         file: path.display().to_string(),
         source,
-    })?;
-    Manifest::parse(&bytes)
+    })
 }
 
 /// The manifest of the bundle directory `dir`, as a verification error

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use common::fixture::{self, Fixture};
 use keyledger_core::bundle::Manifest;
 use keyledger_core::checkpoint::{self, NoteSignerKey, NoteVerifierKey};
-use keyledger_core::event::{self, Envelope, InstanceCreated, LedgerKeyRotated};
+use keyledger_core::event::{self, Envelope, InstanceCreated, LedgerKeyRotated, StrictEnvelope};
 use keyledger_core::merkle::{
     Hash, MemoryNodes, consistency_proof, consistency_proof_len, empty_root, inclusion_proof,
     inclusion_proof_len, leaf_hash, root_at, verify_consistency, verify_inclusion,
@@ -56,7 +56,7 @@ fn genuine() -> &'static Genuine {
         let fixture = fixture::build(dir.path(), EVENTS, Some(40), 30);
         let read = |name: &str| std::fs::read(fixture.bundle.join(name)).expect("bundle file");
         let manifest = keyledger_verify::manifest_of(&fixture.bundle).expect("manifest");
-        let keys = verify::parse_keys(&String::from_utf8_lossy(&read("keys")));
+        let keys = verify::parse_trusted_keys(&fixture.ledger_keys.join("\n")).expect("keys");
         let genuine = Genuine {
             manifest,
             records: read("records.bin"),
@@ -77,8 +77,7 @@ fn genuine() -> &'static Genuine {
 /// (`push_chunk`, `frame_error`, `finish`), `chunk` records at a time
 /// (0 = one chunk).
 fn stream(records: &[u8], note: &[u8], trust: &Trust, chunk: usize) -> Report {
-    let mut verifier =
-        SequenceVerifier::new(&genuine_manifest(), trust, &[], note).expect("verifier");
+    let mut verifier = SequenceVerifier::new(&genuine_manifest(), trust, note).expect("verifier");
     let mut reader = FrameReader::new(records);
     let mut pending = Vec::new();
     loop {
@@ -195,8 +194,12 @@ fn check_frames(data: &[u8]) {
                 envelope.payload.get(),
             );
         }
+        if let Ok(strict) = StrictEnvelope::parse(&record.event) {
+            let _ = event::check_payload(&strict.event_type, strict.type_version, strict.payload);
+        }
     }
     let _ = Envelope::parse(data);
+    let _ = StrictEnvelope::parse(data);
 }
 
 /// Checkpoint notes and keys: no panic, and a checkpoint that parses has a
@@ -313,7 +316,7 @@ proptest! {
         let _ = NoteVerifierKey::parse(&text);
         let _ = NoteSignerKey::parse(&text);
         let _ = NoteVerifierKey::parse(&format!("keyledger/acme+0011aaff+{suffix}"));
-        let _ = verify::parse_keys(&text);
+        let _ = verify::parse_trusted_keys(&text);
     }
 
     #[test]
@@ -451,12 +454,17 @@ fn genuine_bundle_verifies_from_disk() {
 #[test]
 fn deeply_nested_events_are_refused_without_overflowing_the_stack() {
     let max = keyledger_core::record::MAX_EVENT_BYTES;
-    let prefix = br#"{"instance":"acme","seq":0,"time":"t","type":"instance.created","type_version":1,"actor":{"principal":"p","role":"system","auth":"internal"},"correlation_id":"c","payload":"#;
+    let prefix = br#"{"instance":"acme","seq":0,"time":"2026-01-01T00:00:00.000000Z","type":"instance.created","type_version":1,"actor":{"principal":"p","role":"system","auth":"internal"},"correlation_id":"c","payload":"#;
     let mut nested = prefix.to_vec();
     nested.resize(max, b'[');
+    let mut nested_objects = prefix.to_vec();
+    while nested_objects.len() + 5 < max {
+        nested_objects.extend_from_slice(br#"{"a":"#);
+    }
     let mut frames = Vec::new();
-    for event in [vec![b'['; max], vec![b'{'; max], nested] {
+    for event in [vec![b'['; max], vec![b'{'; max], nested, nested_objects] {
         assert!(Envelope::parse(&event).is_err());
+        assert!(StrictEnvelope::parse(&event).is_err());
         Record {
             event,
             signature: [0; 64],

@@ -12,7 +12,7 @@ mod common;
 use rayon::prelude::*;
 
 use keyledger_core::record::FrameReader;
-use keyledger_core::verify::{self, SequenceVerifier, Trust};
+use keyledger_core::verify::{SequenceVerifier, Trust};
 
 #[test]
 #[ignore = "exhaustive: run in release mode (scripts/test does)"]
@@ -21,8 +21,6 @@ fn every_single_byte_change_is_detected_and_located() {
     let f = common::fixture::build(dir.path(), 10_000, Some(5_000), 8_000);
     let manifest = keyledger_verify::manifest_of(&f.bundle).expect("manifest");
     let note = std::fs::read(f.bundle.join("checkpoint")).expect("checkpoint");
-    let published =
-        verify::parse_keys(&std::fs::read_to_string(f.bundle.join("keys")).expect("keys"));
     let bytes = std::fs::read(f.bundle.join("records.bin")).expect("records");
     let records = common::fixture::read_records(&f.bundle);
     let trust = Trust::default();
@@ -30,8 +28,7 @@ fn every_single_byte_change_is_detected_and_located() {
     let mut offsets = Vec::with_capacity(records.len() + 1);
     let mut at = 0usize;
     let mut snapshots = Vec::with_capacity(records.len());
-    let mut verifier =
-        SequenceVerifier::new(&manifest, &trust, &published, &note).expect("verifier");
+    let mut verifier = SequenceVerifier::new(&manifest, &trust, &note).expect("verifier");
     for r in &records {
         offsets.push(at);
         at += r.frame_len();

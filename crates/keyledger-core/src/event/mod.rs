@@ -4,11 +4,14 @@
 //! The writer serialises an envelope exactly once ([`EnvelopeOut`] fixes the
 //! field order); the stored bytes are what is hashed, signed, exported and
 //! verified. Readers parse them with [`Envelope::parse`] and never
-//! re-serialise.
+//! re-serialise; the verifier reads them with the stricter, one-pass
+//! [`StrictEnvelope::parse`].
 
 mod catalog;
+mod strict;
 
 pub use catalog::*;
+pub use strict::{MAX_DEPTH, StrictEnvelope, StrictError, TIME_LEN, check_time};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

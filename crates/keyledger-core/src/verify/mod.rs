@@ -45,13 +45,26 @@ pub struct Trust {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
-    /// A record's frame or event JSON cannot be parsed.
+    /// A record's frame cannot be decoded, or its event is not exactly one
+    /// well-formed event of its type (LEDGER-FORMAT §1).
     #[error("record {seq} is malformed: {reason}")]
     Malformed {
         /// Position of the record.
         seq: u64,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A record's event type and version are not in the catalogue
+    /// (LEDGER-FORMAT §11): a verifier that does not know an event cannot
+    /// vouch for the log.
+    #[error("record {seq} is of unknown event type {event_type:?} version {type_version}")]
+    UnknownEvent {
+        /// Position of the record.
+        seq: u64,
+        /// The type the record names.
+        event_type: String,
+        /// The version the record names.
+        type_version: u32,
     },
     /// A record names another instance.
     #[error("record {seq} belongs to instance {found:?}, not {expected:?}")]
@@ -111,7 +124,27 @@ pub enum Failure {
         /// The key id in force.
         expected: String,
     },
-    /// Record 0 is not an `instance.created` declaring a valid ledger key.
+    /// A record's time is earlier than the record before it.
+    #[error("record {seq} is stamped {time}, earlier than the record before it ({previous})")]
+    TimeBackwards {
+        /// Position of the record.
+        seq: u64,
+        /// Its time.
+        time: String,
+        /// The previous record's time.
+        previous: String,
+    },
+    /// A `ledger_key.rotated` record does not name the key in force as the
+    /// old key, or declares a new key that does not match its id.
+    #[error("record {seq} is not a valid ledger key rotation: {reason}")]
+    BadRotation {
+        /// Position of the record.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Record 0 is not an `instance.created` of this instance's origin
+    /// declaring a valid ledger key.
     #[error("record 0 is not a valid genesis record: {reason}")]
     BadGenesis {
         /// What is wrong with it.
@@ -134,6 +167,13 @@ pub enum Failure {
     /// A checkpoint does not parse, verify or name this log's origin.
     #[error("checkpoint is invalid: {reason}")]
     BadCheckpoint {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A checkpoint's body is not exactly the LEDGER-FORMAT §6 shape
+    /// (origin, size, root and one `keyledger-chain` line).
+    #[error("checkpoint does not have the format's shape: {reason}")]
+    CheckpointShape {
         /// What is wrong with it.
         reason: String,
     },
@@ -163,6 +203,12 @@ pub enum Failure {
         /// The trusted checkpoint's size.
         size: u64,
     },
+    /// The bundle's manifest is not a valid manifest of this format.
+    #[error("the bundle manifest is malformed: {reason}")]
+    BadManifest {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The bundle holds more records than its manifest says.
     #[error("the manifest says {manifest} records but the bundle holds {records}")]
     ManifestMismatch {
@@ -181,9 +227,12 @@ impl Failure {
             | Failure::WrongInstance { seq, .. }
             | Failure::Removed { seq, .. }
             | Failure::Reordered { seq, .. }
+            | Failure::UnknownEvent { seq, .. }
             | Failure::ChainBroken { seq }
             | Failure::BadSignature { seq }
-            | Failure::UnauthorizedKey { seq, .. } => Some(*seq),
+            | Failure::UnauthorizedKey { seq, .. }
+            | Failure::TimeBackwards { seq, .. }
+            | Failure::BadRotation { seq, .. } => Some(*seq),
             Failure::Duplicated { position, .. } => Some(*position),
             Failure::BadGenesis { .. } | Failure::UntrustedKey { .. } => Some(0),
             Failure::Truncated { found, .. } => Some(*found),
@@ -191,7 +240,9 @@ impl Failure {
             | Failure::ChainHeadMismatch { size }
             | Failure::InconsistentCheckpoint { size } => Some(*size),
             Failure::BadCheckpoint { .. }
+            | Failure::CheckpointShape { .. }
             | Failure::CheckpointSizeMismatch { .. }
+            | Failure::BadManifest { .. }
             | Failure::ManifestMismatch { .. } => None,
         }
     }
@@ -226,7 +277,8 @@ impl Report {
 /// Errors that stop verification before any verdict (unreadable input).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The manifest is malformed (or, from a directory reader, unreadable).
+    /// The manifest cannot be read (a malformed one is the finding
+    /// [`Failure::BadManifest`]).
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
     /// A bundle file could not be read.
@@ -243,22 +295,26 @@ pub enum VerifyError {
     Trust(String),
 }
 
-/// Verifies a bundle's records against its `manifest`, the published
-/// ledger keys (`keys`: the bytes of [`bundle::KEYS_FILE`]) and its
-/// checkpoint (`checkpoint_note`: the bytes of [`bundle::CHECKPOINT_FILE`]),
-/// reading the record frames from `records`. `progress` is called with the
-/// number of bytes of `records` consumed so far. A read error of `records`
-/// is [`VerifyError::Io`] naming [`bundle::RECORDS_FILE`].
+/// Verifies a bundle: its manifest (`manifest`: the bytes of
+/// [`bundle::MANIFEST_FILE`]), its checkpoint (`checkpoint_note`: the bytes
+/// of [`bundle::CHECKPOINT_FILE`]) and the record frames read from
+/// `records`. A bundle's `keys` file, if one is present, is not read: the
+/// log itself declares every ledger key (LEDGER-FORMAT §4, §8). `progress`
+/// is called with the number of bytes of `records` consumed so far. A
+/// malformed manifest is the finding [`Failure::BadManifest`]; a read error
+/// of `records` is [`VerifyError::Io`] naming [`bundle::RECORDS_FILE`].
 pub fn verify_records<R: Read + Send>(
-    manifest: &Manifest,
+    manifest: &[u8],
     trust: &Trust,
-    keys: &[u8],
     checkpoint_note: &[u8],
     records: R,
     progress: &dyn Fn(u64),
 ) -> Result<Report, VerifyError> {
-    let published = parse_keys(&String::from_utf8_lossy(keys));
-    let mut verifier = SequenceVerifier::new(manifest, trust, &published, checkpoint_note)?;
+    let manifest = match check_manifest(manifest) {
+        Ok(manifest) => manifest,
+        Err(reason) => return Ok(Report::bad_manifest(reason)),
+    };
+    let mut verifier = SequenceVerifier::new(&manifest, trust, checkpoint_note)?;
     match stream::run(&mut verifier, records, progress) {
         Err(source) => {
             return Err(VerifyError::Io {
@@ -270,6 +326,37 @@ pub fn verify_records<R: Read + Send>(
         Ok(None) => {}
     }
     Ok(verifier.finish())
+}
+
+/// Parses a manifest and checks that its origin is its instance's,
+/// `keyledger/<instance>`.
+fn check_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+    let manifest = Manifest::parse(bytes).map_err(|e| match e {
+        bundle::BundleError::Manifest(reason) => reason,
+        other => other.to_string(),
+    })?;
+    let origin = format!("keyledger/{}", manifest.instance);
+    if manifest.origin != origin {
+        return Err(format!(
+            "origin {:?} is not the instance's {origin:?}",
+            manifest.origin
+        ));
+    }
+    Ok(manifest)
+}
+
+impl Report {
+    fn bad_manifest(reason: String) -> Report {
+        Report {
+            ok: false,
+            instance: String::new(),
+            records: 0,
+            root: hex_root(&crate::merkle::empty_root()),
+            checkpoint_size: None,
+            key_rotations: 0,
+            failure: Some(Failure::BadManifest { reason }),
+        }
+    }
 }
 
 /// Replays the governance rules over a bundle's records ([`PolicyReplay`]),
@@ -312,17 +399,10 @@ pub fn replay_policy<R: Read>(
     Ok(replay.finish())
 }
 
-/// Parses note verifier keys, one per line; ignores blank lines and lines
-/// that are not valid keys (a bundle's key list is untrusted anyway).
-pub fn parse_keys(text: &str) -> Vec<NoteVerifierKey> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| NoteVerifierKey::parse(l).ok())
-        .collect()
-}
-
-/// Parses a trusted key file: note verifier key lines (`name+id+base64`).
+/// Parses a trusted key file (LEDGER-FORMAT §9): one or more C2SP note
+/// verifier keys (`keyledger/<instance>+<key id hex>+<base64(0x01 ||
+/// public key)>`), one per line; blank lines and surrounding whitespace
+/// are ignored, any other line is an error.
 pub fn parse_trusted_keys(text: &str) -> Result<Vec<NoteVerifierKey>, VerifyError> {
     let mut keys = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {

@@ -1,16 +1,17 @@
 //! The ordered part of verification: sequence numbers, chain links, the key
-//! in force, the Merkle frontier and the checkpoints.
+//! in force (genesis and rotations), time order, the Merkle frontier and the
+//! checkpoints.
 
 use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
 
-use super::checks::{self, Checked, Parsed};
+use super::checks::{self, Checked, Genesis, Parsed, Rejected, Rotation};
 use super::{Failure, Report, Trust, VerifyError, hex_root, peek_checkpoint};
 use crate::bundle::Manifest;
 use crate::chain::{self, GENESIS_PREV, Link};
 use crate::checkpoint::{self, Checkpoint, NoteVerifierKey};
-use crate::event::InstanceCreated;
+use crate::event::{EventPayload, InstanceCreated, TIME_LEN};
 use crate::merkle::{Frontier, Hash};
 use crate::record::Record;
 
@@ -21,7 +22,7 @@ pub struct SequenceVerifier {
     instance: String,
     origin: String,
     trust: Trust,
-    /// Candidate keys by id (bundle keys file plus keys the log declares).
+    /// Candidate keys by id (trusted keys plus keys the log declares).
     candidates: HashMap<String, VerifyingKey>,
     /// The key in force: (id, public key). None before genesis.
     in_force: Option<(String, VerifyingKey)>,
@@ -29,6 +30,8 @@ pub struct SequenceVerifier {
     history: Vec<(u64, String, VerifyingKey)>,
     frontier: Frontier,
     last_link: Link,
+    /// Time of the last record applied (canonical, so byte order is time order).
+    last_time: [u8; TIME_LEN],
     /// Link of the record before the last one (duplicate detection).
     last_record: Option<Record>,
     /// The last record of the previous chunk, checked once its successor is known.
@@ -46,11 +49,11 @@ pub struct SequenceVerifier {
 }
 
 impl SequenceVerifier {
-    /// Prepares verification of the log described by `manifest`.
+    /// Prepares verification of the log described by `manifest`, whose
+    /// bundle checkpoint is `bundle_note`.
     pub fn new(
         manifest: &Manifest,
         trust: &Trust,
-        published: &[NoteVerifierKey],
         bundle_note: &[u8],
     ) -> Result<Self, VerifyError> {
         let trusted_checkpoint = match &trust.checkpoint {
@@ -61,7 +64,7 @@ impl SequenceVerifier {
             None => None,
         };
         let mut candidates = HashMap::new();
-        for key in published.iter().chain(&trust.keys) {
+        for key in &trust.keys {
             candidates.insert(hex::encode(key.key_id()), key.key);
         }
         let mut verifier = SequenceVerifier {
@@ -73,6 +76,7 @@ impl SequenceVerifier {
             history: Vec::new(),
             frontier: Frontier::new(),
             last_link: GENESIS_PREV,
+            last_time: [0; TIME_LEN],
             last_record: None,
             carry: None,
             bundle_checkpoint: peek_checkpoint(bundle_note),
@@ -152,11 +156,21 @@ impl SequenceVerifier {
         let position = self.position();
         let parsed = match &current.parsed {
             Ok(p) => p,
-            Err(reason) => {
+            Err(Rejected::Malformed(reason)) => {
                 let reason = reason.clone();
                 return self.fail(Failure::Malformed {
                     seq: position,
                     reason,
+                });
+            }
+            Err(Rejected::Unknown {
+                event_type,
+                version,
+            }) => {
+                return self.fail(Failure::UnknownEvent {
+                    seq: position,
+                    event_type: event_type.clone(),
+                    type_version: *version,
                 });
             }
         };
@@ -195,35 +209,22 @@ impl SequenceVerifier {
         if !verified {
             return self.fail(Failure::BadSignature { seq: position });
         }
-        if let Some(rotation) = &parsed.rotation {
-            match rotation {
-                Ok(declared) => match declared.public_key {
-                    Some(new_key)
-                        if hex::encode(NoteVerifierKey::new(&self.origin, new_key).key_id())
-                            == declared.key_id =>
-                    {
-                        self.candidates.insert(declared.key_id.clone(), new_key);
-                        self.in_force = Some((declared.key_id.clone(), new_key));
-                        self.history
-                            .push((position + 1, declared.key_id.clone(), new_key));
-                        self.rotations += 1;
-                    }
-                    _ => {
-                        return self.fail(Failure::Malformed {
-                            seq: position,
-                            reason: "rotation names a key id that does not match its key".into(),
-                        });
-                    }
-                },
-                Err(reason) => {
-                    let reason = reason.clone();
-                    return self.fail(Failure::Malformed {
-                        seq: position,
-                        reason,
-                    });
-                }
-            }
+        if parsed.time < self.last_time {
+            return self.fail(Failure::TimeBackwards {
+                seq: position,
+                time: String::from_utf8_lossy(&parsed.time).into_owned(),
+                previous: String::from_utf8_lossy(&self.last_time).into_owned(),
+            });
         }
+        if let Some(rotation) = &parsed.rotation
+            && let Err(reason) = self.accept_rotation(position, &key_id, rotation)
+        {
+            return self.fail(Failure::BadRotation {
+                seq: position,
+                reason,
+            });
+        }
+        self.last_time = parsed.time;
         self.frontier.push(current.leaf);
         self.last_link = current.link;
         self.last_record = Some(current.record);
@@ -231,30 +232,64 @@ impl SequenceVerifier {
     }
 
     fn accept_genesis(&mut self, parsed: &Parsed) -> Result<(), Failure> {
-        let bad = |reason: &str| Failure::BadGenesis {
-            reason: reason.to_string(),
-        };
-        if parsed.event_type != <InstanceCreated as crate::event::EventPayload>::TYPE {
-            return Err(bad("the first record is not instance.created"));
+        let bad = |reason: String| Failure::BadGenesis { reason };
+        if parsed.event_type != InstanceCreated::TYPE {
+            return Err(bad(format!(
+                "the first record is {}, not {}",
+                parsed.event_type,
+                InstanceCreated::TYPE
+            )));
         }
-        let declared = match &parsed.genesis {
-            Some(Ok(d)) => d,
-            Some(Err(reason)) => return Err(bad(reason)),
-            None => return Err(bad("unsupported instance.created version")),
+        let Genesis { origin, key } = match &parsed.genesis {
+            Some(Ok(genesis)) => genesis,
+            Some(Err(reason)) => return Err(bad(reason.clone())),
+            None => return Err(bad("unsupported instance.created version".into())),
         };
-        let Some(key) = declared.public_key else {
-            return Err(bad("no ledger public key"));
-        };
-        let key_id = hex::encode(NoteVerifierKey::new(&self.origin, key).key_id());
-        if key_id != declared.key_id {
-            return Err(bad("ledger key id does not match the ledger public key"));
+        if *origin != self.origin {
+            return Err(bad(format!(
+                "origin {origin:?} is not the instance's {:?}",
+                self.origin
+            )));
         }
-        if !self.trust.keys.is_empty() && !self.trust.keys.iter().any(|t| t.key == key) {
+        let key_id = hex::encode(NoteVerifierKey::new(&self.origin, key.public_key).key_id());
+        if key_id != key.key_id {
+            return Err(bad(
+                "ledger key id does not match the ledger public key".into()
+            ));
+        }
+        let public_key = key.public_key;
+        if !self.trust.keys.is_empty() && !self.trust.keys.iter().any(|t| t.key == public_key) {
             return Err(Failure::UntrustedKey { key_id });
         }
-        self.candidates.insert(key_id.clone(), key);
-        self.in_force = Some((key_id.clone(), key));
-        self.history.push((0, key_id, key));
+        self.candidates.insert(key_id.clone(), public_key);
+        self.in_force = Some((key_id.clone(), public_key));
+        self.history.push((0, key_id, public_key));
+        Ok(())
+    }
+
+    /// A rotation signed (already checked) by the key in force, `in_force`:
+    /// it must name that key as the old one and a new key whose id matches;
+    /// the new key is in force from `position + 1` on.
+    fn accept_rotation(
+        &mut self,
+        position: u64,
+        in_force: &str,
+        rotation: &Result<Rotation, String>,
+    ) -> Result<(), String> {
+        let Rotation { old_key_id, key } = rotation.as_ref().map_err(Clone::clone)?;
+        if old_key_id != in_force {
+            return Err(format!(
+                "old_key_id {old_key_id:?} is not the key in force {in_force:?}"
+            ));
+        }
+        let new_id = hex::encode(NoteVerifierKey::new(&self.origin, key.public_key).key_id());
+        if new_id != key.key_id {
+            return Err("new_key_id does not match the new public key".into());
+        }
+        self.candidates.insert(new_id.clone(), key.public_key);
+        self.in_force = Some((new_id.clone(), key.public_key));
+        self.history.push((position + 1, new_id, key.public_key));
+        self.rotations += 1;
         Ok(())
     }
 
@@ -325,8 +360,11 @@ impl SequenceVerifier {
             self.step(current, None);
         }
         if self.failure.is_none() && self.frontier.size() == 0 {
-            self.fail(Failure::BadGenesis {
-                reason: "the log is empty".into(),
+            // Even an instance's log holds its genesis record.
+            let claimed = self.bundle_checkpoint.as_ref().map_or(0, |c| c.size);
+            self.fail(Failure::Truncated {
+                expected: self.manifest_size.max(claimed).max(1),
+                found: 0,
             });
         }
         if self.failure.is_none() {
@@ -388,6 +426,11 @@ impl SequenceVerifier {
                 reason: format!("trusted checkpoint: {reason}"),
             });
         }
+        if let Err(reason) = check_shape(&trusted) {
+            return self.fail(Failure::CheckpointShape {
+                reason: format!("trusted checkpoint: {reason}"),
+            });
+        }
         match self.at_trusted {
             Some((root, link)) if root == trusted.root && head_matches(&trusted, &link) => {}
             _ => self.fail(Failure::InconsistentCheckpoint { size: trusted.size }),
@@ -436,6 +479,9 @@ impl SequenceVerifier {
         if let Err(reason) = self.verify_note(&note, claimed.size, &[]) {
             return self.fail(Failure::BadCheckpoint { reason });
         }
+        if let Err(reason) = check_shape(&claimed) {
+            return self.fail(Failure::CheckpointShape { reason });
+        }
         match self.at_bundle {
             Some((root, _)) if root != claimed.root => {
                 self.fail(Failure::RootMismatch { size: claimed.size })
@@ -449,12 +495,26 @@ impl SequenceVerifier {
     }
 }
 
-/// A checkpoint's `keyledger-chain` extension, when present, must name `link`.
+/// A checkpoint has exactly the four body lines of LEDGER-FORMAT §6: its
+/// only extension line is one well-formed `keyledger-chain <hex>`.
+fn check_shape(checkpoint: &Checkpoint) -> Result<(), String> {
+    match checkpoint.extensions.as_slice() {
+        [line] if line.starts_with(checkpoint::CHAIN_EXTENSION_PREFIX) => checkpoint
+            .chain_head()
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        [] => Err("no keyledger-chain line".into()),
+        [_] => Err("its fourth line is not a keyledger-chain line".into()),
+        lines => Err(format!(
+            "{} lines after the root, not one keyledger-chain line",
+            lines.len()
+        )),
+    }
+}
+
+/// The checkpoint's `keyledger-chain` line names `link` (its shape is
+/// checked first by [`check_shape`], so the line is there).
 fn head_matches(checkpoint: &Checkpoint, link: &Link) -> bool {
     let expected = format!("keyledger-chain {}", chain::to_hex(link));
-    checkpoint
-        .extensions
-        .iter()
-        .filter(|e| e.starts_with("keyledger-chain "))
-        .all(|e| *e == expected)
+    checkpoint.extensions.len() == 1 && checkpoint.extensions[0] == expected
 }

@@ -809,5 +809,4 @@ pub struct BundleStreamHeader<'a, M: Serialize> {
     pub format: &'static str,
     pub manifest: M,
     pub checkpoint: &'a str,
-    pub keys: &'a str,
 }
