@@ -66,14 +66,7 @@ fn verify_log(ledger: &Ledger) -> keyledger_core::verify::Report {
     let out = dir.path().join("b");
     let audit: &dyn AuditLog = ledger.writer();
     let checkpoint = audit.checkpoint().expect("checkpoint");
-    let keys: Vec<String> = std::fs::read_dir(ledger.keys_dir())
-        .expect("keys")
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            (p.extension()? == "pub").then(|| std::fs::read_to_string(p).ok())?
-        })
-        .collect();
-    keyledger_ledger::export::export(audit, &checkpoint, &keys, &out).expect("export");
+    keyledger_ledger::export::export_bundle(audit, &checkpoint, &out).expect("export");
     common::events::Schemas::load().check_all(&common::fixture::read_records(&out));
     keyledger_verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify")
 }
@@ -632,13 +625,14 @@ fn batches_signed_during_an_append_are_committed_together_in_order() {
         }),
         ..HookedLog::new(log)
     });
-    // A clock that moves 1 µs per call: every sequencer batch gets its own time.
+    // A clock that moves 1 µs per call: every sequencer batch gets its own
+    // time. It starts after the log's genesis (the writer never stamps an
+    // event earlier than the log's last one).
     let ticks = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let start = chrono::Utc::now().timestamp_micros() + 1_000_000;
     let clock: keyledger_ledger::writer::Clock = Arc::new(move || {
-        chrono::DateTime::from_timestamp_micros(
-            1_700_000_000_000_000 + ticks.fetch_add(1, Ordering::SeqCst),
-        )
-        .expect("time")
+        chrono::DateTime::from_timestamp_micros(start + ticks.fetch_add(1, Ordering::SeqCst))
+            .expect("time")
     });
     let writer = LedgerWriter::start(
         slow.clone(),
@@ -818,4 +812,47 @@ fn the_audit_view_answers_a_checkpoint_of_the_whole_durable_log_and_the_export_b
         std::fs::read(out.join("records.bin")).expect("records.bin")
     );
     ledger.shutdown();
+}
+
+/// The `time` of a record's event.
+fn event_time(record: &keyledger_core::record::Record) -> String {
+    keyledger_core::event::Envelope::parse(&record.event)
+        .expect("event")
+        .time
+}
+
+#[test]
+fn a_restarted_writer_never_stamps_an_event_earlier_than_the_log_s_last() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (log, key_file) = closed_instance(dir.path(), 3);
+    let size = log.head().size;
+    let last = event_time(&log.read(size - 1, size).expect("read")[0]);
+    // The clock went back by years while the service was down.
+    let clock: keyledger_ledger::writer::Clock =
+        Arc::new(|| chrono::DateTime::from_timestamp_micros(1_000_000_000_000_000).expect("time"));
+    let writer = LedgerWriter::start(
+        log.clone(),
+        LedgerKey::read_file(&key_file).expect("key"),
+        WriterConfig { clock, ..config() },
+    );
+    for i in 0..3 {
+        writer
+            .submit(realistic_event(100 + i, 0).expect("draft"))
+            .wait()
+            .expect("durable");
+    }
+    // The verifier agrees the log's time never goes back.
+    let out = dir.path().join("bundle");
+    let audit: &dyn AuditLog = &writer;
+    let checkpoint = audit.checkpoint().expect("checkpoint");
+    keyledger_ledger::export::export_bundle(audit, &checkpoint, &out).expect("export");
+    writer.shutdown();
+    let records = log.read(size, size + 3).expect("read");
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert_eq!(event_time(record), last, "clamped to the last stored time");
+    }
+    let report =
+        keyledger_verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
+    assert!(report.ok(), "{:?}", report.failure);
 }

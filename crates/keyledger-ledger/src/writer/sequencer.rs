@@ -17,9 +17,9 @@ use super::{
     Batch, Clock, Durable, MAX_BATCH, Receipt, Shared, Submission, WriteError, head_after,
 };
 use crate::signer::{LedgerSigner, SignError};
-use crate::store::{ChainHead, Linked, SealedRecord};
+use crate::store::{ChainHead, InstanceLog, Linked, SealedRecord};
 use keyledger_core::chain::{self, Link};
-use keyledger_core::event::{EnvelopeOut, EventDraft, EventError, LedgerKeyRotated};
+use keyledger_core::event::{Envelope, EnvelopeOut, EventDraft, EventError, LedgerKeyRotated};
 use keyledger_core::record::MAX_EVENT_BYTES;
 
 pub(super) fn run_sequencer(
@@ -33,7 +33,9 @@ pub(super) fn run_sequencer(
 ) {
     let mut head = shared.log.head();
     let mut epoch = failures.load(Ordering::Acquire);
-    let mut last_time: Option<DateTime<Utc>> = None;
+    // Time never goes backwards along the log (LEDGER-FORMAT §1), across
+    // restarts too: start from the last stored event's time.
+    let mut last_time: Option<DateTime<Utc>> = last_stamped(shared.log.as_ref(), head.size);
     let mut key_id = key.key_id_hex();
     while let Ok(first) = submissions.recv() {
         let mut pending = vec![first];
@@ -182,6 +184,18 @@ pub(super) fn run_sequencer(
             }
         }
     }
+}
+
+/// The time of the last of the log's first `size` records: a restarted
+/// writer stamps nothing earlier, even if the clock went back while it was
+/// down. None for an empty log (or a last record that cannot be read or
+/// parsed, which the writer cannot append after anyway).
+fn last_stamped(log: &dyn InstanceLog, size: u64) -> Option<DateTime<Utc>> {
+    let last = log.read(size.checked_sub(1)?, size).ok()?.pop()?;
+    let envelope = Envelope::parse(&last.event).ok()?;
+    DateTime::parse_from_rfc3339(&envelope.time)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A sequenced event awaiting its signature, and its signer.
