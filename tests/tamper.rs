@@ -534,7 +534,8 @@ fn a_backdated_signed_event_is_time_backwards_at_its_record() {
 
 #[test]
 fn signed_events_that_break_the_strict_format_are_malformed_at_their_record() {
-    let cases: [(&str, fn(&str) -> String); 3] = [
+    type Edit = fn(&str) -> String;
+    let cases: [(&str, Edit); 3] = [
         ("a byte after the object", |t| format!("{t} ")),
         ("a duplicate envelope member", |t| {
             t.replacen("{\"instance\":", "{\"instance\":\"acme\",\"instance\":", 1)
@@ -643,7 +644,8 @@ fn a_rotation_that_does_not_name_the_key_in_force_is_bad_rotation() {
 
 #[test]
 fn a_signed_checkpoint_of_another_shape_is_checkpoint_shape() {
-    let bodies: [(&str, fn(String) -> String); 2] = [
+    type Body = fn(String) -> String;
+    let bodies: [(&str, Body); 2] = [
         ("an extra line", |body| body + "an extra line\n"),
         ("no keyledger-chain line", |body| {
             let cut = body.find("keyledger-chain ").expect("chain line");
