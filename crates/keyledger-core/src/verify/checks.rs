@@ -1,6 +1,6 @@
 //! The per-record checks that need no ordering: the strict reading of the
-//! event and its payload, chain link, leaf hash and signature. Run one chunk at a time, on all cores with the
-//! `parallel` feature.
+//! event and its payload, chain link, leaf hash and signature. Run one chunk
+//! at a time, on all cores with the `parallel` feature.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -79,8 +79,8 @@ pub(crate) struct Rotation {
 }
 
 /// Checks a chunk (in parallel with the `parallel` feature). `keys` maps
-/// key ids to candidate public keys (from the bundle and from the log so
-/// far); signatures are verified with the key their record names, in
+/// key ids to candidate public keys (the trusted keys and those the log
+/// declared before this chunk); signatures are verified with the key their record names, in
 /// batches of [`SIGNATURE_BATCH`] either way, and re-checked against the key
 /// in force by the sequential pass.
 pub(crate) fn check_chunk(
@@ -109,7 +109,8 @@ pub(crate) fn check_chunk(
 /// `keys` plus the keys the chunk itself declares (its genesis or a
 /// rotation), so the records they sign are batch-verified too. Only a
 /// speed-up: the ordered pass accepts a signature only under the key in
-/// force, and re-checks any other.
+/// force, and re-checks any other. A declared key never replaces a known
+/// one of the same id.
 fn with_declared<'k>(
     keys: &'k HashMap<String, VerifyingKey>,
     checked: &[Checked],
@@ -122,8 +123,10 @@ fn with_declared<'k>(
             (_, Some(Ok(r))) => &r.key,
             _ => continue,
         };
-        keys.to_mut()
-            .insert(declared.key_id.clone(), declared.public_key);
+        if !keys.contains_key(&declared.key_id) {
+            keys.to_mut()
+                .insert(declared.key_id.clone(), declared.public_key);
+        }
     }
     keys
 }
