@@ -152,6 +152,29 @@ pub enum Refusal {
     /// The command itself is malformed.
     #[error("invalid command: {0}")]
     Invalid(String),
+    /// An approval request that is not one the key service makes.
+    #[error("not a request the key service makes: {0}")]
+    ApprovalRequestInvalid(String),
+    /// The key ring named does not exist.
+    #[error("key ring {0:?} does not exist")]
+    KeyRingUnknown(String),
+    /// An instance policy (`keyCreateImportAccess`) forbids the command.
+    #[error("{0}")]
+    PolicyDenied(String),
+    /// The actor is an API credential that was revoked before the command.
+    #[error("credential {0:?} was revoked")]
+    CredentialRevoked(String),
+    /// The actor is an API credential acting with another role than the
+    /// one it was issued with.
+    #[error("credential {credential:?} was issued as {issued:?}, not {acting:?}")]
+    CredentialRoleMismatch {
+        /// The credential id.
+        credential: String,
+        /// The role the credential was issued with.
+        issued: String,
+        /// The role the actor claims.
+        acting: Role,
+    },
 }
 
 impl Refusal {
@@ -186,8 +209,41 @@ impl Refusal {
             Refusal::UnknownKeyOwner(_) => Reason::Unauthenticated,
             Refusal::LoadNotApproved(_) => Reason::Ceremony,
             Refusal::Invalid(_) => Reason::InvalidRequest,
+            Refusal::KeyRingUnknown(_) => Reason::KeyRingNotFound,
+            Refusal::ApprovalRequestInvalid(_) => Reason::InvalidRequest,
+            Refusal::PolicyDenied(_) => Reason::CreateImportForbidden,
+            Refusal::CredentialRevoked(_) | Refusal::CredentialRoleMismatch { .. } => {
+                Reason::Unauthenticated
+            }
         }
     }
+}
+
+/// The API credential an actor acts with must be in force and act with the
+/// role it was issued with. An actor whose principal names an issued
+/// credential (the principal of every bearer-authenticated request is its
+/// credential id) is refused once that credential is revoked, or when it
+/// claims another role. Principals that name no credential (the service
+/// itself, administrators, key owners, operators at the command line) are
+/// not credentials and pass. Every aggregate a credential can act on
+/// (keys, approvals, import tokens) checks this first.
+pub fn check_credential(state: &Projections, actor: &crate::event::Actor) -> Result<(), Refusal> {
+    let Some(credential) = state.governance.credentials.get(&actor.principal) else {
+        return Ok(());
+    };
+    if credential.revoked {
+        return Err(Refusal::CredentialRevoked(
+            actor.principal.chars().take(128).collect(),
+        ));
+    }
+    if crate::roles::role_of(&credential.role) != Some(actor.role) {
+        return Err(Refusal::CredentialRoleMismatch {
+            credential: actor.principal.chars().take(128).collect(),
+            issued: credential.role.chars().take(32).collect(),
+            acting: actor.role,
+        });
+    }
+    Ok(())
 }
 
 /// Folds one stored event (at `seq`) into the state: the projections'
