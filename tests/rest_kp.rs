@@ -1253,6 +1253,12 @@ async fn a_revoked_credential_is_refused_and_nothing_is_stored() {
     );
     assert_eq!(head(), before, "nothing is stored");
     // The other credentials are unaffected.
-    let r = send(&env, env.req(Method::GET, &format!("/keys/{id}"), "reader")).await;
+    let r = send(
+        &env,
+        env.req(Method::POST, &format!("/keys/{id}/actions/wrap"), "manager")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(json!({}).to_string()),
+    )
+    .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
