@@ -260,13 +260,12 @@ fn a_request_has_the_shape_the_key_service_gives_it() {
         ApprovalChange::Request(r)
     };
     let invalid = |dual: Given, change: ApprovalChange, actor: Actor| {
-        let refusal = dual
-            .when(when_by(actor, T0, change))
+        dual.when(when_by(actor, T0, change))
             .into_refusal()
-            .expect("refused");
-        refusal
+            .expect("refused")
     };
-    let cases: [(fn(&mut ApprovalRequested), &str); 4] = [
+    type Edit = fn(&mut ApprovalRequested);
+    let cases: [(Edit, &str); 4] = [
         (
             |r| r.operation = "key.export".into(),
             "approval_request_invalid",
