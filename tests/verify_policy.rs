@@ -2769,3 +2769,75 @@ violation!(
         forge(&env, user("alice"), &key_created(uuid_like(5)))
     }
 );
+
+/// Key use runs concurrently with state changes: wraps and unwraps on many
+/// threads while another disables, enables and finally deletes the key.
+/// The service decides each use under the shared side of its command lock,
+/// so no disable or delete is sequenced between a use's decision and its
+/// event, and the replay (which checks every use against the key's state)
+/// finds nothing. Refused uses are answered and leave no `key.wrapped`.
+#[test]
+fn key_use_racing_state_changes_breaks_no_rule() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    let id = root_key(&env);
+    let ciphertext = env
+        .service
+        .wrap(&user("alice"), "w", &id, None, &[])
+        .expect("wrap")
+        .ciphertext;
+    env.service
+        .unwrap(&user("bob"), "u", &id, &ciphertext, &[])
+        .expect("unwrap");
+    let service = &env.service;
+    let start = std::sync::Barrier::new(5);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (id, ciphertext, start) = (id.clone(), ciphertext.clone(), &start);
+            s.spawn(move || {
+                let who = user(["alice", "bob"][t % 2]);
+                start.wait();
+                for _ in 0..40 {
+                    let _ = service.wrap(&who, "w", &id, None, &[]);
+                    let _ = service.unwrap(&who, "u", &id, &ciphertext, &[]);
+                }
+            });
+        }
+        s.spawn(|| {
+            start.wait();
+            for _ in 0..10 {
+                let _ = service.disable_key(&user("carol"), "x", &id);
+                let _ = service.enable_key(&user("carol"), "x", &id);
+            }
+            service
+                .delete_key(&user("carol"), "d", &id, false)
+                .expect("delete");
+        });
+    });
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    let report = replay(&bundle);
+    assert!(report.ok, "{:#?}", report.findings);
+    let types: Vec<String> = common::fixture::read_records(&bundle)
+        .iter()
+        .map(|r| Envelope::parse(&r.event).expect("event").event_type)
+        .collect();
+    for t in [
+        "key.wrapped",
+        "key.unwrapped",
+        "key.disabled",
+        "key.destroyed",
+    ] {
+        assert!(types.iter().any(|x| x == t), "{t} never happened");
+    }
+    // Nothing used the key once it was destroyed.
+    let destroyed = types
+        .iter()
+        .position(|t| t == "key.destroyed")
+        .expect("destroyed");
+    assert!(
+        !types[destroyed..]
+            .iter()
+            .any(|t| t == "key.wrapped" || t == "key.unwrapped"),
+        "{types:?}"
+    );
+}
