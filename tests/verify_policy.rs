@@ -2186,10 +2186,9 @@ fn random_step(env: &KeyEnv, rng: &mut Rng, admins: &mut Vec<SigningKey>, step: 
         13 => {
             if let Ok(w) = service.wrap(&who, "w", &key, None, &[]) {
                 let user2 = user(users[rng.below(users.len())]);
-                match rng.below(3) {
-                    0 => drop(service.unwrap(&user2, "u", &key, &w.ciphertext, &[])),
-                    1 => drop(service.rewrap(&user2, "r", &key, &w.ciphertext, &[])),
-                    _ => {}
+                let _ = service.unwrap(&user2, "u", &key, &w.ciphertext, &[]);
+                if rng.below(2) == 0 {
+                    let _ = service.rewrap(&user2, "r", &key, &w.ciphertext, &[]);
                 }
             }
         }
@@ -2224,9 +2223,20 @@ fn random_step(env: &KeyEnv, rng: &mut Rng, admins: &mut Vec<SigningKey>, step: 
                     token_digest: format!("{:064x}", rng.next()),
                 });
             } else {
-                command(AdminCommand::RevokeCredential {
-                    credential_id: format!("cred-{}", rng.below(6)),
-                });
+                // Mostly a credential in force, sometimes any.
+                let issued: Vec<String> = service
+                    .projections()
+                    .governance
+                    .credentials
+                    .iter()
+                    .filter(|(_, c)| !c.revoked)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let credential_id = match rng.pick(&issued) {
+                    Some(id) if rng.below(4) != 0 => id.clone(),
+                    _ => format!("cred-{}", rng.below(6)),
+                };
+                command(AdminCommand::RevokeCredential { credential_id });
             }
         }
         16 => {
