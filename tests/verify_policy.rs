@@ -1531,7 +1531,8 @@ violation!(
     "role_not_allowed",
     |env| {
         let id = root_key(&env);
-        forge(&env, bearer("wendy", Role::Writer), &destroyed_by(&id))
+        let wendy = credential(&env, "wendy", "writer");
+        forge(&env, wendy, &destroyed_by(&id))
     }
 );
 
@@ -1540,11 +1541,8 @@ violation!(
     "key.created",
     "role_not_allowed",
     |env| {
-        forge(
-            &env,
-            bearer("rita", Role::Reader),
-            &key_created(uuid_like(7)),
-        )
+        let rita = credential(&env, "rita", "reader");
+        forge(&env, rita, &key_created(uuid_like(7)))
     }
 );
 
@@ -2609,6 +2607,19 @@ violation!(
                 aad_entries: 0,
                 ciphertext_digest: "00".repeat(32),
             },
+        )
+    }
+);
+
+violation!(
+    key_created_by_a_bearer_principal_that_is_no_credential,
+    "key.created",
+    "credential_unknown",
+    |env| {
+        forge(
+            &env,
+            bearer("ghost", Role::Writer),
+            &key_created(uuid_like(5)),
         )
     }
 );

@@ -161,6 +161,10 @@ pub enum Refusal {
     /// An instance policy (`keyCreateImportAccess`) forbids the command.
     #[error("{0}")]
     PolicyDenied(String),
+    /// The actor authenticated with a bearer credential the instance never
+    /// issued.
+    #[error("{0:?} is not a credential of the instance")]
+    CredentialUnknown(String),
     /// The actor is an API credential that was revoked before the command.
     #[error("credential {0:?} was revoked")]
     CredentialRevoked(String),
@@ -212,23 +216,29 @@ impl Refusal {
             Refusal::KeyRingUnknown(_) => Reason::KeyRingNotFound,
             Refusal::ApprovalRequestInvalid(_) => Reason::InvalidRequest,
             Refusal::PolicyDenied(_) => Reason::CreateImportForbidden,
-            Refusal::CredentialRevoked(_) | Refusal::CredentialRoleMismatch { .. } => {
-                Reason::Unauthenticated
-            }
+            Refusal::CredentialUnknown(_)
+            | Refusal::CredentialRevoked(_)
+            | Refusal::CredentialRoleMismatch { .. } => Reason::Unauthenticated,
         }
     }
 }
 
-/// The API credential an actor acts with must be in force and act with the
-/// role it was issued with. An actor whose principal names an issued
-/// credential (the principal of every bearer-authenticated request is its
-/// credential id) is refused once that credential is revoked, or when it
-/// claims another role. Principals that name no credential (the service
-/// itself, administrators, key owners, operators at the command line) are
-/// not credentials and pass. Every aggregate a credential can act on
-/// (keys, approvals, import tokens) checks this first.
+/// The API credential an actor acts with must be one the instance issued,
+/// in force, acting with the role it was issued with. A bearer-authenticated
+/// actor's principal is its credential id: it is refused unless the
+/// credential was issued (`credential.issued`), once it is revoked, and
+/// when it claims another role. Any other actor whose principal names an
+/// issued credential is held to the same; the rest (the service itself,
+/// administrators, key owners, operators at the command line) are not
+/// credentials and pass. Every aggregate a credential can act on (keys,
+/// approvals, import tokens) checks this first.
 pub fn check_credential(state: &Projections, actor: &crate::event::Actor) -> Result<(), Refusal> {
     let Some(credential) = state.governance.credentials.get(&actor.principal) else {
+        if actor.auth == crate::event::AuthMethod::Bearer {
+            return Err(Refusal::CredentialUnknown(
+                actor.principal.chars().take(128).collect(),
+            ));
+        }
         return Ok(());
     };
     if credential.revoked {

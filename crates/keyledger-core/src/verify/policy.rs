@@ -184,6 +184,7 @@ impl Violation {
                 Refusal::ImportTokenExpired => "import_token_expired",
                 Refusal::ImportTokenExhausted => "import_token_exhausted",
                 Refusal::ImportTokenInvalid(_) => "import_token_invalid",
+                Refusal::CredentialUnknown(_) => "credential_unknown",
                 Refusal::CredentialRevoked(_) => "credential_revoked",
                 Refusal::KeyRingUnknown(_) => "key_ring_unknown",
                 Refusal::ApprovalRequestInvalid(_) => "approval_request_invalid",
@@ -766,6 +767,7 @@ mod tests {
                 signers: String::new(),
             },
             Violation::KeyRefused(Refusal::CredentialRevoked(String::new())),
+            Violation::KeyRefused(Refusal::CredentialUnknown(String::new())),
             Violation::KeyRefused(Refusal::CredentialRoleMismatch {
                 credential: String::new(),
                 issued: String::new(),

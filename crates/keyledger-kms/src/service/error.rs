@@ -124,7 +124,9 @@ impl From<Refusal> for KeyError {
             // request was authenticated: refused like a bearer token that
             // is no credential of the instance.
             Refusal::PolicyDenied(m) => KeyError::PolicyDenied(m),
-            other @ (Refusal::CredentialRevoked(_) | Refusal::CredentialRoleMismatch { .. }) => {
+            other @ (Refusal::CredentialUnknown(_)
+            | Refusal::CredentialRevoked(_)
+            | Refusal::CredentialRoleMismatch { .. }) => {
                 KeyError::Unauthenticated(other.to_string())
             }
         }

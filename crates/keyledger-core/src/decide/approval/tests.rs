@@ -18,7 +18,7 @@ fn manager(principal: &str) -> Actor {
     Actor {
         principal: principal.into(),
         role: Role::Manager,
-        auth: AuthMethod::Bearer,
+        auth: AuthMethod::LocalCli,
     }
 }
 

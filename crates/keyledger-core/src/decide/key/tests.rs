@@ -16,20 +16,20 @@ fn t(s: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn bearer(principal: &str, role: Role) -> Actor {
+fn acting(principal: &str, role: Role) -> Actor {
     Actor {
         principal: principal.into(),
         role,
-        auth: AuthMethod::Bearer,
+        auth: AuthMethod::LocalCli,
     }
 }
 
 fn alice() -> Actor {
-    bearer("alice", Role::Manager)
+    acting("alice", Role::Manager)
 }
 
 fn bob() -> Actor {
-    bearer("bob", Role::Manager)
+    acting("bob", Role::Manager)
 }
 
 fn created(id: &str, extractable: bool) -> KeyCreated {
@@ -281,7 +281,7 @@ fn dual_auth_delete_is_irreversible() {
 #[test]
 fn the_role_table_applies_to_credential_roles() {
     let delete = KeyChange::Destroy(destroyed());
-    let writer = bearer("w", Role::Writer);
+    let writer = acting("w", Role::Writer);
     root_key()
         .when(decide_as(writer.clone(), T1, delete.clone()))
         .then_expect_refusal(Refusal::RoleNotAllowed {
@@ -291,7 +291,7 @@ fn the_role_table_applies_to_credential_roles() {
         });
     root_key()
         .when(decide_as(
-            bearer("r", Role::Reader),
+            acting("r", Role::Reader),
             T1,
             KeyChange::Create(created("n", false)),
         ))
@@ -314,7 +314,7 @@ fn the_role_table_applies_to_credential_roles() {
         .then_expect_events(&[draft(Actor::system(), &destroyed())]);
     // Policies need a manager, or the writer that created the key (a
     // creation with policy overrides).
-    let wendy = bearer("wendy", Role::Writer);
+    let wendy = acting("wendy", Role::Writer);
     let set = KeyChange::SetPolicy(dual_auth_on());
     root_key()
         .when(decide_as(wendy.clone(), T1, set.clone()))
@@ -447,7 +447,7 @@ fn credentials_act_while_in_force_and_in_their_role() {
         token_digest: "ab".repeat(32),
         command: None,
     };
-    let app = bearer("app", Role::Writer);
+    let app = acting("app", Role::Writer);
     let create = || KeyChange::Create(created("n", false));
     with_master_key()
         .event(T0, &Actor::system(), &issued)
@@ -455,7 +455,7 @@ fn credentials_act_while_in_force_and_in_their_role() {
         .then_expect_events(&[draft(app.clone(), &created("n", false))]);
     with_master_key()
         .event(T0, &Actor::system(), &issued)
-        .when(decide_as(bearer("app", Role::Manager), T1, create()))
+        .when(decide_as(acting("app", Role::Manager), T1, create()))
         .then_expect_refusal(Refusal::CredentialRoleMismatch {
             credential: "app".into(),
             issued: "writer".into(),
@@ -473,6 +473,15 @@ fn credentials_act_while_in_force_and_in_their_role() {
         )
         .when(decide_as(app, T1, create()))
         .then_expect_refusal(Refusal::CredentialRevoked("app".into()));
+    // A bearer principal is a credential, or it is refused.
+    let ghost = Actor {
+        principal: "ghost".into(),
+        role: Role::Writer,
+        auth: AuthMethod::Bearer,
+    };
+    with_master_key()
+        .when(decide_as(ghost, T1, create()))
+        .then_expect_refusal(Refusal::CredentialUnknown("ghost".into()));
 }
 
 #[test]
