@@ -2862,3 +2862,109 @@ fn key_use_racing_state_changes_breaks_no_rule() {
         "{types:?}"
     );
 }
+
+violation!(
+    key_ring_created_twice,
+    "key_ring.created",
+    "key_ring_conflict",
+    |env| {
+        env.service
+            .create_key_ring(&user("alice"), "r", "ring-1")
+            .expect("ring");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyRingCreated {
+                key_ring_id: "ring-1".into(),
+            },
+        )
+    }
+);
+
+violation!(
+    key_ring_deleted_while_it_holds_a_key,
+    "key_ring.deleted",
+    "key_ring_not_empty",
+    |env| {
+        env.service
+            .create_key_ring(&user("alice"), "r", "ring-1")
+            .expect("ring");
+        let id = root_key(&env);
+        env.service
+            .move_key(&user("alice"), "m", &id, "ring-1")
+            .expect("move");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyRingDeleted {
+                key_ring_id: "ring-1".into(),
+            },
+        )
+    }
+);
+
+violation!(
+    destroyed_key_moved_to_another_ring_than_default,
+    "key.moved",
+    "key_deleted",
+    |env| {
+        env.service
+            .create_key_ring(&user("alice"), "r", "ring-1")
+            .expect("ring");
+        let id = root_key(&env);
+        env.service
+            .delete_key(&user("alice"), "d", &id, false)
+            .expect("delete");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyMoved {
+                key_id: id,
+                from_key_ring_id: "default".into(),
+                to_key_ring_id: "ring-1".into(),
+            },
+        )
+    }
+);
+
+/// Key rings through the service: created, a key moved in, destroyed, the
+/// ring deleted with force (its destroyed key moved back to `default`
+/// first): the replay finds nothing.
+#[test]
+fn an_honest_key_ring_life_breaks_no_rule() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    let alice = user("alice");
+    env.service
+        .create_key_ring(&alice, "r", "ring-1")
+        .expect("ring");
+    let id = root_key(&env);
+    env.service
+        .move_key(&alice, "m", &id, "ring-1")
+        .expect("move");
+    env.service
+        .delete_key(&alice, "d", &id, false)
+        .expect("delete");
+    env.service
+        .delete_key_ring(&alice, "r", "ring-1", true)
+        .expect("forced ring deletion");
+    env.service
+        .create_key_ring(&alice, "r", "ring-2")
+        .expect("ring");
+    env.service
+        .delete_key_ring(&alice, "r", "ring-2", false)
+        .expect("empty ring deletion");
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    let report = replay(&bundle);
+    assert!(report.ok, "{:#?}", report.findings);
+    let types: Vec<String> = common::fixture::read_records(&bundle)
+        .iter()
+        .map(|r| Envelope::parse(&r.event).expect("event").event_type)
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "key.moved").count(),
+        2,
+        "moved in, then forced back: {types:?}"
+    );
+    assert_eq!(types.iter().filter(|t| *t == "key_ring.deleted").count(), 2);
+}

@@ -28,8 +28,8 @@ use crate::event::{
     KeyRewrapped, KeyRotated, KeyUnwrapped, KeyWrapped, Role,
 };
 use crate::keys::payload;
-use crate::keys::projection::KeyRecord;
-use crate::keys::state::{self, KeyAction};
+use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
+use crate::keys::state::{self, KeyAction, KeyState};
 use crate::projections::Projections;
 use crate::roles::{self, Need};
 
@@ -290,6 +290,24 @@ pub fn check(state: &Projections, command: &KeyCommand) -> Result<(), Refusal> {
             // principal): the approval rules vouch for that.
             if p.approval_request_id.is_none() && key.dual_auth().enabled {
                 return Err(Refusal::State(state::StateError::AuthorizationsNotMet));
+            }
+        }
+        KeyChange::Move(p)
+            if keys
+                .get(&p.key_id)
+                .is_some_and(|k| k.state == KeyState::Destroyed) =>
+        {
+            // The forced move of a key-ring deletion: a destroyed key goes
+            // to the default key ring (and nowhere else).
+            let key = keys
+                .get(&p.key_id)
+                .ok_or_else(|| Refusal::UnknownKey(p.key_id.clone()))?;
+            let forced = p.to_key_ring_id == DEFAULT_KEY_RING
+                && p.from_key_ring_id == key.key_ring_id
+                && key.key_ring_id != DEFAULT_KEY_RING;
+            if !forced {
+                let action = KeyAction::Patch;
+                state::check_at(key.state, action, &key.timeline(), at)?;
             }
         }
         KeyChange::Move(p) => {

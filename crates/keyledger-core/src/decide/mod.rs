@@ -22,6 +22,7 @@
 //! - [`import_token`]: the import-token aggregate (the instance's one
 //!   token, created and retrieved).
 //! - [`master_key`]: the master-key aggregate (ceremony, rotation, unseal).
+//! - [`key_ring`]: the key-ring aggregate (create, delete).
 //! - `harness` (tests only): given/when/then tests of aggregates.
 
 pub mod approval;
@@ -30,6 +31,7 @@ pub mod governance;
 mod harness;
 pub mod import_token;
 pub mod key;
+pub mod key_ring;
 pub mod master_key;
 
 use chrono::{DateTime, Utc};
@@ -155,6 +157,14 @@ pub enum Refusal {
     /// An approval request that is not one the key service makes.
     #[error("not a request the key service makes: {0}")]
     ApprovalRequestInvalid(String),
+    /// The key ring exists already.
+    #[error("key ring {0} already exists")]
+    KeyRingExists(String),
+    /// The key ring still holds keys.
+    #[error(
+        "the key ring {0:?} holds keys: move or delete them first (destroyed keys: force=true)"
+    )]
+    KeyRingNotEmpty(String),
     /// The key ring named does not exist.
     #[error("key ring {0:?} does not exist")]
     KeyRingUnknown(String),
@@ -214,6 +224,8 @@ impl Refusal {
             Refusal::LoadNotApproved(_) => Reason::Ceremony,
             Refusal::Invalid(_) => Reason::InvalidRequest,
             Refusal::KeyRingUnknown(_) => Reason::KeyRingNotFound,
+            Refusal::KeyRingExists(_) => Reason::KeyRingExists,
+            Refusal::KeyRingNotEmpty(_) => Reason::KeyRingNotEmpty,
             Refusal::ApprovalRequestInvalid(_) => Reason::InvalidRequest,
             Refusal::PolicyDenied(_) => Reason::CreateImportForbidden,
             Refusal::CredentialUnknown(_)

@@ -27,6 +27,7 @@ use crate::decide::approval::{self, ApprovalCommand};
 use crate::decide::governance::{self, GovernanceCommand, GovernanceEvent};
 use crate::decide::import_token::{self, ImportTokenCommand};
 use crate::decide::key::{self, KeyChange, KeyCommand};
+use crate::decide::key_ring::{self, KeyRingCommand};
 use crate::decide::master_key::{self, MasterKeyCommand};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, CredentialIssued, CredentialRevoked, Envelope,
@@ -187,6 +188,8 @@ impl Violation {
                 Refusal::CredentialUnknown(_) => "credential_unknown",
                 Refusal::CredentialRevoked(_) => "credential_revoked",
                 Refusal::KeyRingUnknown(_) => "key_ring_unknown",
+                Refusal::KeyRingExists(_) => "key_ring_conflict",
+                Refusal::KeyRingNotEmpty(_) => "key_ring_not_empty",
                 Refusal::ApprovalRequestInvalid(_) => "approval_request_invalid",
                 Refusal::PolicyDenied(_) => "instance_policy_denied",
                 Refusal::CredentialRoleMismatch { .. } => "credential_role_mismatch",
@@ -411,6 +414,7 @@ impl PolicyReplay {
             .or_else(|| self.key_event(at, e))
             .or_else(|| self.approval_event(at, e))
             .or_else(|| self.import_token_event(at, e))
+            .or_else(|| self.key_ring_event(at, e))
             .unwrap_or(Ok(()))
             .and_then(|()| self.signers_acted(at, e))
     }
@@ -569,6 +573,21 @@ impl PolicyReplay {
                 .and_then(|mut c| {
                     c.at = at.time;
                     Ok(import_token::check(&self.projections, &c)?)
+                }),
+        )
+    }
+
+    /// A key-ring event is the command it records, and the key-ring
+    /// aggregate's decision ([`key_ring::decide`], shared with the key
+    /// service) must accept it in the state before it.
+    fn key_ring_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
+        let command = KeyRingCommand::from_envelope(e)?;
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|mut c| {
+                    c.at = at.time;
+                    Ok(key_ring::check(&self.projections, &c)?)
                 }),
         )
     }
@@ -774,6 +793,8 @@ mod tests {
                 acting: crate::event::Role::Manager,
             }),
             Violation::KeyRefused(Refusal::KeyRingUnknown(String::new())),
+            Violation::KeyRefused(Refusal::KeyRingExists(String::new())),
+            Violation::KeyRefused(Refusal::KeyRingNotEmpty(String::new())),
             Violation::KeyRefused(Refusal::PolicyDenied(String::new())),
             Violation::KeyRefused(Refusal::ApprovalRequestInvalid(String::new())),
         ];

@@ -116,6 +116,8 @@ impl From<Refusal> for KeyError {
             | Refusal::CommandMismatch(_)
             | Refusal::DigestMismatch
             | Refusal::KeyRingUnknown(_)
+            | Refusal::KeyRingExists(_)
+            | Refusal::KeyRingNotEmpty(_)
             | Refusal::ApprovalRequestInvalid(_)) => KeyError::Refused {
                 reason: other.reason(),
                 message: other.to_string(),

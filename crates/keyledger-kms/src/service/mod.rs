@@ -60,6 +60,7 @@ use crate::material::KeyMaterialStore;
 use keyledger_core::decide::approval::{self, ApprovalChange, ApprovalCommand};
 use keyledger_core::decide::import_token::{ImportTokenChange, ImportTokenCommand};
 use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
+use keyledger_core::decide::key_ring::{KeyRingChange, KeyRingCommand};
 use keyledger_core::decide::master_key::{MasterKeyChange, MasterKeyCommand};
 use keyledger_core::event::{
     AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed,
@@ -290,6 +291,28 @@ impl KeyService {
             change,
         };
         let drafts = approval::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the key-ring aggregate
+    /// ([`keyledger_core::decide::key_ring::decide`]).
+    fn decide_key_ring(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: KeyRingChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = KeyRingCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = keyledger_core::decide::key_ring::decide(&self.read(), &command)?;
         let mut receipt = None;
         for draft in drafts {
             receipt = Some(self.append(draft)?);
