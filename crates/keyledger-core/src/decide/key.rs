@@ -11,8 +11,10 @@
 //!
 //! The rules, in the order they are checked (the first that fails is the
 //! refusal): the actor's API credential is in force with its role
-//! ([`super::check_credential`]); the key exists (or, for a creation, does not); its type allows
-//! the action (root-key-only actions); the state table and time windows at
+//! ([`super::check_credential`]); the key exists (or, for a creation, does
+//! not, in an existing key ring, as the instance policy
+//! `keyCreateImportAccess` allows); its type allows the action (root-key-only
+//! actions, key use included); the state table and time windows at
 //! the command's time; the change's own rules (dual-authorisation delete
 //! and its irreversibility, key-material size, an imported key rotates to
 //! imported material, policy shapes, dates owed); and last the role table

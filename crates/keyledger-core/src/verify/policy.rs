@@ -8,11 +8,14 @@
 //! events, in log order, through the very projections the server uses
 //! ([`Projections`]) and, before applying each event, rebuilds the command
 //! the event records and asks the server's own decision for it
-//! (`crate::decide`): the key, instance-governance, approval, import-token
-//! and master-key aggregates, each the same `decide` the key service runs
-//! before it appends. An administrator event must moreover be exactly the
-//! event its signed command records. Every event a decision refuses becomes
-//! a located [`Finding`] (seq, event type, reason code, reason).
+//! (`crate::decide`): the key, instance-governance, approval, import-token,
+//! key-ring and master-key aggregates, each the same `decide` the key
+//! service runs before it appends. An administrator event must moreover be
+//! exactly the event its signed command records, under the actor the server
+//! records it under (its signers). Each event is decided at the latest time
+//! the log has reached (an event stamped back in time is judged when it was
+//! appended at the earliest). Every event a decision refuses becomes a
+//! located [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::replay_policy`] streams a bundle through it.
 //! The rules and their codes are listed in `docs/VERIFY-POLICY.md`; the
