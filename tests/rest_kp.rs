@@ -1214,3 +1214,51 @@ async fn error_messages_name_their_status_and_405_says_allow() {
         "Method Not Allowed: method not allowed on this resource"
     );
 }
+
+/// A credential revoked by administrator command is refused from the
+/// revocation on: the same request that wrapped before gets Key Protect's
+/// 401 and nothing reaches the log (no `key.wrapped`, no denial by a
+/// principal that no longer exists). The key service refuses revoked
+/// credentials itself as well (`decide::check_credential`, tested in
+/// `keyledger-kms`'s `key_service`), so a request authenticated just
+/// before the revocation is refused there.
+#[actix_web::test]
+async fn a_revoked_credential_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = rest_env(&dir.path().join("data"));
+    let id = root_key(&env, "revocation").await;
+    let wrap = || {
+        env.req(Method::POST, &format!("/keys/{id}/actions/wrap"), "writer")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(json!({}).to_string())
+    };
+    let r = send(&env, wrap()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    common::key_env::admin_command(
+        &env.service,
+        &env.clock,
+        keyledger::governance::AdminCommand::RevokeCredential {
+            credential_id: "cred-writer".into(),
+        },
+    )
+    .expect("revoke");
+    let head = || env.service.writer().log().head().size;
+    let before = head();
+    let r = send(&env, wrap()).await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.code(), "UNAUTHORIZED_ERR");
+    assert_eq!(
+        r.body["resources"][0]["errorMsg"],
+        "Unauthorized: The user does not have access to the specified resource"
+    );
+    assert_eq!(head(), before, "nothing is stored");
+    // The other credentials are unaffected.
+    let r = send(
+        &env,
+        env.req(Method::POST, &format!("/keys/{id}/actions/wrap"), "manager")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(json!({}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}

@@ -1332,16 +1332,9 @@ violation!(
     "key.destroyed",
     "quorum_not_reached",
     |env| {
-        let id = root_key(&env);
-        request(&env, "req-1", &id, 2, Duration::days(1));
-        forge(
-            &env,
-            user("carol"),
-            &event::ApprovalGranted {
-                request_id: "req-1".into(),
-                approver: "carol".into(),
-            },
-        );
+        let id = dual_auth_key(&env);
+        request(&env, "req-1", &id, Duration::days(1));
+        // No one approved.
         forge(
             &env,
             Actor::system(),
@@ -1538,7 +1531,8 @@ violation!(
     "role_not_allowed",
     |env| {
         let id = root_key(&env);
-        forge(&env, bearer("wendy", Role::Writer), &destroyed_by(&id))
+        let wendy = credential(&env, "wendy", "writer");
+        forge(&env, wendy, &destroyed_by(&id))
     }
 );
 
@@ -1547,11 +1541,8 @@ violation!(
     "key.created",
     "role_not_allowed",
     |env| {
-        forge(
-            &env,
-            bearer("rita", Role::Reader),
-            &key_created(uuid_like(7)),
-        )
+        let rita = credential(&env, "rita", "reader");
+        forge(&env, rita, &key_created(uuid_like(7)))
     }
 );
 
@@ -1604,8 +1595,9 @@ violation!(
 
 // -------------------------------------------------------- approval rules
 
-/// `approval.requested` by alice.
-fn request(env: &KeyEnv, id: &str, target: &str, required: u8, ttl: Duration) -> u64 {
+/// `approval.requested` by alice, as the key service makes it (a
+/// `key.delete` of a dual-authorisation key, one approval).
+fn request(env: &KeyEnv, id: &str, target: &str, ttl: Duration) -> u64 {
     let now = *env.clock.0.lock().expect("clock");
     forge(
         env,
@@ -1614,7 +1606,7 @@ fn request(env: &KeyEnv, id: &str, target: &str, required: u8, ttl: Duration) ->
             request_id: id.into(),
             operation: "key.delete".into(),
             target: target.into(),
-            required_approvals: required,
+            required_approvals: 1,
             expires_at: (now + ttl).to_rfc3339(),
         },
     )
@@ -1649,9 +1641,9 @@ violation!(
     "operation.executed",
     "quorum_not_reached",
     |env| {
-        request(&env, "req-1", "k", 2, Duration::days(1));
-        let one = grant(&env, "req-1", "carol");
-        executed(&env, "req-1", "k", one)
+        let k = dual_auth_key(&env);
+        let requested = request(&env, "req-1", &k, Duration::days(1));
+        executed(&env, "req-1", &k, requested)
     }
 );
 
@@ -1660,10 +1652,11 @@ violation!(
     "operation.executed",
     "quorum_not_reached",
     |env| {
-        request(&env, "req-1", "k", 1, Duration::days(1));
+        let k = dual_auth_key(&env);
+        request(&env, "req-1", &k, Duration::days(1));
         let quorum = grant(&env, "req-1", "carol");
         env.clock.advance(Duration::days(2));
-        executed(&env, "req-1", "k", quorum)
+        executed(&env, "req-1", &k, quorum)
     }
 );
 
@@ -1674,7 +1667,8 @@ violation!(
 fn operation_executed_after_its_request_was_cancelled() {
     let dir = tempfile::tempdir().expect("tmp");
     let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
-    request(&env, "req-1", "k", 1, Duration::days(1));
+    let k = dual_auth_key(&env);
+    request(&env, "req-1", &k, Duration::days(1));
     let quorum = grant(&env, "req-1", "carol");
     let cancelled = forge(
         &env,
@@ -1684,7 +1678,7 @@ fn operation_executed_after_its_request_was_cancelled() {
             reason: "changed my mind".into(),
         },
     );
-    let executed = executed(&env, "req-1", "k", quorum);
+    let executed = executed(&env, "req-1", &k, quorum);
     let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
     let report = replay(&bundle);
     assert_eq!(
@@ -1713,9 +1707,10 @@ violation!(
     "operation.executed",
     "approval_mismatch",
     |env| {
-        request(&env, "req-1", "k", 1, Duration::days(1));
+        let k = dual_auth_key(&env);
+        request(&env, "req-1", &k, Duration::days(1));
         grant(&env, "req-1", "carol");
-        executed(&env, "req-1", "k", 1)
+        executed(&env, "req-1", &k, 1)
     }
 );
 
@@ -1724,7 +1719,8 @@ violation!(
     "operation.executed",
     "approval_mismatch",
     |env| {
-        request(&env, "req-1", "k", 1, Duration::days(1));
+        let k = dual_auth_key(&env);
+        request(&env, "req-1", &k, Duration::days(1));
         let quorum = grant(&env, "req-1", "carol");
         executed(&env, "req-1", "another-key", quorum)
     }
@@ -1736,7 +1732,8 @@ violation!(
     "approval_mismatch",
     |env| {
         let id = root_key(&env);
-        request(&env, "req-1", "another-key", 1, Duration::days(1));
+        let another = dual_auth_key(&env);
+        request(&env, "req-1", &another, Duration::days(1));
         grant(&env, "req-1", "carol");
         forge(
             &env,
@@ -1755,8 +1752,8 @@ violation!(
     "key.purged",
     "quorum_not_reached",
     |env| {
-        let id = root_key(&env);
-        request(&env, "req-1", &id, 1, Duration::days(1));
+        let id = dual_auth_key(&env);
+        request(&env, "req-1", &id, Duration::days(1));
         grant(&env, "req-1", "carol");
         forge(
             &env,
@@ -1786,7 +1783,8 @@ violation!(
     "approval.granted",
     "approval_by_requester",
     |env| {
-        request(&env, "req-1", "k", 1, Duration::days(1));
+        let k = dual_auth_key(&env);
+        request(&env, "req-1", &k, Duration::days(1));
         grant(&env, "req-1", "alice")
     }
 );
@@ -1803,7 +1801,8 @@ violation!(
     "approval.granted",
     "approval_closed",
     |env| {
-        request(&env, "req-1", "k", 1, Duration::hours(1));
+        let k = dual_auth_key(&env);
+        request(&env, "req-1", &k, Duration::hours(1));
         env.clock.advance(Duration::hours(2));
         grant(&env, "req-1", "carol")
     }
@@ -1814,8 +1813,9 @@ violation!(
     "approval.requested",
     "approval_duplicate",
     |env| {
-        request(&env, "req-1", "k", 1, Duration::days(1));
-        request(&env, "req-1", "k", 0, Duration::days(1))
+        let k = dual_auth_key(&env);
+        request(&env, "req-1", &k, Duration::days(1));
+        request(&env, "req-1", &k, Duration::days(1))
     }
 );
 
@@ -1824,9 +1824,8 @@ fn approvals_that_reach_their_quorum_in_time_pass() {
     let dir = tempfile::tempdir().expect("tmp");
     let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
     let id = dual_auth_key(&env);
-    request(&env, "req-del", &id, 2, Duration::days(1));
+    request(&env, "req-del", &id, Duration::days(1));
     grant(&env, "req-del", "carol");
-    grant(&env, "req-del", "dave");
     // The approval stands in for the dual authorisation.
     forge(
         &env,
@@ -1837,9 +1836,10 @@ fn approvals_that_reach_their_quorum_in_time_pass() {
             approval_request_id: Some("req-del".into()),
         },
     );
-    request(&env, "req-op", "other", 1, Duration::days(1));
+    let other = dual_auth_key(&env);
+    request(&env, "req-op", &other, Duration::days(1));
     let quorum = grant(&env, "req-op", "carol");
-    executed(&env, "req-op", "other", quorum);
+    executed(&env, "req-op", &other, quorum);
     let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
     let report = replay(&bundle);
     assert!(report.ok, "{:#?}", report.findings);
@@ -2110,7 +2110,14 @@ impl Rng {
 fn random_step(env: &KeyEnv, rng: &mut Rng, admins: &mut Vec<SigningKey>, step: usize) {
     let service = &env.service;
     let users = ["alice", "bob", "carol"];
-    let who = user(users[rng.below(users.len())]);
+    // Principals without a credential act as managers; the writer
+    // credentials `cred-N` are issued and revoked along the way (a request
+    // by one that is not in force is refused by the service).
+    let who = if rng.below(4) == 0 {
+        bearer(&format!("cred-{}", rng.below(6)), Role::Writer)
+    } else {
+        user(users[rng.below(users.len())])
+    };
     let keys: Vec<String> = service.projections().keys.keys.keys().cloned().collect();
     let key = rng.pick(&keys).cloned().unwrap_or_default();
     let chosen: Vec<SigningKey> = admins
@@ -2174,7 +2181,15 @@ fn random_step(env: &KeyEnv, rng: &mut Rng, admins: &mut Vec<SigningKey>, step: 
             env.clock.advance(*rng.pick(&by).expect("durations"));
             let _ = service.expire_due();
         }
-        13 => drop(service.wrap(&who, "w", &key, None, &[])),
+        13 => {
+            if let Ok(w) = service.wrap(&who, "w", &key, None, &[]) {
+                let user2 = user(users[rng.below(users.len())]);
+                let _ = service.unwrap(&user2, "u", &key, &w.ciphertext, &[]);
+                if rng.below(2) == 0 {
+                    let _ = service.rewrap(&user2, "r", &key, &w.ciphertext, &[]);
+                }
+            }
+        }
         14 => match rng.below(4) {
             0 => {
                 let new = admin_n(10 + step as u8);
@@ -2206,9 +2221,20 @@ fn random_step(env: &KeyEnv, rng: &mut Rng, admins: &mut Vec<SigningKey>, step: 
                     token_digest: format!("{:064x}", rng.next()),
                 });
             } else {
-                command(AdminCommand::RevokeCredential {
-                    credential_id: format!("cred-{}", rng.below(6)),
-                });
+                // Mostly a credential in force, sometimes any.
+                let issued: Vec<String> = service
+                    .projections()
+                    .governance
+                    .credentials
+                    .iter()
+                    .filter(|(_, c)| !c.revoked)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let credential_id = match rng.pick(&issued) {
+                    Some(id) if rng.below(4) != 0 => id.clone(),
+                    _ => format!("cred-{}", rng.below(6)),
+                };
+                command(AdminCommand::RevokeCredential { credential_id });
             }
         }
         16 => {
@@ -2273,7 +2299,672 @@ fn random_honest_command_sequences_break_no_rule() {
         "instance.policy_updated",
         "master_key.rotated",
         "admin.command_denied",
+        "key.wrapped",
+        "key.unwrapped",
     ] {
         assert!(seen.contains_key(t), "{t} never happened: {seen:?}");
     }
+}
+
+// ------------------------------------------- issue 16: rules the replay gained
+
+/// The compromised server stamps the event at `seq` with `time` (earlier
+/// than it was appended): that record and every later one are re-linked
+/// and re-signed with the instance's own ledger key, and the checkpoint is
+/// re-signed, so every signature verifies.
+fn restamp(env: &KeyEnv, bundle: &Path, seq: u64, time: chrono::DateTime<Utc>) {
+    use keyledger::chain;
+    use keyledger::ledger_key::LedgerKey;
+    let mut records = common::fixture::read_records(bundle);
+    let (old_time, key_id) = {
+        let e = Envelope::parse(&records[seq as usize].event).expect("event");
+        (e.time.clone(), e.ledger_key.clone())
+    };
+    let key = LedgerKey::read_file(
+        &keyledger::ledger::keys_dir(&env.data, INSTANCE).join(format!("{key_id}.key")),
+    )
+    .expect("the instance's ledger key");
+    let new_time = time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let replace_once = |bytes: &[u8], from: &str, to: &str| {
+        let text = String::from_utf8(bytes.to_vec()).expect("utf8");
+        assert_eq!(text.matches(from).count(), 1, "{from} in {text}");
+        text.replacen(from, to, 1).into_bytes()
+    };
+    let mut prev = None;
+    for record in records.iter_mut().skip(seq as usize) {
+        if let Some(prev) = prev {
+            let old_prev = Envelope::parse(&record.event).expect("event").prev;
+            record.event = replace_once(
+                &record.event,
+                &format!("\"prev\":\"{old_prev}\""),
+                &format!("\"prev\":\"{}\"", chain::to_hex(&prev)),
+            );
+        } else {
+            record.event = replace_once(
+                &record.event,
+                &format!("\"time\":\"{old_time}\""),
+                &format!("\"time\":\"{new_time}\""),
+            );
+        }
+        let link = record.link();
+        record.signature = key.sign_record(&link);
+        prev = Some(link);
+    }
+    common::fixture::write_records(bundle, &records);
+    let mut frontier = keyledger::merkle::Frontier::new();
+    for r in &records {
+        frontier.push(r.leaf_hash());
+    }
+    let checkpoint = keyledger::checkpoint::Checkpoint {
+        origin: origin_for(INSTANCE),
+        size: records.len() as u64,
+        root: frontier.root(),
+        extensions: vec![format!(
+            "keyledger-chain {}",
+            chain::to_hex(&records.last().expect("records").link())
+        )],
+    };
+    std::fs::write(bundle.join("checkpoint"), key.sign_checkpoint(&checkpoint))
+        .expect("checkpoint");
+}
+
+/// A log in which the event at `seq` was stamped back in time: the replay
+/// (run over the records whatever the integrity verdict) decides it at the
+/// time the log had reached and flags it, alone, with `code`; `keyledger
+/// verify --policy` exits 1 naming that seq, by the replay's finding or by
+/// the format's own rule that time never goes backwards.
+fn expect_backdated(bundle: &Path, seq: u64, event_type: &str, code: &str) {
+    let mut replay = verify::PolicyReplay::new();
+    for (i, r) in common::fixture::read_records(bundle).iter().enumerate() {
+        replay.push(i as u64, &r.event);
+    }
+    let report = replay.finish();
+    assert_eq!(
+        summary(&report.findings),
+        vec![(seq, event_type.to_string(), code)],
+        "{:#?}",
+        report.findings
+    );
+    let b = bundle.to_str().expect("utf8");
+    let out = cli(&["verify", b, "--policy", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    if value["ok"] == true {
+        assert_eq!(value["policy"]["violations"], 1, "{value}");
+        assert_eq!(value["policy"]["findings"][0]["seq"], seq, "{value}");
+        assert_eq!(value["policy"]["findings"][0]["code"], code, "{value}");
+    } else {
+        assert_eq!(value["failure"]["seq"], seq, "{value}");
+    }
+}
+
+fn now(env: &KeyEnv) -> chrono::DateTime<Utc> {
+    *env.clock.0.lock().expect("clock")
+}
+
+/// An administrator command that had expired when its event was appended,
+/// stamped back to a time before its expiry (and before the event before
+/// it): decided at the time the log had reached, it is `expired`.
+#[test]
+fn admin_command_backdated_to_look_unexpired() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    let key = admin_n(4);
+    let t0 = now(&env);
+    let doc = CommandDocument::new(INSTANCE, add_admin(&key), t0 + Duration::minutes(1))
+        .expect("document");
+    let mut command = SignedCommand::unsigned(&doc).expect("unsigned");
+    command.sign(&key_env::admin_key());
+    env.clock.advance(Duration::minutes(5));
+    root_key(&env); // an honest event, after the command expired
+    let seq = forge(
+        &env,
+        admins_actor(),
+        &event::AdminAdded {
+            admin_id: id_of(&key),
+            name: format!("admin-{}", id_of(&key)),
+            public_key: b64_key(&key),
+            command: Some(command.to_ref()),
+        },
+    );
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    restamp(&env, &bundle, seq, t0 + Duration::seconds(30));
+    expect_backdated(&bundle, seq, "admin.added", "expired");
+}
+
+/// A restore appended 31 days after the deletion, stamped back into the
+/// 30-day window.
+#[test]
+fn restore_backdated_into_the_thirty_day_window() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    let id = root_key(&env);
+    env.service
+        .delete_key(&user("alice"), "d", &id, false)
+        .expect("delete");
+    let deleted = now(&env);
+    let version = env.service.key(&id).expect("key").versions[0].clone();
+    env.clock.advance(Duration::days(31));
+    root_key(&env); // an honest event, after the window closed
+    let seq = forge(
+        &env,
+        user("alice"),
+        &event::KeyRestored {
+            key_id: id,
+            version_id: version.id,
+            key_check_value: version.kcv,
+        },
+    );
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    restamp(&env, &bundle, seq, deleted + Duration::days(29));
+    expect_backdated(&bundle, seq, "key.restored", "key_restore_expired");
+}
+
+/// A dual-authorisation key, destroyed by two principals as the rules want.
+fn destroyed_dual_auth_key(env: &KeyEnv) -> String {
+    let id = dual_auth_key(env);
+    env.service
+        .set_key_for_deletion(&user("alice"), "s", &id)
+        .expect("set for deletion");
+    env.service
+        .delete_key(&user("bob"), "d", &id, false)
+        .expect("second principal deletes");
+    id
+}
+
+violation!(
+    dual_auth_key_purged_by_one_principal_without_approval,
+    "key.purged",
+    "dual_auth_not_met",
+    |env| {
+        let id = destroyed_dual_auth_key(&env);
+        env.clock.advance(Duration::hours(5));
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyPurged {
+                key_id: id,
+                versions_shredded: 1,
+                approval_request_id: None,
+            },
+        )
+    }
+);
+
+/// A `key.wrapped` on `key_id` by alice, naming version `version`.
+fn wrapped(env: &KeyEnv, key_id: &str, version: &str) -> u64 {
+    forge(
+        env,
+        user("alice"),
+        &event::KeyWrapped {
+            key_id: key_id.into(),
+            version_id: version.into(),
+            generated_dek: true,
+            aad_entries: 0,
+            ciphertext_digest: "00".repeat(32),
+        },
+    )
+}
+
+fn first_version(env: &KeyEnv, id: &str) -> String {
+    env.service.key(id).expect("key").versions[0].id.clone()
+}
+
+violation!(
+    key_wrapped_with_a_key_that_never_existed,
+    "key.wrapped",
+    "unknown_key",
+    |env| { wrapped(&env, &uuid_like(7), &uuid_like(8)) }
+);
+
+violation!(
+    key_wrapped_with_a_disabled_key,
+    "key.wrapped",
+    "key_invalid_state",
+    |env| {
+        let id = root_key(&env);
+        let version = first_version(&env, &id);
+        env.service
+            .disable_key(&user("alice"), "x", &id)
+            .expect("disable");
+        wrapped(&env, &id, &version)
+    }
+);
+
+violation!(
+    key_wrapped_with_a_destroyed_key,
+    "key.wrapped",
+    "key_deleted",
+    |env| {
+        let id = root_key(&env);
+        let version = first_version(&env, &id);
+        env.service
+            .delete_key(&user("alice"), "d", &id, false)
+            .expect("delete");
+        wrapped(&env, &id, &version)
+    }
+);
+
+violation!(
+    key_unwrapped_with_a_purged_key,
+    "key.unwrapped",
+    "unknown_key",
+    |env| {
+        let id = root_key(&env);
+        let version = first_version(&env, &id);
+        env.service
+            .delete_key(&user("alice"), "d", &id, false)
+            .expect("delete");
+        env.clock.advance(Duration::hours(5));
+        env.service
+            .purge_key(&user("alice"), "p", &id)
+            .expect("purge");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyUnwrapped {
+                key_id: id,
+                version_id: version,
+                rewrapped_version_id: None,
+                ciphertext_digest: "00".repeat(32),
+            },
+        )
+    }
+);
+
+/// An API credential issued by administrator command, as its requests act.
+fn credential(env: &KeyEnv, id: &str, role: &str) -> Actor {
+    key_env::issue_credential(&env.service, &env.clock, id, role);
+    bearer(id, keyledger_core::roles::role_of(role).expect("role"))
+}
+
+violation!(
+    key_wrapped_by_a_revoked_credential,
+    "key.wrapped",
+    "credential_revoked",
+    |env| {
+        let id = root_key(&env);
+        let app = credential(&env, "app-1", "writer");
+        env.service
+            .wrap(&app, "w", &id, None, &[])
+            .expect("wrap while in force");
+        admin_command(
+            &env.service,
+            &env.clock,
+            AdminCommand::RevokeCredential {
+                credential_id: "app-1".into(),
+            },
+        )
+        .expect("revoke");
+        let version = first_version(&env, &id);
+        forge(
+            &env,
+            app,
+            &event::KeyWrapped {
+                key_id: id,
+                version_id: version,
+                generated_dek: true,
+                aad_entries: 0,
+                ciphertext_digest: "00".repeat(32),
+            },
+        )
+    }
+);
+
+violation!(
+    key_created_by_a_bearer_principal_that_is_no_credential,
+    "key.created",
+    "credential_unknown",
+    |env| {
+        forge(
+            &env,
+            bearer("ghost", Role::Writer),
+            &key_created(uuid_like(5)),
+        )
+    }
+);
+
+violation!(
+    key_created_by_a_revoked_credential,
+    "key.created",
+    "credential_revoked",
+    |env| {
+        let app = credential(&env, "app-1", "writer");
+        admin_command(
+            &env.service,
+            &env.clock,
+            AdminCommand::RevokeCredential {
+                credential_id: "app-1".into(),
+            },
+        )
+        .expect("revoke");
+        forge(&env, app, &key_created(uuid_like(5)))
+    }
+);
+
+violation!(
+    key_destroyed_by_a_reader_credential_claiming_to_be_a_manager,
+    "key.destroyed",
+    "credential_role_mismatch",
+    |env| {
+        let id = root_key(&env);
+        credential(&env, "ro-1", "reader");
+        forge(&env, bearer("ro-1", Role::Manager), &destroyed_by(&id))
+    }
+);
+
+violation!(
+    key_destroyed_by_a_reader_credential,
+    "key.destroyed",
+    "role_not_allowed",
+    |env| {
+        let id = root_key(&env);
+        let reader = credential(&env, "ro-1", "reader");
+        forge(&env, reader, &destroyed_by(&id))
+    }
+);
+
+violation!(
+    admin_added_under_another_actor_than_its_signers,
+    "admin.added",
+    "actor_not_signer",
+    |env| {
+        let key = admin_n(4);
+        let command = signed_ref(&env, &[&key_env::admin_key()], add_admin(&key));
+        forge(
+            &env,
+            Actor {
+                principal: id_of(&admin_n(5)),
+                role: Role::Admin,
+                auth: AuthMethod::AdminSignatures,
+            },
+            &event::AdminAdded {
+                admin_id: id_of(&key),
+                name: format!("admin-{}", id_of(&key)),
+                public_key: b64_key(&key),
+                command: Some(command),
+            },
+        )
+    }
+);
+
+violation!(
+    credential_issued_by_a_manager_under_the_admins_command,
+    "credential.issued",
+    "actor_not_signer",
+    |env| {
+        let command = signed_ref(
+            &env,
+            &[&key_env::admin_key()],
+            AdminCommand::IssueCredential {
+                credential_id: "app-9".into(),
+                role: "manager".into(),
+                token_digest: "ef".repeat(32),
+            },
+        );
+        forge(
+            &env,
+            bearer("cred-manager", Role::Manager),
+            &event::CredentialIssued {
+                credential_id: "app-9".into(),
+                role: "manager".into(),
+                token_digest: "ef".repeat(32),
+                command: Some(command),
+            },
+        )
+    }
+);
+
+violation!(
+    approval_cancelled_after_it_was_executed,
+    "approval.cancelled",
+    "approval_closed",
+    |env| {
+        let id = destroyed_dual_auth_key(&env);
+        let request = env
+            .service
+            .projections()
+            .governance
+            .approvals
+            .iter()
+            .find(|(_, a)| a.target == id)
+            .map(|(r, _)| r.clone())
+            .expect("the delete request");
+        forge(
+            &env,
+            user("alice"),
+            &event::ApprovalCancelled {
+                request_id: request,
+                reason: "too late".into(),
+            },
+        )
+    }
+);
+
+violation!(
+    key_created_in_a_key_ring_that_does_not_exist,
+    "key.created",
+    "key_ring_unknown",
+    |env| {
+        let mut created = key_created(uuid_like(5));
+        created.key_ring_id = "nowhere".into();
+        forge(&env, user("alice"), &created)
+    }
+);
+
+violation!(
+    key_moved_to_a_key_ring_that_does_not_exist,
+    "key.moved",
+    "key_ring_unknown",
+    |env| {
+        let id = root_key(&env);
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyMoved {
+                key_id: id,
+                from_key_ring_id: "default".into(),
+                to_key_ring_id: "nowhere".into(),
+            },
+        )
+    }
+);
+
+violation!(
+    root_key_created_against_the_instance_policy,
+    "key.created",
+    "instance_policy_denied",
+    |env| {
+        admin_command(
+            &env.service,
+            &env.clock,
+            AdminCommand::SetInstancePolicy {
+                policy_type: "keyCreateImportAccess".into(),
+                enabled: true,
+                attributes: [("create_root_key".to_string(), serde_json::json!(false))]
+                    .into_iter()
+                    .collect(),
+            },
+        )
+        .expect("policy");
+        forge(&env, user("alice"), &key_created(uuid_like(5)))
+    }
+);
+
+/// Key use runs concurrently with state changes: wraps and unwraps on many
+/// threads while another disables, enables and finally deletes the key.
+/// The service decides each use under the shared side of its command lock,
+/// so no disable or delete is sequenced between a use's decision and its
+/// event, and the replay (which checks every use against the key's state)
+/// finds nothing. Refused uses are answered and leave no `key.wrapped`.
+#[test]
+fn key_use_racing_state_changes_breaks_no_rule() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    let id = root_key(&env);
+    let ciphertext = env
+        .service
+        .wrap(&user("alice"), "w", &id, None, &[])
+        .expect("wrap")
+        .ciphertext;
+    env.service
+        .unwrap(&user("bob"), "u", &id, &ciphertext, &[])
+        .expect("unwrap");
+    let service = &env.service;
+    let start = std::sync::Barrier::new(5);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (id, ciphertext, start) = (id.clone(), ciphertext.clone(), &start);
+            s.spawn(move || {
+                let who = user(["alice", "bob"][t % 2]);
+                start.wait();
+                for _ in 0..40 {
+                    let _ = service.wrap(&who, "w", &id, None, &[]);
+                    let _ = service.unwrap(&who, "u", &id, &ciphertext, &[]);
+                }
+            });
+        }
+        s.spawn(|| {
+            start.wait();
+            for _ in 0..10 {
+                let _ = service.disable_key(&user("carol"), "x", &id);
+                let _ = service.enable_key(&user("carol"), "x", &id);
+            }
+            service
+                .delete_key(&user("carol"), "d", &id, false)
+                .expect("delete");
+        });
+    });
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    let report = replay(&bundle);
+    assert!(report.ok, "{:#?}", report.findings);
+    let types: Vec<String> = common::fixture::read_records(&bundle)
+        .iter()
+        .map(|r| Envelope::parse(&r.event).expect("event").event_type)
+        .collect();
+    for t in [
+        "key.wrapped",
+        "key.unwrapped",
+        "key.disabled",
+        "key.destroyed",
+    ] {
+        assert!(types.iter().any(|x| x == t), "{t} never happened");
+    }
+    // Nothing used the key once it was destroyed.
+    let destroyed = types
+        .iter()
+        .position(|t| t == "key.destroyed")
+        .expect("destroyed");
+    assert!(
+        !types[destroyed..]
+            .iter()
+            .any(|t| t == "key.wrapped" || t == "key.unwrapped"),
+        "{types:?}"
+    );
+}
+
+violation!(
+    key_ring_created_twice,
+    "key_ring.created",
+    "key_ring_conflict",
+    |env| {
+        env.service
+            .create_key_ring(&user("alice"), "r", "ring-1")
+            .expect("ring");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyRingCreated {
+                key_ring_id: "ring-1".into(),
+            },
+        )
+    }
+);
+
+violation!(
+    key_ring_deleted_while_it_holds_a_key,
+    "key_ring.deleted",
+    "key_ring_not_empty",
+    |env| {
+        env.service
+            .create_key_ring(&user("alice"), "r", "ring-1")
+            .expect("ring");
+        let id = root_key(&env);
+        env.service
+            .move_key(&user("alice"), "m", &id, "ring-1")
+            .expect("move");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyRingDeleted {
+                key_ring_id: "ring-1".into(),
+            },
+        )
+    }
+);
+
+violation!(
+    destroyed_key_moved_to_another_ring_than_default,
+    "key.moved",
+    "key_deleted",
+    |env| {
+        env.service
+            .create_key_ring(&user("alice"), "r", "ring-1")
+            .expect("ring");
+        let id = root_key(&env);
+        env.service
+            .delete_key(&user("alice"), "d", &id, false)
+            .expect("delete");
+        forge(
+            &env,
+            user("alice"),
+            &event::KeyMoved {
+                key_id: id,
+                from_key_ring_id: "default".into(),
+                to_key_ring_id: "ring-1".into(),
+            },
+        )
+    }
+);
+
+/// Key rings through the service: created, a key moved in, destroyed, the
+/// ring deleted with force (its destroyed key moved back to `default`
+/// first): the replay finds nothing.
+#[test]
+fn an_honest_key_ring_life_breaks_no_rule() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), INSTANCE, software());
+    let alice = user("alice");
+    env.service
+        .create_key_ring(&alice, "r", "ring-1")
+        .expect("ring");
+    let id = root_key(&env);
+    env.service
+        .move_key(&alice, "m", &id, "ring-1")
+        .expect("move");
+    env.service
+        .delete_key(&alice, "d", &id, false)
+        .expect("delete");
+    env.service
+        .delete_key_ring(&alice, "r", "ring-1", true)
+        .expect("forced ring deletion");
+    env.service
+        .create_key_ring(&alice, "r", "ring-2")
+        .expect("ring");
+    env.service
+        .delete_key_ring(&alice, "r", "ring-2", false)
+        .expect("empty ring deletion");
+    let bundle = export(&env.service, &env.data, &dir.path().join("bundle"));
+    let report = replay(&bundle);
+    assert!(report.ok, "{:#?}", report.findings);
+    let types: Vec<String> = common::fixture::read_records(&bundle)
+        .iter()
+        .map(|r| Envelope::parse(&r.event).expect("event").event_type)
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "key.moved").count(),
+        2,
+        "moved in, then forced back: {types:?}"
+    );
+    assert_eq!(types.iter().filter(|t| *t == "key_ring.deleted").count(), 2);
 }

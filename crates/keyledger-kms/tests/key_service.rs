@@ -720,3 +720,98 @@ fn another_instance_cannot_unwrap() {
         Err(KeyError::NotFound(_))
     ));
 }
+
+/// The service itself refuses a credential that was revoked after its
+/// request was authenticated, or that acts with another role than it was
+/// issued with: the key aggregate's decision (`decide::check_credential`,
+/// which `verify --policy` replays) checks the credential before anything
+/// is appended, for key use and state changes alike.
+#[test]
+fn revoked_credentials_are_refused_by_the_service_and_nothing_is_stored() {
+    use keyledger_core::event::{Actor, AuthMethod, Role};
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = key_env::ready(&dir.path().join("data"), "acme", software());
+    let id = root_key(&env, "revocation");
+    key_env::issue_credential(&env.service, &env.clock, "app-1", "writer");
+    let app = Actor {
+        principal: "app-1".into(),
+        role: Role::Writer,
+        auth: AuthMethod::Bearer,
+    };
+    let wrapped = env
+        .service
+        .wrap(&app, "w", &id, None, &[])
+        .expect("a credential in force wraps");
+    let head = |env: &KeyEnv| env.service.writer().log().head().size;
+
+    // Acting out of its role: refused, nothing stored.
+    let as_manager = Actor {
+        role: Role::Manager,
+        ..app.clone()
+    };
+    let before = head(&env);
+    let e = env
+        .service
+        .disable_key(&as_manager, "x", &id)
+        .expect_err("a writer credential acting as a manager");
+    assert_eq!(e.reason(), Reason::Unauthenticated, "{e}");
+    assert!(e.to_string().contains("issued as \"writer\""), "{e}");
+    assert_eq!(head(&env), before);
+
+    key_env::admin_command(
+        &env.service,
+        &env.clock,
+        AdminCommand::RevokeCredential {
+            credential_id: "app-1".into(),
+        },
+    )
+    .expect("revoke");
+    // Past the rotation window, so only the credential refuses a rotation.
+    env.clock.advance(Duration::hours(2));
+    let before = head(&env);
+    let refusals = [
+        env.service.wrap(&app, "w", &id, None, &[]).map(drop),
+        env.service
+            .unwrap(&app, "u", &id, &wrapped.ciphertext, &[])
+            .map(drop),
+        env.service
+            .rewrap(&app, "r", &id, &wrapped.ciphertext, &[])
+            .map(drop),
+        env.service.rotate_key(&app, "r", &id, None).map(drop),
+        env.service
+            .create_key(
+                &app,
+                "c",
+                CreateKey {
+                    name: "after-revocation".into(),
+                    description: None,
+                    extractable: false,
+                    key_ring_id: None,
+                    aliases: vec![],
+                    expiration_date: None,
+                    activation_date: None,
+                    material: KeyMaterialSource::Generate,
+                },
+            )
+            .map(drop),
+    ];
+    for (i, refused) in refusals.into_iter().enumerate() {
+        let e = refused.expect_err("a revoked credential is refused");
+        assert_eq!(e.reason(), Reason::Unauthenticated, "{i}: {e}");
+        assert_eq!(
+            e.to_string(),
+            "unauthenticated: credential \"app-1\" was revoked",
+            "{i}"
+        );
+    }
+    assert_eq!(
+        head(&env),
+        before,
+        "nothing is stored for a revoked credential"
+    );
+    // Principals that are no credential (the service's own callers) are
+    // not affected.
+    env.service
+        .wrap(&user("alice"), "w", &id, None, &[])
+        .expect("a non-credential principal");
+}

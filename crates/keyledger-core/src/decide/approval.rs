@@ -15,9 +15,12 @@ use crate::event::{
     Actor, ApprovalCancelled, ApprovalExpired, ApprovalGranted, ApprovalRequested, Envelope,
     EventDraft, EventPayload, OperationExecuted,
 };
-use crate::governance::approval::{check_cancel, check_grant};
+use crate::governance::approval::{OP_KEY_DELETE, OP_KEY_PURGE, check_cancel, check_grant};
 use crate::governance::{Approval, ApprovalDenial, ApprovalStatus};
+use crate::keys;
+use crate::keys::state::{DUAL_AUTH_WINDOW, KeyAction, StateError};
 use crate::projections::Projections;
+use crate::roles::Need;
 
 /// One change to one approval request: the payload of the event it records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,7 @@ pub fn decide(state: &Projections, command: &ApprovalCommand) -> Result<Vec<Even
 
 /// The rules of [`decide`] without building the event.
 pub fn check(state: &Projections, command: &ApprovalCommand) -> Result<(), Refusal> {
+    super::check_credential(state, &command.actor)?;
     let approvals = &state.governance.approvals;
     let request_id = command.change.request_id();
     let denied = |denial| Refusal::ApprovalDenied {
@@ -128,7 +132,7 @@ pub fn check(state: &Projections, command: &ApprovalCommand) -> Result<(), Refus
                 p.request_id.chars().take(128).collect(),
             ));
         }
-        return Ok(());
+        return check_request(state, command, p);
     }
     let approval = approvals.get(request_id).ok_or_else(|| {
         denied(ApprovalDenial::NotFound(
@@ -171,6 +175,79 @@ pub fn check(state: &Projections, command: &ApprovalCommand) -> Result<(), Refus
             }
             Ok(())
         }
+    }
+}
+
+/// The approvals a request of the key service needs: one, by a principal
+/// other than the requester (dual authorisation).
+pub const REQUIRED_APPROVALS: u8 = 1;
+
+/// A request is one the key service makes: the first authorisation of a
+/// dual-authorisation delete (`key.delete`, by `setKeyForDeletion`) or
+/// purge (`key.purge`, by the first `purge`) of an existing key with dual
+/// authorisation, in a state that allows that action at the time, by a
+/// role that may take it, when no request for the same operation and key
+/// is open; it needs [`REQUIRED_APPROVALS`] and expires within
+/// [`DUAL_AUTH_WINDOW`] of the request.
+fn check_request(
+    state: &Projections,
+    command: &ApprovalCommand,
+    p: &ApprovalRequested,
+) -> Result<(), Refusal> {
+    let invalid = |why: String| Refusal::ApprovalRequestInvalid(why);
+    let (action, need) = match p.operation.as_str() {
+        OP_KEY_DELETE => (KeyAction::SetKeyForDeletion, Need::Manager),
+        OP_KEY_PURGE => (KeyAction::Purge, Need::Manager),
+        other => {
+            return Err(invalid(format!(
+                "no operation {:?} is gated by approvals",
+                other.chars().take(64).collect::<String>()
+            )));
+        }
+    };
+    let key = state
+        .keys
+        .get(&p.target)
+        .ok_or_else(|| Refusal::UnknownKey(p.target.chars().take(128).collect()))?;
+    keys::state::check_key_type(key.extractable, action)?;
+    keys::state::check_at(key.state, action, &key.timeline(), command.at)?;
+    if !key.dual_auth().enabled {
+        return Err(Refusal::State(StateError::NotDualAuth));
+    }
+    if state
+        .governance
+        .open_approval(&p.operation, &p.target, command.at)
+        .is_some()
+    {
+        return Err(invalid(format!(
+            "a {} request for this key is already open",
+            p.operation
+        )));
+    }
+    if p.required_approvals != REQUIRED_APPROVALS {
+        return Err(invalid(format!(
+            "it needs {} approvals, not {REQUIRED_APPROVALS}",
+            p.required_approvals
+        )));
+    }
+    let expires = DateTime::parse_from_rfc3339(&p.expires_at)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| invalid("expires_at is not an RFC 3339 time".into()))?;
+    if expires <= command.at || expires > command.at + DUAL_AUTH_WINDOW {
+        return Err(invalid(format!(
+            "it expires at {}, not within {} days of the request",
+            p.expires_at.chars().take(40).collect::<String>(),
+            DUAL_AUTH_WINDOW.num_days()
+        )));
+    }
+    super::key::check_role_for(&command.actor, need, action_name(&p.operation))
+}
+
+fn action_name(operation: &str) -> &'static str {
+    if operation == OP_KEY_PURGE {
+        "purge"
+    } else {
+        "setKeyForDeletion"
     }
 }
 

@@ -109,6 +109,20 @@ pub fn signers_actor(signers: &[String]) -> Actor {
     }
 }
 
+/// The actor the events of `signed` are recorded under when it is
+/// authorised at `at` in `view`: the administrators whose signatures
+/// verified ([`signers_actor`]). The service records every event an
+/// authorised command causes under this actor; `verify --policy` flags an
+/// event that names another (`actor_not_signer`).
+pub fn command_actor(
+    view: View<'_>,
+    signed: &SignedCommand,
+    at: DateTime<Utc>,
+) -> Result<Actor, Refusal> {
+    let authorized = authorize(view, signed, at)?;
+    Ok(signers_actor(&authorized.signers))
+}
+
 fn b64_key(public_key: &str) -> Result<String, Denial> {
     let key = decode_public_key(public_key)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(key.as_bytes()))

@@ -79,6 +79,11 @@ impl Then {
         assert_eq!(view(&got), view(expected));
     }
 
+    /// The refusal, if the decision refused (for asserting on its kind).
+    pub fn into_refusal(self) -> Option<Refusal> {
+        self.0.err()
+    }
+
     /// The decision refused with exactly this refusal.
     pub fn then_expect_refusal(self, expected: Refusal) {
         match self.0 {

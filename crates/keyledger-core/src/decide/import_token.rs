@@ -81,6 +81,7 @@ pub fn decide(
 /// retrievals; a retrieval is of the current, unexpired token, with a
 /// retrieval left, and counts down by one. Both need a writer.
 pub fn check(state: &Projections, command: &ImportTokenCommand) -> Result<(), Refusal> {
+    super::check_credential(state, &command.actor)?;
     let at = command.at;
     match &command.change {
         ImportTokenChange::Create(p) => {

@@ -10,8 +10,11 @@
 //! event ([`KeyCommand::from_envelope`]) and asks `decide` again.
 //!
 //! The rules, in the order they are checked (the first that fails is the
-//! refusal): the key exists (or, for a creation, does not); its type allows
-//! the action (root-key-only actions); the state table and time windows at
+//! refusal): the actor's API credential is in force with its role
+//! ([`super::check_credential`]); the key exists (or, for a creation, does
+//! not, in an existing key ring, as the instance policy
+//! `keyCreateImportAccess` allows); its type allows the action (root-key-only
+//! actions, key use included); the state table and time windows at
 //! the command's time; the change's own rules (dual-authorisation delete
 //! and its irreversibility, key-material size, an imported key rotates to
 //! imported material, policy shapes, dates owed); and last the role table
@@ -27,8 +30,8 @@ use crate::event::{
     KeyRewrapped, KeyRotated, KeyUnwrapped, KeyWrapped, Role,
 };
 use crate::keys::payload;
-use crate::keys::projection::KeyRecord;
-use crate::keys::state::{self, KeyAction};
+use crate::keys::projection::{DEFAULT_KEY_RING, KeyRecord};
+use crate::keys::state::{self, KeyAction, KeyState};
 use crate::projections::Projections;
 use crate::roles::{self, Need};
 
@@ -193,6 +196,7 @@ pub fn decide(state: &Projections, command: &KeyCommand) -> Result<Vec<EventDraf
 
 /// The rules of [`decide`] without building the event.
 pub fn check(state: &Projections, command: &KeyCommand) -> Result<(), Refusal> {
+    super::check_credential(state, &command.actor)?;
     let at = command.at;
     let keys = &state.keys;
     match &command.change {
@@ -206,6 +210,12 @@ pub fn check(state: &Projections, command: &KeyCommand) -> Result<(), Refusal> {
             if p.import_token_id.is_some() && p.extractable {
                 return Err(Refusal::TokenImportNeedsRootKey);
             }
+            if !keys.key_ring_exists(&p.key_ring_id) {
+                return Err(Refusal::KeyRingUnknown(
+                    p.key_ring_id.chars().take(128).collect(),
+                ));
+            }
+            check_create_policy(state, p)?;
             master_key_active(state)?;
             if p.bit_length % 8 != 0 {
                 return Err(Refusal::Invalid(format!(
@@ -275,27 +285,67 @@ pub fn check(state: &Projections, command: &KeyCommand) -> Result<(), Refusal> {
                 return Err(Refusal::AliasNotFound);
             }
         }
+        KeyChange::Purge(p) => {
+            let key = key_action(state, command)?;
+            // A dual-authorisation key is purged only on the strength of
+            // an approval request (`key.purge`, approved by a second
+            // principal): the approval rules vouch for that.
+            if p.approval_request_id.is_none() && key.dual_auth().enabled {
+                return Err(Refusal::State(state::StateError::AuthorizationsNotMet));
+            }
+        }
+        KeyChange::Move(p)
+            if keys
+                .get(&p.key_id)
+                .is_some_and(|k| k.state == KeyState::Destroyed) =>
+        {
+            // The forced move of a key-ring deletion: a destroyed key goes
+            // to the default key ring (and nowhere else).
+            let key = keys
+                .get(&p.key_id)
+                .ok_or_else(|| Refusal::UnknownKey(p.key_id.clone()))?;
+            let forced = p.to_key_ring_id == DEFAULT_KEY_RING
+                && p.from_key_ring_id == key.key_ring_id
+                && key.key_ring_id != DEFAULT_KEY_RING;
+            if !forced {
+                let action = KeyAction::Patch;
+                state::check_at(key.state, action, &key.timeline(), at)?;
+            }
+        }
+        KeyChange::Move(p) => {
+            let key = key_action(state, command)?;
+            if !keys.key_ring_exists(&p.to_key_ring_id) {
+                return Err(Refusal::KeyRingUnknown(
+                    p.to_key_ring_id.chars().take(128).collect(),
+                ));
+            }
+            if p.from_key_ring_id != key.key_ring_id || p.to_key_ring_id == key.key_ring_id {
+                return Err(Refusal::Invalid(format!(
+                    "the key is in key ring {:?}: it moves from there to another",
+                    key.key_ring_id
+                )));
+            }
+        }
         // The state table holds activation back until the activation date.
         KeyChange::Activate(_)
         | KeyChange::Enable(_)
         | KeyChange::Disable(_)
-        | KeyChange::Restore(_)
-        | KeyChange::Purge(_)
-        | KeyChange::Move(_) => {
+        | KeyChange::Restore(_) => {
             key_action(state, command)?;
         }
-        // Key use takes no command lock, so a use may be logged just after
-        // a concurrent disable or delete: only what cannot race is checked.
-        // A root key's payload never leaves; a key's type never changes.
+        // Key use is decided like every key command (the service decides
+        // it under the shared side of its command lock, so no state change
+        // can come between the decision and the event): the key exists,
+        // its type and state allow the use. A root key's payload never
+        // leaves.
         KeyChange::ReadPayload(p) => {
-            if keys.get(&p.key_id).is_some_and(|k| !k.extractable) {
+            let key = key_action(state, command)?;
+            if !key.extractable {
                 return Err(Refusal::NotExtractable(p.key_id.clone()));
             }
         }
         KeyChange::Wrap(_) | KeyChange::Unwrap(_) | KeyChange::Rewrap(_) => {
-            if let Some(key) = keys.get(command.change.key_id()) {
-                state::check_key_type(key.extractable, command.change.action())?;
-            }
+            key_action(state, command)?;
         }
     }
     check_role(state, &command.actor, &command.change)
@@ -313,6 +363,30 @@ fn key_action<'s>(state: &'s Projections, command: &KeyCommand) -> Result<&'s Ke
     state::check_key_type(key.extractable, action)?;
     state::check_at(key.state, action, &key.timeline(), command.at)?;
     Ok(key)
+}
+
+/// The instance policy `keyCreateImportAccess`: which kinds of key may be
+/// created or imported, and whether imports need an import token.
+fn check_create_policy(state: &Projections, p: &KeyCreated) -> Result<(), Refusal> {
+    let gov = &state.governance;
+    if !gov.may_create_key(p.extractable, p.imported) {
+        let kind = match (p.imported, p.extractable) {
+            (false, false) => "creating root keys",
+            (false, true) => "creating standard keys",
+            (true, false) => "importing root keys",
+            (true, true) => "importing standard keys",
+        };
+        return Err(Refusal::PolicyDenied(format!(
+            "the instance policy keyCreateImportAccess does not allow {kind}"
+        )));
+    }
+    if p.imported && p.import_token_id.is_none() && gov.import_token_enforced() {
+        return Err(Refusal::PolicyDenied(
+            "the instance policy keyCreateImportAccess requires an import token (enforce_token)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn master_key_active(state: &Projections) -> Result<(), Refusal> {
@@ -367,6 +441,30 @@ fn check_role(state: &Projections, actor: &Actor, change: &KeyChange) -> Result<
         return Err(Refusal::RoleNotAllowed {
             role,
             command: change.name(),
+            need,
+        });
+    }
+    Ok(())
+}
+
+/// The role table for a command other than a key change (an approval
+/// request made by a key command): actors with a credential role (or
+/// none) need `need`; the service, operators, administrators and key
+/// owners act outside the table.
+pub(crate) fn check_role_for(
+    actor: &Actor,
+    need: Need,
+    command: &'static str,
+) -> Result<(), Refusal> {
+    let role = actor.role;
+    let bound = matches!(
+        role,
+        Role::Manager | Role::Writer | Role::Reader | Role::Auditor | Role::Anonymous
+    );
+    if bound && !roles::allows(role, need) {
+        return Err(Refusal::RoleNotAllowed {
+            role,
+            command,
             need,
         });
     }

@@ -22,6 +22,7 @@
 //! - [`import_token`]: the import-token aggregate (the instance's one
 //!   token, created and retrieved).
 //! - [`master_key`]: the master-key aggregate (ceremony, rotation, unseal).
+//! - [`key_ring`]: the key-ring aggregate (create, delete).
 //! - `harness` (tests only): given/when/then tests of aggregates.
 
 pub mod approval;
@@ -30,6 +31,7 @@ pub mod governance;
 mod harness;
 pub mod import_token;
 pub mod key;
+pub mod key_ring;
 pub mod master_key;
 
 use chrono::{DateTime, Utc};
@@ -152,6 +154,41 @@ pub enum Refusal {
     /// The command itself is malformed.
     #[error("invalid command: {0}")]
     Invalid(String),
+    /// An approval request that is not one the key service makes.
+    #[error("not a request the key service makes: {0}")]
+    ApprovalRequestInvalid(String),
+    /// The key ring exists already.
+    #[error("key ring {0} already exists")]
+    KeyRingExists(String),
+    /// The key ring still holds keys.
+    #[error(
+        "the key ring {0:?} holds keys: move or delete them first (destroyed keys: force=true)"
+    )]
+    KeyRingNotEmpty(String),
+    /// The key ring named does not exist.
+    #[error("key ring {0:?} does not exist")]
+    KeyRingUnknown(String),
+    /// An instance policy (`keyCreateImportAccess`) forbids the command.
+    #[error("{0}")]
+    PolicyDenied(String),
+    /// The actor authenticated with a bearer credential the instance never
+    /// issued.
+    #[error("{0:?} is not a credential of the instance")]
+    CredentialUnknown(String),
+    /// The actor is an API credential that was revoked before the command.
+    #[error("credential {0:?} was revoked")]
+    CredentialRevoked(String),
+    /// The actor is an API credential acting with another role than the
+    /// one it was issued with.
+    #[error("credential {credential:?} was issued as {issued:?}, not {acting:?}")]
+    CredentialRoleMismatch {
+        /// The credential id.
+        credential: String,
+        /// The role the credential was issued with.
+        issued: String,
+        /// The role the actor claims.
+        acting: Role,
+    },
 }
 
 impl Refusal {
@@ -186,8 +223,49 @@ impl Refusal {
             Refusal::UnknownKeyOwner(_) => Reason::Unauthenticated,
             Refusal::LoadNotApproved(_) => Reason::Ceremony,
             Refusal::Invalid(_) => Reason::InvalidRequest,
+            Refusal::KeyRingUnknown(_) => Reason::KeyRingNotFound,
+            Refusal::KeyRingExists(_) => Reason::KeyRingExists,
+            Refusal::KeyRingNotEmpty(_) => Reason::KeyRingNotEmpty,
+            Refusal::ApprovalRequestInvalid(_) => Reason::InvalidRequest,
+            Refusal::PolicyDenied(_) => Reason::CreateImportForbidden,
+            Refusal::CredentialUnknown(_)
+            | Refusal::CredentialRevoked(_)
+            | Refusal::CredentialRoleMismatch { .. } => Reason::Unauthenticated,
         }
     }
+}
+
+/// The API credential an actor acts with must be one the instance issued,
+/// in force, acting with the role it was issued with. A bearer-authenticated
+/// actor's principal is its credential id: it is refused unless the
+/// credential was issued (`credential.issued`), once it is revoked, and
+/// when it claims another role. Any other actor whose principal names an
+/// issued credential is held to the same; the rest (the service itself,
+/// administrators, key owners, operators at the command line) are not
+/// credentials and pass. Every aggregate a credential can act on (keys,
+/// approvals, import tokens) checks this first.
+pub fn check_credential(state: &Projections, actor: &crate::event::Actor) -> Result<(), Refusal> {
+    let Some(credential) = state.governance.credentials.get(&actor.principal) else {
+        if actor.auth == crate::event::AuthMethod::Bearer {
+            return Err(Refusal::CredentialUnknown(
+                actor.principal.chars().take(128).collect(),
+            ));
+        }
+        return Ok(());
+    };
+    if credential.revoked {
+        return Err(Refusal::CredentialRevoked(
+            actor.principal.chars().take(128).collect(),
+        ));
+    }
+    if crate::roles::role_of(&credential.role) != Some(actor.role) {
+        return Err(Refusal::CredentialRoleMismatch {
+            credential: actor.principal.chars().take(128).collect(),
+            issued: credential.role.chars().take(32).collect(),
+            acting: actor.role,
+        });
+    }
+    Ok(())
 }
 
 /// Folds one stored event (at `seq`) into the state: the projections'

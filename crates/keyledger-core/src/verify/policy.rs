@@ -8,11 +8,14 @@
 //! events, in log order, through the very projections the server uses
 //! ([`Projections`]) and, before applying each event, rebuilds the command
 //! the event records and asks the server's own decision for it
-//! (`crate::decide`): the key, instance-governance, approval, import-token
-//! and master-key aggregates, each the same `decide` the key service runs
-//! before it appends. An administrator event must moreover be exactly the
-//! event its signed command records. Every event a decision refuses becomes
-//! a located [`Finding`] (seq, event type, reason code, reason).
+//! (`crate::decide`): the key, instance-governance, approval, import-token,
+//! key-ring and master-key aggregates, each the same `decide` the key
+//! service runs before it appends. An administrator event must moreover be
+//! exactly the event its signed command records, under the actor the server
+//! records it under (its signers). Each event is decided at the latest time
+//! the log has reached (an event stamped back in time is judged when it was
+//! appended at the earliest). Every event a decision refuses becomes a
+//! located [`Finding`] (seq, event type, reason code, reason).
 //!
 //! Pure code: no I/O. [`super::replay_policy`] streams a bundle through it.
 //! The rules and their codes are listed in `docs/VERIFY-POLICY.md`; the
@@ -27,11 +30,13 @@ use crate::decide::approval::{self, ApprovalCommand};
 use crate::decide::governance::{self, GovernanceCommand, GovernanceEvent};
 use crate::decide::import_token::{self, ImportTokenCommand};
 use crate::decide::key::{self, KeyChange, KeyCommand};
+use crate::decide::key_ring::{self, KeyRingCommand};
 use crate::decide::master_key::{self, MasterKeyCommand};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, CredentialIssued, CredentialRevoked, Envelope,
     EventPayload, InstanceCreated, InstancePolicyUpdated, InstanceZeroized, KeyOwnerRegistered,
-    KeyOwnerRemoved, MasterKeyLoadApproved, SignedCommandRef,
+    KeyOwnerRemoved, MasterKeyActivated, MasterKeyCommitted, MasterKeyLoadApproved,
+    MasterKeyRotated, SignedCommandRef,
 };
 use crate::governance::ApprovalDenial;
 use crate::governance::{AdminCommand, Approval, CommandDocument, Denial, SignedCommand, View};
@@ -123,6 +128,16 @@ pub enum Violation {
     #[error("the event does not match its approval request: {0}")]
     /// The executed operation is not the one its request was approved for.
     ApprovalMismatch(String),
+    /// An event a signed administrator command records, whose actor is not
+    /// the administrators whose signatures verified (what the server
+    /// records: [`governance::signers_actor`]).
+    #[error("the event's actor {actor:?} is not its command's signers {signers:?}")]
+    ActorNotSigner {
+        /// The actor the event names.
+        actor: String,
+        /// The administrators whose signatures verified.
+        signers: String,
+    },
 }
 
 impl Violation {
@@ -173,6 +188,14 @@ impl Violation {
                 Refusal::ImportTokenExpired => "import_token_expired",
                 Refusal::ImportTokenExhausted => "import_token_exhausted",
                 Refusal::ImportTokenInvalid(_) => "import_token_invalid",
+                Refusal::CredentialUnknown(_) => "credential_unknown",
+                Refusal::CredentialRevoked(_) => "credential_revoked",
+                Refusal::KeyRingUnknown(_) => "key_ring_unknown",
+                Refusal::KeyRingExists(_) => "key_ring_conflict",
+                Refusal::KeyRingNotEmpty(_) => "key_ring_not_empty",
+                Refusal::ApprovalRequestInvalid(_) => "approval_request_invalid",
+                Refusal::PolicyDenied(_) => "instance_policy_denied",
+                Refusal::CredentialRoleMismatch { .. } => "credential_role_mismatch",
                 _ => "key_command_invalid",
             },
             Violation::NotDue(_) => "key_not_due",
@@ -182,6 +205,7 @@ impl Violation {
             Violation::ApprovalByRequester { .. } => "approval_by_requester",
             Violation::QuorumNotReached { .. } => "quorum_not_reached",
             Violation::ApprovalMismatch(_) => "approval_mismatch",
+            Violation::ActorNotSigner { .. } => "actor_not_signer",
         }
     }
 }
@@ -283,6 +307,9 @@ pub struct PolicyReport {
 #[derive(Debug, Default)]
 pub struct PolicyReplay {
     instance: Option<String>,
+    /// The latest time of the events replayed so far: no event can have
+    /// been appended before it.
+    latest: Option<DateTime<Utc>>,
     projections: Projections,
     events: u64,
     violations: u64,
@@ -293,6 +320,9 @@ pub struct PolicyReplay {
 #[derive(Clone, Copy)]
 struct At {
     seq: u64,
+    /// When the event was appended at the earliest: its own time, or the
+    /// time of an event before it when that is later (an event stamped
+    /// back in time is decided at the time the log had reached).
     time: DateTime<Utc>,
 }
 
@@ -373,19 +403,50 @@ impl PolicyReplay {
         }
     }
 
-    fn check(&self, seq: u64, envelope: &Envelope<'_>) -> Checked {
-        let time = DateTime::parse_from_rfc3339(&envelope.time)
+    fn check(&mut self, seq: u64, envelope: &Envelope<'_>) -> Checked {
+        let own = DateTime::parse_from_rfc3339(&envelope.time)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| Violation::MalformedEvent("time is not an RFC 3339 time".into()))?;
+        let time = self.latest.map_or(own, |latest| latest.max(own));
+        self.latest = Some(time);
         let at = At { seq, time };
         let e = envelope;
         on(e, |p: InstanceCreated| self.instance_created(at, p))
             .or_else(|| self.governance_event(at, e))
-            .or_else(|| self.ceremony_event(e))
+            .or_else(|| self.ceremony_event(at, e))
             .or_else(|| self.key_event(at, e))
-            .or_else(|| self.approval_event(e))
-            .or_else(|| self.import_token_event(e))
+            .or_else(|| self.approval_event(at, e))
+            .or_else(|| self.import_token_event(at, e))
+            .or_else(|| self.key_ring_event(at, e))
             .unwrap_or(Ok(()))
+            .and_then(|()| self.signers_acted(at, e))
+    }
+
+    /// An event a signed administrator command records is recorded by the
+    /// administrators whose signatures verified, as the server records it
+    /// ([`governance::command_actor`], the actor the service appends such
+    /// events under). Checked after every other rule, so the command is
+    /// known to be authorised.
+    fn signers_acted(&self, at: At, e: &Envelope<'_>) -> Checked {
+        if !COMMAND_EVENTS.contains(&e.event_type.as_str()) {
+            return Ok(());
+        }
+        let Ok(AnyCommand {
+            command: Some(reference),
+        }) = serde_json::from_str(e.payload.get())
+        else {
+            return Ok(());
+        };
+        let signed = SignedCommand::from_ref(&reference);
+        let expected = governance::command_actor(self.view(), &signed, at.time)?;
+        if expected == e.actor {
+            Ok(())
+        } else {
+            Err(Violation::ActorNotSigner {
+                actor: e.actor.principal.clone(),
+                signers: expected.principal,
+            })
+        }
     }
 
     fn instance_created(&self, at: At, _: InstanceCreated) -> Checked {
@@ -454,13 +515,16 @@ impl PolicyReplay {
     /// A ceremony, rotation or unseal event is the command it records, and
     /// the master-key aggregate's decision ([`master_key::decide`], shared
     /// with the key service) must accept it in the state before it.
-    fn ceremony_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+    fn ceremony_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         let command = MasterKeyCommand::from_envelope(e)?;
         let instance = self.instance.as_deref().unwrap_or_default();
         Some(
             command
                 .map_err(Violation::MalformedEvent)
-                .and_then(|c| Ok(master_key::check(&self.projections, instance, &c)?)),
+                .and_then(|mut c| {
+                    c.at = at.time;
+                    Ok(master_key::check(&self.projections, instance, &c)?)
+                }),
         )
     }
 
@@ -471,7 +535,8 @@ impl PolicyReplay {
     fn key_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         let command = KeyCommand::from_envelope(e)?;
         Some((|| {
-            let command = command.map_err(Violation::MalformedEvent)?;
+            let mut command = command.map_err(Violation::MalformedEvent)?;
+            command.at = at.time;
             key::check(&self.projections, &command)?;
             let approved = match &command.change {
                 KeyChange::Destroy(p) => p.approval_request_id.as_ref().map(|r| (r, &p.key_id)),
@@ -488,24 +553,45 @@ impl PolicyReplay {
     /// An approval event is the command it records, and the approval
     /// aggregate's decision ([`approval::decide`], shared with the key
     /// service) must accept it in the state before it.
-    fn approval_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+    fn approval_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         let command = ApprovalCommand::from_envelope(e)?;
         Some(
             command
                 .map_err(Violation::MalformedEvent)
-                .and_then(|c| Ok(approval::check(&self.projections, &c)?)),
+                .and_then(|mut c| {
+                    c.at = at.time;
+                    Ok(approval::check(&self.projections, &c)?)
+                }),
         )
     }
 
     /// An import-token event is the command it records, and the
     /// import-token aggregate's decision ([`import_token::decide`], shared
     /// with the key service) must accept it in the state before it.
-    fn import_token_event(&self, e: &Envelope<'_>) -> Option<Checked> {
+    fn import_token_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
         let command = ImportTokenCommand::from_envelope(e)?;
         Some(
             command
                 .map_err(Violation::MalformedEvent)
-                .and_then(|c| Ok(import_token::check(&self.projections, &c)?)),
+                .and_then(|mut c| {
+                    c.at = at.time;
+                    Ok(import_token::check(&self.projections, &c)?)
+                }),
+        )
+    }
+
+    /// A key-ring event is the command it records, and the key-ring
+    /// aggregate's decision ([`key_ring::decide`], shared with the key
+    /// service) must accept it in the state before it.
+    fn key_ring_event(&self, at: At, e: &Envelope<'_>) -> Option<Checked> {
+        let command = KeyRingCommand::from_envelope(e)?;
+        Some(
+            command
+                .map_err(Violation::MalformedEvent)
+                .and_then(|mut c| {
+                    c.at = at.time;
+                    Ok(key_ring::check(&self.projections, &c)?)
+                }),
         )
     }
 
@@ -529,6 +615,31 @@ impl PolicyReplay {
         }
         Ok(approval::ready(approval, request_id, at.time)?)
     }
+}
+
+/// The event types a signed administrator command records (the command, if
+/// any, in the payload's `command` member).
+const COMMAND_EVENTS: [&str; 13] = [
+    AdminAdded::TYPE,
+    AdminRemoved::TYPE,
+    AdminThresholdsSet::TYPE,
+    CredentialIssued::TYPE,
+    CredentialRevoked::TYPE,
+    InstancePolicyUpdated::TYPE,
+    KeyOwnerRegistered::TYPE,
+    KeyOwnerRemoved::TYPE,
+    MasterKeyLoadApproved::TYPE,
+    MasterKeyCommitted::TYPE,
+    MasterKeyActivated::TYPE,
+    MasterKeyRotated::TYPE,
+    InstanceZeroized::TYPE,
+];
+
+/// Any payload's `command` member.
+#[derive(serde::Deserialize)]
+struct AnyCommand {
+    #[serde(default)]
+    command: Option<SignedCommandRef>,
 }
 
 /// Log-controlled text made safe for one output line: at most `max`
@@ -673,6 +784,22 @@ mod tests {
             Violation::Denied(Denial::Replayed {
                 nonce: String::new(),
             }),
+            Violation::ActorNotSigner {
+                actor: String::new(),
+                signers: String::new(),
+            },
+            Violation::KeyRefused(Refusal::CredentialRevoked(String::new())),
+            Violation::KeyRefused(Refusal::CredentialUnknown(String::new())),
+            Violation::KeyRefused(Refusal::CredentialRoleMismatch {
+                credential: String::new(),
+                issued: String::new(),
+                acting: crate::event::Role::Manager,
+            }),
+            Violation::KeyRefused(Refusal::KeyRingUnknown(String::new())),
+            Violation::KeyRefused(Refusal::KeyRingExists(String::new())),
+            Violation::KeyRefused(Refusal::KeyRingNotEmpty(String::new())),
+            Violation::KeyRefused(Refusal::PolicyDenied(String::new())),
+            Violation::KeyRefused(Refusal::ApprovalRequestInvalid(String::new())),
         ];
         let mut codes: Vec<&str> = all.iter().map(Violation::code).collect();
         codes.sort_unstable();

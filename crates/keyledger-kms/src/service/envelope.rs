@@ -1,7 +1,10 @@
 //! Envelope encryption: wrap a data key (the caller's or a generated one),
 //! unwrap (re-wrapping to the latest version when the key was rotated since),
-//! rewrap, and a standard key's payload. The hot path: no command lock, one
-//! AEAD in the HSM backend, one durable event before the answer.
+//! rewrap, and a standard key's payload. The hot path: the shared side of
+//! the command lock (uses run concurrently; a state change waits for the
+//! uses in flight to be sequenced), one AEAD in the HSM backend, the key
+//! aggregate's decision ([`keyledger_core::decide::key`], the one `verify
+//! --policy` replays), one durable event before the answer.
 
 use sha2::{Digest, Sha256};
 
@@ -10,6 +13,7 @@ use super::{Deferred, KeyError, KeyService};
 use crate::ciphertext::{self, CiphertextHeader};
 use crate::hsm::WrappedMaterial;
 use crate::secret::SecretBytes;
+use keyledger_core::decide::key::KeyChange;
 use keyledger_core::event::{Actor, KeyPayloadRead, KeyRewrapped, KeyUnwrapped, KeyWrapped};
 use keyledger_core::keys::projection::{KeyRecord, KeyVersion};
 use keyledger_core::keys::state::{self, KeyAction};
@@ -221,6 +225,10 @@ impl KeyService {
         let key = self
             .usable_or_refusal(id, KeyAction::Wrap)
             .map_err(|r| self.deferred_refusal(actor, correlation_id, KeyAction::Wrap, r))?;
+        // From here to the event: no state change in between (the key as
+        // it is now, decided with the event it records).
+        let _shared = self.share_commands();
+        let key = self.key(&key.id).map_err(Deferred::failed)?;
         let version = key
             .current_version()
             .cloned()
@@ -246,7 +254,7 @@ impl KeyService {
             ciphertext_digest: digest_hex(&ciphertext),
         };
         let receipt = self
-            .submit_use(actor, correlation_id, &event)
+            .submit_key_use(actor, correlation_id, KeyChange::Wrap(event))
             .map_err(Deferred::failed)?;
         Ok(Deferred::pending(receipt, move |receipt| WrapResult {
             ciphertext,
@@ -296,6 +304,8 @@ impl KeyService {
         let key = self
             .usable_or_refusal(id, KeyAction::Unwrap)
             .map_err(|r| self.deferred_refusal(actor, correlation_id, KeyAction::Unwrap, r))?;
+        let _shared = self.share_commands();
+        let key = self.key(&key.id).map_err(Deferred::failed)?;
         let (plaintext, version) = self
             .open_ciphertext(&key, ciphertext_b64, aad)
             .map_err(|e| self.refusal(actor, correlation_id, &key.id, "unwrap", e))?;
@@ -320,7 +330,7 @@ impl KeyService {
             ciphertext_digest: digest_hex(ciphertext_b64),
         };
         let receipt = self
-            .submit_use(actor, correlation_id, &event)
+            .submit_key_use(actor, correlation_id, KeyChange::Unwrap(event))
             .map_err(Deferred::failed)?;
         Ok(Deferred::pending(receipt, move |receipt| UnwrapResult {
             plaintext,
@@ -342,23 +352,28 @@ impl KeyService {
     ) -> Result<(String, String, String, Receipt), KeyError> {
         check_aad(aad)?;
         let key = self.usable(actor, correlation_id, id, KeyAction::Rewrap)?;
-        let (plaintext, version) = match self.open_ciphertext(&key, ciphertext_b64, aad) {
-            Ok(opened) => opened,
-            Err(e) => return Err(self.refuse(actor, correlation_id, &key.id, "rewrap", e)),
+        let (pending, ciphertext, from, to) = {
+            let _shared = self.share_commands();
+            let key = self.key(&key.id)?;
+            let (plaintext, version) = match self.open_ciphertext(&key, ciphertext_b64, aad) {
+                Ok(opened) => opened,
+                Err(e) => return Err(self.refuse(actor, correlation_id, &key.id, "rewrap", e)),
+            };
+            let latest = key
+                .current_version()
+                .cloned()
+                .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+            let ciphertext = self.seal(&key, &latest, &plaintext, aad)?;
+            let event = KeyRewrapped {
+                key_id: key.id.clone(),
+                from_version_id: version.id.clone(),
+                to_version_id: latest.id.clone(),
+                ciphertext_digest: digest_hex(&ciphertext),
+            };
+            let pending = self.submit_key_use(actor, correlation_id, KeyChange::Rewrap(event))?;
+            (pending, ciphertext, version.id, latest.id)
         };
-        let latest = key
-            .current_version()
-            .cloned()
-            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
-        let ciphertext = self.seal(&key, &latest, &plaintext, aad)?;
-        let event = KeyRewrapped {
-            key_id: key.id.clone(),
-            from_version_id: version.id.clone(),
-            to_version_id: latest.id.clone(),
-            ciphertext_digest: digest_hex(&ciphertext),
-        };
-        let receipt = self.record_use(actor, correlation_id, &event)?;
-        Ok((ciphertext, version.id, latest.id, receipt))
+        Ok((ciphertext, from, to, pending.wait()?))
     }
 
     /// The payload of a standard key (root keys never leave the service).
@@ -378,23 +393,26 @@ impl KeyService {
                 KeyError::NotExtractable,
             ));
         }
-        let version = key
-            .current_version()
-            .cloned()
-            .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
-        let wrapped = self.wrapped(&key.id, version.version)?;
-        let payload = self.hsm.export_key(
-            &self.binding(&key.id, version.version, wrapped.mk_generation),
-            &wrapped,
-        )?;
-        let receipt = self.record_use(
-            actor,
-            correlation_id,
-            &KeyPayloadRead {
+        let (pending, payload) = {
+            let _shared = self.share_commands();
+            let key = self.key(&key.id)?;
+            let version = key
+                .current_version()
+                .cloned()
+                .ok_or_else(|| KeyError::NotFound(key.id.clone()))?;
+            let wrapped = self.wrapped(&key.id, version.version)?;
+            let payload = self.hsm.export_key(
+                &self.binding(&key.id, version.version, wrapped.mk_generation),
+                &wrapped,
+            )?;
+            let event = KeyPayloadRead {
                 key_id: key.id,
                 version_id: version.id,
-            },
-        )?;
-        Ok((payload, receipt))
+            };
+            let pending =
+                self.submit_key_use(actor, correlation_id, KeyChange::ReadPayload(event))?;
+            (pending, payload)
+        };
+        Ok((payload, pending.wait()?))
     }
 }

@@ -114,10 +114,23 @@ impl From<Refusal> for KeyError {
             | Refusal::ImportTokenInvalid(_)
             | Refusal::CommandMissing
             | Refusal::CommandMismatch(_)
-            | Refusal::DigestMismatch) => KeyError::Refused {
+            | Refusal::DigestMismatch
+            | Refusal::KeyRingUnknown(_)
+            | Refusal::KeyRingExists(_)
+            | Refusal::KeyRingNotEmpty(_)
+            | Refusal::ApprovalRequestInvalid(_)) => KeyError::Refused {
                 reason: other.reason(),
                 message: other.to_string(),
             },
+            // A credential revoked (or acting out of its role) since the
+            // request was authenticated: refused like a bearer token that
+            // is no credential of the instance.
+            Refusal::PolicyDenied(m) => KeyError::PolicyDenied(m),
+            other @ (Refusal::CredentialUnknown(_)
+            | Refusal::CredentialRevoked(_)
+            | Refusal::CredentialRoleMismatch { .. }) => {
+                KeyError::Unauthenticated(other.to_string())
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ mod versions;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 
@@ -60,6 +60,7 @@ use crate::material::KeyMaterialStore;
 use keyledger_core::decide::approval::{self, ApprovalChange, ApprovalCommand};
 use keyledger_core::decide::import_token::{ImportTokenChange, ImportTokenCommand};
 use keyledger_core::decide::key::{self, KeyChange, KeyCommand};
+use keyledger_core::decide::key_ring::{KeyRingChange, KeyRingCommand};
 use keyledger_core::decide::master_key::{MasterKeyChange, MasterKeyCommand};
 use keyledger_core::event::{
     AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed,
@@ -86,9 +87,12 @@ pub struct KeyService {
     hsm: Arc<dyn HsmBackend>,
     material: Arc<dyn KeyMaterialStore>,
     state: RwLock<Projections>,
-    /// Serialises commands that change key or master-key state, so each is
-    /// validated against the state its event is applied to.
-    commands: Mutex<()>,
+    /// Serialises commands that change key or master-key state (the write
+    /// side), so each is validated against the state its event is applied
+    /// to. Key use takes the shared side: uses run concurrently with each
+    /// other, but no state change comes between a use's decision and its
+    /// event ([`KeyService::submit_key_use`]).
+    commands: RwLock<()>,
     clock: Clock,
     /// Wrapped material by (key id, version), read through from the store.
     material_cache: RwLock<HashMap<(String, u32), WrappedMaterial>>,
@@ -131,7 +135,7 @@ impl KeyService {
             hsm,
             material,
             state: RwLock::new(projections),
-            commands: Mutex::new(()),
+            commands: RwLock::new(()),
             clock,
             material_cache: RwLock::new(HashMap::new()),
             import_token_bits: import_token::DEFAULT_KEY_BITS,
@@ -224,8 +228,15 @@ impl KeyService {
         self.cache_write().retain(|(k, _), _| k != key_id);
     }
 
-    fn lock_commands(&self) -> MutexGuard<'_, ()> {
-        self.commands.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_commands(&self) -> RwLockWriteGuard<'_, ()> {
+        self.commands
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shared side of the command lock: key use.
+    fn share_commands(&self) -> RwLockReadGuard<'_, ()> {
+        self.commands.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends an event and applies the stored bytes to the projections.
@@ -280,6 +291,28 @@ impl KeyService {
             change,
         };
         let drafts = approval::decide(&self.read(), &command)?;
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+    }
+
+    /// [`Self::decide_key`] for the key-ring aggregate
+    /// ([`keyledger_core::decide::key_ring::decide`]).
+    fn decide_key_ring(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: KeyRingChange,
+    ) -> Result<Receipt, KeyError> {
+        let command = KeyRingCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let drafts = keyledger_core::decide::key_ring::decide(&self.read(), &command)?;
         let mut receipt = None;
         for draft in drafts {
             receipt = Some(self.append(draft)?);
@@ -363,6 +396,34 @@ impl KeyService {
                 .apply(receipt.seq, &envelope);
         }
         Ok(receipt)
+    }
+
+    /// Decides a key use (wrap, unwrap, rewrap, payload read) with the key
+    /// aggregate ([`key::decide`], the decision `verify --policy` replays
+    /// for every use) and hands its event to the writer without waiting.
+    /// The caller holds the shared side of the command lock
+    /// ([`Self::share_commands`]) from before it used the key's material
+    /// until this returns, so no state change is sequenced between the
+    /// decision and the event. A refusal appends nothing.
+    fn submit_key_use(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        change: KeyChange,
+    ) -> Result<PendingReceipt, KeyError> {
+        let command = KeyCommand {
+            actor: actor.clone(),
+            correlation_id: correlation_id.to_string(),
+            at: self.now(),
+            change,
+        };
+        let mut drafts = key::decide(&self.read(), &command)?.into_iter();
+        match (drafts.next(), drafts.next()) {
+            (Some(draft), None) => Ok(self.writer.submit(draft)),
+            _ => Err(KeyError::Invalid(
+                "a key use records exactly one event".into(),
+            )),
+        }
     }
 
     /// Appends an event the projections ignore (key use): no state lock.

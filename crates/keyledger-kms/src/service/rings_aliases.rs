@@ -8,6 +8,7 @@
 
 use super::{KeyError, KeyService};
 use keyledger_core::decide::key::KeyChange;
+use keyledger_core::decide::key_ring::KeyRingChange;
 use keyledger_core::event::{
     Actor, KeyAliasCreated, KeyAliasDeleted, KeyMoved, KeyRingCreated, KeyRingDeleted,
 };
@@ -107,7 +108,7 @@ impl KeyService {
         let event = KeyRingCreated {
             key_ring_id: id.to_string(),
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key_ring(actor, correlation_id, KeyRingChange::Create(event))
     }
 
     /// `DELETE /key_rings/{id}[?force=true]`: only an empty key ring, or
@@ -157,12 +158,12 @@ impl KeyService {
                 from_key_ring_id: id.to_string(),
                 to_key_ring_id: DEFAULT_KEY_RING.to_string(),
             };
-            self.record(actor, correlation_id, &event)?;
+            self.decide_key(actor, correlation_id, KeyChange::Move(event))?;
         }
         let event = KeyRingDeleted {
             key_ring_id: id.to_string(),
         };
-        self.record(actor, correlation_id, &event)
+        self.decide_key_ring(actor, correlation_id, KeyRingChange::Delete(event))
     }
 
     /// `PATCH /keys/{id}`: moves a key to another existing key ring.

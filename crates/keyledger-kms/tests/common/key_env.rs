@@ -216,11 +216,14 @@ pub fn admin() -> Actor {
     }
 }
 
+/// A manager acting through the service directly (an operator at the
+/// command line): not an API credential, so no `credential.issued` is
+/// needed; the role table still applies to its role.
 pub fn user(name: &str) -> Actor {
     Actor {
         principal: name.into(),
         role: Role::Manager,
-        auth: AuthMethod::Bearer,
+        auth: AuthMethod::LocalCli,
     }
 }
 

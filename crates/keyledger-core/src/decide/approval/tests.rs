@@ -18,7 +18,7 @@ fn manager(principal: &str) -> Actor {
     Actor {
         principal: principal.into(),
         role: Role::Manager,
-        auth: AuthMethod::Bearer,
+        auth: AuthMethod::LocalCli,
     }
 }
 
@@ -39,9 +39,50 @@ fn granted(approver: &str) -> ApprovalGranted {
     }
 }
 
+/// A master key and root key `k` with dual-authorisation delete, by alice.
+fn dual_auth_key() -> Given {
+    let created = crate::event::KeyCreated {
+        key_id: "k".into(),
+        name: "k".into(),
+        description: None,
+        key_ring_id: "default".into(),
+        extractable: false,
+        imported: false,
+        algorithm: "AES".into(),
+        bit_length: 256,
+        version_id: "k-v1".into(),
+        key_check_value: "00".into(),
+        expiration_date: None,
+        aliases: vec![],
+        activation_date: None,
+        import_token_id: None,
+    };
+    given()
+        .event(
+            "2025-12-31T00:00:00Z",
+            &Actor::system(),
+            &crate::event::MasterKeyActivated {
+                generation: 1,
+                verification_pattern: "vp".into(),
+                command: None,
+            },
+        )
+        .event("2025-12-31T00:00:00Z", &manager("alice"), &created)
+        .event(
+            "2025-12-31T00:00:00Z",
+            &manager("alice"),
+            &crate::event::KeyPolicyUpdated {
+                key_id: "k".into(),
+                policy_type: "dualAuthDelete".into(),
+                enabled: true,
+                interval_month: None,
+            },
+        )
+}
+
 /// alice's request req-1 (delete k, one approval, a week).
 fn pending() -> Given {
-    given().event(T0, &manager("alice"), &requested())
+    dual_auth_key().event(T0, &manager("alice"), &requested())
 }
 
 fn when_by(
@@ -71,7 +112,7 @@ fn denied(denial: ApprovalDenial) -> Refusal {
 
 #[test]
 fn a_request_id_is_used_once() {
-    given()
+    dual_auth_key()
         .when(when_by(
             manager("alice"),
             T0,
@@ -186,11 +227,12 @@ fn an_execution_needs_the_quorum() {
         target: "k".into(),
         quorum_seq,
     };
+    // Seqs 0-2 make the key, 3 is the request, 4 the approval.
     pending()
         .when(when_by(
             Actor::system(),
             T1,
-            ApprovalChange::Execute(executed(1)),
+            ApprovalChange::Execute(executed(4)),
         ))
         .then_expect_refusal(Refusal::QuorumNotReached {
             request_id: "req-1".into(),
@@ -201,7 +243,95 @@ fn an_execution_needs_the_quorum() {
         .when(when_by(
             Actor::system(),
             T1,
-            ApprovalChange::Execute(executed(1)),
+            ApprovalChange::Execute(executed(4)),
         ))
-        .then_expect_events(&[draft(Actor::system(), &executed(1))]);
+        .then_expect_events(&[draft(Actor::system(), &executed(4))]);
+}
+
+/// A request is one the key service makes: for a gated operation on an
+/// existing dual-authorisation key in a state that allows it, by a role
+/// that may take it, one approval, expiring within the week, none open.
+#[test]
+fn a_request_has_the_shape_the_key_service_gives_it() {
+    let request = |f: fn(&mut ApprovalRequested)| {
+        let mut r = requested();
+        r.request_id = "req-2".into();
+        f(&mut r);
+        ApprovalChange::Request(r)
+    };
+    let invalid = |dual: Given, change: ApprovalChange, actor: Actor| {
+        dual.when(when_by(actor, T0, change))
+            .into_refusal()
+            .expect("refused")
+    };
+    type Edit = fn(&mut ApprovalRequested);
+    let cases: [(Edit, &str); 4] = [
+        (
+            |r| r.operation = "key.export".into(),
+            "approval_request_invalid",
+        ),
+        (|r| r.required_approvals = 2, "approval_request_invalid"),
+        (
+            |r| r.expires_at = "2026-01-09T00:00:00Z".into(),
+            "approval_request_invalid",
+        ),
+        (|r| r.target = "nope".into(), "unknown_key"),
+    ];
+    for (f, code) in cases {
+        let refusal = invalid(dual_auth_key(), request(f), manager("alice"));
+        let expected = match code {
+            "unknown_key" => matches!(refusal, Refusal::UnknownKey(_)),
+            _ => matches!(refusal, Refusal::ApprovalRequestInvalid(_)),
+        };
+        assert!(expected, "{code}: {refusal:?}");
+    }
+    // One open request per operation and key.
+    let refusal = invalid(pending(), request(|_| {}), manager("bob"));
+    assert!(
+        matches!(refusal, Refusal::ApprovalRequestInvalid(_)),
+        "{refusal:?}"
+    );
+    // A writer may not start a delete.
+    let writer = Actor {
+        role: Role::Writer,
+        ..manager("carol")
+    };
+    let refusal = invalid(dual_auth_key(), request(|_| {}), writer);
+    assert!(
+        matches!(refusal, Refusal::RoleNotAllowed { .. }),
+        "{refusal:?}"
+    );
+    // A key without dual authorisation has nothing to request.
+    let plain = given()
+        .event(
+            "2025-12-31T00:00:00Z",
+            &Actor::system(),
+            &crate::event::MasterKeyActivated {
+                generation: 1,
+                verification_pattern: "vp".into(),
+                command: None,
+            },
+        )
+        .event(
+            "2025-12-31T00:00:00Z",
+            &manager("alice"),
+            &crate::event::KeyCreated {
+                key_id: "k".into(),
+                name: "k".into(),
+                description: None,
+                key_ring_id: "default".into(),
+                extractable: false,
+                imported: false,
+                algorithm: "AES".into(),
+                bit_length: 256,
+                version_id: "k-v1".into(),
+                key_check_value: "00".into(),
+                expiration_date: None,
+                aliases: vec![],
+                activation_date: None,
+                import_token_id: None,
+            },
+        );
+    let refusal = invalid(plain, request(|_| {}), manager("alice"));
+    assert_eq!(refusal, Refusal::State(StateError::NotDualAuth));
 }

@@ -14,11 +14,11 @@ fn t(s: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn bearer(role: Role) -> Actor {
+fn acting(role: Role) -> Actor {
     Actor {
         principal: "w".into(),
         role,
-        auth: AuthMethod::Bearer,
+        auth: AuthMethod::LocalCli,
     }
 }
 
@@ -70,7 +70,7 @@ fn draft<P: EventPayload>(actor: Actor, p: &P) -> EventDraft {
 
 #[test]
 fn a_token_is_made_under_a_master_key_within_bounds() {
-    let writer = bearer(Role::Writer);
+    let writer = acting(Role::Writer);
     with_master_key()
         .when(when_by(
             writer.clone(),
@@ -96,7 +96,7 @@ fn a_token_is_made_under_a_master_key_within_bounds() {
         ));
     with_master_key()
         .when(when_by(
-            bearer(Role::Reader),
+            acting(Role::Reader),
             T0,
             ImportTokenChange::Create(created(2)),
         ))
@@ -109,7 +109,7 @@ fn a_token_is_made_under_a_master_key_within_bounds() {
 
 #[test]
 fn retrievals_count_down_until_the_token_expires() {
-    let writer = bearer(Role::Writer);
+    let writer = acting(Role::Writer);
     let token = || with_master_key().event(T0, &writer, &created(2));
     token()
         .when(when_by(

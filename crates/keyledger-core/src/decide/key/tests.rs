@@ -16,20 +16,20 @@ fn t(s: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn bearer(principal: &str, role: Role) -> Actor {
+fn acting(principal: &str, role: Role) -> Actor {
     Actor {
         principal: principal.into(),
         role,
-        auth: AuthMethod::Bearer,
+        auth: AuthMethod::LocalCli,
     }
 }
 
 fn alice() -> Actor {
-    bearer("alice", Role::Manager)
+    acting("alice", Role::Manager)
 }
 
 fn bob() -> Actor {
-    bearer("bob", Role::Manager)
+    acting("bob", Role::Manager)
 }
 
 fn created(id: &str, extractable: bool) -> KeyCreated {
@@ -281,7 +281,7 @@ fn dual_auth_delete_is_irreversible() {
 #[test]
 fn the_role_table_applies_to_credential_roles() {
     let delete = KeyChange::Destroy(destroyed());
-    let writer = bearer("w", Role::Writer);
+    let writer = acting("w", Role::Writer);
     root_key()
         .when(decide_as(writer.clone(), T1, delete.clone()))
         .then_expect_refusal(Refusal::RoleNotAllowed {
@@ -291,7 +291,7 @@ fn the_role_table_applies_to_credential_roles() {
         });
     root_key()
         .when(decide_as(
-            bearer("r", Role::Reader),
+            acting("r", Role::Reader),
             T1,
             KeyChange::Create(created("n", false)),
         ))
@@ -314,7 +314,7 @@ fn the_role_table_applies_to_credential_roles() {
         .then_expect_events(&[draft(Actor::system(), &destroyed())]);
     // Policies need a manager, or the writer that created the key (a
     // creation with policy overrides).
-    let wendy = bearer("wendy", Role::Writer);
+    let wendy = acting("wendy", Role::Writer);
     let set = KeyChange::SetPolicy(dual_auth_on());
     root_key()
         .when(decide_as(wendy.clone(), T1, set.clone()))
@@ -364,4 +364,167 @@ fn a_destroyed_key_waits_four_hours_for_purge() {
         .then_expect_refusal(Refusal::State(StateError::PurgeTooEarly {
             allowed_from: t("2026-01-01T04:10:00Z"),
         }));
+}
+
+#[test]
+fn a_dual_auth_key_is_purged_only_on_an_approval() {
+    let authorize = KeyDeletionAuthorized {
+        key_id: "k".into(),
+        auth_expiration: "2026-01-08T00:00:00Z".into(),
+    };
+    let gone = || {
+        root_key()
+            .event(T0, &alice(), &dual_auth_on())
+            .event(T0, &alice(), &authorize)
+            .event(T1, &bob(), &destroyed())
+    };
+    let purge = |request: Option<&str>| KeyPurged {
+        key_id: "k".into(),
+        versions_shredded: 1,
+        approval_request_id: request.map(str::to_string),
+    };
+    let later = "2026-01-01T06:00:00Z";
+    gone()
+        .when(decide_as(alice(), later, KeyChange::Purge(purge(None))))
+        .then_expect_refusal(Refusal::State(StateError::AuthorizationsNotMet));
+    gone()
+        .when(decide_as(
+            bob(),
+            later,
+            KeyChange::Purge(purge(Some("req"))),
+        ))
+        .then_expect_events(&[draft(bob(), &purge(Some("req")))]);
+}
+
+#[test]
+fn key_use_needs_a_key_whose_state_allows_it() {
+    let wrap = |id: &str| KeyWrapped {
+        key_id: id.into(),
+        version_id: format!("{id}-v1"),
+        generated_dek: true,
+        aad_entries: 0,
+        ciphertext_digest: "00".repeat(32),
+    };
+    root_key()
+        .when(decide_as(alice(), T1, KeyChange::Wrap(wrap("k"))))
+        .then_expect_events(&[draft(alice(), &wrap("k"))]);
+    root_key()
+        .when(decide_as(alice(), T1, KeyChange::Wrap(wrap("nope"))))
+        .then_expect_refusal(Refusal::UnknownKey("nope".into()));
+    let refused = root_key()
+        .event(T0, &alice(), &KeyDisabled { key_id: "k".into() })
+        .when(decide_as(alice(), T1, KeyChange::Wrap(wrap("k"))))
+        .into_refusal();
+    assert!(
+        matches!(
+            refused,
+            Some(Refusal::State(StateError::InvalidState { .. }))
+        ),
+        "{refused:?}"
+    );
+    let unwrap = KeyUnwrapped {
+        key_id: "k".into(),
+        version_id: "k-v1".into(),
+        rewrapped_version_id: None,
+        ciphertext_digest: "00".repeat(32),
+    };
+    let refused = root_key()
+        .event(T0, &alice(), &destroyed())
+        .when(decide_as(alice(), T1, KeyChange::Unwrap(unwrap)))
+        .into_refusal();
+    assert!(
+        matches!(refused, Some(Refusal::State(StateError::Deleted { .. }))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn credentials_act_while_in_force_and_in_their_role() {
+    use crate::event::{CredentialIssued, CredentialRevoked};
+    let issued = CredentialIssued {
+        credential_id: "app".into(),
+        role: "writer".into(),
+        token_digest: "ab".repeat(32),
+        command: None,
+    };
+    let app = acting("app", Role::Writer);
+    let create = || KeyChange::Create(created("n", false));
+    with_master_key()
+        .event(T0, &Actor::system(), &issued)
+        .when(decide_as(app.clone(), T1, create()))
+        .then_expect_events(&[draft(app.clone(), &created("n", false))]);
+    with_master_key()
+        .event(T0, &Actor::system(), &issued)
+        .when(decide_as(acting("app", Role::Manager), T1, create()))
+        .then_expect_refusal(Refusal::CredentialRoleMismatch {
+            credential: "app".into(),
+            issued: "writer".into(),
+            acting: Role::Manager,
+        });
+    with_master_key()
+        .event(T0, &Actor::system(), &issued)
+        .event(
+            T0,
+            &Actor::system(),
+            &CredentialRevoked {
+                credential_id: "app".into(),
+                command: None,
+            },
+        )
+        .when(decide_as(app, T1, create()))
+        .then_expect_refusal(Refusal::CredentialRevoked("app".into()));
+    // A bearer principal is a credential, or it is refused.
+    let ghost = Actor {
+        principal: "ghost".into(),
+        role: Role::Writer,
+        auth: AuthMethod::Bearer,
+    };
+    with_master_key()
+        .when(decide_as(ghost, T1, create()))
+        .then_expect_refusal(Refusal::CredentialUnknown("ghost".into()));
+}
+
+#[test]
+fn keys_live_in_existing_key_rings_under_the_instance_policy() {
+    let mut elsewhere = created("n", false);
+    elsewhere.key_ring_id = "nowhere".into();
+    with_master_key()
+        .when(decide_as(alice(), T1, KeyChange::Create(elsewhere)))
+        .then_expect_refusal(Refusal::KeyRingUnknown("nowhere".into()));
+    let moved = KeyMoved {
+        key_id: "k".into(),
+        from_key_ring_id: "default".into(),
+        to_key_ring_id: "nowhere".into(),
+    };
+    root_key()
+        .when(decide_as(alice(), T1, KeyChange::Move(moved)))
+        .then_expect_refusal(Refusal::KeyRingUnknown("nowhere".into()));
+    let policy = crate::event::InstancePolicyUpdated {
+        policy_type: "keyCreateImportAccess".into(),
+        enabled: true,
+        attributes: [("create_root_key".to_string(), serde_json::json!(false))]
+            .into_iter()
+            .collect(),
+        command: None,
+    };
+    let refused = with_master_key()
+        .event(T0, &Actor::system(), &policy)
+        .when(decide_as(
+            alice(),
+            T1,
+            KeyChange::Create(created("n", false)),
+        ))
+        .into_refusal();
+    assert!(
+        matches!(refused, Some(Refusal::PolicyDenied(_))),
+        "{refused:?}"
+    );
+    with_master_key()
+        .event(T0, &Actor::system(), &policy)
+        .when(decide_as(
+            alice(),
+            T1,
+            KeyChange::Create(created("s", true)),
+        ))
+        .then_expect_events(&[draft(alice(), &created("s", true))]);
 }
