@@ -9,7 +9,9 @@
 //!   the default build; ed25519-dalek's figure is printed beside it).
 //! - verify: `verify_bundle` records/s on an N-event bundle (default 1M; a
 //!   rule-abiding life from `keyledger::life`, as `ledger generate` writes), vs
-//!   raw ed25519 batch verification/s on all cores; peak RSS before and after.
+//!   raw ed25519 batch verification/s on all cores; peak RSS before and after;
+//!   then `verify --policy` (the same pass plus the policy replay, which must
+//!   find nothing) vs plain `verify`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -255,5 +257,24 @@ fn verify_only(bundle: &std::path::Path) {
     println!(
         "RATIO verify/raw-batch-verify = {:.3} (target >= 0.8)",
         rate / raw
+    );
+    // `verify --policy` = the integrity pass above, then the policy replay.
+    let start = Instant::now();
+    let policy = keyledger::verify::verify_policy(bundle, &|_| {}).expect("policy replay");
+    let replay = start.elapsed().as_secs_f64();
+    assert_eq!(
+        (policy.events, policy.violations),
+        (size, 0),
+        "the generated life breaks a rule: {:?}",
+        policy.findings.first()
+    );
+    let with_policy = size as f64 / (elapsed + replay);
+    println!(
+        "verify --policy: {size} records in {:.2}s (replay {replay:.2}s) = {with_policy:.0}/s",
+        elapsed + replay
+    );
+    println!(
+        "RATIO verify-policy/verify = {:.3} (target >= 0.5)",
+        with_policy / rate
     );
 }
