@@ -215,3 +215,47 @@ fn generated_life_abides_by_every_rule_and_looks_like_a_busy_instance() {
         "{count:?}"
     );
 }
+
+#[test]
+fn generate_continues_only_instances_it_created() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let admin = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let public = base64::engine::general_purpose::STANDARD.encode(admin.verifying_key().as_bytes());
+    let created = keyledger(&[
+        "instance",
+        "create",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--instance",
+        "life",
+        "--admin-public-key",
+        &public,
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    // Without the administrators' keys it cannot sign their commands: it
+    // refuses and appends nothing.
+    let out = keyledger(&[
+        "ledger",
+        "generate",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--instance",
+        "life",
+        "--events",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("generate/life.json")
+            && stderr.contains("continues only instances it created"),
+        "{stderr}"
+    );
+    assert_eq!(events(&data).len(), 1);
+}

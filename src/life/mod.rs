@@ -325,3 +325,21 @@ fn last_time(ledger: &Ledger) -> Result<Option<DateTime<Utc>>, String> {
         .and_then(|e| DateTime::parse_from_rfc3339(&e.time).ok())
         .map(|t| t.with_timezone(&Utc)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_starts_early_enough_to_end_before_now_and_never_before_the_log() {
+        let now = Utc::now();
+        let start = start_time(now, 1000, None);
+        assert_eq!(now - start, chrono::Duration::seconds(1250));
+        let later = now - chrono::Duration::seconds(10);
+        assert_eq!(start_time(now, 1000, Some(later)), later);
+        assert_eq!(
+            start_time(now, 1000, Some(start - chrono::Duration::days(1))),
+            start
+        );
+    }
+}

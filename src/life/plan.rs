@@ -483,3 +483,35 @@ fn random32() -> Result<[u8; 32], LifeError> {
     getrandom::getrandom(&mut b).map_err(|e| LifeError::Event(e.to_string()))?;
     Ok(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_sets_keep_their_index_through_removals() {
+        let mut set = KeySet::default();
+        for id in ["a", "b", "c", "d"] {
+            set.insert(id);
+        }
+        set.insert("b");
+        assert_eq!(set.len(), 4, "an id is in a set once");
+        set.remove("a");
+        set.remove("x");
+        set.remove("c");
+        let mut left = set.ids.clone();
+        left.sort();
+        assert_eq!(left, ["b", "d"]);
+        for (i, id) in set.ids.iter().enumerate() {
+            assert_eq!(set.at[id], i);
+        }
+        let mut rng = Rng::new(1);
+        for _ in 0..20 {
+            let picked = set.pick(&mut rng).expect("a key");
+            assert!(picked == "b" || picked == "d");
+        }
+        set.remove("b");
+        set.remove("d");
+        assert_eq!(set.pick(&mut rng), None);
+    }
+}
