@@ -4,7 +4,10 @@
 //! every key use is by a live writer or manager credential, every
 //! administrator event is by its command's signers, and its mix of events
 //! is a busy instance's (mostly wraps and unwraps, some lifecycle, a few
-//! dual-authorisation deletes with approvals).
+//! dual-authorisation deletes with approvals). Both verifiers
+//! (`keyledger verify`, `keyledger-verify`) replay it and agree.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -57,12 +60,7 @@ fn verify_policy(dir: &Path, data: &Path, name: &str) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&export.stderr)
     );
-    let out = keyledger(&[
-        "verify",
-        bundle.to_str().expect("utf8"),
-        "--policy",
-        "--json",
-    ]);
+    let out = common::verifiers::both(&[bundle.to_str().expect("utf8"), "--policy", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}\n{}",
