@@ -75,12 +75,13 @@ impl Life {
         if !request.open(self.now) {
             return Ok(None);
         }
-        let Some(approver) = self
+        let others: Vec<String> = self
             .managers
             .iter()
-            .find(|m| **m != request.requester)
+            .filter(|m| **m != request.requester)
             .cloned()
-        else {
+            .collect();
+        let Some(approver) = self.rng.pick(&others).cloned() else {
             return Ok(None);
         };
         let actor = credential_actor(&approver, Role::Manager);
