@@ -109,6 +109,9 @@ impl Life {
         Some((key_id, record.versions.get(i)?.id.clone()))
     }
 
+    /// A writer creates a root key (or a standard key of 128, 192 or 256
+    /// bits), its first version's material drawn and its key check value
+    /// computed as the HSM computes it.
     pub(super) fn create_key(&mut self, standard: bool) -> Result<Vec<EventDraft>, LifeError> {
         let bytes: usize = if standard {
             [16, 24, 32][self.rng.below(3) as usize]
