@@ -20,6 +20,8 @@
 //!   [`secret`]; [`signer`] and [`ledger`] add the HSM as a place for the
 //!   ledger key (`HsmSigner`, the ledger types with `dyn HsmBackend` as
 //!   their key device).
+//! - [`life`]: a generated, rule-abiding life of an instance (`ledger
+//!   generate`, benchmarks, demos).
 //! - [`cli`]: the `keyledger` command line.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -33,6 +35,7 @@ pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod keys;
+pub mod life;
 /// The REST server, in the `keyledger-server` crate.
 #[cfg(feature = "server")]
 pub use keyledger_server as server;

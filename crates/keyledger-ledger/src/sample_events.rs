@@ -1,5 +1,7 @@
 //! Realistic event drafts of the real types, as a busy instance writes them
-//! (for `keyledger ledger generate`, benchmarks and tests).
+//! (for the writer's benchmarks and tests). They do not make a rule-abiding
+//! log (keys used before they exist, approvals of requests never made):
+//! `keyledger ledger generate` writes one (the root crate's `life`).
 
 use keyledger_core::event::{self, Actor, AuthMethod, EventDraft, Role};
 
