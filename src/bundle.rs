@@ -1,4 +1,4 @@
 //! Export bundles: the format and reading from `keyledger_core::bundle`,
 //! writing from `keyledger_ledger::export`, under their old paths.
 pub use keyledger_core::bundle::*;
-pub use keyledger_ledger::export::{ExportError, export, export_bundle};
+pub use keyledger_ledger::export::{ExportError, export_bundle};

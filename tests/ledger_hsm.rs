@@ -105,18 +105,14 @@ fn label_of(reference: &Path) -> String {
         .to_string()
 }
 
-/// Exports the ledger at a fresh checkpoint into `out` with every published key.
+/// Exports the ledger at a fresh checkpoint into `out`.
 fn export(ledger: &Ledger, out: &Path) -> u64 {
     let note = ledger.writer().checkpoint().expect("checkpoint");
     let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
         .expect("checkpoint")
         .size;
-    let keys: Vec<String> = key_files(ledger.keys_dir(), "pub")
-        .iter()
-        .map(|p| std::fs::read_to_string(p).expect("pub"))
-        .collect();
     let checkpoint = SignedCheckpoint { note, size };
-    keyledger::bundle::export(ledger.writer(), &checkpoint, &keys, out).expect("export");
+    keyledger::bundle::export_bundle(ledger.writer(), &checkpoint, out).expect("export");
     size
 }
 

@@ -158,23 +158,15 @@ fn destroyed_by(key_id: &str) -> event::KeyDestroyed {
     }
 }
 
-/// Exports the service's log as a bundle (latest checkpoint, ledger keys).
-fn export(service: &KeyService, data: &Path, out: &Path) -> PathBuf {
+/// Exports the service's log as a bundle at its latest checkpoint.
+fn export(service: &KeyService, _data: &Path, out: &Path) -> PathBuf {
     let writer = service.writer();
     let note = writer.checkpoint().expect("checkpoint");
     let size = keyledger::checkpoint::parse_unverified(note.as_bytes())
         .expect("checkpoint")
         .size;
-    let keys: Vec<String> =
-        std::fs::read_dir(keyledger::ledger::keys_dir(data, service.instance()))
-            .expect("keys dir")
-            .filter_map(|e| {
-                let p = e.ok()?.path();
-                (p.extension()? == "pub").then(|| std::fs::read_to_string(p).ok())?
-            })
-            .collect();
     let checkpoint = SignedCheckpoint { note, size };
-    keyledger::bundle::export(writer, &checkpoint, &keys, out).expect("export");
+    keyledger::bundle::export_bundle(writer, &checkpoint, out).expect("export");
     out.to_path_buf()
 }
 

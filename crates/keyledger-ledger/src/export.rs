@@ -33,17 +33,6 @@ pub enum ExportError {
     Bundle(#[from] BundleError),
 }
 
-/// [`export_bundle`] for callers written when bundles carried a `keys`
-/// file: `keys` is ignored, as the format no longer has that file.
-pub fn export(
-    log: &dyn AuditLog,
-    checkpoint: &SignedCheckpoint,
-    _keys: &[String],
-    out: &Path,
-) -> Result<Manifest, ExportError> {
-    export_bundle(log, checkpoint, out)
-}
-
 /// Writes a bundle of the records `checkpoint` covers (a signed note of
 /// exactly that size, e.g. [`AuditLog::checkpoint`]): `manifest.json`,
 /// `records.bin` and `checkpoint`.

@@ -266,7 +266,6 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
         "the failed rotation never happened"
     );
     let next = LedgerKey::generate(&origin_for("acme")).expect("key");
-    let next_vkey = next.note_verifier().to_string();
     writer
         .rotate_key(next, Actor::operator("op"), "rot")
         .expect("rotate");
@@ -282,8 +281,7 @@ fn when_the_ledger_key_cannot_sign_callers_get_an_error_and_the_chain_continues(
         "the checkpoint covers the durable log"
     );
     let out = dir.path().join("bundle");
-    let keys = [old.note_verifier().to_string(), next_vkey];
-    keyledger_ledger::export::export(&writer, &checkpoint, &keys, &out).expect("export");
+    keyledger_ledger::export::export_bundle(&writer, &checkpoint, &out).expect("export");
     let report =
         keyledger_verify::verify_bundle(&out, &Default::default(), &|_| {}).expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
@@ -797,8 +795,7 @@ fn the_audit_view_answers_a_checkpoint_of_the_whole_durable_log_and_the_export_b
 
     // The frames the stream sends are the bytes export writes.
     let out = dir.path().join("bundle");
-    let manifest = keyledger_ledger::export::export(audit, &fresh, &[audit.verifier_key()], &out)
-        .expect("export");
+    let manifest = keyledger_ledger::export::export_bundle(audit, &fresh, &out).expect("export");
     assert_eq!(
         manifest,
         keyledger_ledger::audit::manifest(audit, fresh.size)
