@@ -269,11 +269,7 @@ impl KeyService {
             change,
         };
         let drafts = key::decide(&self.read(), &command)?;
-        let mut receipt = None;
-        for draft in drafts {
-            receipt = Some(self.append(draft)?);
-        }
-        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+        self.append_drafts(drafts)
     }
 
     /// [`Self::decide_key`] for the approval aggregate
@@ -291,11 +287,7 @@ impl KeyService {
             change,
         };
         let drafts = approval::decide(&self.read(), &command)?;
-        let mut receipt = None;
-        for draft in drafts {
-            receipt = Some(self.append(draft)?);
-        }
-        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+        self.append_drafts(drafts)
     }
 
     /// [`Self::decide_key`] for the key-ring aggregate
@@ -313,11 +305,7 @@ impl KeyService {
             change,
         };
         let drafts = keyledger_core::decide::key_ring::decide(&self.read(), &command)?;
-        let mut receipt = None;
-        for draft in drafts {
-            receipt = Some(self.append(draft)?);
-        }
-        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+        self.append_drafts(drafts)
     }
 
     /// [`Self::decide_key`] for the import-token aggregate
@@ -335,11 +323,7 @@ impl KeyService {
             change,
         };
         let drafts = keyledger_core::decide::import_token::decide(&self.read(), &command)?;
-        let mut receipt = None;
-        for draft in drafts {
-            receipt = Some(self.append(draft)?);
-        }
-        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+        self.append_drafts(drafts)
     }
 
     /// [`Self::decide_key`] for the master-key aggregate
@@ -358,11 +342,7 @@ impl KeyService {
         };
         let drafts =
             keyledger_core::decide::master_key::decide(&self.read(), &self.instance, &command)?;
-        let mut receipt = None;
-        for draft in drafts {
-            receipt = Some(self.append(draft)?);
-        }
-        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
+        self.append_drafts(drafts)
     }
 
     /// The master-key decision on `change` without appending: for a step
@@ -384,6 +364,16 @@ impl KeyService {
             &self.instance,
             &command,
         )?)
+    }
+
+    /// Appends a decision's drafts in order and answers the last receipt; a
+    /// decision that records nothing is an internal error.
+    fn append_drafts(&self, drafts: Vec<EventDraft>) -> Result<Receipt, KeyError> {
+        let mut receipt = None;
+        for draft in drafts {
+            receipt = Some(self.append(draft)?);
+        }
+        receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
     }
 
     /// Appends a draft and applies the stored bytes to the projections.
