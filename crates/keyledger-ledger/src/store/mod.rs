@@ -217,6 +217,14 @@ impl merkle::NodeSource for LogNodes<'_> {
     }
 }
 
+/// Checks one record of a batch before a backend writes it at `seq` after
+/// the link `prev`: event size bounds and the event's JSON `seq` and `prev`
+/// fields ([`StoreError::InvalidRecord`] otherwise). Every backend applies
+/// the same rule as the embedded store, so none accepts what another refuses.
+pub fn check_sealed(sealed: &SealedRecord, seq: u64, prev: &Link) -> Result<(), StoreError> {
+    embedded::check::sealed(sealed, seq, prev)
+}
+
 /// Checks an instance name: 1-64 of `a-z 0-9 - _`, first a letter or digit.
 pub fn check_instance_name(name: &str) -> Result<(), StoreError> {
     let ok = !name.is_empty()

@@ -10,7 +10,7 @@
 //! - `LOCK`: an exclusive `flock` held while the log is open (one writer per
 //!   instance across processes).
 
-mod check;
+pub(crate) mod check;
 mod files;
 mod frame;
 mod log;
