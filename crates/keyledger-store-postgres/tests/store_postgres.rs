@@ -36,7 +36,7 @@ impl TestDb {
             } else {
                 ""
             };
-            panic!("PostgreSQL is not reachable at {url:?} (set KEYLEDGER_TEST_PG_URL){ci}: {e}")
+            panic!("PostgreSQL is not reachable at {url:?} (set KEYLEDGER_TEST_PG_URL){ci}: {e:?}")
         });
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
