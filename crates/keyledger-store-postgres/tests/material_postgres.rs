@@ -246,9 +246,11 @@ fn the_schema_refuses_what_the_store_never_writes() {
     let message = err.to_string();
     assert!(message.contains("SQLSTATE 23514"), "{message}");
     assert!(message.contains("tiny_blobs"), "{message}");
+    // PostgreSQL cuts a failing row's long values to 64 bytes: look for a
+    // prefix of the blob, as bytea hex and as text.
     for form in [
-        hex::encode(&refused.blob),
-        String::from_utf8_lossy(&refused.blob[..20]).into_owned(),
+        hex::encode(&refused.blob[..16]),
+        String::from_utf8_lossy(&refused.blob[..16]).into_owned(),
     ] {
         assert!(
             !message.contains(&form),
