@@ -12,6 +12,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use crate::OpenError;
 use crate::error::{db, pool};
 use crate::log::{PostgresLog, read_head};
+use crate::material::PostgresMaterialStore;
 
 /// The pool of connections every log of a store shares.
 pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
@@ -42,6 +43,13 @@ impl PostgresStore {
     pub fn open_url(url: &str, pool_size: u32) -> Result<Self, OpenError> {
         let config: postgres::Config = url.parse()?;
         Self::open(config, pool_size)
+    }
+
+    /// The key-material store (wrapped key versions and import tokens) in
+    /// this store's database, sharing its connection pool. Its tables come
+    /// with the migrations [`open`](Self::open) applied.
+    pub fn material_store(&self) -> PostgresMaterialStore {
+        PostgresMaterialStore::new(self.pool.clone())
     }
 
     /// Like [`EventStore::create_instance`], returning the concrete log.
