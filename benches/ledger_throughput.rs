@@ -12,6 +12,14 @@
 //!   raw ed25519 batch verification/s on all cores; peak RSS before and after;
 //!   then `verify --policy` (the same pass plus the policy replay, which must
 //!   find nothing) vs plain `verify`.
+//! - postgres: durable appends/s with 64 appenders through the real writer
+//!   into the PostgreSQL store (the shared writer: one transaction per
+//!   batch under the head-row lock), then the same with two stores (two
+//!   servers' pools) of 32 appenders each on one instance; vs the raw
+//!   durable single-row `INSERT` commit rate of 16 clients on the same
+//!   database, measured before and after. A throwaway database on
+//!   `KEYLEDGER_BENCH_PG_URL` (default `host=127.0.0.1 port=5432
+//!   user=postgres dbname=postgres`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -47,6 +55,9 @@ fn main() {
     }
     if what == "verify" || what == "all" {
         verify_bench(events);
+    }
+    if what == "postgres" {
+        postgres_bench();
     }
     if what == "verify-only" {
         let bundle = args
@@ -276,4 +287,159 @@ fn verify_only(bundle: &std::path::Path) {
         "RATIO verify-policy/verify = {:.3} (target >= 0.5)",
         with_policy / rate
     );
+}
+
+/// A throwaway database for the PostgreSQL figures, dropped at the end.
+struct BenchDb {
+    admin: String,
+    name: String,
+}
+
+impl BenchDb {
+    fn create() -> BenchDb {
+        let admin = std::env::var("KEYLEDGER_BENCH_PG_URL")
+            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
+        let name = format!("kl_bench_{}", std::process::id());
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("PostgreSQL");
+        client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+            ))
+            .expect("create database");
+        BenchDb { admin, name }
+    }
+
+    fn url(&self) -> String {
+        format!("{} dbname={}", self.admin, self.name)
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// Durable single-row INSERT commits/s of `clients` connections (each
+/// INSERT its own transaction: one WAL flush per commit, as PostgreSQL's
+/// group commit allows).
+fn raw_insert_rate(url: &str, clients: usize, duration: Duration) -> f64 {
+    let mut setup = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    setup
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS bench_rows (id bigserial PRIMARY KEY, body bytea NOT NULL)",
+        )
+        .expect("table");
+    let count = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            let count = &count;
+            s.spawn(move || {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+                let body = vec![7u8; 600];
+                let insert = c
+                    .prepare("INSERT INTO bench_rows (body) VALUES ($1)")
+                    .expect("prepare");
+                while start.elapsed() < duration {
+                    c.execute(&insert, &[&body]).expect("insert");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `appenders` threads per writer append `events` in all through one
+/// ledger per store (one store = one server's pool) on instance `bench`.
+fn pg_appends(
+    stores: &[keyledger_store_postgres::PostgresStore],
+    dir: &std::path::Path,
+    appenders: usize,
+    events: u64,
+) -> (f64, f64) {
+    let ledgers: Vec<Ledger> = stores
+        .iter()
+        .map(|store| Ledger::open(store, dir, "bench", WriterConfig::default()).expect("open"))
+        .collect();
+    let next = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for ledger in &ledgers {
+            for t in 0..appenders {
+                let next = &next;
+                s.spawn(move || {
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= events {
+                            break;
+                        }
+                        ledger
+                            .append(realistic_event(n, t).expect("draft"))
+                            .expect("append");
+                    }
+                });
+            }
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let (mut batches, mut records) = (0, 0);
+    for ledger in ledgers {
+        batches += ledger.writer().stats().batches.load(Ordering::Relaxed);
+        records += ledger.writer().stats().records.load(Ordering::Relaxed);
+        ledger.shutdown();
+    }
+    (
+        events as f64 / elapsed,
+        records as f64 / batches.max(1) as f64,
+    )
+}
+
+fn postgres_bench() {
+    use keyledger_store_postgres::{DEFAULT_POOL_SIZE, PostgresStore};
+    const EVENTS: u64 = 100_000;
+    let db = BenchDb::create();
+    let url = db.url();
+    let dir = tempfile::tempdir_in(".").expect("tempdir");
+    let first = PostgresStore::open_url(&url, DEFAULT_POOL_SIZE).expect("store");
+    let admin = InitialAdmin {
+        admin_id: "bench-admin".into(),
+        public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+    };
+    Ledger::create(
+        &first,
+        dir.path(),
+        "bench",
+        &admin,
+        "bench",
+        WriterConfig::default(),
+    )
+    .expect("ledger")
+    .shutdown();
+    let raw_before = raw_insert_rate(&url, 16, Duration::from_secs(4));
+    let (one, one_batch) = pg_appends(std::slice::from_ref(&first), dir.path(), 64, EVENTS);
+    let second = PostgresStore::open_url(&url, DEFAULT_POOL_SIZE).expect("store");
+    let (two, two_batch) = pg_appends(&[first, second], dir.path(), 32, EVENTS);
+    let raw_after = raw_insert_rate(&url, 16, Duration::from_secs(4));
+    let raw = (raw_before + raw_after) / 2.0;
+    println!(
+        "raw durable single-row INSERT, 16 clients: {raw:.0} commits/s (before {raw_before:.0}, after {raw_after:.0})"
+    );
+    println!(
+        "durable appends to PostgreSQL, 64 appenders, one server: {one:.0}/s over {EVENTS} events (mean {one_batch:.1} records/transaction)"
+    );
+    println!(
+        "durable appends to PostgreSQL, two servers x 32 appenders, one instance: {two:.0}/s (mean {two_batch:.1} records/transaction)"
+    );
+    println!(
+        "RATIO pg-append/raw-insert = {:.2} (target >= 5)",
+        one / raw
+    );
+    println!("ratio two-servers/one-server = {:.2}", two / one);
 }

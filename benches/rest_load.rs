@@ -18,6 +18,15 @@
 //! `POST /kmip/2_1`, as Cosmian KMS serves it) of a fresh random 32-byte
 //! plaintext under the peer's key `UID`; no keyledger server is started.
 //! `scripts/bench-cosmian` drives both in one run.
+//!
+//! `--postgres` adds, in the same run: wrap on a server on PostgreSQL
+//! (`serve --dev --database-url`, a throwaway database on
+//! `KEYLEDGER_BENCH_PG_URL`, default `host=127.0.0.1 port=5432 user=postgres
+//! dbname=postgres`), then on two such servers sharing that database and
+//! data directory (the connections split between them), then wrap on the
+//! embedded server again; it reports PostgreSQL / embedded (mean of both
+//! embedded phases) and two servers / one, and checks the database's log
+//! grew by exactly the wraps answered 200 in each PostgreSQL phase.
 
 #[allow(dead_code)]
 #[path = "../tests/common/http.rs"]
@@ -43,6 +52,8 @@ struct Args {
     workers: Option<String>,
     /// `--kmip-peer ADDR --kmip-key UID`: measure that peer's Encrypt instead.
     kmip_peer: Option<(String, String)>,
+    /// `--postgres`: also measure servers on PostgreSQL (see the crate docs).
+    postgres: bool,
 }
 
 fn args() -> Args {
@@ -76,6 +87,7 @@ fn args() -> Args {
             let key = value("--kmip-key").expect("--kmip-peer needs --kmip-key UID");
             (addr, key)
         }),
+        postgres: raw.iter().any(|a| a == "--postgres"),
     }
 }
 
@@ -232,6 +244,11 @@ async fn connection(
 
 /// Runs `conns` connections on `threads` client threads for `secs`.
 fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
+    run_on(kind, std::slice::from_ref(target), a)
+}
+
+/// [`run`] with the connections spread over `targets` (several servers).
+fn run_on(kind: Kind, targets: &[std::sync::Arc<Target>], a: &Args) -> Stats {
     let per_thread: Vec<usize> = (0..a.threads)
         .map(|i| a.conns / a.threads + usize::from(i < a.conns % a.threads))
         .collect();
@@ -240,7 +257,7 @@ fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
         .into_iter()
         .enumerate()
         .map(|(ti, n)| {
-            let target = target.clone();
+            let targets = targets.to_vec();
             let secs = a.secs;
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -254,7 +271,8 @@ fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
                     for ci in 0..n {
                         let seed = 0x9e37_79b9_7f4a_7c15
                             ^ ((ti * 1000 + ci) as u64).wrapping_mul(0x1000_0001);
-                        set.spawn(connection(kind, target.clone(), start, end, seed));
+                        let target = targets[(ti + ci) % targets.len()].clone();
+                        set.spawn(connection(kind, target, start, end, seed));
                     }
                     let mut all = Stats::default();
                     while let Some(s) = set.join_next().await {
@@ -286,6 +304,19 @@ fn run(kind: Kind, target: &std::sync::Arc<Target>, a: &Args) -> Stats {
 /// `/metrics` is served on (the operations listener; an older build given
 /// by KEYLEDGER_BENCH_BIN serves metrics on the API address).
 fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, String, String) {
+    start_server_on(data, log, workers, None)
+}
+
+// The child is returned to the caller, which terminates and waits for it.
+#[allow(clippy::zombie_processes)]
+/// [`start_server`] with the instance logs and key material in the
+/// PostgreSQL database at `database_url`.
+fn start_server_on(
+    data: &Path,
+    log: &Path,
+    workers: Option<&str>,
+    database_url: Option<&str>,
+) -> (Child, String, String) {
     // KEYLEDGER_BENCH_BIN: another build of the server (A/B comparisons in one run).
     let bin = std::env::var_os("KEYLEDGER_BENCH_BIN").map_or_else(
         || env!("CARGO_BIN_EXE_keyledger").into(),
@@ -298,6 +329,9 @@ fn start_server(data: &Path, log: &Path, workers: Option<&str>) -> (Child, Strin
         .stderr(std::fs::File::create(log).expect("log file"));
     if let Some(w) = workers {
         cmd.env("KEYLEDGER_WORKERS", w);
+    }
+    if let Some(url) = database_url {
+        cmd.env("KEYLEDGER_DATABASE_URL", url);
     }
     let mut child = cmd.spawn().expect("spawn keyledger serve");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -468,6 +502,23 @@ fn main() {
         (after.append_seconds - before.append_seconds) * 1000.0 / batches.max(1.0),
     );
 
+    if a.postgres {
+        let (one, two) = postgres_phases(&a, dir.path());
+        let again = run(Kind::Wrap, &target, &a);
+        line("wrap", &again);
+        let embedded = (wrap.rate() + again.rate()) / 2.0;
+        println!(
+            "RATIO wrap on PostgreSQL / embedded = {:.3} (target >= 0.5; embedded {embedded:.0} req/s, mean of {:.0} and {:.0})",
+            one / embedded,
+            wrap.rate(),
+            again.rate()
+        );
+        println!(
+            "RATIO two servers / one on PostgreSQL = {:.3} (target >= 1)",
+            two / one
+        );
+    }
+
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -479,4 +530,94 @@ fn main() {
         0,
         "non-200 answers"
     );
+}
+
+/// The instance's log size in the database.
+fn pg_log_size(url: &str) -> u64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    let row = c
+        .query_one("SELECT size FROM instances WHERE name = $1", &[&INSTANCE])
+        .expect("size");
+    u64::try_from(row.get::<_, i64>(0)).expect("size")
+}
+
+/// Wrap on one server on PostgreSQL, then on two sharing its database and
+/// data directory; answers both wrap rates.
+fn postgres_phases(a: &Args, dir: &Path) -> (f64, f64) {
+    let admin = std::env::var("KEYLEDGER_BENCH_PG_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
+    let name = format!("kl_bench_rest_{}", std::process::id());
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("PostgreSQL");
+    c.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+    ))
+    .expect("create database");
+    let url = format!("{admin} dbname={name}");
+    let data = dir.join("data-pg");
+    let stop = |child: &mut Child| {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().expect("wait")
+    };
+    let (mut first, addr, _) = start_server_on(
+        &data,
+        &dir.join("pg-a.log"),
+        a.workers.as_deref(),
+        Some(&url),
+    );
+    let creds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("dev-credentials.json")).expect("credentials"),
+    )
+    .expect("json");
+    let token = creds["tokens"]["writer"]
+        .as_str()
+        .expect("writer")
+        .to_string();
+    let key = create_key(&addr, &token);
+    let a_target = std::sync::Arc::new(Target {
+        addr,
+        token: token.clone(),
+        key: key.clone(),
+    });
+    let before = pg_log_size(&url);
+    let one = run(Kind::Wrap, &a_target, a);
+    line("wrap-pg", &one);
+    let after_one = pg_log_size(&url);
+    let (mut second, addr_b, _) = start_server_on(
+        &data,
+        &dir.join("pg-b.log"),
+        a.workers.as_deref(),
+        Some(&url),
+    );
+    let b_target = std::sync::Arc::new(Target {
+        addr: addr_b,
+        token,
+        key,
+    });
+    let start_two = pg_log_size(&url);
+    let two = run_on(Kind::Wrap, &[a_target, b_target], a);
+    line("wrap-pg-2", &two);
+    let after_two = pg_log_size(&url);
+    println!(
+        "pg servers exit: {} / {}",
+        stop(&mut first),
+        stop(&mut second)
+    );
+    drop(c);
+    if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+    assert_eq!(
+        after_one - before,
+        one.ok,
+        "one event per wrap (one server)"
+    );
+    assert_eq!(
+        after_two - start_two,
+        two.ok,
+        "one event per wrap (two servers)"
+    );
+    assert_eq!(one.other + two.other, 0, "non-200 answers on PostgreSQL");
+    (one.rate(), two.rate())
 }

@@ -511,8 +511,12 @@ async fn when_the_log_cannot_be_written_wrap_fails_closed() {
         let status = resp.status().as_u16();
         let bytes = test::read_body(resp).await;
         let text = String::from_utf8_lossy(&bytes);
-        assert_eq!(status, 500, "{action}: {text}");
-        assert!(text.contains("INTERNAL_SERVER_ERROR"), "{text}");
+        assert_eq!(status, 503, "{action}: {text}");
+        assert!(text.contains("LEDGER_UNAVAILABLE_ERR"), "{text}");
+        assert!(
+            !text.contains("disk full"),
+            "the cause is the operator's: {text}"
+        );
         assert!(
             !text.contains("ciphertext\""),
             "{action} leaked a ciphertext: {text}"

@@ -75,6 +75,8 @@ pub struct SubmitArgs {
     /// Instance name.
     #[arg(long)]
     pub instance: String,
+    #[command(flatten)]
+    pub database: super::storage_args::DatabaseArgs,
     /// Signed command file.
     pub file: PathBuf,
 }
@@ -125,7 +127,7 @@ pub(super) fn instance_create(args: &InstanceCreateArgs) -> Result<(), String> {
     let key = read_public_key_arg(&args.admin_public_key)?;
     let operator = crate::instance::local_operator();
     let created = crate::instance::create(
-        &args.data.data_dir,
+        &args.data.storage()?,
         &args.data.instance,
         &key,
         &operator.principal,
@@ -240,7 +242,8 @@ pub(super) fn submit(args: &SubmitArgs) -> Result<(), String> {
         _ => return Err("give exactly one of --data-dir and --url".into()),
     };
     let hsm = Arc::new(SoftwareHsm::new());
-    let service = crate::instance::open(data_dir, &args.instance, hsm, Arc::new(Utc::now))?;
+    let storage = args.database.storage(data_dir)?;
+    let service = crate::instance::open(&storage, &args.instance, hsm, Arc::new(Utc::now))?;
     let correlation = format!("admin-submit-{}", &hex::encode(signed.digest())[..16]);
     let result =
         service.submit_admin_command(&crate::instance::local_operator(), &correlation, &signed);

@@ -7,7 +7,6 @@
 use std::io::Write;
 
 use super::DataArgs;
-use crate::store::embedded::EmbeddedStore;
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
@@ -26,7 +25,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: &GenerateArgs) -> Result<(), String> {
-    let store = EmbeddedStore::open(&args.data.data_dir).map_err(|e| e.to_string())?;
+    let storage = args.data.storage()?;
     let stdout = std::io::stdout();
     let mut ack = |receipt: &crate::writer::Receipt| {
         if args.print_acks {
@@ -36,7 +35,7 @@ pub fn run(args: &GenerateArgs) -> Result<(), String> {
         }
     };
     let generated = crate::life::generate(
-        &store,
+        storage.events.as_ref(),
         &args.data.data_dir,
         &args.data.instance,
         args.data.hsm.backend()?,

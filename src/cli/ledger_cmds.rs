@@ -6,7 +6,7 @@ use super::DataArgs;
 use crate::audit::AuditLog;
 use crate::event::Actor;
 use crate::ledger::Ledger;
-use crate::store::embedded::EmbeddedStore;
+use crate::store::EventStore;
 use crate::writer::WriterConfig;
 
 #[derive(clap::Args)]
@@ -25,13 +25,13 @@ pub struct InstanceArgs {
 }
 
 pub(super) fn open(data: &DataArgs) -> Result<Ledger, String> {
-    let store = EmbeddedStore::open(&data.data_dir).map_err(|e| e.to_string())?;
-    open_in(&store, data)
+    let storage = data.storage()?;
+    open_in(storage.events.as_ref(), data)
 }
 
 /// Opens the instance with the ledger key in force, in the HSM the flags
 /// name if it lives there.
-pub(super) fn open_in(store: &EmbeddedStore, data: &DataArgs) -> Result<Ledger, String> {
+pub(super) fn open_in(store: &dyn EventStore, data: &DataArgs) -> Result<Ledger, String> {
     let (dir, instance, config) = (&data.data_dir, &data.instance, WriterConfig::default());
     match data.hsm.backend()? {
         Some(hsm) => Ledger::open_with_hsm(store, dir, instance, config, hsm),

@@ -8,6 +8,7 @@ mod hsm_args;
 mod ledger_cmds;
 #[cfg(feature = "server")]
 mod serve_cmd;
+mod storage_args;
 mod verify_cmd;
 
 use std::path::PathBuf;
@@ -101,6 +102,15 @@ pub struct DataArgs {
     pub instance: String,
     #[command(flatten)]
     pub hsm: hsm_args::HsmArgs,
+    #[command(flatten)]
+    pub database: storage_args::DatabaseArgs,
+}
+
+impl DataArgs {
+    /// The stores these flags name (PostgreSQL or the embedded files).
+    pub fn storage(&self) -> Result<crate::instance::Storage, String> {
+        self.database.storage(&self.data_dir)
+    }
 }
 
 /// Runs the command line and returns the process exit code.

@@ -1,6 +1,6 @@
 //! `keyledger serve [--config FILE] [--data-dir DIR] [--listen ADDR]
 //! [--tls-cert PEM --tls-key PEM | --plain-http] [--ops-listen ADDR] [--dev]
-//! [--pkcs11-module PATH --pkcs11-token LABEL]`.
+//! [--pkcs11-module PATH --pkcs11-token LABEL] [--database-url URL]`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// Label of that module's token.
     #[arg(long)]
     pub pkcs11_token: Option<String>,
+    /// PostgreSQL for the instance logs and key material (a libpq URL or
+    /// connection string; several servers may share it). Without it: the
+    /// embedded store in the data directory. Also KEYLEDGER_DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
@@ -74,6 +79,9 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
     }
     if args.pkcs11_token.is_some() {
         config.pkcs11_token = args.pkcs11_token.clone();
+    }
+    if let Some(url) = &args.database_url {
+        config.database_url = Some(crate::server::config::DatabaseUrl(url.clone()));
     }
     if config.dev && config.tls_cert.is_none() && config.tls_key.is_none() {
         config.plain_http = true;

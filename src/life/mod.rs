@@ -33,7 +33,6 @@ use crate::hsm::HsmBackend;
 use crate::ledger::{InitialAdmin, KeyHome, Ledger};
 use crate::ledger_key::write_private_atomically;
 use crate::store::EventStore;
-use crate::store::embedded::EmbeddedStore;
 use crate::writer::{Receipt, WriterConfig};
 use keyledger_core::Projections;
 use keyledger_core::event::Envelope;
@@ -162,7 +161,7 @@ fn start_time(now: DateTime<Utc>, events: u64, after: Option<DateTime<Utc>>) -> 
 /// instance an earlier run created. `on_ack` sees every receipt once its
 /// event is durable, in log order.
 pub fn generate(
-    store: &EmbeddedStore,
+    store: &dyn EventStore,
     data_dir: &Path,
     instance: &str,
     hsm: Option<Arc<dyn HsmBackend>>,

@@ -59,8 +59,12 @@ impl RestLedgerEnv {
         for instance in bare {
             open_service(&data, instance, hsm.clone(), &clock).shutdown();
         }
-        let registry =
-            Registry::open_all(&data, hsm.clone(), clock.as_clock()).expect("open registry");
+        let registry = Registry::open_all(
+            &keyledger::instance::Storage::embedded(&data).expect("storage"),
+            hsm.clone(),
+            clock.as_clock(),
+        )
+        .expect("open registry");
         let state = web::Data::new(AppState {
             registry: Arc::new(registry),
             clock: clock.as_clock(),

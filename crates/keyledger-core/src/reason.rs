@@ -101,6 +101,9 @@ pub enum Reason {
     /// The service failed (HSM, key-material store, audit log): nothing the
     /// caller can change.
     Internal,
+    /// The audit log cannot be written right now (its database is down or
+    /// failing over, or the writer stopped): nothing was done; retry later.
+    LedgerUnavailable,
 }
 
 impl Reason {
@@ -150,6 +153,7 @@ impl Reason {
             R::DuplicateKeyPart => "DUPLICATE_KEY_PART_ERR",
             R::BadKeyPart => "BAD_KEY_PART_ERR",
             R::Internal => "INTERNAL_SERVER_ERROR",
+            R::LedgerUnavailable => "LEDGER_UNAVAILABLE_ERR",
         }
     }
 }

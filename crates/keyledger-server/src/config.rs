@@ -18,11 +18,26 @@
 //! # named; the token's user PIN only ever comes from KEYLEDGER_PKCS11_PIN.
 //! pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
 //! pkcs11_token = "keyledger"
+//! # The instance logs and key material on PostgreSQL instead of the
+//! # embedded files under data_dir (which still holds the ledger keys).
+//! database_url = "host=db1,db2 user=keyledger dbname=keyledger target_session_attrs=read-write"
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+/// A libpq connection string or URL. It may carry a password, so its
+/// `Debug` shows neither it nor anything else of the string.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
+}
 
 /// Everything `keyledger serve` needs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -54,6 +69,9 @@ pub struct ServeConfig {
     pub pkcs11_module: Option<PathBuf>,
     /// Label of that module's token.
     pub pkcs11_token: Option<String>,
+    /// PostgreSQL holding the instance logs and key material (several
+    /// servers may share it); none: the embedded store in `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
 }
 
 impl Default for ServeConfig {
@@ -73,6 +91,7 @@ impl Default for ServeConfig {
             scheduler_interval_secs: 30,
             pkcs11_module: None,
             pkcs11_token: None,
+            database_url: None,
         }
     }
 }
@@ -147,6 +166,9 @@ impl ServeConfig {
         if let Some(v) = env("KEYLEDGER_PKCS11_TOKEN") {
             self.pkcs11_token = Some(v);
         }
+        if let Some(v) = env("KEYLEDGER_DATABASE_URL") {
+            self.database_url = Some(DatabaseUrl(v));
+        }
         Ok(())
     }
 
@@ -217,6 +239,7 @@ mod tests {
                     "KEYLEDGER_SCHEDULER_INTERVAL_SECS" => "7",
                     "KEYLEDGER_PKCS11_MODULE" => "/lib/p11.so",
                     "KEYLEDGER_PKCS11_TOKEN" => "tok",
+                    "KEYLEDGER_DATABASE_URL" => "host=127.0.0.1 password=hunter2",
                     _ => return None,
                 }
                 .to_string(),
@@ -238,8 +261,13 @@ mod tests {
             scheduler_interval_secs: 7,
             pkcs11_module: Some("/lib/p11.so".into()),
             pkcs11_token: Some("tok".into()),
+            database_url: Some(DatabaseUrl("host=127.0.0.1 password=hunter2".into())),
         };
         assert_eq!(c, expected);
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "Debug shows the password"
+        );
         c.check().unwrap();
         assert!(
             c.apply_env(|k| (k == "KEYLEDGER_SCHEDULER_INTERVAL_SECS").then(|| "soon".into()))

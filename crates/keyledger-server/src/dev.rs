@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 use keyledger_core::event::Actor;
 use keyledger_core::governance::{AdminCommand, CommandDocument, SignedCommand};
 use keyledger_kms::hsm::ceremony;
+use keyledger_kms::instance::Storage;
 use keyledger_kms::secret::SecretBytes;
 use keyledger_kms::service::{KeyService, part_submission_message};
 use keyledger_ledger::ledger_key::write_private_atomically;
@@ -119,22 +120,18 @@ fn read_owners(data_dir: &Path) -> Result<Vec<OwnerFile>, String> {
 /// First start: creates the demo instance and everything around it.
 /// Returns the credentials to write once the server's URL is known.
 pub fn bootstrap(
-    data_dir: &Path,
+    storage: &Storage,
     hsm: Arc<dyn keyledger_kms::hsm::HsmBackend>,
 ) -> Result<(), String> {
-    if keyledger_ledger::store::embedded::EmbeddedStore::open(data_dir)
-        .and_then(|s| keyledger_ledger::store::EventStore::list_instances(&s))
-        .map_err(|e| e.to_string())?
-        .iter()
-        .any(|i| i == DEV_INSTANCE)
-    {
+    if storage.instances()?.iter().any(|i| i == DEV_INSTANCE) {
         return Ok(());
     }
+    let data_dir = storage.data_dir.as_path();
     let dir = dev_dir(data_dir);
     let admin = keyledger_kms::admin_key::generate()?;
     keyledger_kms::admin_key::write(&dir.join("admin.key"), &admin)?;
     let admin_pub = B64.encode(admin.verifying_key().as_bytes());
-    keyledger_kms::instance::create(data_dir, DEV_INSTANCE, &admin_pub, "dev-bootstrap")?;
+    keyledger_kms::instance::create(storage, DEV_INSTANCE, &admin_pub, "dev-bootstrap")?;
 
     let mut owners = Vec::new();
     for id in ["owner-a", "owner-b"] {
@@ -148,7 +145,7 @@ pub fn bootstrap(
             .map_err(|e| e.to_string())?;
         owners.push(owner);
     }
-    let service = keyledger_kms::instance::open(data_dir, DEV_INSTANCE, hsm, Arc::new(Utc::now))?;
+    let service = keyledger_kms::instance::open(storage, DEV_INSTANCE, hsm, Arc::new(Utc::now))?;
     let result = (|| {
         submit(
             &service,

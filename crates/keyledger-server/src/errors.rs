@@ -16,6 +16,7 @@ use super::model::{ERROR_MEDIA, ErrorBody, ErrorReason, ErrorResource, answer_by
 use keyledger_core::reason::Reason;
 use keyledger_kms::hsm::HsmError;
 use keyledger_kms::service::KeyError;
+use keyledger_ledger::writer::WriteError;
 
 pub const ERROR_MEDIA_TYPE: &str = ERROR_MEDIA;
 const MORE_INFO: &str = "https://cloud.ibm.com/apidocs/key-protect";
@@ -156,7 +157,7 @@ pub fn http_status(reason: Reason) -> u16 {
         R::KeyDeleted => 410,
         R::KeyNotActive | R::UnprocessableCiphertext => 422,
         R::ImportTokenBroken | R::Internal => 500,
-        R::Sealed => 503,
+        R::Sealed | R::LedgerUnavailable => 503,
     }
 }
 
@@ -180,6 +181,10 @@ fn public_message(e: &KeyError) -> String {
         KeyError::Hsm(HsmError::Invalid(_)) => {
             "Invalid body data was passed: the key material or data in the request cannot be used"
                 .into()
+        }
+        // The cause (a database error, a path) is the operator's business.
+        KeyError::Write(WriteError::Storage(_) | WriteError::Stale | WriteError::Closed) => {
+            "The audit log cannot be written right now, so nothing was done; retry later".into()
         }
         other => other.to_string(),
     }
@@ -299,6 +304,7 @@ mod tests {
             (R::DuplicateKeyPart, 409, "DUPLICATE_KEY_PART_ERR"),
             (R::BadKeyPart, 400, "BAD_KEY_PART_ERR"),
             (R::Internal, 500, "INTERNAL_SERVER_ERROR"),
+            (R::LedgerUnavailable, 503, "LEDGER_UNAVAILABLE_ERR"),
         ];
         for (reason, status, code) in table {
             assert_eq!(
@@ -331,11 +337,13 @@ mod tests {
 
     #[test]
     fn internal_errors_say_nothing_internal() {
-        let e: ApiError = KeyError::Write(keyledger_ledger::writer::WriteError::Storage(
+        let e: ApiError = KeyError::Write(WriteError::Storage(
             "/var/lib/secret/path: disk full".into(),
         ))
         .into();
-        assert_eq!(e.status, 500);
-        assert!(!e.message.contains("/var/lib"));
+        assert_eq!((e.status, e.code), (503, "LEDGER_UNAVAILABLE_ERR"));
+        assert!(!e.message.contains("/var/lib"), "{}", e.message);
+        let e: ApiError = KeyError::Write(WriteError::Signing("pkcs11 slot 3".into())).into();
+        assert_eq!(e, ApiError::internal());
     }
 }

@@ -28,7 +28,10 @@ use super::wire::{
 use keyledger_core::keys::list_filter::KeyFilter;
 use keyledger_core::keys::projection::{KeyQuery, Search, SortKey};
 use keyledger_core::keys::state::KeyState;
-use keyledger_kms::service::{CreateKey, Deferred, Gated, KeyMaterialSource, TokenImport};
+use keyledger_kms::service::{
+    CreateKey, Deferred, Gated, KeyError, KeyMaterialSource, TokenImport,
+};
+use keyledger_ledger::writer::WriteError;
 use zeroize::Zeroizing;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -40,14 +43,41 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// event is durable.
 async fn deferred<T: Send + 'static>(
     caller: Caller,
-    start: impl FnOnce(&Caller) -> Deferred<T> + Send + 'static,
+    start: impl Fn(&Caller) -> Deferred<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    // A use decided just before another server's record changed its key
+    // (several servers on one database) was refused unrecorded: start it
+    // again on the state that now includes that record.
+    let stale = |outcome: &Result<T, KeyError>, attempt: u32| {
+        attempt < KEY_USE_ATTEMPTS && matches!(outcome, Err(KeyError::Write(WriteError::Stale)))
+    };
     if caller.service.key_use_is_immediate() {
-        start(&caller).outcome().await.map_err(ApiError::from)
+        let mut attempt = 1;
+        loop {
+            let outcome = start(&caller).outcome().await;
+            if !stale(&outcome, attempt) {
+                return outcome.map_err(ApiError::from);
+            }
+            attempt += 1;
+        }
     } else {
-        blocking(move || start(&caller).wait().map_err(ApiError::from)).await
+        blocking(move || {
+            let mut attempt = 1;
+            loop {
+                let outcome = start(&caller).wait();
+                if !stale(&outcome, attempt) {
+                    return outcome.map_err(ApiError::from);
+                }
+                attempt += 1;
+            }
+        })
+        .await
     }
 }
+
+/// How often a key use is started when other servers' records keep
+/// changing its key first (each start follows one such record).
+const KEY_USE_ATTEMPTS: u32 = 8;
 
 /// A key to create: generated, from `payload`, or securely imported
 /// (`payload`, `encryptedNonce` and `iv` against the import token). Any
@@ -914,7 +944,7 @@ async fn run_action(
                 .transpose()?;
             let result = deferred(c, move |c| {
                 c.service
-                    .start_wrap(&c.actor, &c.correlation_id, &id, plaintext, &b.aad)
+                    .start_wrap(&c.actor, &c.correlation_id, &id, plaintext.clone(), &b.aad)
             })
             .await?;
             // Written as declared, not through a sorted `Value` tree: the

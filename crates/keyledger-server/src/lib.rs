@@ -23,6 +23,8 @@
 //!   `/api/v2/openapi.json`.
 //! - [`access_log`]: one JSON line per request on stderr (no secrets).
 //! - [`dev`]: `--dev` bootstrap.
+//! - [`follow`]: on PostgreSQL, hears of other servers' appends and catches
+//!   each instance up.
 //! - [`wire`]: body parsing, writing answers and response headers every
 //!   handler shares.
 //!
@@ -41,6 +43,7 @@ pub mod auth;
 pub mod config;
 pub mod dev;
 pub mod errors;
+pub mod follow;
 pub mod guard;
 pub mod import_tokens;
 pub mod keys;
@@ -90,6 +93,28 @@ fn tls_config(config: &ServeConfig) -> Result<Option<rustls::ServerConfig>, Stri
         .map_err(|e| format!("TLS: {e}"))
 }
 
+/// The stores `config` names: PostgreSQL with `database_url` (and the
+/// store, to listen for other servers' appends), else the embedded files
+/// in `data_dir` (which holds the ledger keys either way).
+pub fn open_storage(
+    config: &ServeConfig,
+) -> Result<
+    (
+        keyledger_kms::instance::Storage,
+        Option<Arc<keyledger_store_postgres::PostgresStore>>,
+    ),
+    String,
+> {
+    match &config.database_url {
+        Some(url) => keyledger_store_postgres::open_storage(&config.data_dir, &url.0)
+            .map(|(storage, store)| (storage, Some(store))),
+        None => Ok((
+            keyledger_kms::instance::Storage::embedded(&config.data_dir)?,
+            None,
+        )),
+    }
+}
+
 /// Runs the server until SIGINT/SIGTERM, then drains in-flight requests and
 /// stops every instance's writer (acknowledged events are already durable).
 pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> {
@@ -97,10 +122,11 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
     let tls = tls_config(&config)?;
     let bound = listener::bind_all(&config)?;
     let clock: Clock = Arc::new(chrono::Utc::now);
+    let (storage, database) = open_storage(&config)?;
     if config.dev {
-        dev::bootstrap(&config.data_dir, hsm.clone())?;
+        dev::bootstrap(&storage, hsm.clone())?;
     }
-    let registry = Arc::new(Registry::open_all(&config.data_dir, hsm, clock.clone())?);
+    let registry = Arc::new(Registry::open_all(&storage, hsm, clock.clone())?);
     if config.dev
         && let Some(service) = registry.get(dev::DEV_INSTANCE)
     {
@@ -134,9 +160,21 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         stop.clone(),
     )
     .map_err(|e| format!("scheduler: {e}"))?;
+    // Other servers' appends reach this one's projections within
+    // milliseconds (each writer also catches up before it appends).
+    let follower = match database {
+        Some(store) => Some(
+            follow::spawn(store, registry.clone(), stop.clone())
+                .map_err(|e| format!("follower: {e}"))?,
+        ),
+        None => None,
+    };
     let result = actix_web::rt::System::new().block_on(listening.server);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = scheduler.join();
+    if let Some(follower) = follower {
+        let _ = follower.join();
+    }
     registry.shutdown();
     result.map_err(|e| e.to_string())
 }

@@ -1,16 +1,14 @@
-//! The instances a server serves, opened at start over the embedded store,
+//! The instances a server serves, opened at start over its [`Storage`],
 //! one shared HSM backend (timed per call for the metrics) and the clock,
 //! and [`AppState`], what every request shares.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use keyledger_kms::hsm::HsmBackend;
 use keyledger_kms::hsm::measured::{HsmLatency, MeasuredHsm};
+use keyledger_kms::instance::Storage;
 use keyledger_kms::service::KeyService;
-use keyledger_ledger::store::EventStore;
-use keyledger_ledger::store::embedded::EmbeddedStore;
 use keyledger_ledger::writer::Clock;
 
 /// Shared by every request: the instances and the clock.
@@ -30,22 +28,19 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Opens every instance found in `data_dir`; their HSM calls are timed.
+    /// Opens every instance found in `storage`; their HSM calls are timed.
     pub fn open_all(
-        data_dir: &Path,
+        storage: &Storage,
         hsm: Arc<dyn HsmBackend>,
         clock: Clock,
     ) -> Result<Self, String> {
         let measured = MeasuredHsm::new(hsm);
         let hsm_latency = Some(measured.latency());
         let hsm: Arc<dyn HsmBackend> = Arc::new(measured);
-        let names = EmbeddedStore::open(data_dir)
-            .and_then(|s| s.list_instances())
-            .map_err(|e| e.to_string())?;
         let mut instances = BTreeMap::new();
-        for name in names {
+        for name in storage.instances()? {
             let service =
-                keyledger_kms::instance::open(data_dir, &name, hsm.clone(), clock.clone())?;
+                keyledger_kms::instance::open(storage, &name, hsm.clone(), clock.clone())?;
             instances.insert(name, Arc::new(service));
         }
         Ok(Registry {

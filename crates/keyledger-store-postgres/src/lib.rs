@@ -14,7 +14,15 @@
 //!   from [`PostgresStore::material_store`] (same pool); idempotent puts,
 //!   compare-and-swap rotation under a row lock, purge by `DELETE`.
 //!
-//! See `docs/STORE-POSTGRES.md`. Not wired into the CLI or server yet.
+//! - [`open_storage`]: both as the `Storage` the server and the command
+//!   line open for `--database-url`.
+//! - [`notify`]: every append notifies the other servers; a listener
+//!   tells a server which instances to catch up.
+//!
+//! Several servers append to one instance through the ledger's shared
+//! writer (`PostgresLog` says it is shared): each batch is sequenced under
+//! the head-row lock after the records other servers appended. See
+//! `docs/STORE-POSTGRES.md` and `docs/SCALING.md`.
 //!
 //! [`EventStore`]: keyledger_ledger::store::EventStore
 //! [`KeyMaterialStore`]: keyledger_kms::material::KeyMaterialStore
@@ -23,9 +31,12 @@ mod error;
 mod log;
 mod material;
 pub mod migrate;
+pub mod notify;
+mod storage;
 mod store;
 
 pub use error::OpenError;
 pub use log::PostgresLog;
 pub use material::PostgresMaterialStore;
+pub use storage::open_storage;
 pub use store::{DEFAULT_POOL_SIZE, PostgresStore};

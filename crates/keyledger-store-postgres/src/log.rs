@@ -187,9 +187,26 @@ impl PostgresLog {
                 size: head.size,
             });
         }
-        let frontier = match cached.as_ref() {
-            Some(f) if f.size() == head.size => f.clone(),
-            _ => self.load_frontier(&mut tx, head.size)?,
+        let (new_head, frontier) = self.insert_batch(&mut tx, batch, head, cached.take())?;
+        tx.commit().map_err(db)?;
+        *cached = Some(frontier);
+        Ok(new_head)
+    }
+
+    /// Inserts `batch` after the locked `head` in `tx` (records, tree
+    /// nodes, the new head, a notification for other servers): everything
+    /// but the commit. Answers the new head and the tree frontier there.
+    fn insert_batch(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        batch: &[SealedRecord],
+        head: ChainHead,
+        cached: Option<Frontier>,
+    ) -> Result<(ChainHead, Frontier), StoreError> {
+        let first = batch.first().map_or(head.size, SealedRecord::seq);
+        let frontier = match cached {
+            Some(f) if f.size() == head.size => f,
+            _ => self.load_frontier(tx, head.size)?,
         };
         let (c, frontier) = self.prepare(batch, head, frontier)?;
         let new_head = ChainHead {
@@ -222,9 +239,16 @@ impl PostgresLog {
             ],
         )
         .map_err(db)?;
-        tx.commit().map_err(db)?;
-        *cached = Some(frontier);
-        Ok(new_head)
+        // Delivered at commit, to every server listening (crate::notify).
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[
+                &crate::notify::CHANNEL,
+                &crate::notify::payload(&self.instance),
+            ],
+        )
+        .map_err(db)?;
+        Ok((new_head, frontier))
     }
 
     /// A failed insert: a key violation means another writer stored rows
@@ -238,6 +262,49 @@ impl PostgresLog {
         } else {
             db(e)
         }
+    }
+
+    /// Records `start..end` as stored (the caller checked the range).
+    fn read_rows(
+        &self,
+        client: &mut impl GenericClient,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows = client
+            .query(
+                "SELECT seq, event, signature FROM records
+                 WHERE instance = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+                &[&self.instance, &to_i64(start)?, &to_i64(end)?],
+            )
+            .map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (want, row) in (start..end).zip(&rows) {
+            let seq = to_u64(row.get(0), "seq")?;
+            if seq != want {
+                return Err(StoreError::Corrupt {
+                    seq: want,
+                    reason: format!("record {want} is missing (next stored is {seq})"),
+                });
+            }
+            let signature: &[u8] = row.get(2);
+            let signature: [u8; SIGNATURE_LEN] =
+                signature.try_into().map_err(|_| StoreError::Corrupt {
+                    seq,
+                    reason: "stored signature has the wrong length".into(),
+                })?;
+            out.push(Record {
+                event: row.get(1),
+                signature,
+            });
+        }
+        if out.len() as u64 != end - start {
+            return Err(StoreError::Corrupt {
+                seq: start + out.len() as u64,
+                reason: "record is missing".into(),
+            });
+        }
+        Ok(out)
     }
 
     /// The size of the log (as last seen, or re-read when smaller) if it
@@ -293,40 +360,7 @@ impl InstanceLog for PostgresLog {
             return Ok(Vec::new());
         }
         let mut conn = self.pool.get().map_err(pool)?;
-        let rows = conn
-            .query(
-                "SELECT seq, event, signature FROM records
-                 WHERE instance = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-                &[&self.instance, &to_i64(start)?, &to_i64(end)?],
-            )
-            .map_err(db)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (want, row) in (start..end).zip(&rows) {
-            let seq = to_u64(row.get(0), "seq")?;
-            if seq != want {
-                return Err(StoreError::Corrupt {
-                    seq: want,
-                    reason: format!("record {want} is missing (next stored is {seq})"),
-                });
-            }
-            let signature: &[u8] = row.get(2);
-            let signature: [u8; SIGNATURE_LEN] =
-                signature.try_into().map_err(|_| StoreError::Corrupt {
-                    seq,
-                    reason: "stored signature has the wrong length".into(),
-                })?;
-            out.push(Record {
-                event: row.get(1),
-                signature,
-            });
-        }
-        if out.len() as u64 != end - start {
-            return Err(StoreError::Corrupt {
-                seq: start + out.len() as u64,
-                reason: "record is missing".into(),
-            });
-        }
-        Ok(out)
+        self.read_rows(&mut *conn, start, end)
     }
 
     fn node(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
@@ -351,11 +385,70 @@ impl InstanceLog for PostgresLog {
         self.read_node(&mut *conn, level, index)
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn durable_head(&self) -> Result<ChainHead, StoreError> {
+        self.refresh()
+    }
+
+    /// One transaction: the head row `FOR UPDATE` (every other writer of
+    /// this instance waits), the records others appended after `known`,
+    /// `build`'s batch inserted after the head, commit.
+    fn append_sequenced(
+        &self,
+        known: u64,
+        build: &mut dyn FnMut(ChainHead, Vec<Record>) -> Result<Vec<SealedRecord>, String>,
+    ) -> Result<ChainHead, StoreError> {
+        let mut cached = self.frontier.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut conn = self.pool.get().map_err(pool)?;
+        let mut tx = conn.transaction().map_err(db)?;
+        let head = head_row(&mut tx, &self.instance, "FOR UPDATE")?;
+        self.publish(head);
+        if known > head.size {
+            // Records this server saw are gone: a failover to a replica
+            // that had not received them. Nothing more is appended.
+            return Err(StoreError::Corrupt {
+                seq: head.size,
+                reason: format!(
+                    "the log has {} records but {known} were seen: records acknowledged earlier are missing",
+                    head.size
+                ),
+            });
+        }
+        let others = self.read_rows(&mut tx, known, head.size)?;
+        let batch = build(head, others).map_err(StoreError::Backend)?;
+        let Some(first) = batch.first() else {
+            return Ok(head);
+        };
+        if first.seq() != head.size {
+            return Err(StoreError::Conflict {
+                batch_start: first.seq(),
+                size: head.size,
+            });
+        }
+        let (new_head, frontier) = self.insert_batch(&mut tx, &batch, head, cached.take())?;
+        tx.commit().map_err(db)?;
+        *cached = Some(frontier);
+        self.publish(new_head);
+        Ok(new_head)
+    }
+
     fn save_checkpoint(&self, note: &str) -> Result<(), StoreError> {
         let mut conn = self.pool.get().map_err(pool)?;
         conn.execute(
+            // Several servers save checkpoints of one log: a note never
+            // replaces one of a larger tree (a C2SP note's second line is
+            // its tree size; text that is not a note replaces as before).
             "INSERT INTO checkpoints (instance, note) VALUES ($1, $2)
-             ON CONFLICT (instance) DO UPDATE SET note = EXCLUDED.note, saved_at = now()",
+             ON CONFLICT (instance) DO UPDATE SET note = EXCLUDED.note, saved_at = now()
+             WHERE COALESCE(
+                 (CASE WHEN split_part(checkpoints.note, E'\\n', 2) ~ '^[0-9]{1,18}$'
+                       THEN split_part(checkpoints.note, E'\\n', 2)::bigint END)
+                 <= (CASE WHEN split_part(EXCLUDED.note, E'\\n', 2) ~ '^[0-9]{1,18}$'
+                          THEN split_part(EXCLUDED.note, E'\\n', 2)::bigint END),
+                 true)",
             &[&self.instance, &note],
         )
         .map_err(db)?;

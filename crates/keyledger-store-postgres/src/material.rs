@@ -182,6 +182,10 @@ impl PostgresMaterialStore {
 }
 
 impl KeyMaterialStore for PostgresMaterialStore {
+    fn reads_are_local(&self) -> bool {
+        false
+    }
+
     fn put(
         &self,
         instance: &str,

@@ -23,20 +23,28 @@ pub const DEFAULT_POOL_SIZE: u32 = 8;
 /// Instance logs in a PostgreSQL database (see the crate docs).
 pub struct PostgresStore {
     pool: Pool,
+    /// Where the pool connects (for [`PostgresStore::listener`]).
+    config: postgres::Config,
 }
 
 impl PostgresStore {
     /// Connects to the database of `config` with a pool of at most
     /// `pool_size` connections and applies pending migrations.
     pub fn open(config: postgres::Config, pool_size: u32) -> Result<Self, OpenError> {
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         crate::migrate::apply(&mut *pool.get()?)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, config })
+    }
+
+    /// A connection of its own listening for appends to any instance of
+    /// this database ([`crate::notify`]).
+    pub fn listener(&self) -> Result<crate::notify::Listener, postgres::Error> {
+        crate::notify::Listener::connect(&self.config)
     }
 
     /// Like [`open`](Self::open) with a libpq connection string or URL.

@@ -8,7 +8,8 @@
 //! wrapped under the instance master key.
 //!
 //! One contract, one conformance suite (`conformance::material_store`, feature `conformance`)
-//! run against every backend: [`embedded`] (files) now, PostgreSQL later.
+//! run against every backend: [`embedded`] (files) here, PostgreSQL in
+//! `keyledger-store-postgres`.
 
 pub mod embedded;
 mod token;
@@ -72,6 +73,14 @@ pub enum MaterialError {
 /// returns `Ok`, and atomic (a crash leaves the old or the new blob, never
 /// a torn one).
 pub trait KeyMaterialStore: Send + Sync {
+    /// True when reads never wait on a network or a database (files on a
+    /// local disk), so an async server may read material on its event
+    /// loop. A database-backed store answers false and key use goes to a
+    /// blocking pool (a database client may not block an event loop).
+    fn reads_are_local(&self) -> bool {
+        true
+    }
+
     /// Stores a new version's material. Idempotent for identical material;
     /// [`MaterialError::AlreadyExists`] if the version holds other material
     /// (versions are immutable except through [`KeyMaterialStore::replace`]).

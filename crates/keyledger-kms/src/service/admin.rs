@@ -138,14 +138,7 @@ impl KeyService {
                     },
                 )
             }
-            _ => {
-                let drafts = governance::decide(&self.read(), command)?;
-                let mut receipt = None;
-                for draft in drafts {
-                    receipt = Some(self.append(draft)?);
-                }
-                receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
-            }
+            _ => self.decide_then_append(|state| Ok(governance::decide(state, command)?)),
         }
     }
 }

@@ -17,7 +17,7 @@ use keyledger_core::decide::key::KeyChange;
 use keyledger_core::event::{Actor, KeyPayloadRead, KeyRewrapped, KeyUnwrapped, KeyWrapped};
 use keyledger_core::keys::projection::{KeyRecord, KeyVersion};
 use keyledger_core::keys::state::{self, KeyAction};
-use keyledger_ledger::writer::Receipt;
+use keyledger_ledger::writer::{Receipt, WriteError};
 
 /// Largest data key accepted for wrapping (Key Protect: 7,168 bytes of base64).
 pub const MAX_DEK_BYTES: usize = 5376;
@@ -61,6 +61,25 @@ fn digest_hex(text: &str) -> String {
 }
 
 impl KeyService {
+    /// Runs a key use again while it comes back [`WriteError::Stale`]
+    /// (several servers on one database: another server's record changed
+    /// the key between the decision and the event, and nothing was
+    /// stored); each run decides on a state that includes that record.
+    pub(super) fn again_if_stale<T>(
+        &self,
+        run: impl Fn() -> Result<T, KeyError>,
+    ) -> Result<T, KeyError> {
+        let mut attempt = 1;
+        loop {
+            match run() {
+                Err(KeyError::Write(WriteError::Stale)) if attempt < super::MAX_DECISIONS => {
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// The wrapped material of a key version (cached in memory; the cache is
     /// dropped on purge and master-key rotation).
     pub(super) fn wrapped(&self, key_id: &str, version: u32) -> Result<WrappedMaterial, KeyError> {
@@ -170,6 +189,20 @@ impl KeyService {
         id: &str,
         action: KeyAction,
     ) -> Result<KeyRecord, (Option<String>, KeyError)> {
+        match self.usable_now(id, action) {
+            // Another server may have created or changed the key since this
+            // one last heard from it: catch up before refusing.
+            Err(_) if self.caught_up_moved() => self.usable_now(id, action),
+            result => result,
+        }
+    }
+
+    /// [`Self::usable_or_refusal`] on the projections as they are.
+    fn usable_now(
+        &self,
+        id: &str,
+        action: KeyAction,
+    ) -> Result<KeyRecord, (Option<String>, KeyError)> {
         let key = self.key(id).map_err(|e| (Some(id.to_string()), e))?;
         state::check_key_type(key.extractable, action).map_err(|e| (None, e.into()))?;
         let key = self.dated(key).map_err(|e| (Some(id.to_string()), e))?;
@@ -187,8 +220,10 @@ impl KeyService {
         plaintext: Option<SecretBytes>,
         aad: &[String],
     ) -> Result<WrapResult, KeyError> {
-        self.start_wrap(actor, correlation_id, id, plaintext, aad)
-            .wait()
+        self.again_if_stale(|| {
+            self.start_wrap(actor, correlation_id, id, plaintext.clone(), aad)
+                .wait()
+        })
     }
 
     /// [`Self::wrap`] up to handing its event to the writer; the ciphertext
@@ -274,8 +309,10 @@ impl KeyService {
         ciphertext_b64: &str,
         aad: &[String],
     ) -> Result<UnwrapResult, KeyError> {
-        self.start_unwrap(actor, correlation_id, id, ciphertext_b64, aad)
-            .wait()
+        self.again_if_stale(|| {
+            self.start_unwrap(actor, correlation_id, id, ciphertext_b64, aad)
+                .wait()
+        })
     }
 
     /// [`Self::unwrap`] up to handing its event to the writer; the plaintext
@@ -350,6 +387,17 @@ impl KeyService {
         ciphertext_b64: &str,
         aad: &[String],
     ) -> Result<(String, String, String, Receipt), KeyError> {
+        self.again_if_stale(|| self.rewrap_once(actor, correlation_id, id, ciphertext_b64, aad))
+    }
+
+    fn rewrap_once(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+        ciphertext_b64: &str,
+        aad: &[String],
+    ) -> Result<(String, String, String, Receipt), KeyError> {
         check_aad(aad)?;
         let key = self.usable(actor, correlation_id, id, KeyAction::Rewrap)?;
         let (pending, ciphertext, from, to) = {
@@ -378,6 +426,15 @@ impl KeyService {
 
     /// The payload of a standard key (root keys never leave the service).
     pub fn key_payload(
+        &self,
+        actor: &Actor,
+        correlation_id: &str,
+        id: &str,
+    ) -> Result<(SecretBytes, Receipt), KeyError> {
+        self.again_if_stale(|| self.key_payload_once(actor, correlation_id, id))
+    }
+
+    fn key_payload_once(
         &self,
         actor: &Actor,
         correlation_id: &str,

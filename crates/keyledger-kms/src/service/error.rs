@@ -166,6 +166,12 @@ impl KeyError {
             // Input the HSM backend refused: a client error (whose message
             // the server words itself, not the backend).
             KeyError::Hsm(HsmError::Invalid(_)) => Reason::InvalidRequest,
+            // The log could not take the event (database down or failing
+            // over, another server's record came first, writer stopped):
+            // nothing was done, and a retry may succeed.
+            KeyError::Write(WriteError::Storage(_) | WriteError::Stale | WriteError::Closed) => {
+                Reason::LedgerUnavailable
+            }
             KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => Reason::Internal,
             KeyError::Denied(d) => d.reason(),
             KeyError::PolicyDenied(_) => Reason::CreateImportForbidden,

@@ -37,6 +37,7 @@ mod versions;
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
@@ -66,8 +67,11 @@ use keyledger_core::event::{
     AccessDenied, Actor, Envelope, EventDraft, EventPayload, KeyOperationFailed,
 };
 use keyledger_core::keys::projection::KeyRecord;
+use keyledger_core::record::Record;
 use keyledger_ledger::audit::AuditLog;
-use keyledger_ledger::writer::{Clock, LedgerWriter, PendingReceipt, Receipt, WriterStats};
+use keyledger_ledger::writer::{
+    Clock, Follower, LedgerWriter, PendingReceipt, Receipt, WriteError, WriterStats,
+};
 
 /// The event recording a refused key operation.
 fn operation_failed(key_id: &str, action: &str, error: &KeyError) -> KeyOperationFailed {
@@ -86,7 +90,12 @@ pub struct KeyService {
     writer: LedgerWriter,
     hsm: Arc<dyn HsmBackend>,
     material: Arc<dyn KeyMaterialStore>,
-    state: RwLock<Projections>,
+    /// The projections; on a shared log also written by the writer's
+    /// thread through [`ServiceFollower`].
+    state: Arc<RwLock<Projections>>,
+    /// On a shared log: moves (under the state's write lock) whenever a
+    /// record another server appended may change a decision.
+    view: Arc<AtomicU64>,
     /// Serialises commands that change key or master-key state (the write
     /// side), so each is validated against the state its event is applied
     /// to. Key use takes the shared side: uses run concurrently with each
@@ -102,6 +111,49 @@ pub struct KeyService {
 
 /// Records read from the log per step while replaying.
 const REPLAY_CHUNK: u64 = 4096;
+
+/// Decisions made for one command on a shared log before its error stands
+/// (each retry follows a record another server appended in between).
+const MAX_DECISIONS: u32 = 8;
+
+/// Event types no projection uses: another server's records of these
+/// cannot change a decision, so they do not move the view.
+const VIEW_NEUTRAL: &[&str] = &[
+    "key.wrapped",
+    "key.unwrapped",
+    "key.rewrapped",
+    "key.payload_read",
+    "key.operation_failed",
+    "access.denied",
+];
+
+/// Applies a shared log's records to a service's projections for its
+/// writer ([`Follower`]), moving the view when another server's record may
+/// change a decision.
+struct ServiceFollower {
+    state: Arc<RwLock<Projections>>,
+    view: Arc<AtomicU64>,
+}
+
+impl Follower for ServiceFollower {
+    fn follow(&self, first: u64, records: &[Record], others: bool) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut moved = false;
+        for (seq, record) in (first..).zip(records) {
+            if let Ok(envelope) = Envelope::parse(&record.event) {
+                moved |= others && !VIEW_NEUTRAL.contains(&envelope.event_type.as_str());
+                state.apply(seq, &envelope);
+            }
+        }
+        if moved {
+            self.view.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn view(&self) -> u64 {
+        self.view.load(Ordering::Acquire)
+    }
+}
 
 impl KeyService {
     /// Opens the service over an instance's writer, replaying its log into
@@ -129,12 +181,24 @@ impl KeyService {
             }
             start = end;
         }
+        let state = Arc::new(RwLock::new(projections));
+        let view = Arc::new(AtomicU64::new(0));
+        if writer.shared() {
+            // Another server's records (and, on a shared log, our own) reach
+            // the projections through the writer, in log order.
+            let follower = ServiceFollower {
+                state: state.clone(),
+                view: view.clone(),
+            };
+            writer.follow(Arc::new(follower), size)?;
+        }
         let service = KeyService {
             instance: writer.instance().to_string(),
             writer,
             hsm,
             material,
-            state: RwLock::new(projections),
+            state,
+            view,
             commands: RwLock::new(()),
             clock,
             material_cache: RwLock::new(HashMap::new()),
@@ -159,7 +223,10 @@ impl KeyService {
     /// True when wrap and unwrap may be started on an async event loop (the
     /// HSM backend's calls never wait): see [`Deferred`].
     pub fn key_use_is_immediate(&self) -> bool {
-        self.hsm.calls_are_immediate()
+        // A shared log's writer may be asked to catch up before a refusal,
+        // and a database-backed material store blocks: both belong on a
+        // blocking pool.
+        self.hsm.calls_are_immediate() && self.material.reads_are_local() && !self.writer.shared()
     }
 
     /// The ledger writer (for the command line and tests; the server reads
@@ -228,10 +295,20 @@ impl KeyService {
         self.cache_write().retain(|(k, _), _| k != key_id);
     }
 
+    /// The write side of the command lock. On a shared log the service
+    /// then catches up with what other servers appended, so the command is
+    /// decided on the latest state (the writer still refuses it if another
+    /// server's record comes first: [`Self::decide_then_append`]).
     fn lock_commands(&self) -> RwLockWriteGuard<'_, ()> {
-        self.commands
+        let guard = self
+            .commands
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.writer.shared() {
+            // A failure shows again, and is answered, when the command appends.
+            let _ = self.writer.catch_up();
+        }
+        guard
     }
 
     /// The shared side of the command lock: key use.
@@ -268,8 +345,7 @@ impl KeyService {
             at: self.now(),
             change,
         };
-        let drafts = key::decide(&self.read(), &command)?;
-        self.append_drafts(drafts)
+        self.decide_then_append(|state| Ok(key::decide(state, &command)?))
     }
 
     /// [`Self::decide_key`] for the approval aggregate
@@ -286,8 +362,7 @@ impl KeyService {
             at: self.now(),
             change,
         };
-        let drafts = approval::decide(&self.read(), &command)?;
-        self.append_drafts(drafts)
+        self.decide_then_append(|state| Ok(approval::decide(state, &command)?))
     }
 
     /// [`Self::decide_key`] for the key-ring aggregate
@@ -304,8 +379,9 @@ impl KeyService {
             at: self.now(),
             change,
         };
-        let drafts = keyledger_core::decide::key_ring::decide(&self.read(), &command)?;
-        self.append_drafts(drafts)
+        self.decide_then_append(|state| {
+            Ok(keyledger_core::decide::key_ring::decide(state, &command)?)
+        })
     }
 
     /// [`Self::decide_key`] for the import-token aggregate
@@ -322,8 +398,11 @@ impl KeyService {
             at: self.now(),
             change,
         };
-        let drafts = keyledger_core::decide::import_token::decide(&self.read(), &command)?;
-        self.append_drafts(drafts)
+        self.decide_then_append(|state| {
+            Ok(keyledger_core::decide::import_token::decide(
+                state, &command,
+            )?)
+        })
     }
 
     /// [`Self::decide_key`] for the master-key aggregate
@@ -340,9 +419,13 @@ impl KeyService {
             at: self.now(),
             change,
         };
-        let drafts =
-            keyledger_core::decide::master_key::decide(&self.read(), &self.instance, &command)?;
-        self.append_drafts(drafts)
+        self.decide_then_append(|state| {
+            Ok(keyledger_core::decide::master_key::decide(
+                state,
+                &self.instance,
+                &command,
+            )?)
+        })
     }
 
     /// The master-key decision on `change` without appending: for a step
@@ -368,24 +451,100 @@ impl KeyService {
 
     /// Appends a decision's drafts in order and answers the last receipt; a
     /// decision that records nothing is an internal error.
-    fn append_drafts(&self, drafts: Vec<EventDraft>) -> Result<Receipt, KeyError> {
+    fn append_drafts(
+        &self,
+        drafts: Vec<EventDraft>,
+        basis: Option<u64>,
+    ) -> Result<Receipt, KeyError> {
         let mut receipt = None;
         for draft in drafts {
-            receipt = Some(self.append(draft)?);
+            receipt = Some(self.append_on(draft, basis)?);
         }
         receipt.ok_or_else(|| KeyError::Invalid("the command records nothing".into()))
     }
 
-    /// Appends a draft and applies the stored bytes to the projections.
-    fn append(&self, draft: EventDraft) -> Result<Receipt, KeyError> {
-        let receipt = self.writer.append(draft)?;
-        if let Ok(envelope) = Envelope::parse(&receipt.event) {
+    /// Decides with `decide` on the projections and appends what it
+    /// records. On a shared log the decision is made on the view it is read
+    /// with: if another server's record moved that view before the event
+    /// was sequenced ([`WriteError::Stale`]: nothing stored), or the
+    /// decision is a refusal and the service had not yet seen everything
+    /// others appended, it catches up and decides again.
+    fn decide_then_append(
+        &self,
+        decide: impl Fn(&Projections) -> Result<Vec<EventDraft>, KeyError>,
+    ) -> Result<Receipt, KeyError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (decision, basis) = {
+                let state = self.read();
+                (decide(&state), self.basis())
+            };
+            let result = decision.and_then(|drafts| self.append_drafts(drafts, basis));
+            match result {
+                Err(e) if attempts < MAX_DECISIONS && self.decide_again(&e) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// On a shared log, whether `error` may be an answer to a view that is
+    /// out of date: stale (the writer has already caught up), or a refusal
+    /// after which catching up with other servers moved the view.
+    fn decide_again(&self, error: &KeyError) -> bool {
+        if !self.writer.shared() {
+            return false;
+        }
+        match error {
+            KeyError::Write(WriteError::Stale) => true,
+            KeyError::Write(_) | KeyError::Hsm(_) | KeyError::Material(_) => false,
+            _ => self.caught_up_moved(),
+        }
+    }
+
+    /// Catches up with what other servers appended; true if that moved the
+    /// view (false on a log only this server writes).
+    fn caught_up_moved(&self) -> bool {
+        if !self.writer.shared() {
+            return false;
+        }
+        let before = self.view.load(Ordering::Acquire);
+        self.writer.catch_up().is_ok() && self.view.load(Ordering::Acquire) != before
+    }
+
+    /// Catches up with what other servers appended to a shared log (a
+    /// no-op otherwise): the server calls it when it hears of their appends.
+    pub fn catch_up(&self) -> Result<u64, KeyError> {
+        Ok(self.writer.catch_up()?)
+    }
+
+    /// The view decisions are made on: read with the projections (under
+    /// their lock); `None` on a log only this server writes.
+    fn basis(&self) -> Option<u64> {
+        self.writer
+            .shared()
+            .then(|| self.view.load(Ordering::Acquire))
+    }
+
+    /// Appends a draft decided on `basis` and, on a log only this server
+    /// writes, applies the stored bytes to the projections (on a shared log
+    /// the writer's follower has applied them before answering).
+    fn append_on(&self, draft: EventDraft, basis: Option<u64>) -> Result<Receipt, KeyError> {
+        let receipt = self.writer.submit_on(draft, basis).wait()?;
+        if !self.writer.shared()
+            && let Ok(envelope) = Envelope::parse(&receipt.event)
+        {
             self.state
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .apply(receipt.seq, &envelope);
         }
         Ok(receipt)
+    }
+
+    /// Appends a draft with no decision behind it (see [`Self::append_on`]).
+    fn append(&self, draft: EventDraft) -> Result<Receipt, KeyError> {
+        self.append_on(draft, None)
     }
 
     /// Decides a key use (wrap, unwrap, rewrap, payload read) with the key
@@ -407,9 +566,13 @@ impl KeyService {
             at: self.now(),
             change,
         };
-        let mut drafts = key::decide(&self.read(), &command)?.into_iter();
+        let (drafts, basis) = {
+            let state = self.read();
+            (key::decide(&state, &command), self.basis())
+        };
+        let mut drafts = drafts?.into_iter();
         match (drafts.next(), drafts.next()) {
-            (Some(draft), None) => Ok(self.writer.submit(draft)),
+            (Some(draft), None) => Ok(self.writer.submit_on(draft, basis)),
             _ => Err(KeyError::Invalid(
                 "a key use records exactly one event".into(),
             )),

@@ -32,6 +32,9 @@ use crate::store::{ChainHead, SealedRecord};
 use keyledger_core::event::Envelope;
 use keyledger_core::record::Record;
 
+/// A batch handed to the store, and the answers owed once it is durable.
+type Appended = (Vec<SealedRecord>, Vec<(super::Reply, Receipt)>);
+
 /// What the shared writer is given besides the log and its submissions.
 pub(super) struct SharedStage<'a> {
     pub clock: &'a Clock,
@@ -136,7 +139,7 @@ pub(super) fn run_shared(
             continue;
         }
         let key_before = key.clone();
-        let mut outcome: Option<(Vec<SealedRecord>, Vec<(super::Reply, Receipt)>)> = None;
+        let mut outcome: Option<Appended> = None;
         let mut events = Some(events);
         let result = shared
             .log

@@ -1,0 +1,62 @@
+//! On a PostgreSQL store shared with other servers: one thread listens for
+//! their appends (`LISTEN`, [`keyledger_store_postgres::notify`]) and
+//! catches the instance each names up, so that this server's projections,
+//! scheduler and crypto worker see another server's events within
+//! milliseconds. After (re)connecting it catches every instance up, since
+//! appends may have gone unheard meanwhile. Writers also catch up under the
+//! store's lock before every append, so this is about freshness, not
+//! correctness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use keyledger_store_postgres::PostgresStore;
+
+use crate::registry::Registry;
+
+/// How long one wait for notifications lasts (and so how soon `stop` is seen).
+const WAIT: Duration = Duration::from_millis(500);
+
+/// Starts the listening thread; it ends once `stop` is set.
+pub fn spawn(
+    store: Arc<PostgresStore>,
+    registry: Arc<Registry>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("keyledger-follow".into())
+        .spawn(move || run(&store, &registry, &stop))
+}
+
+fn run(store: &PostgresStore, registry: &Registry, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let mut listener = match store.listener() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("keyledger: follower: cannot listen for appends: {e}");
+                std::thread::sleep(WAIT);
+                continue;
+            }
+        };
+        for service in registry.all() {
+            let _ = service.catch_up();
+        }
+        while !stop.load(Ordering::Relaxed) {
+            match listener.wait(WAIT) {
+                Ok(instances) => {
+                    for name in instances {
+                        if let Some(service) = registry.get(&name) {
+                            let _ = service.catch_up();
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("keyledger: follower: lost the database connection: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
