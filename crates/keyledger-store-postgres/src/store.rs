@@ -1,23 +1,47 @@
-//! The store: a connection pool on one database, instance creation,
-//! opening and listing.
+//! The store: a connection pool on one database (plaintext, or TLS and
+//! multi-host from a libpq connection string), instance creation, opening
+//! and listing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use keyledger_core::chain::GENESIS_PREV;
 use keyledger_ledger::store::{EventStore, InstanceLog, StoreError, check_instance_name};
-use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::OpenError;
 use crate::error::{db, pool};
 use crate::log::{PostgresLog, read_head};
+use tls::{Connector, SslMode};
+
+// The TLS settings of connection strings. Declared here rather than in
+// lib.rs, which another change to this crate is editing at the same time;
+// it is used by this module only.
+#[path = "tls.rs"]
+mod tls;
 
 /// The pool of connections every log of a store shares.
-pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<Connector>>;
 
 /// Connections per store unless the caller says otherwise.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// How long taking a connection from the pool may wait (for a free one, or
+/// for the database to answer again) before the operation fails, unless
+/// the connection string sets `connect_timeout`.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The checkout timeout for `config`: with `connect_timeout` set, one
+/// connection attempt to every host (at least a second); else
+/// [`CHECKOUT_TIMEOUT`]. While no host accepts (an outage, a failover),
+/// each operation fails after this long instead of hanging.
+fn checkout_timeout(config: &postgres::Config) -> Duration {
+    match config.get_connect_timeout() {
+        Some(t) => (*t * u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX))
+            .max(Duration::from_secs(1)),
+        None => CHECKOUT_TIMEOUT,
+    }
+}
 
 /// Instance logs in a PostgreSQL database (see the crate docs).
 pub struct PostgresStore {
@@ -26,22 +50,63 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database of `config` with a pool of at most
-    /// `pool_size` connections and applies pending migrations.
-    pub fn open(config: postgres::Config, pool_size: u32) -> Result<Self, OpenError> {
-        let manager = PostgresConnectionManager::new(config, NoTls);
+    /// `pool_size` connections and applies pending migrations. No TLS:
+    /// a config given this way names no root certificates, so TLS settings
+    /// come through [`open_url`](Self::open_url); a config that requires
+    /// TLS is refused rather than connected in plaintext.
+    pub fn open(mut config: postgres::Config, pool_size: u32) -> Result<Self, OpenError> {
+        let connector = tls::plain(&mut config)?;
+        Self::connect(config, connector, SslMode::Disable, None, pool_size)
+    }
+
+    /// Like [`open`](Self::open) with a libpq connection string or URL,
+    /// including multi-host ones (`host=a,b port=p,q
+    /// target_session_attrs=read-write`: connections go to whichever host
+    /// is the writable primary) and TLS (`sslmode=require|verify-ca|
+    /// verify-full`, `sslrootcert=<PEM file>|system`; see `docs/STORE-POSTGRES-HA.md`).
+    pub fn open_url(url: &str, pool_size: u32) -> Result<Self, OpenError> {
+        let target = tls::parse(url)?;
+        Self::connect(
+            target.config,
+            target.connector,
+            target.mode,
+            target.root_cert.as_deref(),
+            pool_size,
+        )
+    }
+
+    fn connect(
+        config: postgres::Config,
+        connector: Connector,
+        mode: SslMode,
+        root_cert: Option<&str>,
+        pool_size: u32,
+    ) -> Result<Self, OpenError> {
+        // One direct connection first: its error is the driver's own
+        // (refused, TLS certificate, authentication), where the pool would
+        // only report a timeout. It runs the migrations.
+        let mut client = config
+            .connect(connector.clone())
+            .map_err(|e| connect_error(&e, mode, root_cert))?;
+        crate::migrate::apply(&mut client)?;
+        drop(client);
+        let timeout = checkout_timeout(&config);
+        let manager = PostgresConnectionManager::new(config, connector);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
-            .build(manager)?;
-        crate::migrate::apply(&mut *pool.get()?)?;
+            .connection_timeout(timeout)
+            // Every checkout first runs an empty query on the connection.
+            // A pooled connection dies with its server (a crash, a restart,
+            // a failover to another host); without this check the pool
+            // would hand each dead one out once more and fail that
+            // operation. With it, dead connections are dropped at checkout
+            // and new ones are made, which for a multi-host URL with
+            // target_session_attrs=read-write means to the new primary:
+            // the store recovers by itself once a primary answers.
+            .test_on_check_out(true)
+            .build_unchecked(manager);
         Ok(PostgresStore { pool })
-    }
-
-    /// Like [`open`](Self::open) with a libpq connection string or URL.
-    pub fn open_url(url: &str, pool_size: u32) -> Result<Self, OpenError> {
-        let config: postgres::Config = url.parse()?;
-        Self::open(config, pool_size)
     }
 
     /// Like [`EventStore::create_instance`], returning the concrete log.
@@ -76,6 +141,20 @@ impl PostgresStore {
             self.pool.clone(),
             head,
         )))
+    }
+}
+
+/// Why the first connection failed: a refused server certificate named as
+/// such (with the mode and the roots it was checked against), else the
+/// driver's error.
+fn connect_error(e: &postgres::Error, mode: SslMode, root_cert: Option<&str>) -> OpenError {
+    match tls::certificate_error(e) {
+        Some(cert) => OpenError::Tls(format!(
+            "the server's certificate was refused ({cert}) with sslmode={mode}, roots from {}: {}",
+            root_cert.unwrap_or("the system store"),
+            crate::error::describe(e)
+        )),
+        None => OpenError::Database(crate::error::describe(e)),
     }
 }
 
