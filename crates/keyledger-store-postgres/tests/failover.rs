@@ -449,6 +449,7 @@ fn tls_to_the_database() {
         let err = PostgresStore::open_url(&cluster.url("postgres", extra), 2)
             .err()
             .expect("plaintext is rejected by this server");
+        eprintln!("plaintext ({extra:?}): {err}");
         assert!(
             err.to_string().contains("no encryption") || err.to_string().contains("pg_hba"),
             "{extra:?}: {err}"
