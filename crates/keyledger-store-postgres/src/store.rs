@@ -179,3 +179,23 @@ impl EventStore for PostgresStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkout_waits_one_connect_timeout_per_host() {
+        let timeout = |url: &str| checkout_timeout(&url.parse().expect("parses"));
+        assert_eq!(timeout("host=a"), CHECKOUT_TIMEOUT);
+        assert_eq!(
+            timeout("host=a,b port=1,2 connect_timeout=2"),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            timeout("host=a connect_timeout=0"),
+            CHECKOUT_TIMEOUT,
+            "0 means no connect timeout, as in libpq"
+        );
+    }
+}
