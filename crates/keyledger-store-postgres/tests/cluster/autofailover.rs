@@ -44,14 +44,17 @@ pub struct Formation {
     nodes: Vec<Server>,
 }
 
-fn autoctl() -> String {
+fn autoctl_path() -> Option<String> {
     ["/usr/bin/pg_autoctl", &format!("{PG_BIN}/pg_autoctl")]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            panic!("pg_autoctl is not installed: run scripts/pg-auto-failover-setup")
-        })
+}
+
+fn autoctl() -> String {
+    autoctl_path().unwrap_or_else(|| {
+        panic!("pg_autoctl is not installed: run scripts/pg-auto-failover-setup")
+    })
 }
 
 impl Formation {
@@ -345,36 +348,41 @@ fn reap(child: &mut Child) {
 
 impl Drop for Formation {
     fn drop(&mut self) {
-        // Nodes first, then the monitor; each pg_autoctl stops its own
-        // PostgreSQL. pg_ctl is the backstop for a server left behind.
-        let servers: Vec<&mut Server> = self
+        // Every pg_autoctl is told to stop first (each stops its own
+        // PostgreSQL), then all are reaped, so their shutdowns overlap;
+        // pg_ctl is the backstop for a server left behind. Never panics
+        // (this may run while a test unwinds).
+        let root = self.dir.path().to_path_buf();
+        let env = [
+            ("XDG_CONFIG_HOME", root.join("config")),
+            ("XDG_DATA_HOME", root.join("share")),
+            ("XDG_RUNTIME_DIR", root.join("run")),
+        ];
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        let mut servers: Vec<&mut Server> = self
             .nodes
             .iter_mut()
             .chain(std::iter::once(&mut self.monitor))
             .collect();
-        let env = {
-            let root = self.dir.path();
-            vec![
-                ("XDG_CONFIG_HOME", root.join("config")),
-                ("XDG_DATA_HOME", root.join("share")),
-                ("XDG_RUNTIME_DIR", root.join("run")),
-            ]
-        };
-        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
-        let autoctl = autoctl();
-        for s in servers {
-            if let Some(mut child) = s.child.take() {
+        if let Some(autoctl) = autoctl_path() {
+            for s in servers.iter().filter(|s| s.child.is_some()) {
                 run_quietly(
-                    pg_command(&autoctl, &env, self.dir.path())
+                    pg_command(&autoctl, &env, &root)
                         .args(["stop", "--immediate", "--pgdata"])
                         .arg(&s.pgdata),
                     &format!("pg_autoctl stop {}", s.name),
                 );
+            }
+        }
+        for s in servers.iter_mut() {
+            if let Some(mut child) = s.child.take() {
                 reap(&mut child);
             }
+        }
+        for s in &servers {
             if s.pgdata.join("postmaster.pid").exists() {
                 run_quietly(
-                    pg_command(&format!("{PG_BIN}/pg_ctl"), &env, self.dir.path())
+                    pg_command(&format!("{PG_BIN}/pg_ctl"), &env, &root)
                         .args(["-D"])
                         .arg(&s.pgdata)
                         .args(["-m", "immediate", "-w", "stop"]),
