@@ -1,6 +1,8 @@
-//! The keyledger instance log on PostgreSQL: an [`EventStore`] whose
-//! instance logs (records, perfect-subtree hashes, latest checkpoint) live
-//! in one PostgreSQL database that several keyledger servers may share.
+//! The keyledger instance log and key-material store on PostgreSQL: an
+//! [`EventStore`] whose instance logs (records, perfect-subtree hashes,
+//! latest checkpoint) live in one PostgreSQL database that several
+//! keyledger servers may share, and a [`KeyMaterialStore`] (wrapped key
+//! versions, import tokens) in the same database.
 //!
 //! - [`PostgresStore`]: opens a connection pool, applies the versioned
 //!   migrations of `schemas/postgres/` ([`migrate`]), creates, opens and
@@ -8,16 +10,22 @@
 //! - [`PostgresLog`]: one instance's log; every append is one transaction
 //!   that takes the instance's head row `FOR UPDATE`, so concurrent appends
 //!   from any number of servers make one gap-free chain.
+//! - [`PostgresMaterialStore`]: wrapped key material and import tokens,
+//!   from [`PostgresStore::material_store`] (same pool); idempotent puts,
+//!   compare-and-swap rotation under a row lock, purge by `DELETE`.
 //!
 //! See `docs/STORE-POSTGRES.md`. Not wired into the CLI or server yet.
 //!
 //! [`EventStore`]: keyledger_ledger::store::EventStore
+//! [`KeyMaterialStore`]: keyledger_kms::material::KeyMaterialStore
 
 mod error;
 mod log;
+mod material;
 pub mod migrate;
 mod store;
 
 pub use error::OpenError;
 pub use log::PostgresLog;
+pub use material::PostgresMaterialStore;
 pub use store::{DEFAULT_POOL_SIZE, PostgresStore};

@@ -8,13 +8,19 @@ use postgres::Client;
 use crate::OpenError;
 
 /// The migrations this binary knows, by version, in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    include_str!("../../../schemas/postgres/0001_instance_log.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        include_str!("../../../schemas/postgres/0001_instance_log.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../schemas/postgres/0002_key_material.sql"),
+    ),
+];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Advisory lock key serialising migrations between servers ("kl-schema").
 const MIGRATION_LOCK: i64 = 0x6b6c_2d73_6368_656d;

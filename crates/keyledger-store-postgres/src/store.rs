@@ -12,16 +12,21 @@ use r2d2_postgres::PostgresConnectionManager;
 use crate::OpenError;
 use crate::error::{db, pool};
 use crate::log::{PostgresLog, read_head};
+use crate::material::PostgresMaterialStore;
 use tls::{Connector, SslMode};
 
 // The TLS settings of connection strings. Declared here rather than in
-// lib.rs, which another change to this crate is editing at the same time;
-// it is used by this module only.
+// lib.rs, which another change to this crate was editing at the same time;
+// other modules see only the pool types below.
 #[path = "tls.rs"]
 mod tls;
 
-/// The pool of connections every log of a store shares.
-pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<Connector>>;
+/// The connection manager of the pool: TLS as the connection string says
+/// (never asked for with `sslmode=disable` or none).
+pub(crate) type Manager = PostgresConnectionManager<Connector>;
+
+/// The pool of connections every log and the material store share.
+pub(crate) type Pool = r2d2::Pool<Manager>;
 
 /// Connections per store unless the caller says otherwise.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
@@ -107,6 +112,13 @@ impl PostgresStore {
             .test_on_check_out(true)
             .build_unchecked(manager);
         Ok(PostgresStore { pool })
+    }
+
+    /// The key-material store (wrapped key versions and import tokens) in
+    /// this store's database, sharing its connection pool. Its tables come
+    /// with the migrations [`open`](Self::open) applied.
+    pub fn material_store(&self) -> PostgresMaterialStore {
+        PostgresMaterialStore::new(self.pool.clone())
     }
 
     /// Like [`EventStore::create_instance`], returning the concrete log.

@@ -182,6 +182,46 @@ pub trait InstanceLog: Send + Sync {
     fn torn_tail(&self) -> Option<TornTail> {
         None
     }
+
+    /// True when other processes may append to this log too (several
+    /// servers on one database). Their writers sequence every batch under
+    /// the store's append lock ([`InstanceLog::append_sequenced`]) and learn
+    /// of the records others appended from it; a log only this process
+    /// writes (the embedded store holds a lock file) answers false.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// The durable head as stored now (a shared log re-reads it; others
+    /// answer [`InstanceLog::head`]).
+    fn durable_head(&self) -> Result<ChainHead, StoreError> {
+        Ok(self.head())
+    }
+
+    /// Appends a batch sequenced under the store's append lock: hands
+    /// `build` the durable head and the records stored after `known` (those
+    /// another writer appended since this one last looked), appends the
+    /// records `build` returns (which must start at that head) and commits.
+    /// Answers the head after the append. If `build` or the append fails,
+    /// nothing of the batch is stored; what `build` was shown is in the log
+    /// either way.
+    ///
+    /// This default serves logs only this process writes: the head cannot
+    /// move between `build` and the append.
+    fn append_sequenced(
+        &self,
+        known: u64,
+        build: &mut dyn FnMut(ChainHead, Vec<Record>) -> Result<Vec<SealedRecord>, String>,
+    ) -> Result<ChainHead, StoreError> {
+        let head = self.head();
+        let others = self.read(known.min(head.size), head.size)?;
+        let batch = build(head, others).map_err(StoreError::Backend)?;
+        self.append(&batch)?;
+        Ok(batch.last().map_or(head, |last| ChainHead {
+            size: last.seq() + 1,
+            link: *last.link(),
+        }))
+    }
 }
 
 /// What recovery cut off the end of a log at open.

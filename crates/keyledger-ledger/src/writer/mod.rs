@@ -29,10 +29,21 @@
 //! cannot be made (an HSM error), the chunk it belongs to and the rest of its
 //! batch fail: they were never handed to the committer, and the sequencer
 //! continues from the last chunk that was.
+//!
+//! A log other processes append to as well ([`InstanceLog::shared`]:
+//! several servers on one database) gets the **shared writer**
+//! (`shared.rs`) instead of the sequencer and committer: it sequences,
+//! signs and appends each batch under the store's append lock, after
+//! handing the records other writers appended to its [`Follower`], which
+//! sees every record of the log exactly once, in order (see `follower.rs`).
 
 mod checkpointer;
 mod committer;
+mod follower;
 mod sequencer;
+mod shared;
+
+pub use follower::Follower;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,6 +62,7 @@ use keyledger_core::chain::Link;
 use keyledger_core::event::{Actor, EventDraft, EventError};
 use keyledger_core::merkle::Hash;
 use sequencer::run_sequencer;
+use shared::{SharedStage, run_shared};
 
 pub use sequencer::PARALLEL_SIGN_MIN;
 
@@ -88,6 +100,10 @@ pub enum WriteError {
     Signing(String),
     #[error("the ledger writer has shut down")]
     Closed,
+    /// Decided on a view of the log that a record another writer appended
+    /// has since changed: nothing was stored; decide again and resubmit.
+    #[error("decided on a state another server has since changed; nothing was stored")]
+    Stale,
 }
 
 /// The source of event times (injectable for tests and vectors).
@@ -132,7 +148,7 @@ impl Default for WriterConfig {
 
 /// Where the committer sends an append's outcome: a one-shot channel that a
 /// thread can block on and an async task can await, without spinning.
-type Reply = oneshot::Sender<Result<Receipt, WriteError>>;
+pub(super) type Reply = oneshot::Sender<Result<Receipt, WriteError>>;
 
 /// An event handed to the writer whose outcome has not been collected yet.
 /// [`PendingReceipt::wait`] blocks the calling thread until the event is
@@ -162,6 +178,9 @@ impl PendingReceipt {
 enum Submission {
     Event {
         draft: EventDraft,
+        /// The follower's view the event was decided on; a shared writer
+        /// refuses it ([`WriteError::Stale`]) once the view has moved.
+        basis: Option<u64>,
         reply: Reply,
     },
     RotateKey {
@@ -170,6 +189,30 @@ enum Submission {
         correlation_id: String,
         reply: Reply,
     },
+    Control(Control),
+}
+
+/// Requests about following the log rather than appending to it.
+enum Control {
+    /// From now on, hand every record from `from` on to `follower`.
+    Follow {
+        follower: Arc<dyn Follower>,
+        from: u64,
+        reply: oneshot::Sender<Result<u64, WriteError>>,
+    },
+    /// Catch up with what other writers appended; answers the size followed.
+    CatchUp {
+        reply: oneshot::Sender<Result<u64, WriteError>>,
+    },
+}
+
+impl Control {
+    /// The answer of a writer that is its log's only one: there is nothing
+    /// to follow (the service applies its own receipts).
+    fn answer_alone(self, size: u64) {
+        let (Control::Follow { reply, .. } | Control::CatchUp { reply }) = self;
+        let _ = reply.send(Ok(size));
+    }
 }
 
 struct Batch {
@@ -261,37 +304,55 @@ impl LedgerWriter {
         // writer before it), read before any thread can append: the
         // checkpointer covers everything after it however late it starts.
         let opened_size = shared.log.head().size;
-        let sequencer = {
-            let shared = shared.clone();
-            let epoch = epoch.clone();
-            std::thread::Builder::new()
-                .name(format!("ledger-seq-{}", shared.instance))
-                .spawn({
-                    let (clock, chunk) = (config.clock.clone(), config.handoff_chunk);
-                    move || {
-                        run_sequencer(
-                            &shared,
-                            key,
-                            &clock,
-                            chunk,
-                            &submissions,
-                            &to_commit,
-                            &epoch,
-                        )
-                    }
-                })
-        };
         // At most one checkpoint request waits; a due one while the
         // checkpointer is busy is asked for again after the next batch.
         let (request_checkpoint, checkpoint_requests) = bounded::<()>(1);
-        let committer = {
+        let interval = config.checkpoint_interval;
+        let (sequencer, committer) = if log.shared() {
+            // One thread sequences, signs and appends under the store's lock.
             let shared = shared.clone();
-            let interval = config.checkpoint_interval;
-            std::thread::Builder::new()
-                .name(format!("ledger-commit-{}", shared.instance))
+            let clock = config.clock.clone();
+            let writer = std::thread::Builder::new()
+                .name(format!("ledger-shared-{}", shared.instance))
                 .spawn(move || {
-                    run_committer(&shared, &batches, &epoch, interval, &request_checkpoint)
-                })
+                    let stage = SharedStage {
+                        clock: &clock,
+                        checkpoint_interval: interval,
+                        request_checkpoint: &request_checkpoint,
+                    };
+                    run_shared(&shared, key, &stage, &submissions)
+                });
+            (writer, None)
+        } else {
+            let sequencer = {
+                let shared = shared.clone();
+                let epoch = epoch.clone();
+                std::thread::Builder::new()
+                    .name(format!("ledger-seq-{}", shared.instance))
+                    .spawn({
+                        let (clock, chunk) = (config.clock.clone(), config.handoff_chunk);
+                        move || {
+                            run_sequencer(
+                                &shared,
+                                key,
+                                &clock,
+                                chunk,
+                                &submissions,
+                                &to_commit,
+                                &epoch,
+                            )
+                        }
+                    })
+            };
+            let committer = {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("ledger-commit-{}", shared.instance))
+                    .spawn(move || {
+                        run_committer(&shared, &batches, &epoch, interval, &request_checkpoint)
+                    })
+            };
+            (sequencer, Some(committer))
         };
         let checkpointer = {
             let shared = shared.clone();
@@ -307,7 +368,7 @@ impl LedgerWriter {
         // sequencer has handed it everything, the checkpointer once the
         // committer is gone (after a final checkpoint).
         threads.extend(sequencer.ok());
-        threads.extend(committer.ok());
+        threads.extend(committer.and_then(Result::ok));
         threads.extend(checkpointer.ok());
         drop(threads);
         LedgerWriter { submit, shared }
@@ -339,13 +400,62 @@ impl LedgerWriter {
     /// Hands one event to the writer without waiting: the returned pending
     /// receipt yields the outcome once the event's batch is durable.
     pub fn submit(&self, draft: EventDraft) -> PendingReceipt {
+        self.submit_on(draft, None)
+    }
+
+    /// [`Self::submit`] for an event decided on the follower's view
+    /// `basis` ([`Follower::view`]): a shared writer refuses it with
+    /// [`WriteError::Stale`] if the view has moved before it is sequenced.
+    pub fn submit_on(&self, draft: EventDraft, basis: Option<u64>) -> PendingReceipt {
         let (reply, answer) = oneshot::channel();
         PendingReceipt(
             self.submit
-                .send(Submission::Event { draft, reply })
+                .send(Submission::Event {
+                    draft,
+                    basis,
+                    reply,
+                })
                 .map(|()| answer)
                 .map_err(|_| WriteError::Closed),
         )
+    }
+
+    /// True when other processes append to this log too: the writer then
+    /// hands every record, its own included, to the [`Follower`] set with
+    /// [`Self::follow`], in log order, before answering for it.
+    pub fn shared(&self) -> bool {
+        self.shared.log.shared()
+    }
+
+    /// Hands every record from `from` on (the size `follower` has already
+    /// applied) to `follower`, in log order, exactly once: those others
+    /// appended before this writer sequences anything after them, its own
+    /// before it answers their callers. Catches up at once; answers the
+    /// size followed. For a log only this writer appends to it does nothing
+    /// (the service applies its own receipts).
+    pub fn follow(&self, follower: Arc<dyn Follower>, from: u64) -> Result<u64, WriteError> {
+        self.control(|reply| Control::Follow {
+            follower,
+            from,
+            reply,
+        })
+    }
+
+    /// Catches the follower up with what other writers appended; answers
+    /// the size followed.
+    pub fn catch_up(&self) -> Result<u64, WriteError> {
+        self.control(|reply| Control::CatchUp { reply })
+    }
+
+    fn control(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<u64, WriteError>>) -> Control,
+    ) -> Result<u64, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit
+            .send(Submission::Control(make(reply)))
+            .map_err(|_| WriteError::Closed)?;
+        answer.recv().unwrap_or(Err(WriteError::Closed))
     }
 
     /// Rotates the ledger key: appends `ledger_key.rotated` signed by the old

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
 
 use super::{
-    Batch, Clock, Durable, MAX_BATCH, Receipt, Shared, Submission, WriteError, head_after,
+    Batch, Clock, Durable, MAX_BATCH, Receipt, Reply, Shared, Submission, WriteError, head_after,
 };
 use crate::signer::{LedgerSigner, SignError};
 use crate::store::{ChainHead, InstanceLog, Linked, SealedRecord};
@@ -62,66 +62,14 @@ pub(super) fn run_sequencer(
         };
         last_time = Some(now);
         let time = now.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let mut unsigned: Vec<Unsigned> = Vec::with_capacity(pending.len());
-        let mut replies = Vec::with_capacity(pending.len());
-        let mut new_key_after: Option<Arc<dyn LedgerSigner>> = None;
-        for submission in pending {
-            // Records after a rotation in the same batch are signed by the new key.
-            if let Some(next) = new_key_after.take() {
-                key = next;
-                key_id = key.key_id_hex();
-            }
-            let (draft, reply, rotation) = match submission {
-                Submission::Event { draft, reply } => (draft, reply, None),
-                Submission::RotateKey {
-                    new_key,
-                    actor,
-                    correlation_id,
-                    reply,
-                } => {
-                    let payload = LedgerKeyRotated {
-                        old_key_id: key_id.clone(),
-                        new_key_id: new_key.key_id_hex(),
-                        new_public_key: base64_std(new_key.verifying_key().as_bytes()),
-                    };
-                    match EventDraft::new(actor, correlation_id, &payload) {
-                        Ok(d) => (d, reply, Some(new_key)),
-                        Err(e) => {
-                            let _ = reply.send(Err(e.into()));
-                            continue;
-                        }
-                    }
-                }
-            };
-            let event = match serialise(
-                &shared.instance,
-                head.size,
-                &time,
-                &draft,
-                &key_id,
-                &head.link,
-            ) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                    continue;
-                }
-            };
-            let linked = Linked::new(head.size, event);
-            replies.push(reply);
-            head = ChainHead {
-                size: head.size + 1,
-                link: *linked.link(),
-            };
-            unsigned.push((linked, key.clone()));
-            if let Some(next) = rotation {
-                new_key_after = Some(next);
-            }
-        }
-        if let Some(next) = new_key_after.take() {
-            key = next;
-            key_id = key.key_id_hex();
-        }
+        let (unsigned, replies) = sequence(
+            &shared.instance,
+            pending,
+            &time,
+            &mut head,
+            &mut key,
+            &mut key_id,
+        );
         if unsigned.is_empty() {
             continue;
         }
@@ -186,11 +134,84 @@ pub(super) fn run_sequencer(
     }
 }
 
+/// Sequences `pending` after `head`: serialises each event once at `time`,
+/// links it, and moves `head` past it; a key rotation switches `key` (and
+/// `key_id`) for the records after it. A submission that cannot be
+/// serialised is answered with its error and takes no `seq`. Control
+/// submissions must have been taken out before.
+pub(super) fn sequence(
+    instance: &str,
+    pending: Vec<Submission>,
+    time: &str,
+    head: &mut ChainHead,
+    key: &mut Arc<dyn LedgerSigner>,
+    key_id: &mut String,
+) -> (Vec<Unsigned>, Vec<Reply>) {
+    let mut unsigned: Vec<Unsigned> = Vec::with_capacity(pending.len());
+    let mut replies = Vec::with_capacity(pending.len());
+    let mut new_key_after: Option<Arc<dyn LedgerSigner>> = None;
+    for submission in pending {
+        // Records after a rotation in the same batch are signed by the new key.
+        if let Some(next) = new_key_after.take() {
+            *key = next;
+            *key_id = key.key_id_hex();
+        }
+        let (draft, reply, rotation) = match submission {
+            Submission::Event { draft, reply, .. } => (draft, reply, None),
+            Submission::RotateKey {
+                new_key,
+                actor,
+                correlation_id,
+                reply,
+            } => {
+                let payload = LedgerKeyRotated {
+                    old_key_id: key_id.clone(),
+                    new_key_id: new_key.key_id_hex(),
+                    new_public_key: base64_std(new_key.verifying_key().as_bytes()),
+                };
+                match EventDraft::new(actor, correlation_id, &payload) {
+                    Ok(d) => (d, reply, Some(new_key)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                        continue;
+                    }
+                }
+            }
+            Submission::Control(control) => {
+                control.answer_alone(head.size);
+                continue;
+            }
+        };
+        let event = match serialise(instance, head.size, time, &draft, key_id, &head.link) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                continue;
+            }
+        };
+        let linked = Linked::new(head.size, event);
+        replies.push(reply);
+        *head = ChainHead {
+            size: head.size + 1,
+            link: *linked.link(),
+        };
+        unsigned.push((linked, key.clone()));
+        if let Some(next) = rotation {
+            new_key_after = Some(next);
+        }
+    }
+    if let Some(next) = new_key_after.take() {
+        *key = next;
+        *key_id = key.key_id_hex();
+    }
+    (unsigned, replies)
+}
+
 /// The time of the last of the log's first `size` records: a restarted
 /// writer stamps nothing earlier, even if the clock went back while it was
 /// down. None for an empty log (or a last record that cannot be read or
 /// parsed, which the writer cannot append after anyway).
-fn last_stamped(log: &dyn InstanceLog, size: u64) -> Option<DateTime<Utc>> {
+pub(super) fn last_stamped(log: &dyn InstanceLog, size: u64) -> Option<DateTime<Utc>> {
     let last = log.read(size.checked_sub(1)?, size).ok()?.pop()?;
     let envelope = Envelope::parse(&last.event).ok()?;
     DateTime::parse_from_rfc3339(&envelope.time)
@@ -199,7 +220,7 @@ fn last_stamped(log: &dyn InstanceLog, size: u64) -> Option<DateTime<Utc>> {
 }
 
 /// A sequenced event awaiting its signature, and its signer.
-type Unsigned = (Linked, Arc<dyn LedgerSigner>);
+pub(super) type Unsigned = (Linked, Arc<dyn LedgerSigner>);
 
 /// Batches at least this long are signed on all cores even by an
 /// in-process key (a backlog); shorter ones on the sequencer thread.
@@ -213,7 +234,7 @@ pub const PARALLEL_SIGN_MIN: usize = 64;
 /// batches (~25 records) here against 39k/s on the pool, and REST wraps
 /// were no slower. Signing still overlaps the committer's `fdatasync` of the
 /// previous batch. Device-held keys and backlogs use the pool.
-fn sign_batch(unsigned: Vec<Unsigned>) -> Result<Vec<SealedRecord>, SignError> {
+pub(super) fn sign_batch(unsigned: Vec<Unsigned>) -> Result<Vec<SealedRecord>, SignError> {
     let seal = |(linked, signer): Unsigned| linked.sign(|link| signer.record_signature(link));
     let in_process = unsigned.iter().all(|(_, signer)| signer.signs_in_process());
     if in_process && unsigned.len() < PARALLEL_SIGN_MIN {
