@@ -13,6 +13,14 @@ pub enum OpenError {
          run a keyledger at least as new as the one that migrated the database"
     )]
     SchemaTooNew { found: i32, known: i32 },
+    /// The connection string is malformed or asks for something the store
+    /// does not support (such as `sslmode=allow`).
+    #[error("connection string: {0}")]
+    ConnectionString(String),
+    /// The TLS settings could not be loaded (root file, system roots), or
+    /// the server's certificate was refused.
+    #[error("TLS to the database: {0}")]
+    Tls(String),
     /// The database could not be reached or refused a statement.
     #[error("postgres: {0}")]
     Database(String),
@@ -26,8 +34,28 @@ impl From<OpenError> for StoreError {
 
 impl From<postgres::Error> for OpenError {
     fn from(e: postgres::Error) -> Self {
-        OpenError::Database(e.to_string())
+        OpenError::Database(describe(&e))
     }
+}
+
+/// A driver error with what it wraps: the server's message for an error
+/// the server sent (the driver's own text is only "db error"), else the
+/// chain of causes (connection refused, TLS handshake, ...).
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<r2d2::Error> for OpenError {
@@ -38,7 +66,7 @@ impl From<r2d2::Error> for OpenError {
 
 /// A driver error as a store error.
 pub(crate) fn db(e: postgres::Error) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+    StoreError::Backend(format!("postgres: {}", describe(&e)))
 }
 
 /// A pool error (no connection within the timeout) as a store error.

@@ -18,6 +18,8 @@
 //!   line open for `--database-url`.
 //! - [`notify`]: every append notifies the other servers; a listener
 //!   tells a server which instances to catch up.
+//! - `tls`: `sslmode` / `sslrootcert` of connection strings, rustls
+//!   (docs/STORE-POSTGRES-HA.md).
 //!
 //! Several servers append to one instance through the ledger's shared
 //! writer (`PostgresLog` says it is shared): each batch is sequenced under
@@ -34,6 +36,7 @@ pub mod migrate;
 pub mod notify;
 mod storage;
 mod store;
+mod tls;
 
 pub use error::OpenError;
 pub use log::PostgresLog;

@@ -23,7 +23,6 @@ use keyledger_kms::material::{
 use postgres::Row;
 use postgres::types::ToSql;
 use r2d2::PooledConnection;
-use r2d2_postgres::PostgresConnectionManager;
 
 use crate::store::Pool;
 
@@ -31,7 +30,7 @@ use crate::store::Pool;
 /// it could be read (a put racing a purge of the same key).
 const PUT_ATTEMPTS: usize = 8;
 
-type Connection = PooledConnection<PostgresConnectionManager<postgres::NoTls>>;
+type Connection = PooledConnection<crate::store::Manager>;
 
 /// Wrapped key material and import tokens in a PostgreSQL database; made
 /// by [`PostgresStore::material_store`](crate::PostgresStore::material_store),

@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
+use postgres::Client;
+
+use crate::tls::Connector;
 
 /// The notification channel appends announce themselves on.
 pub const CHANNEL: &str = "keyledger_appended";
@@ -38,9 +40,12 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Connects with `config` and starts listening.
-    pub fn connect(config: &postgres::Config) -> Result<Self, postgres::Error> {
-        let mut client = config.connect(NoTls)?;
+    /// Connects with `config` (TLS as the store's pool) and starts listening.
+    pub(crate) fn connect(
+        config: &postgres::Config,
+        connector: Connector,
+    ) -> Result<Self, postgres::Error> {
+        let mut client = config.connect(connector)?;
         client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
         Ok(Listener { client })
     }
