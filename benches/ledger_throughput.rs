@@ -302,9 +302,7 @@ impl BenchDb {
         let name = format!("kl_bench_{}", std::process::id());
         let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("PostgreSQL");
         client
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-            ))
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create database");
         BenchDb { admin, name }
     }

@@ -548,10 +548,8 @@ fn postgres_phases(a: &Args, dir: &Path) -> (f64, f64) {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
     let name = format!("kl_bench_rest_{}", std::process::id());
     let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("PostgreSQL");
-    c.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-    ))
-    .expect("create database");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
     let url = format!("{admin} dbname={name}");
     let data = dir.join("data-pg");
     let stop = |child: &mut Child| {

@@ -259,6 +259,59 @@ fn two_servers_on_one_database_serve_one_instance_as_one_chain() {
             "seq {seq}"
         );
     }
+
+    // An instance created while both run (same data directory, so both hold
+    // its ledger key) is served by both without a restart: sealed until its
+    // key owners load a master key, as any new instance.
+    let admin_key = dir.path().join("acme-admin.key");
+    let out = keyledger(&[
+        "admin",
+        "keygen",
+        "--out",
+        admin_key.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin_pub = format!("{}.pub", admin_key.display());
+    let out = keyledger(&[
+        "instance",
+        "create",
+        "--data-dir",
+        data_arg,
+        "--instance",
+        "acme",
+        "--database-url",
+        &url,
+        "--admin-public-key",
+        &admin_pub,
+    ]);
+    assert!(
+        out.status.success(),
+        "instance create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for server in [&a, &b] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let res = server
+                .ops_conn()
+                .request("GET", "/ready", &[], None)
+                .expect("ready");
+            let body = String::from_utf8_lossy(&res.body).to_string();
+            if res.status() == 503 && body.contains("acme") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new instance is not served: {} {body}",
+                res.status()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     a.terminate();
     b.terminate();
 }

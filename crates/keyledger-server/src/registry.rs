@@ -1,5 +1,6 @@
 //! The instances a server serves, opened at start over its [`Storage`],
-//! one shared HSM backend (timed per call for the metrics) and the clock,
+//! one shared HSM backend (timed per call for the metrics) and the clock
+//! (and, on a shared database, opened when another process creates one),
 //! and [`AppState`], what every request shares.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,15 @@ pub struct Registry {
     /// Latency of the HSM calls of every instance, when the registry opened
     /// them (services opened elsewhere are timed by whoever opened them).
     hsm_latency: Option<Arc<HsmLatency>>,
+    /// What the registry opened its instances with, to open more later.
+    opener: Option<Opener>,
+}
+
+/// The storage, HSM and clock instances are opened with.
+struct Opener {
+    storage: Storage,
+    hsm: Arc<dyn HsmBackend>,
+    clock: Clock,
 }
 
 impl Registry {
@@ -46,7 +56,42 @@ impl Registry {
         Ok(Registry {
             instances: RwLock::new(instances),
             hsm_latency,
+            opener: Some(Opener {
+                storage: storage.clone(),
+                hsm,
+                clock,
+            }),
         })
+    }
+
+    /// Opens `name` if it is in the storage and not served yet (another
+    /// server or `instance create` made it since this one started);
+    /// answers whether it is served now. A new instance starts sealed, like
+    /// any instance whose key owners have not loaded its master key here.
+    pub fn open_new(&self, name: &str) -> Result<bool, String> {
+        if self.get(name).is_some() {
+            return Ok(true);
+        }
+        let Some(opener) = &self.opener else {
+            return Ok(false);
+        };
+        if !opener.storage.instances()?.iter().any(|i| i == name) {
+            return Ok(false);
+        }
+        let mut instances = self
+            .instances
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !instances.contains_key(name) {
+            let service = keyledger_kms::instance::open(
+                &opener.storage,
+                name,
+                opener.hsm.clone(),
+                opener.clock.clone(),
+            )?;
+            instances.insert(name.to_string(), Arc::new(service));
+        }
+        Ok(true)
     }
 
     /// A registry of services opened elsewhere (tests, embedding).
@@ -59,6 +104,7 @@ impl Registry {
                     .collect(),
             ),
             hsm_latency: None,
+            opener: None,
         }
     }
 

@@ -213,41 +213,37 @@ impl PostgresLog {
             size: head.size + batch.len() as u64,
             link: *batch.last().map_or(&head.link, |s| s.link()),
         };
+        // One statement, one round trip: the records, the tree nodes, the
+        // new head and the notification for other servers (delivered at
+        // commit, crate::notify).
         tx.execute(
-            "INSERT INTO records (instance, seq, event, signature, link, leaf)
-             SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
-            &[&self.instance, &c.seqs, &c.events, &c.signatures, &c.links, &c.leaves],
-        )
-        .map_err(|e| self.insert_error(e, first, head.size))?;
-        tx.execute(
-            "INSERT INTO nodes (instance, level, idx, hash)
-             SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[])",
+            "WITH r AS (
+                 INSERT INTO records (instance, seq, event, signature, link, leaf)
+                 SELECT $1, * FROM unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
+             ), n AS (
+                 INSERT INTO nodes (instance, level, idx, hash)
+                 SELECT $1, * FROM unnest($7::smallint[], $8::bigint[], $9::bytea[])
+             ), h AS (
+                 UPDATE instances SET size = $10, head_link = $11 WHERE name = $1
+             )
+             SELECT pg_notify($12, $13)",
             &[
                 &self.instance,
+                &c.seqs,
+                &c.events,
+                &c.signatures,
+                &c.links,
+                &c.leaves,
                 &c.node_levels,
                 &c.node_indexes,
                 &c.node_hashes,
-            ],
-        )
-        .map_err(|e| self.insert_error(e, first, head.size))?;
-        tx.execute(
-            "UPDATE instances SET size = $2, head_link = $3 WHERE name = $1",
-            &[
-                &self.instance,
                 &to_i64(new_head.size)?,
                 &new_head.link.as_slice(),
-            ],
-        )
-        .map_err(db)?;
-        // Delivered at commit, to every server listening (crate::notify).
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[
                 &crate::notify::CHANNEL,
                 &crate::notify::payload(&self.instance),
             ],
         )
-        .map_err(db)?;
+        .map_err(|e| self.insert_error(e, first, head.size))?;
         Ok((new_head, frontier))
     }
 
@@ -417,7 +413,11 @@ impl InstanceLog for PostgresLog {
                 ),
             });
         }
-        let others = self.read_rows(&mut tx, known, head.size)?;
+        let others = if known < head.size {
+            self.read_rows(&mut tx, known, head.size)?
+        } else {
+            Vec::new()
+        };
         let batch = build(head, others).map_err(StoreError::Backend)?;
         let Some(first) = batch.first() else {
             return Ok(head);

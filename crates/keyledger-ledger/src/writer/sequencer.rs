@@ -107,20 +107,7 @@ pub(super) fn run_sequencer(
             if let Some(last) = records.last() {
                 handed = head_after(last);
             }
-            let replies = part_replies
-                .into_iter()
-                .zip(&records)
-                .map(|(reply, r)| {
-                    let receipt = Receipt {
-                        seq: r.seq(),
-                        link: *r.link(),
-                        leaf: *r.leaf(),
-                        time: time.clone(),
-                        event: r.record().event.clone(),
-                    };
-                    (reply, receipt)
-                })
-                .collect();
+            let replies = receipts(part_replies, &records, &time);
             let batch = Batch {
                 records,
                 replies,
@@ -205,6 +192,28 @@ pub(super) fn sequence(
         *key_id = key.key_id_hex();
     }
     (unsigned, replies)
+}
+
+/// Pairs each caller with the receipt of its record (same order).
+pub(super) fn receipts(
+    replies: Vec<Reply>,
+    records: &[SealedRecord],
+    time: &str,
+) -> Vec<(Reply, Receipt)> {
+    replies
+        .into_iter()
+        .zip(records)
+        .map(|(reply, r)| {
+            let receipt = Receipt {
+                seq: r.seq(),
+                link: *r.link(),
+                leaf: *r.leaf(),
+                time: time.to_string(),
+                event: r.record().event.clone(),
+            };
+            (reply, receipt)
+        })
+        .collect()
 }
 
 /// The time of the last of the log's first `size` records: a restarted

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use crossbeam_channel::{Receiver, Sender};
 
-use super::sequencer::{last_stamped, sequence, sign_batch};
+use super::sequencer::{last_stamped, receipts, sequence, sign_batch};
 use super::{
     Clock, Control, Durable, Follower, MAX_BATCH, Receipt, Shared, Submission, WriteError,
 };
@@ -197,20 +197,7 @@ pub(super) fn run_shared(
                 if !records.is_empty() {
                     state.last_time = Some(now);
                 }
-                let answers = replies
-                    .into_iter()
-                    .zip(&records)
-                    .map(|(reply, r)| {
-                        let receipt = Receipt {
-                            seq: r.seq(),
-                            link: *r.link(),
-                            leaf: *r.leaf(),
-                            time: time.clone(),
-                            event: r.record().event.clone(),
-                        };
-                        (reply, receipt)
-                    })
-                    .collect();
+                let answers = receipts(replies, &records, &time);
                 outcome = Some((records.clone(), answers));
                 Ok(records)
             });
