@@ -404,8 +404,9 @@ fn no_panic(servers: &[DevServer]) {
     }
 }
 
-/// Starts two servers on `url` with one data directory; returns them and
-/// the writer's and manager's tokens.
+/// Starts two servers on `url` with one data directory (the second finds
+/// the instance in the database and unseals itself from the same dev
+/// parts).
 fn two_servers(data: &Path, logs: &Path, url: &str) -> [DevServer; 2] {
     let env = [("KEYLEDGER_DATABASE_URL", url)];
     let a = DevServer::start(data, &logs.join("a.err"), &env);
