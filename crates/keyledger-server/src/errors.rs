@@ -15,6 +15,7 @@ use actix_web::{HttpResponse, ResponseError};
 use super::model::{ERROR_MEDIA, ErrorBody, ErrorReason, ErrorResource, answer_bytes};
 use keyledger_core::reason::Reason;
 use keyledger_kms::hsm::HsmError;
+use keyledger_kms::material::MaterialError;
 use keyledger_kms::service::KeyError;
 use keyledger_ledger::writer::WriteError;
 
@@ -183,7 +184,8 @@ fn public_message(e: &KeyError) -> String {
                 .into()
         }
         // The cause (a database error, a path) is the operator's business.
-        KeyError::Write(WriteError::Storage(_) | WriteError::Stale | WriteError::Closed) => {
+        KeyError::Write(WriteError::Storage(_) | WriteError::Stale | WriteError::Closed)
+        | KeyError::Material(MaterialError::Unavailable(_)) => {
             "The audit log cannot be written right now, so nothing was done; retry later".into()
         }
         other => other.to_string(),
@@ -344,6 +346,22 @@ mod tests {
         assert_eq!((e.status, e.code), (503, "LEDGER_UNAVAILABLE_ERR"));
         assert!(!e.message.contains("/var/lib"), "{}", e.message);
         let e: ApiError = KeyError::Write(WriteError::Signing("pkcs11 slot 3".into())).into();
+        assert_eq!(e, ApiError::internal());
+    }
+
+    /// The key-material store's database down (a key created while
+    /// PostgreSQL fails over) is the same retryable 503 as the log's, in
+    /// our words; a broken material store stays a 500 that says nothing.
+    #[test]
+    fn an_unavailable_material_store_is_a_503_like_the_log() {
+        let e: ApiError = KeyError::Material(MaterialError::Unavailable(
+            "postgres connection pool: timed out waiting for connection to 10.0.0.7".into(),
+        ))
+        .into();
+        assert_eq!((e.status, e.code), (503, "LEDGER_UNAVAILABLE_ERR"));
+        assert!(!e.message.contains("10.0.0.7"), "{}", e.message);
+        let e: ApiError =
+            KeyError::Material(MaterialError::Backend("field too large".into())).into();
         assert_eq!(e, ApiError::internal());
     }
 }

@@ -50,20 +50,52 @@ impl std::fmt::Debug for PostgresMaterialStore {
 
 /// A driver error as a material error: the server's severity, message and
 /// SQLSTATE, without `DETAIL` (a check violation quotes the failing row).
+/// A database that cannot be reached or cannot take writes right now is
+/// [`MaterialError::Unavailable`] (the server answers 503, retry later),
+/// anything else [`MaterialError::Backend`].
 fn db(e: postgres::Error) -> MaterialError {
-    match e.as_db_error() {
-        Some(d) => MaterialError::Backend(format!(
+    let unavailable = unreachable(&e);
+    let text = match e.as_db_error() {
+        Some(d) => format!(
             "postgres: {}: {} (SQLSTATE {})",
             d.severity(),
             d.message(),
             d.code().code()
-        )),
-        None => MaterialError::Backend(format!("postgres: {e}")),
+        ),
+        None => format!("postgres: {}", crate::error::describe(&e)),
+    };
+    if unavailable {
+        MaterialError::Unavailable(text)
+    } else {
+        MaterialError::Backend(text)
     }
 }
 
+/// Whether `e` means the database is out of reach or cannot take writes
+/// for now (its connection closed or failed, the server shutting down or
+/// starting up, a standby after a failover), not that it refused the
+/// statement.
+fn unreachable(e: &postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let code = code.code();
+            // 08: connection exception; 57P01-57P03: admin shutdown,
+            // crash shutdown, cannot connect now; 25006: read-only
+            // transaction (a demoted primary); 53300: too many connections.
+            code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "25006" | "53300")
+        }
+        None => {
+            e.is_closed()
+                || std::iter::successors(std::error::Error::source(e), |s| s.source())
+                    .any(|s| s.is::<std::io::Error>())
+        }
+    }
+}
+
+/// No connection within the pool's timeout: the database is out of reach.
 fn pool_error(e: r2d2::Error) -> MaterialError {
-    MaterialError::Backend(format!("postgres connection pool: {e}"))
+    MaterialError::Unavailable(format!("postgres connection pool: {e}"))
 }
 
 fn check_blob(wrapped: &WrappedMaterial, what: &str) -> Result<(), MaterialError> {

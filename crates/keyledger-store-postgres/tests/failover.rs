@@ -8,7 +8,9 @@
 //!   the log, on one gap-free, fork-free chain whose tree root matches;
 //! - one cluster stopped with `pg_ctl stop -m immediate` and started again:
 //!   the same properties; and a pooled connection that died while idle is
-//!   replaced at checkout, not handed out;
+//!   replaced at checkout, not handed out; and the key-material store says
+//!   `Unavailable` (a retryable 503 in the server), not `Backend`, while
+//!   the database is down;
 //! - `sslmode=require|verify-ca|verify-full` with a CA made here, a wrong
 //!   CA and a wrong host name refused, no TLS without `sslmode`.
 //!
@@ -27,6 +29,8 @@ use cluster::autofailover::Formation;
 use cluster::{Cluster, wait_for};
 use keyledger_core::chain::GENESIS_PREV;
 use keyledger_core::merkle::{self, Hash, MemoryNodes};
+use keyledger_kms::conformance::material_store::{INST, KEY, material};
+use keyledger_kms::material::{KeyMaterialStore, MaterialError};
 use keyledger_ledger::conformance::batch;
 use keyledger_ledger::store::{
     ChainHead, EventStore, InstanceLog, LogNodes, SealedRecord, StoreError, check_sealed,
@@ -307,6 +311,38 @@ fn cluster_stopped_immediately_and_restarted_loses_no_acknowledged_append() {
         recovered.duration_since(up),
         started.elapsed()
     );
+}
+
+/// The key-material store (on the same pool) while its database is down:
+/// reads and writes fail with `MaterialError::Unavailable`, which the
+/// server answers as 503 `LEDGER_UNAVAILABLE_ERR` like a failed append,
+/// not `Backend` (a 500); once the database is back it works on. (A key
+/// created through `keyledger serve` while PostgreSQL failed over was
+/// answered 500 before.)
+#[test]
+fn the_material_store_is_unavailable_not_broken_while_its_database_is_down() {
+    let cluster = Cluster::started();
+    let store = PostgresStore::open_url(&cluster.url("postgres", ""), 1).expect("open the store");
+    let materials = store.material_store();
+    materials
+        .put(INST, KEY, 1, &material(KEY, 1, 1))
+        .expect("put while up");
+    cluster.stop_immediate();
+    let put = materials.put(INST, KEY, 2, &material(KEY, 2, 1));
+    assert!(
+        matches!(put, Err(MaterialError::Unavailable(_))),
+        "put while down: {put:?}"
+    );
+    let get = materials.get(INST, KEY, 1);
+    assert!(
+        matches!(get, Err(MaterialError::Unavailable(_))),
+        "get while down: {get:?}"
+    );
+    cluster.start();
+    materials
+        .put(INST, KEY, 2, &material(KEY, 2, 1))
+        .expect("put after the restart");
+    assert_eq!(materials.versions(INST, KEY).expect("versions"), vec![1, 2]);
 }
 
 #[test]

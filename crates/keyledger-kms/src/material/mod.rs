@@ -66,6 +66,11 @@ pub enum MaterialError {
     Io(#[from] std::io::Error),
     #[error("key material storage backend error: {0}")]
     Backend(String),
+    /// The store cannot be reached or cannot take writes right now (its
+    /// database is down, restarting or failing over): nothing was done,
+    /// and a retry may succeed.
+    #[error("key material storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Where wrapped key material lives. Implementations are shared between

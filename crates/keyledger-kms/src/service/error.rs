@@ -169,9 +169,10 @@ impl KeyError {
             // The log could not take the event (database down or failing
             // over, another server's record came first, writer stopped):
             // nothing was done, and a retry may succeed.
-            KeyError::Write(WriteError::Storage(_) | WriteError::Stale | WriteError::Closed) => {
-                Reason::LedgerUnavailable
-            }
+            KeyError::Write(WriteError::Storage(_) | WriteError::Stale | WriteError::Closed)
+            // The key-material store on the same database, unreachable:
+            // nothing was stored either.
+            | KeyError::Material(MaterialError::Unavailable(_)) => Reason::LedgerUnavailable,
             KeyError::Hsm(_) | KeyError::Material(_) | KeyError::Write(_) => Reason::Internal,
             KeyError::Denied(d) => d.reason(),
             KeyError::PolicyDenied(_) => Reason::CreateImportForbidden,
