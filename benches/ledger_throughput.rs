@@ -387,12 +387,20 @@ fn pg_appends(
         }
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let (mut batches, mut records) = (0, 0);
+    let (mut batches, mut records, mut in_transactions) = (0, 0, 0.0);
     for ledger in ledgers {
-        batches += ledger.writer().stats().batches.load(Ordering::Relaxed);
-        records += ledger.writer().stats().records.load(Ordering::Relaxed);
+        let stats = ledger.writer().stats();
+        batches += stats.batches.load(Ordering::Relaxed);
+        records += stats.records.load(Ordering::Relaxed);
+        in_transactions += stats.append_seconds.snapshot().sum;
         ledger.shutdown();
     }
+    println!(
+        "  {} writer(s): {batches} transactions, mean {:.2} ms each (lock, others' records, signing, inserts, commit); {:.0}% of each writer's wall time in them",
+        stores.len(),
+        in_transactions * 1000.0 / batches.max(1) as f64,
+        100.0 * in_transactions / (elapsed * stores.len() as f64),
+    );
     (
         events as f64 / elapsed,
         records as f64 / batches.max(1) as f64,

@@ -141,6 +141,7 @@ pub(super) fn run_shared(
         let key_before = key.clone();
         let mut outcome: Option<Appended> = None;
         let mut events = Some(events);
+        let started = Instant::now();
         let result = shared
             .log
             .append_sequenced(state.known, &mut |head, others| {
@@ -214,6 +215,12 @@ pub(super) fn run_shared(
                     head,
                     key: key.clone(),
                 };
+                // The whole transaction: lock, others' records, signing,
+                // inserts and commit.
+                shared
+                    .stats
+                    .append_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 shared.stats.batch_records.observe(count as f64);
                 shared.stats.batches.fetch_add(1, Ordering::Relaxed);
                 shared.stats.records.fetch_add(count, Ordering::Relaxed);
