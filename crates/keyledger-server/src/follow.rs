@@ -38,11 +38,20 @@ pub fn spawn(
 
 fn run(store: &PostgresStore, registry: &Registry, stop: &AtomicBool) {
     let mut failed_opens: HashMap<String, Instant> = HashMap::new();
+    let mut down = false;
     while !stop.load(Ordering::Relaxed) {
         let mut listener = match store.listener() {
-            Ok(l) => l,
+            Ok(l) => {
+                if std::mem::take(&mut down) {
+                    eprintln!("keyledger: follower: listening for appends again");
+                }
+                l
+            }
             Err(e) => {
-                eprintln!("keyledger: follower: cannot listen for appends: {e}");
+                // Said once per outage, not at every retry.
+                if !std::mem::replace(&mut down, true) {
+                    eprintln!("keyledger: follower: cannot listen for appends: {e}");
+                }
                 std::thread::sleep(WAIT);
                 continue;
             }
@@ -82,6 +91,7 @@ fn run(store: &PostgresStore, registry: &Registry, stop: &AtomicBool) {
                 }
                 Err(e) => {
                     eprintln!("keyledger: follower: lost the database connection: {e}");
+                    down = true;
                     break;
                 }
             }
