@@ -400,3 +400,42 @@ fn a_dump_of_the_database_holds_no_secret() {
         assert!(found.is_empty(), "secrets in server output: {found:?}");
     }
 }
+
+/// Each server holds the master key like one crypto unit: with PKCS#11 both
+/// open the same token (SoftHSM2 here), so the second is unsealed by the
+/// token itself, and a key created through one wraps through the other and
+/// unwraps through the first.
+#[test]
+fn two_servers_share_one_pkcs11_token_and_one_database() {
+    use common::softhsm::{self, USER_PIN, init_token, module_path};
+    const TOKEN_LABEL: &str = "keyledger-shared";
+    let db = Db::create();
+    let dir = tempfile::tempdir().expect("tmp");
+    softhsm::use_token_dir(dir.path());
+    init_token(TOKEN_LABEL);
+    let module = module_path();
+    let module = module.to_str().expect("utf-8 module path");
+    let url = db.url();
+    let env = [
+        ("KEYLEDGER_DATABASE_URL", url.as_str()),
+        ("KEYLEDGER_PKCS11_MODULE", module),
+        ("KEYLEDGER_PKCS11_TOKEN", TOKEN_LABEL),
+        ("KEYLEDGER_PKCS11_PIN", USER_PIN),
+    ];
+    let data = dir.path().join("data");
+    let mut a = DevServer::start(&data, &dir.path().join("a.err"), &env);
+    let mut b = DevServer::start(&data, &dir.path().join("b.err"), &env);
+    for server in [&a, &b] {
+        let output = String::from_utf8(server.output()).expect("utf-8");
+        assert!(output.contains("HSM backend pkcs11"), "{output}");
+    }
+    let (writer, manager) = (a.token("writer"), a.token("manager"));
+    let key = create_root_key(&mut a.conn(), &manager, "token-shared");
+    let dek = *b"one token, two servers, one key!";
+    let (ciphertext, _) = wrap(&mut b.conn(), &writer, &key, &dek);
+    assert_eq!(unwrap(&mut a.conn(), &writer, &key, &ciphertext), dek);
+    let (ciphertext, _) = wrap(&mut a.conn(), &writer, &key, &dek);
+    assert_eq!(unwrap(&mut b.conn(), &writer, &key, &ciphertext), dek);
+    a.terminate();
+    b.terminate();
+}
