@@ -1,0 +1,220 @@
+//! `keyledger export`: every record of a `ledger generate` log, from
+//! `--since` to the head, in every format, one line each; `--out` creates a
+//! 0600 file and never overwrites one; and no export holds the tokens,
+//! plaintexts and ciphertexts the events were made from.
+
+#[allow(dead_code)]
+#[path = "common/secrets_scan.rs"]
+mod secrets_scan;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use keyledger_core::event::{self, Actor, AuthMethod, EventDraft, Role};
+use keyledger_ledger::ledger::{InitialAdmin, Ledger};
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::writer::WriterConfig;
+use serde_json::Value;
+use sha2::Digest;
+
+const FORMATS: [&str; 5] = ["cadf", "ocsf", "cef", "leef", "jsonl"];
+
+fn keyledger(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args(args)
+        .output()
+        .expect("run keyledger")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn export(data: &Path, instance: &str, format: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "export",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--instance",
+        instance,
+        "--format",
+        format,
+    ];
+    args.extend_from_slice(extra);
+    keyledger(&args)
+}
+
+fn generate(data: &Path, events: u64) {
+    ok(keyledger(&[
+        "ledger",
+        "generate",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--instance",
+        "life",
+        "--events",
+        &events.to_string(),
+    ]));
+}
+
+#[test]
+fn every_record_of_a_generated_log_exports_in_every_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    generate(&data, 600);
+    let jsonl = ok(export(&data, "life", "jsonl", &[]));
+    let records: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(records.len() >= 600, "{}", records.len());
+    let types: BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["event"]["type"].as_str().expect("type"))
+        .collect();
+    // A busy instance's mix: key use, lifecycle, approvals, administration.
+    for ty in [
+        "key.created",
+        "key.wrapped",
+        "key.unwrapped",
+        "admin.added",
+        "credential.issued",
+    ] {
+        assert!(types.contains(ty), "{ty} missing from {types:?}");
+    }
+    for (seq, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], seq as u64);
+        assert_eq!(r["instance"], "life");
+    }
+    for format in FORMATS {
+        let text = ok(export(&data, "life", format, &[]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), records.len(), "{format}");
+        for (line, record) in lines.iter().zip(&records) {
+            let leaf = record["leaf"].as_str().expect("leaf");
+            assert!(line.contains(leaf), "{format}: no leaf hash in {line}");
+            if matches!(format, "cadf" | "ocsf" | "jsonl") {
+                serde_json::from_str::<Value>(line).expect("one JSON object a line");
+            }
+        }
+        // --since: from that record to the head.
+        let tail = ok(export(&data, "life", format, &["--since", "500"]));
+        let tail: Vec<&str> = tail.lines().collect();
+        assert_eq!(tail.len(), records.len() - 500, "{format}");
+        assert_eq!(tail[0], lines[500], "{format}");
+    }
+    let beyond = ok(export(&data, "life", "cef", &["--since", "100000"]));
+    assert!(beyond.is_empty());
+    let bad = export(&data, "life", "xml", &[]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn out_creates_a_private_file_and_never_overwrites_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    generate(&data, 50);
+    let file = dir.path().join("events.cef");
+    let path = file.to_str().expect("utf8");
+    let stdout = ok(export(&data, "life", "cef", &["--out", path]));
+    assert!(stdout.is_empty());
+    let written = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(written, ok(export(&data, "life", "cef", &[])));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = export(&data, "life", "jsonl", &["--out", path]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), written);
+}
+
+#[test]
+fn no_export_holds_the_secrets_its_events_were_made_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let token = b"kl-token-5d1e7a0c9b3f44e2a8c6d2f1e0b9a7c3".to_vec();
+    let plaintext = b"data-key-plaintext-0123456789abcdef".to_vec();
+    let ciphertext = b"wrapped-ciphertext-fedcba9876543210!".to_vec();
+    let hex_sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    {
+        let store = EmbeddedStore::open(&data).expect("store");
+        let admin = InitialAdmin {
+            admin_id: "admin-1".into(),
+            public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
+        };
+        let config = WriterConfig {
+            checkpoint_interval: Duration::ZERO,
+            ..WriterConfig::default()
+        };
+        let ledger: Ledger =
+            Ledger::create(&store, &data, "acme", &admin, "op", config).expect("create");
+        let user = Actor {
+            principal: "cred-w".into(),
+            role: Role::Writer,
+            auth: AuthMethod::Bearer,
+        };
+        let key_id = "4a1f0c2e-1111-4000-8000-000000000001".to_string();
+        let drafts = [
+            EventDraft::new(
+                Actor::system(),
+                "c1",
+                &event::CredentialIssued {
+                    credential_id: "cred-w".into(),
+                    role: "writer".into(),
+                    token_digest: hex_sha(&token),
+                    command: None,
+                },
+            ),
+            EventDraft::new(
+                user.clone(),
+                "c2",
+                &event::KeyWrapped {
+                    key_id: key_id.clone(),
+                    version_id: "v1".into(),
+                    generated_dek: false,
+                    aad_entries: 1,
+                    ciphertext_digest: hex_sha(&ciphertext),
+                },
+            ),
+            EventDraft::new(
+                user,
+                "c3",
+                &event::KeyUnwrapped {
+                    key_id,
+                    version_id: "v1".into(),
+                    rewrapped_version_id: None,
+                    ciphertext_digest: hex_sha(&ciphertext),
+                },
+            ),
+        ];
+        for draft in drafts {
+            ledger.append(draft.expect("draft")).expect("append");
+        }
+        ledger.shutdown();
+    }
+    let secrets: [(&str, &[u8]); 3] = [
+        ("token", &token),
+        ("plaintext", &plaintext),
+        ("ciphertext", &ciphertext),
+    ];
+    for format in FORMATS {
+        let text = ok(export(&data, "acme", format, &[]));
+        assert_eq!(text.lines().count(), 4, "{format}");
+        let found = secrets_scan::find_in(text.as_bytes(), &secrets);
+        assert!(found.is_empty(), "{format} leaks {found:?}");
+    }
+    // The scan does find a secret that is there.
+    let planted = format!("x{}", hex::encode(&token));
+    assert!(!secrets_scan::find_in(planted.as_bytes(), &secrets).is_empty());
+}
