@@ -1,5 +1,6 @@
 //! `keyledger export`: every record of a `ledger generate` log, from
-//! `--since` to the head, in every format, one line each; `--out` creates a
+//! `--since` to the head, in every format, one line each (a reader that
+//! stops early is no error); `--out` creates a
 //! 0600 file and never overwrites one; and no export holds the tokens,
 //! plaintexts and ciphertexts the events were made from. The same command
 //! reads an instance on PostgreSQL (`--database-url`, a throwaway database
@@ -117,6 +118,32 @@ fn every_record_of_a_generated_log_exports_in_every_format() {
     assert!(beyond.is_empty());
     let bad = export(&data, "life", "xml", &[]);
     assert!(!bad.status.success());
+
+    // A reader that stops early (`| head`) is not an export error. The
+    // export is several pipe buffers long, so the writer meets the
+    // closed pipe.
+    assert!(jsonl.len() > 4 * 65536, "{}", jsonl.len());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args(["export", "--data-dir", data.to_str().expect("utf8")])
+        .args(["--instance", "life", "--format", "jsonl"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 100];
+    std::io::Read::read_exact(&mut child.stdout.take().expect("stdout"), &mut first).expect("read");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.starts_with(b"{\"instance\":\"life\",\"seq\":0,"));
 }
 
 #[test]

@@ -57,8 +57,17 @@ pub fn run(args: &ExportArgs) -> Result<(), String> {
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            keyledger_export::export_log(audit, args.format, args.since, &mut out)
+            match keyledger_export::export_log(audit, args.format, args.since, &mut out)
                 .and_then(|n| out.flush().map(|()| n).map_err(Into::into))
+            {
+                // The reader stopped (`| head`): not an error of the export.
+                Err(keyledger_export::ExportError::Io(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    Ok(0)
+                }
+                other => other,
+            }
         }
     };
     let size = audit.size();
