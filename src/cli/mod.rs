@@ -3,6 +3,7 @@
 
 mod admin_cmds;
 mod admin_remote;
+mod export_cmd;
 mod generate;
 mod hsm_args;
 mod ledger_cmds;
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Verify an exported bundle offline; exit 0 when intact, 1 when not.
     Verify(verify_cmd::VerifyArgs),
+    /// Write an instance's records as SIEM lines (CADF, OCSF, CEF, LEEF, JSON lines).
+    Export(export_cmd::ExportArgs),
     /// Run the REST server (Key Protect v2 API).
     #[cfg(feature = "server")]
     Serve(serve_cmd::ServeArgs),
@@ -125,6 +128,7 @@ pub fn run() -> ExitCode {
             LedgerCommand::Checkpoint(args) => ledger_cmds::checkpoint(&args),
         },
         Command::Verify(args) => return verify_cmd::run(&args),
+        Command::Export(args) => export_cmd::run(&args),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Instance { command } => match command {

@@ -1,0 +1,334 @@
+//! `keyledger export`: every record of a `ledger generate` log, from
+//! `--since` to the head, in every format, one line each (a reader that
+//! stops early is no error); `--out` creates a
+//! 0600 file and never overwrites one; and no export holds the tokens,
+//! plaintexts and ciphertexts the events were made from. The same command
+//! reads an instance on PostgreSQL (`--database-url`, a throwaway database
+//! on `KEYLEDGER_TEST_PG_URL`, default the server on 127.0.0.1:5432; no
+//! database is a failure, not a skip).
+
+#[allow(dead_code)]
+#[path = "common/secrets_scan.rs"]
+mod secrets_scan;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use keyledger_core::event::{self, Actor, AuthMethod, EventDraft, Role};
+use keyledger_ledger::ledger::{InitialAdmin, Ledger};
+use keyledger_ledger::store::embedded::EmbeddedStore;
+use keyledger_ledger::writer::WriterConfig;
+use serde_json::Value;
+use sha2::Digest;
+
+const FORMATS: [&str; 5] = ["cadf", "ocsf", "cef", "leef", "jsonl"];
+
+fn keyledger(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args(args)
+        .output()
+        .expect("run keyledger")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn export(data: &Path, instance: &str, format: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "export",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--instance",
+        instance,
+        "--format",
+        format,
+    ];
+    args.extend_from_slice(extra);
+    keyledger(&args)
+}
+
+fn generate(data: &Path, events: u64) {
+    ok(keyledger(&[
+        "ledger",
+        "generate",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--instance",
+        "life",
+        "--events",
+        &events.to_string(),
+    ]));
+}
+
+#[test]
+fn every_record_of_a_generated_log_exports_in_every_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    generate(&data, 600);
+    let jsonl = ok(export(&data, "life", "jsonl", &[]));
+    let records: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(records.len() >= 600, "{}", records.len());
+    let types: BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["event"]["type"].as_str().expect("type"))
+        .collect();
+    // A busy instance's mix: key use, lifecycle, approvals, administration.
+    for ty in [
+        "key.created",
+        "key.wrapped",
+        "key.unwrapped",
+        "admin.added",
+        "credential.issued",
+    ] {
+        assert!(types.contains(ty), "{ty} missing from {types:?}");
+    }
+    for (seq, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], seq as u64);
+        assert_eq!(r["instance"], "life");
+    }
+    for format in FORMATS {
+        let text = ok(export(&data, "life", format, &[]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), records.len(), "{format}");
+        for (line, record) in lines.iter().zip(&records) {
+            let leaf = record["leaf"].as_str().expect("leaf");
+            assert!(line.contains(leaf), "{format}: no leaf hash in {line}");
+            if matches!(format, "cadf" | "ocsf" | "jsonl") {
+                serde_json::from_str::<Value>(line).expect("one JSON object a line");
+            }
+        }
+        // --since: from that record to the head.
+        let tail = ok(export(&data, "life", format, &["--since", "500"]));
+        let tail: Vec<&str> = tail.lines().collect();
+        assert_eq!(tail.len(), records.len() - 500, "{format}");
+        assert_eq!(tail[0], lines[500], "{format}");
+    }
+    let beyond = ok(export(&data, "life", "cef", &["--since", "100000"]));
+    assert!(beyond.is_empty());
+    let bad = export(&data, "life", "xml", &[]);
+    assert!(!bad.status.success());
+
+    // A reader that stops early (`| head`) is not an export error. The
+    // export is several pipe buffers long, so the writer meets the
+    // closed pipe.
+    assert!(jsonl.len() > 4 * 65536, "{}", jsonl.len());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args(["export", "--data-dir", data.to_str().expect("utf8")])
+        .args(["--instance", "life", "--format", "jsonl"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 100];
+    std::io::Read::read_exact(&mut child.stdout.take().expect("stdout"), &mut first).expect("read");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.starts_with(b"{\"instance\":\"life\",\"seq\":0,"));
+}
+
+#[test]
+fn out_creates_a_private_file_and_never_overwrites_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    generate(&data, 50);
+    let file = dir.path().join("events.cef");
+    let path = file.to_str().expect("utf8");
+    let stdout = ok(export(&data, "life", "cef", &["--out", path]));
+    assert!(stdout.is_empty());
+    let written = std::fs::read_to_string(&file).expect("read");
+    assert_eq!(written, ok(export(&data, "life", "cef", &[])));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = export(&data, "life", "jsonl", &["--out", path]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), written);
+}
+
+#[test]
+fn no_export_holds_the_secrets_its_events_were_made_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let token = b"kl-token-5d1e7a0c9b3f44e2a8c6d2f1e0b9a7c3".to_vec();
+    let plaintext = b"data-key-plaintext-0123456789abcdef".to_vec();
+    let ciphertext = b"wrapped-ciphertext-fedcba9876543210!".to_vec();
+    let hex_sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    {
+        let store = EmbeddedStore::open(&data).expect("store");
+        let admin = InitialAdmin {
+            admin_id: "admin-1".into(),
+            public_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
+        };
+        let config = WriterConfig {
+            checkpoint_interval: Duration::ZERO,
+            ..WriterConfig::default()
+        };
+        let ledger: Ledger =
+            Ledger::create(&store, &data, "acme", &admin, "op", config).expect("create");
+        let user = Actor {
+            principal: "cred-w".into(),
+            role: Role::Writer,
+            auth: AuthMethod::Bearer,
+        };
+        let key_id = "4a1f0c2e-1111-4000-8000-000000000001".to_string();
+        let drafts = [
+            EventDraft::new(
+                Actor::system(),
+                "c1",
+                &event::CredentialIssued {
+                    credential_id: "cred-w".into(),
+                    role: "writer".into(),
+                    token_digest: hex_sha(&token),
+                    command: None,
+                },
+            ),
+            EventDraft::new(
+                user.clone(),
+                "c2",
+                &event::KeyWrapped {
+                    key_id: key_id.clone(),
+                    version_id: "v1".into(),
+                    generated_dek: false,
+                    aad_entries: 1,
+                    ciphertext_digest: hex_sha(&ciphertext),
+                },
+            ),
+            EventDraft::new(
+                user,
+                "c3",
+                &event::KeyUnwrapped {
+                    key_id,
+                    version_id: "v1".into(),
+                    rewrapped_version_id: None,
+                    ciphertext_digest: hex_sha(&ciphertext),
+                },
+            ),
+        ];
+        for draft in drafts {
+            ledger.append(draft.expect("draft")).expect("append");
+        }
+        ledger.shutdown();
+    }
+    let secrets: [(&str, &[u8]); 3] = [
+        ("token", &token),
+        ("plaintext", &plaintext),
+        ("ciphertext", &ciphertext),
+    ];
+    for format in FORMATS {
+        let text = ok(export(&data, "acme", format, &[]));
+        assert_eq!(text.lines().count(), 4, "{format}");
+        let found = secrets_scan::find_in(text.as_bytes(), &secrets);
+        assert!(found.is_empty(), "{format} leaks {found:?}");
+    }
+    // The scan does find a secret that is there.
+    let planted = format!("x{}", hex::encode(&token));
+    assert!(!secrets_scan::find_in(planted.as_bytes(), &secrets).is_empty());
+}
+
+/// A throwaway PostgreSQL database, dropped (with its connections) at the end.
+struct Db {
+    admin: String,
+    name: String,
+}
+
+impl Db {
+    fn create() -> Db {
+        let admin = std::env::var("KEYLEDGER_TEST_PG_URL")
+            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
+        let mut bytes = [0u8; 6];
+        getrandom::getrandom(&mut bytes).expect("random");
+        let name = format!("kl_test_{}", hex::encode(bytes));
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin:?} (scripts/postgres-setup): {e}"));
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        Db { admin, name }
+    }
+
+    /// The admin's connection string with another dbname (libpq takes the
+    /// last of a repeated keyword).
+    fn url(&self) -> String {
+        format!("{} dbname={}", self.admin, self.name)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+#[test]
+fn exports_an_instance_stored_on_postgresql() {
+    let db = Db::create();
+    let url = db.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf8");
+    ok(keyledger(&[
+        "ledger",
+        "generate",
+        "--data-dir",
+        data_arg,
+        "--instance",
+        "life",
+        "--events",
+        "120",
+        "--database-url",
+        &url,
+    ]));
+    let jsonl = ok(export(&data, "life", "jsonl", &["--database-url", &url]));
+    let records: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(records.len() >= 120, "{}", records.len());
+    for (seq, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], seq as u64);
+    }
+    let cadf = ok(export(
+        &data,
+        "life",
+        "cadf",
+        &["--database-url", &url, "--since", "100"],
+    ));
+    let lines: Vec<Value> = cadf
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), records.len() - 100);
+    for (line, record) in lines.iter().zip(&records[100..]) {
+        assert_eq!(line["keyledger"]["leafHash"], record["leaf"]);
+        assert_eq!(line["keyledger"]["seq"], record["seq"]);
+    }
+}
