@@ -8,8 +8,13 @@
 //! database is a failure, not a skip).
 
 #[allow(dead_code)]
+#[path = "common/pg.rs"]
+mod pg;
+#[allow(dead_code)]
 #[path = "common/secrets_scan.rs"]
 mod secrets_scan;
+
+use pg::Db;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -247,45 +252,6 @@ fn no_export_holds_the_secrets_its_events_were_made_from() {
     // The scan does find a secret that is there.
     let planted = format!("x{}", hex::encode(&token));
     assert!(!secrets_scan::find_in(planted.as_bytes(), &secrets).is_empty());
-}
-
-/// A throwaway PostgreSQL database, dropped (with its connections) at the end.
-struct Db {
-    admin: String,
-    name: String,
-}
-
-impl Db {
-    fn create() -> Db {
-        let admin = std::env::var("KEYLEDGER_TEST_PG_URL")
-            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
-        let mut bytes = [0u8; 6];
-        getrandom::getrandom(&mut bytes).expect("random");
-        let name = format!("kl_test_{}", hex::encode(bytes));
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin:?} (scripts/postgres-setup): {e}"));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
-        Db { admin, name }
-    }
-
-    /// The admin's connection string with another dbname (libpq takes the
-    /// last of a repeated keyword).
-    fn url(&self) -> String {
-        format!("{} dbname={}", self.admin, self.name)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
 }
 
 #[test]

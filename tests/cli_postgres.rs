@@ -12,50 +12,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// A throwaway database, dropped (with its connections) at the end.
-struct Db {
-    admin: String,
-    name: String,
-}
+#[allow(dead_code)]
+#[path = "common/pg.rs"]
+mod pg;
 
-impl Db {
-    fn create() -> Db {
-        let admin = std::env::var("KEYLEDGER_TEST_PG_URL")
-            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
-        let mut bytes = [0u8; 6];
-        getrandom::getrandom(&mut bytes).expect("random");
-        let name = format!("kl_test_{}", hex::encode(bytes));
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin:?} (scripts/postgres-setup): {e}"));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
-        Db { admin, name }
-    }
-
-    fn url(&self) -> String {
-        format!("{} dbname={}", self.admin, self.name)
-    }
-
-    /// The instance's log size as stored.
-    fn size(&self, instance: &str) -> i64 {
-        let mut c = postgres::Client::connect(&self.url(), postgres::NoTls).expect("connect");
-        c.query_one("SELECT size FROM instances WHERE name = $1", &[&instance])
-            .expect("size")
-            .get(0)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
+use pg::Db;
 
 /// Runs keyledger in `dir`, with `KEYLEDGER_DATABASE_URL=url` unless `url`
 /// is empty.

@@ -18,50 +18,12 @@ use std::process::Command;
 
 use base64::Engine;
 use common::http::Conn;
+use common::pg::Db;
 use common::serve::{DevServer, INSTANCE, call, create_root_key};
 use keyledger::event::Envelope;
 use serde_json::json;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// A throwaway database, dropped (with its connections) at the end.
-struct Db {
-    admin: String,
-    name: String,
-}
-
-impl Db {
-    fn create() -> Db {
-        let admin = std::env::var("KEYLEDGER_TEST_PG_URL")
-            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=postgres".into());
-        let mut bytes = [0u8; 6];
-        getrandom::getrandom(&mut bytes).expect("random");
-        let name = format!("kl_test_{}", hex::encode(bytes));
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin:?} (scripts/postgres-setup): {e}"));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
-        Db { admin, name }
-    }
-
-    /// The database's connection string (the admin's with another dbname;
-    /// libpq takes the last of a repeated keyword).
-    fn url(&self) -> String {
-        format!("{} dbname={}", self.admin, self.name)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 fn keyledger(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_keyledger"))

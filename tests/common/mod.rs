@@ -12,6 +12,7 @@ pub mod http;
 pub mod key_env;
 #[path = "../../crates/keyledger-kms/tests/common/kp_client.rs"]
 pub mod kp_client;
+pub mod pg;
 pub mod rest_env;
 pub mod rest_kp_env;
 pub mod secrets_scan;
