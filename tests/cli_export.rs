@@ -298,3 +298,97 @@ fn exports_an_instance_stored_on_postgresql() {
         assert_eq!(line["keyledger"]["seq"], record["seq"]);
     }
 }
+
+/// `--follow` on PostgreSQL: after the head, the export goes on writing
+/// what another process appends (here `ledger generate` continuing the
+/// instance), each record once, in order; on the embedded store it is
+/// refused (the writing process holds that log's lock).
+#[test]
+fn follow_writes_what_others_append_on_postgresql() {
+    use std::io::{BufRead, BufReader};
+    let db = Db::create();
+    let url = db.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf8");
+    let generate_pg = |events: &str| {
+        ok(keyledger(&[
+            "ledger",
+            "generate",
+            "--data-dir",
+            data_arg,
+            "--instance",
+            "life",
+            "--events",
+            events,
+            "--database-url",
+            &url,
+        ]));
+    };
+    generate_pg("50");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args([
+            "export",
+            "--data-dir",
+            data_arg,
+            "--instance",
+            "life",
+            "--format",
+            "jsonl",
+            "--follow",
+            "--database-url",
+            &url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn export --follow");
+    // Never hang the suite: a follower that stops writing is killed after
+    // a minute, which ends its output and fails the reads below.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let pid = child.id().to_string();
+    let watchdog = std::thread::spawn(move || {
+        if finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+        }
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seqs = Vec::new();
+    for _ in 0..51 {
+        let line = lines.next().expect("a line").expect("utf8");
+        let v: Value = serde_json::from_str(&line).expect("json");
+        seqs.push(v["seq"].as_u64().expect("seq"));
+    }
+    // Another process appends; the follower writes it without a restart.
+    generate_pg("30");
+    let size = db.size("life") as u64;
+    while (seqs.len() as u64) < size {
+        let line = lines.next().expect("a followed line").expect("utf8");
+        let v: Value = serde_json::from_str(&line).expect("json");
+        seqs.push(v["seq"].as_u64().expect("seq"));
+    }
+    let _ = done.send(());
+    let _ = watchdog.join();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seqs,
+        (0..size).collect::<Vec<_>>(),
+        "each record once, in order"
+    );
+
+    let embedded = dir.path().join("embedded");
+    generate(&embedded, 5);
+    let refused = export(&embedded, "life", "jsonl", &["--follow"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--follow needs --database-url"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

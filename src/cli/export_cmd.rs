@@ -1,7 +1,8 @@
 //! `keyledger export`: writes an instance's records from `--since` to the
 //! head as SIEM lines (CADF, OCSF, CEF, LEEF or JSON lines) to a new file
 //! (mode 0600; an existing file is never overwritten, a failed export
-//! removes its partial file) or to stdout.
+//! removes its partial file) or to stdout; with `--follow` (on PostgreSQL)
+//! it then goes on writing what servers append until it is stopped.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,7 +24,15 @@ pub struct ExportArgs {
     /// File to create (mode 0600; refused if it exists). Default: stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// After the head, keep writing the records servers append (each
+    /// batch flushed as it comes) until stopped (SIGINT/SIGTERM). Needs
+    /// --database-url: an embedded log is locked by the process writing it.
+    #[arg(long)]
+    pub follow: bool,
 }
+
+/// How often `--follow` asks the database for a new head.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn create_new(path: &PathBuf) -> Result<std::fs::File, String> {
     let mut options = std::fs::OpenOptions::new();
@@ -42,6 +51,12 @@ fn create_new(path: &PathBuf) -> Result<std::fs::File, String> {
 }
 
 pub fn run(args: &ExportArgs) -> Result<(), String> {
+    if args.follow && args.data.database.database_url.is_none() {
+        return Err(
+            "--follow needs --database-url: an embedded log is locked by the process that writes it"
+                .into(),
+        );
+    }
     // Create the file first: a refused --out leaves the instance untouched.
     let file = args.out.as_ref().map(create_new).transpose()?;
     let ledger = super::ledger_cmds::open(&args.data)?;
@@ -49,7 +64,7 @@ pub fn run(args: &ExportArgs) -> Result<(), String> {
     let result = match file {
         Some(file) => {
             let mut out = std::io::BufWriter::new(file);
-            keyledger_export::export_log(audit, args.format, args.since, &mut out).and_then(|n| {
+            export_then_follow(&ledger, args, &mut out).and_then(|n| {
                 out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
                 Ok(n)
             })
@@ -57,7 +72,7 @@ pub fn run(args: &ExportArgs) -> Result<(), String> {
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match keyledger_export::export_log(audit, args.format, args.since, &mut out)
+            match export_then_follow(&ledger, args, &mut out)
                 .and_then(|n| out.flush().map(|()| n).map_err(Into::into))
             {
                 // The reader stopped (`| head`): not an error of the export.
@@ -91,4 +106,33 @@ pub fn run(args: &ExportArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Exports from `--since` to the head; with `--follow`, then each new batch
+/// as the database's head moves (flushed at once), until the process is
+/// stopped or writing fails (a reader that went away ends it).
+fn export_then_follow(
+    ledger: &crate::ledger::Ledger,
+    args: &ExportArgs,
+    out: &mut dyn Write,
+) -> Result<u64, keyledger_export::ExportError> {
+    let audit: &dyn AuditLog = ledger.writer();
+    let start = args.since.min(audit.size());
+    let written = keyledger_export::export_log(audit, args.format, args.since, out)?;
+    if !args.follow {
+        return Ok(written);
+    }
+    out.flush()?;
+    let mut next = start + written;
+    loop {
+        std::thread::sleep(FOLLOW_POLL);
+        // A database that is away (failover) is waited for, not an error.
+        let Ok(head) = ledger.log().durable_head() else {
+            continue;
+        };
+        if head.size > next {
+            next += keyledger_export::export_log(audit, args.format, next, out)?;
+            out.flush()?;
+        }
+    }
 }
