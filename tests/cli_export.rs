@@ -8,11 +8,17 @@
 //! database is a failure, not a skip).
 
 #[allow(dead_code)]
+#[path = "common/http.rs"]
+mod http;
+#[allow(dead_code)]
 #[path = "common/pg.rs"]
 mod pg;
 #[allow(dead_code)]
 #[path = "common/secrets_scan.rs"]
 mod secrets_scan;
+#[allow(dead_code)]
+#[path = "common/serve.rs"]
+mod serve;
 
 use pg::Db;
 
@@ -391,4 +397,114 @@ fn follow_writes_what_others_append_on_postgresql() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// `--url` with an auditor token: the records come from the server's
+/// auditor endpoint, each checked against its leaf hash, the same lines as
+/// from the stores; with `--follow`, a wrap made after the export started
+/// shows up as its `key.wrapped` line; a wrong token is refused.
+#[test]
+fn exports_from_a_server_with_an_auditor_token_and_follows_it() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = serve::DevServer::start(&data, &dir.path().join("serve.err"), &[]);
+    let token_file = dir.path().join("auditor.token");
+    std::fs::write(&token_file, server.token("auditor")).expect("token file");
+    let url = format!("http://{}", server.addr);
+    let token_arg = token_file.to_str().expect("utf8");
+    let base = [
+        "export",
+        "--url",
+        url.as_str(),
+        "--instance",
+        serve::INSTANCE,
+        "--token-file",
+        token_arg,
+        "--format",
+    ];
+    let size = server.log_records();
+    let jsonl = ok(keyledger(&[&base[..], &["jsonl"]].concat()));
+    let lines: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len() as u64, size);
+    for (seq, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], seq as u64);
+    }
+    let cef = ok(keyledger(&[&base[..], &["cef", "--since", "3"]].concat()));
+    assert_eq!(cef.lines().count() as u64, size - 3);
+
+    let wrong = dir.path().join("wrong.token");
+    std::fs::write(&wrong, server.token("writer")).expect("token file");
+    let refused = keyledger(&[
+        "export",
+        "--url",
+        url.as_str(),
+        "--instance",
+        serve::INSTANCE,
+        "--token-file",
+        wrong.to_str().expect("utf8"),
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+        .args([&base[..], &["jsonl", "--follow"]].concat())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn export --follow");
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let pid = child.id().to_string();
+    let watchdog = std::thread::spawn(move || {
+        if finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+        }
+    });
+    let mut followed = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = 0u64;
+    let mut next_line = || -> Value {
+        let line = followed.next().expect("a line").expect("utf8");
+        serde_json::from_str(&line).expect("json")
+    };
+    let writer = server.token("writer");
+    let key = serve::create_root_key(&mut server.conn(), &writer, "followed-key");
+    let res = serve::call(
+        &mut server.conn(),
+        &writer,
+        "POST",
+        &format!("/api/v2/keys/{key}/actions/wrap"),
+        None,
+    );
+    assert_eq!(res.status(), 200);
+    let wrapped_seq: u64 = res
+        .header("keyledger-receipt-seq")
+        .and_then(|s| s.parse().ok())
+        .expect("receipt seq");
+    let wrapped = loop {
+        let v = next_line();
+        assert_eq!(v["seq"], seen, "each record once, in order");
+        seen += 1;
+        if v["seq"] == wrapped_seq {
+            break v;
+        }
+    };
+    assert_eq!(wrapped["event"]["type"], "key.wrapped", "{wrapped}");
+    let _ = done.send(());
+    let _ = watchdog.join();
+    let _ = child.kill();
+    let _ = child.wait();
 }

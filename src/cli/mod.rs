@@ -4,6 +4,8 @@
 mod admin_cmds;
 mod admin_remote;
 mod export_cmd;
+#[cfg(feature = "client")]
+mod export_remote;
 mod generate;
 mod hsm_args;
 mod ledger_cmds;
