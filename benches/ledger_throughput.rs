@@ -498,7 +498,13 @@ fn export_bench(events: u64) {
     let read_before = read();
     println!("read {size} records without formatting: {read_before:.0}/s");
     let mut worst: f64 = f64::MAX;
-    for format in [Format::Cadf, Format::Ocsf, Format::Cef, Format::Leef, Format::Jsonl] {
+    for format in [
+        Format::Cadf,
+        Format::Ocsf,
+        Format::Cef,
+        Format::Leef,
+        Format::Jsonl,
+    ] {
         let path = dir.path().join(format!("export.{format}"));
         let rate = records_per_second(size, || {
             let file = std::fs::File::create(&path).expect("file");
