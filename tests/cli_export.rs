@@ -311,7 +311,6 @@ fn exports_an_instance_stored_on_postgresql() {
 /// refused (the writing process holds that log's lock).
 #[test]
 fn follow_writes_what_others_append_on_postgresql() {
-    use std::io::{BufRead, BufReader};
     let db = Db::create();
     let url = db.url();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -332,56 +331,29 @@ fn follow_writes_what_others_append_on_postgresql() {
         ]));
     };
     generate_pg("50");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .args([
-            "export",
-            "--data-dir",
-            data_arg,
-            "--instance",
-            "life",
-            "--format",
-            "jsonl",
-            "--follow",
-            "--database-url",
-            &url,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn export --follow");
-    // Never hang the suite: a follower that stops writing is killed after
-    // a minute, which ends its output and fails the reads below.
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let pid = child.id().to_string();
-    let watchdog = std::thread::spawn(move || {
-        if finished
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .is_err()
-        {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid])
-                .status();
-        }
-    });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut follow = Following::start(&[
+        "export",
+        "--data-dir",
+        data_arg,
+        "--instance",
+        "life",
+        "--format",
+        "jsonl",
+        "--follow",
+        "--database-url",
+        &url,
+    ]);
     let mut seqs = Vec::new();
     for _ in 0..51 {
-        let line = lines.next().expect("a line").expect("utf8");
-        let v: Value = serde_json::from_str(&line).expect("json");
-        seqs.push(v["seq"].as_u64().expect("seq"));
+        seqs.push(follow.next_json()["seq"].as_u64().expect("seq"));
     }
     // Another process appends; the follower writes it without a restart.
     generate_pg("30");
     let size = db.size("life") as u64;
     while (seqs.len() as u64) < size {
-        let line = lines.next().expect("a followed line").expect("utf8");
-        let v: Value = serde_json::from_str(&line).expect("json");
-        seqs.push(v["seq"].as_u64().expect("seq"));
+        seqs.push(follow.next_json()["seq"].as_u64().expect("seq"));
     }
-    let _ = done.send(());
-    let _ = watchdog.join();
-    let _ = child.kill();
-    let _ = child.wait();
+    follow.stop();
     assert_eq!(
         seqs,
         (0..size).collect::<Vec<_>>(),
@@ -405,7 +377,6 @@ fn follow_writes_what_others_append_on_postgresql() {
 /// shows up as its `key.wrapped` line; a wrong token is refused.
 #[test]
 fn exports_from_a_server_with_an_auditor_token_and_follows_it() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let server = serve::DevServer::start(&data, &dir.path().join("serve.err"), &[]);
@@ -456,30 +427,8 @@ fn exports_from_a_server_with_an_auditor_token_and_follows_it() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .args([&base[..], &["jsonl", "--follow"]].concat())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn export --follow");
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let pid = child.id().to_string();
-    let watchdog = std::thread::spawn(move || {
-        if finished
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .is_err()
-        {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid])
-                .status();
-        }
-    });
-    let mut followed = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut follow = Following::start(&[&base[..], &["jsonl", "--follow"]].concat());
     let mut seen = 0u64;
-    let mut next_line = || -> Value {
-        let line = followed.next().expect("a line").expect("utf8");
-        serde_json::from_str(&line).expect("json")
-    };
     let writer = server.token("writer");
     let key = serve::create_root_key(&mut server.conn(), &writer, "followed-key");
     let res = serve::call(
@@ -495,7 +444,7 @@ fn exports_from_a_server_with_an_auditor_token_and_follows_it() {
         .and_then(|s| s.parse().ok())
         .expect("receipt seq");
     let wrapped = loop {
-        let v = next_line();
+        let v = follow.next_json();
         assert_eq!(v["seq"], seen, "each record once, in order");
         seen += 1;
         if v["seq"] == wrapped_seq {
@@ -503,8 +452,56 @@ fn exports_from_a_server_with_an_auditor_token_and_follows_it() {
         }
     };
     assert_eq!(wrapped["event"]["type"], "key.wrapped", "{wrapped}");
-    let _ = done.send(());
-    let _ = watchdog.join();
-    let _ = child.kill();
-    let _ = child.wait();
+    follow.stop();
+}
+
+/// A running `keyledger export --follow` whose JSON lines are read one by
+/// one. It never hangs the suite: a follower that stops writing is killed
+/// after a minute, which ends its output and fails the next read.
+struct Following {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    done: std::sync::mpsc::Sender<()>,
+    watchdog: std::thread::JoinHandle<()>,
+}
+
+impl Following {
+    fn start(args: &[&str]) -> Following {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn export --follow");
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let pid = child.id().to_string();
+        let watchdog = std::thread::spawn(move || {
+            if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid])
+                    .status();
+            }
+        });
+        let lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Following {
+            child,
+            lines,
+            done,
+            watchdog,
+        }
+    }
+
+    /// The next line, as JSON.
+    fn next_json(&mut self) -> Value {
+        let line = self.lines.next().expect("a line").expect("utf8");
+        serde_json::from_str(&line).expect("json")
+    }
+
+    fn stop(mut self) {
+        let _ = self.done.send(());
+        let _ = self.watchdog.join();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

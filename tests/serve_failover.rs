@@ -30,7 +30,6 @@ mod cluster;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -301,13 +300,6 @@ fn probe_while_down(
     out
 }
 
-fn keyledger(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_keyledger"))
-        .args(args)
-        .output()
-        .expect("run keyledger")
-}
-
 /// Exports the log from `url` and checks it: `verify` and `verify
 /// --policy` pass; every acknowledged wrap's seq holds a `key.wrapped`
 /// record of `key`, no two share one; every acknowledged ciphertext
@@ -322,34 +314,7 @@ fn check_after(
     answers: &[Answer],
 ) {
     let bundle = dir.join("bundle");
-    let out = keyledger(&[
-        "ledger",
-        "export",
-        "--data-dir",
-        data.to_str().expect("utf-8 path"),
-        "--instance",
-        INSTANCE,
-        "--database-url",
-        url,
-        "--out",
-        bundle.to_str().expect("utf-8 path"),
-    ]);
-    assert!(
-        out.status.success(),
-        "export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for args in [&["verify"][..], &["verify", "--policy"][..]] {
-        let mut args = args.to_vec();
-        args.push(bundle.to_str().expect("utf-8 path"));
-        let out = keyledger(&args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::pg::export_and_verify(data, INSTANCE, url, &bundle);
     // seq -> (type, payload)
     let events: BTreeMap<u64, (String, String)> = common::fixture::read_records(&bundle)
         .iter()

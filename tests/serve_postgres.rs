@@ -178,34 +178,7 @@ fn two_servers_on_one_database_serve_one_instance_as_one_chain() {
     let bundle = dir.path().join("bundle");
     let data_arg = data.to_str().expect("utf-8 path");
     let url = db.url();
-    let out = keyledger(&[
-        "ledger",
-        "export",
-        "--data-dir",
-        data_arg,
-        "--instance",
-        INSTANCE,
-        "--database-url",
-        &url,
-        "--out",
-        bundle.to_str().expect("utf-8 path"),
-    ]);
-    assert!(
-        out.status.success(),
-        "export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for args in [&["verify"][..], &["verify", "--policy"][..]] {
-        let mut args = args.to_vec();
-        args.push(bundle.to_str().expect("utf-8 path"));
-        let out = keyledger(&args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    common::pg::export_and_verify(&data, INSTANCE, &url, &bundle);
     let records = common::fixture::read_records(&bundle);
     let types: BTreeMap<u64, String> = records
         .iter()

@@ -2,7 +2,10 @@
 //! `KEYLEDGER_TEST_PG_URL` (default `host=127.0.0.1 port=5432 user=postgres
 //! dbname=postgres`; `scripts/postgres-setup` makes sure it runs), dropped
 //! with its connections when the value is dropped. No database is a test
-//! failure naming the URL, never a skip.
+//! failure naming the URL, never a skip. And the check every test of a
+//! database-backed log ends with: export it, `verify` and `verify --policy`.
+
+use std::path::Path;
 
 pub struct Db {
     admin: String,
@@ -47,5 +50,47 @@ impl Drop for Db {
                 self.name
             ));
         }
+    }
+}
+
+/// Exports `instance` from the database at `url` (ledger keys in `data`)
+/// into `bundle` with `keyledger ledger export --database-url`, then checks
+/// that `keyledger verify` and `keyledger verify --policy` pass on it.
+pub fn export_and_verify(data: &Path, instance: &str, url: &str, bundle: &Path) {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyledger"))
+            .args(args)
+            .output()
+            .expect("run keyledger")
+    };
+    let bundle_arg = bundle.to_str().expect("utf-8 path");
+    let out = run(&[
+        "ledger",
+        "export",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--instance",
+        instance,
+        "--database-url",
+        url,
+        "--out",
+        bundle_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for args in [
+        &["verify", bundle_arg][..],
+        &["verify", "--policy", bundle_arg][..],
+    ] {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -5,36 +5,35 @@
 
 use crate::mapping::{Mapped, auth_name, role_name};
 
-/// Escapes a header field: `\` -> `\\`, `|` -> `\|`; line breaks, which
-/// the specification does not allow there, as `\n` / `\r`.
-pub fn escape_header(value: &str) -> String {
+/// Escapes `value` with backslashes: `\` and each of `specials` as
+/// themselves behind a `\`, line feed as `\n`, carriage return as `\r`
+/// (the rule CEF and LEEF share; only the special characters differ).
+pub(crate) fn backslash_escape(value: &str, specials: &[char]) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            c if c == '\\' || specials.contains(&c) => {
+                out.push('\\');
+                out.push(c);
+            }
             c => out.push(c),
         }
     }
     out
 }
 
+/// Escapes a header field: `\` -> `\\`, `|` -> `\|`; line breaks, which
+/// the specification does not allow there, as `\n` / `\r`.
+pub fn escape_header(value: &str) -> String {
+    backslash_escape(value, &['|'])
+}
+
 /// Escapes an extension value: `\` -> `\\`, `=` -> `\=`, line feed ->
 /// `\n`, carriage return -> `\r`; pipes stay as they are.
 pub fn escape_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '=' => out.push_str("\\="),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
+    backslash_escape(value, &['='])
 }
 
 /// The extension's key/value pairs of a mapped record (CEF keys; custom

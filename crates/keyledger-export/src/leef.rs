@@ -13,21 +13,7 @@ pub const DEV_TIME_FORMAT: &str = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX";
 
 /// Escapes a value: `\`, the delimiter, `=` and line breaks.
 pub fn escape_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '=' => out.push_str("\\="),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if c == DELIMITER => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::cef::backslash_escape(value, &['=', DELIMITER])
 }
 
 /// One LEEF 2.0 line.
