@@ -28,6 +28,9 @@ fn type_of(schema: &Value) -> String {
             .unwrap_or(reference)
             .to_string();
     }
+    if let Some(c) = schema["const"].as_str() {
+        return format!("\"{c}\"");
+    }
     if let Some(any) = schema["anyOf"].as_array() {
         return any.iter().map(type_of).collect::<Vec<_>>().join(" or ");
     }
@@ -57,6 +60,14 @@ fn members(schema: &Value) -> String {
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    if let Some(variants) = schema["oneOf"].as_array() {
+        // A tagged enum: each variant's members, in turn.
+        return variants
+            .iter()
+            .map(|v| format!("({})", members(v)))
+            .collect::<Vec<_>>()
+            .join(" or ");
+    }
     let properties = schema["properties"].as_object().expect("properties");
     if properties.is_empty() {
         return "(none: `{}`)".into();

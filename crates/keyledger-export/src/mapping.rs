@@ -179,6 +179,7 @@ fn classify(event_type: &str) -> (Option<&'static str>, Activity, Option<u8>) {
         "import_token.created" => (Some("kms.import-token.create"), Create, None),
         "import_token.retrieved" => (Some("kms.import-token.read"), Read, None),
         "instance.policy_updated" => (Some("kms.instance-policies.write"), Update, None),
+        "export.sinks_set" => (None, Update, None),
         "instance.created"
         | "admin.added"
         | "key_owner.registered"
@@ -230,7 +231,9 @@ fn severity(event_type: &str, outcome: Outcome) -> u8 {
         "ledger.tail_recovered" | "instance.sealed" => 7,
         _ if outcome == Outcome::Failure => 6,
         "key.destroyed" | "key.purged" | "admin.removed" | "key_owner.removed"
-        | "credential.revoked" | "ledger_key.rotated" | "master_key.rotated" => 5,
+        | "credential.revoked" | "ledger_key.rotated" | "master_key.rotated"
+        // Forwarding changed (or stopped): what the SIEM sees from now on.
+        | "export.sinks_set" => 5,
         _ => 3,
     }
 }

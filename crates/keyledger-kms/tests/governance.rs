@@ -586,3 +586,94 @@ fn key_create_import_access_policy_limits_what_keys_may_be_made() {
     );
     create(true, None).expect("standard keys may still be created");
 }
+
+fn sinks(names: &[&str]) -> AdminCommand {
+    AdminCommand::SetSinks {
+        sinks: names
+            .iter()
+            .map(|n| {
+                serde_json::from_value(serde_json::json!({
+                    "name": n, "format": "cef",
+                    "target": {"kind": "syslog", "address": "siem.example.com:6514",
+                               "tls": {"ca_ref": "siem-ca"}}
+                }))
+                .expect("sink")
+            })
+            .collect(),
+    }
+}
+
+/// Issue 18: SIEM sinks are set only by a quorum-signed command recorded
+/// as `export.sinks_set`; adding takes the signature threshold, removing
+/// one (turning forwarding off) the revocation threshold; a bad
+/// configuration or too few signatures change nothing.
+#[test]
+fn sinks_are_set_by_quorum_and_removing_one_takes_the_revocation_threshold() {
+    let g = fresh();
+    admin_command(&g.service, &g.clock, add(&key(2), "bob")).expect("add bob");
+    admin_command(&g.service, &g.clock, add(&key(3), "carol")).expect("add carol");
+    admin_command_by(
+        &g.service,
+        &g.clock,
+        &[&admin_key(), &key(2), &key(3)],
+        thresholds(2, 3),
+    )
+    .expect("thresholds");
+    let two = [&admin_key(), &key(2)];
+    let all = [&admin_key(), &key(2), &key(3)];
+    then_denied(
+        &g,
+        |g| seq(admin_command(&g.service, &g.clock, sinks(&["siem"]))),
+        Denial::NotEnoughSignatures {
+            kind: "export.set_sinks".into(),
+            have: 1,
+            need: 2,
+        },
+    );
+    let size = g.service.writer().log().head().size;
+    admin_command_by(&g.service, &g.clock, &two, sinks(&["siem"])).expect("set");
+    admin_command_by(&g.service, &g.clock, &two, sinks(&["siem", "backup"])).expect("add");
+    assert_eq!(
+        types(&g.service, size),
+        vec!["export.sinks_set", "export.sinks_set"]
+    );
+    let gov = g.service.projections().governance;
+    let names: Vec<&str> = gov.sinks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["siem", "backup"]);
+    assert_eq!(gov.sinks_set_seq, Some(size + 1));
+    // Turning one off: two signatures are not enough, three are.
+    then_denied(
+        &g,
+        |g| {
+            seq(admin_command_by(
+                &g.service,
+                &g.clock,
+                &two,
+                sinks(&["backup"]),
+            ))
+        },
+        Denial::NotEnoughSignatures {
+            kind: "export.set_sinks".into(),
+            have: 2,
+            need: 3,
+        },
+    );
+    let mut bad = sinks(&["siem"]);
+    if let AdminCommand::SetSinks { sinks } = &mut bad {
+        sinks[0].target = serde_json::from_value(serde_json::json!(
+            {"kind": "hec", "url": "http://splunk.example.com/services/collector/event",
+             "token_ref": "t"}))
+        .expect("target");
+    }
+    then_denied(
+        &g,
+        |g| seq(admin_command_by(&g.service, &g.clock, &all, bad)),
+        Denial::Invalid(
+            "sink \"siem\": url must be https:// (http:// only to a loopback host: the token would travel in clear)"
+                .into(),
+        ),
+    );
+    admin_command_by(&g.service, &g.clock, &all, sinks(&[])).expect("all off, by all three");
+    let gov = g.service.projections().governance;
+    assert!(gov.sinks.is_empty());
+}

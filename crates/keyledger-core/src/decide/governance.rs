@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use super::Refusal;
 use crate::event::{
     Actor, AdminAdded, AdminRemoved, AdminThresholdsSet, AuthMethod, CredentialIssued,
-    CredentialRevoked, EventDraft, EventError, EventPayload, InstancePolicyUpdated,
+    CredentialRevoked, EventDraft, EventError, EventPayload, ExportSinksSet, InstancePolicyUpdated,
     KeyOwnerRegistered, KeyOwnerRemoved, MasterKeyLoadApproved, Role, SignedCommandRef,
 };
 use crate::governance::command::decode_public_key;
@@ -56,6 +56,8 @@ pub enum GovernanceEvent {
     CredentialRevoked(CredentialRevoked),
     /// `instance.policy_updated`.
     InstancePolicyUpdated(InstancePolicyUpdated),
+    /// `export.sinks_set`.
+    SinksSet(ExportSinksSet),
     /// `key_owner.registered`.
     KeyOwnerRegistered(KeyOwnerRegistered),
     /// `key_owner.removed`.
@@ -74,6 +76,7 @@ impl GovernanceEvent {
             GovernanceEvent::CredentialIssued(_) => CredentialIssued::TYPE,
             GovernanceEvent::CredentialRevoked(_) => CredentialRevoked::TYPE,
             GovernanceEvent::InstancePolicyUpdated(_) => InstancePolicyUpdated::TYPE,
+            GovernanceEvent::SinksSet(_) => ExportSinksSet::TYPE,
             GovernanceEvent::KeyOwnerRegistered(_) => KeyOwnerRegistered::TYPE,
             GovernanceEvent::KeyOwnerRemoved(_) => KeyOwnerRemoved::TYPE,
             GovernanceEvent::LoadApproved(_) => MasterKeyLoadApproved::TYPE,
@@ -90,6 +93,7 @@ impl GovernanceEvent {
             GovernanceEvent::CredentialIssued(p) => EventDraft::new(a, correlation_id, p),
             GovernanceEvent::CredentialRevoked(p) => EventDraft::new(a, correlation_id, p),
             GovernanceEvent::InstancePolicyUpdated(p) => EventDraft::new(a, correlation_id, p),
+            GovernanceEvent::SinksSet(p) => EventDraft::new(a, correlation_id, p),
             GovernanceEvent::KeyOwnerRegistered(p) => EventDraft::new(a, correlation_id, p),
             GovernanceEvent::KeyOwnerRemoved(p) => EventDraft::new(a, correlation_id, p),
             GovernanceEvent::LoadApproved(p) => EventDraft::new(a, correlation_id, p),
@@ -204,6 +208,10 @@ pub fn recorded(
             enabled,
             attributes,
             command: Some(signed),
+        }),
+        AdminCommand::SetSinks { sinks } => GovernanceEvent::SinksSet(ExportSinksSet {
+            sinks,
+            command: signed,
         }),
         AdminCommand::CommitMasterKey { .. }
         | AdminCommand::ActivateMasterKey { .. }

@@ -144,6 +144,15 @@ event_types! {
         /// (`keyledger verify --policy` flags an event without one).
         command: Option<SignedCommandRef>,
     }
+    /// The instance's SIEM sinks were set by a quorum-signed command (the
+    /// whole list; empty: nothing is forwarded). Secrets are named by
+    /// reference only.
+    ExportSinksSet = ("export.sinks_set", 1) {
+        /// The sinks in force from this event on.
+        sinks: Vec<crate::governance::sinks::SinkSpec>,
+        /// The signed `export.set_sinks` command that set them.
+        command: SignedCommandRef,
+    }
     /// The instance was zeroized: master key and key material destroyed, thresholds reset.
     InstanceZeroized = ("instance.zeroized", 1) {
         /// The signed `instance.zeroize` command that ordered it.

@@ -114,6 +114,13 @@ pub enum AdminCommand {
         #[serde(default)]
         attributes: std::collections::BTreeMap<String, serde_json::Value>,
     },
+    /// Replaces the instance's SIEM sinks (an empty list stops all
+    /// forwarding; removing a sink takes the revocation threshold).
+    #[serde(rename = "export.set_sinks")]
+    SetSinks {
+        /// The sinks, each named, with its format and target.
+        sinks: Vec<super::sinks::SinkSpec>,
+    },
     /// Destroys the master key and all key material; resets the thresholds.
     #[serde(rename = "instance.zeroize")]
     Zeroize {},
@@ -134,6 +141,7 @@ impl AdminCommand {
             AdminCommand::IssueCredential { .. } => "credential.issue",
             AdminCommand::RevokeCredential { .. } => "credential.revoke",
             AdminCommand::SetInstancePolicy { .. } => "instance.set_policy",
+            AdminCommand::SetSinks { .. } => "export.set_sinks",
             AdminCommand::Zeroize {} => "instance.zeroize",
         }
     }

@@ -12,6 +12,7 @@ pub(crate) mod command;
 mod openapi;
 pub(crate) mod policies;
 pub(crate) mod rules;
+pub mod sinks;
 pub(crate) mod state;
 mod view;
 

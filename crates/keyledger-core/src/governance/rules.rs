@@ -295,13 +295,26 @@ pub fn required_signatures(gov: &GovernanceState, command: &AdminCommand) -> Res
             }),
         },
         Some(t) => {
-            let base = if command.is_removal() {
+            let base = if command.is_removal() || removes_a_sink(gov, command) {
                 t.revocation
             } else {
                 t.signature
             };
             Ok(usize::from(base).max(new_signature))
         }
+    }
+}
+
+/// Whether `command` sets the sinks without one the instance has now:
+/// turning forwarding off takes the revocation threshold, like the other
+/// removals.
+fn removes_a_sink(gov: &GovernanceState, command: &AdminCommand) -> bool {
+    match command {
+        AdminCommand::SetSinks { sinks } => gov
+            .sinks
+            .iter()
+            .any(|old| !sinks.iter().any(|new| new.name == old.name)),
+        _ => false,
     }
 }
 
@@ -480,6 +493,9 @@ pub fn check_effect(view: View<'_>, command: &AdminCommand) -> Result<(), Denial
             attributes,
         } => super::policies::check_instance_policy(policy_type, *enabled, attributes)
             .map_err(Denial::Invalid),
+        AdminCommand::SetSinks { sinks } => {
+            super::sinks::check_sinks(sinks).map_err(Denial::Invalid)
+        }
         AdminCommand::Zeroize {} => Ok(()),
     }
 }

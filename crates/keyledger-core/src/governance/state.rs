@@ -12,8 +12,8 @@ use super::command::{CommandDocument, decode_public_key};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, ApprovalCancelled, ApprovalExpired,
     ApprovalGranted, ApprovalRequested, CredentialIssued, CredentialRevoked, Envelope,
-    InstanceCreated, InstancePolicyUpdated, InstanceZeroized, KeyDestroyed, KeyPurged,
-    MasterKeyLoadApproved, OperationExecuted, OperationFailed, SignedCommandRef,
+    ExportSinksSet, InstanceCreated, InstancePolicyUpdated, InstanceZeroized, KeyDestroyed,
+    KeyPurged, MasterKeyLoadApproved, OperationExecuted, OperationFailed, SignedCommandRef,
 };
 
 /// An instance administrator.
@@ -158,6 +158,10 @@ pub struct GovernanceState {
     pub approvals: BTreeMap<String, Approval>,
     /// Master-key generations whose part loading the admins approved.
     pub load_approved: BTreeSet<u32>,
+    /// The SIEM sinks in force (`export.sinks_set`).
+    pub sinks: Vec<super::sinks::SinkSpec>,
+    /// Sequence number of the event that last set the sinks.
+    pub sinks_set_seq: Option<u64>,
 }
 
 /// Any payload's `command` field, to consume its nonce.
@@ -283,6 +287,9 @@ impl GovernanceState {
                     updated_seq: seq,
                 },
             );
+        } else if let Some(Ok(e)) = envelope.payload_as::<ExportSinksSet>() {
+            self.sinks = e.sinks;
+            self.sinks_set_seq = Some(seq);
         } else if let Some(Ok(e)) = envelope.payload_as::<MasterKeyLoadApproved>() {
             self.load_approved.insert(e.generation);
         } else {

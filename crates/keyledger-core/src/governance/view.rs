@@ -68,7 +68,7 @@ impl GovernanceState {
                 )
             })
             .collect();
-        json!({
+        let mut view = json!({
             "imprintMode": self.imprint_mode(),
             "thresholds": self.thresholds.map(|t| json!({"signature": t.signature, "revocation": t.revocation})),
             "admins": admins,
@@ -77,6 +77,11 @@ impl GovernanceState {
             "policies": policies,
             "approvals": approvals,
             "loadApproved": self.load_approved,
-        })
+        });
+        // Only once sinks were ever set, so older fixtures stay as they are.
+        if let (Some(seq), Some(map)) = (self.sinks_set_seq, view.as_object_mut()) {
+            map.insert("sinks".into(), json!({"setSeq": seq, "sinks": self.sinks}));
+        }
+        view
     }
 }

@@ -34,9 +34,9 @@ use crate::decide::key_ring::{self, KeyRingCommand};
 use crate::decide::master_key::{self, MasterKeyCommand};
 use crate::event::{
     AdminAdded, AdminRemoved, AdminThresholdsSet, CredentialIssued, CredentialRevoked, Envelope,
-    EventPayload, InstanceCreated, InstancePolicyUpdated, InstanceZeroized, KeyOwnerRegistered,
-    KeyOwnerRemoved, MasterKeyActivated, MasterKeyCommitted, MasterKeyLoadApproved,
-    MasterKeyRotated, SignedCommandRef,
+    EventPayload, ExportSinksSet, InstanceCreated, InstancePolicyUpdated, InstanceZeroized,
+    KeyOwnerRegistered, KeyOwnerRemoved, MasterKeyActivated, MasterKeyCommitted,
+    MasterKeyLoadApproved, MasterKeyRotated, SignedCommandRef,
 };
 use crate::governance::ApprovalDenial;
 use crate::governance::{AdminCommand, Approval, CommandDocument, Denial, SignedCommand, View};
@@ -619,13 +619,14 @@ impl PolicyReplay {
 
 /// The event types a signed administrator command records (the command, if
 /// any, in the payload's `command` member).
-const COMMAND_EVENTS: [&str; 13] = [
+const COMMAND_EVENTS: [&str; 14] = [
     AdminAdded::TYPE,
     AdminRemoved::TYPE,
     AdminThresholdsSet::TYPE,
     CredentialIssued::TYPE,
     CredentialRevoked::TYPE,
     InstancePolicyUpdated::TYPE,
+    ExportSinksSet::TYPE,
     KeyOwnerRegistered::TYPE,
     KeyOwnerRemoved::TYPE,
     MasterKeyLoadApproved::TYPE,
@@ -671,6 +672,7 @@ fn governance_reference(e: &Envelope<'_>) -> Option<Result<Option<SignedCommandR
         .or_else(|| of(e, |p: CredentialIssued| p.command))
         .or_else(|| of(e, |p: CredentialRevoked| p.command))
         .or_else(|| of(e, |p: InstancePolicyUpdated| p.command))
+        .or_else(|| of(e, |p: ExportSinksSet| Some(p.command)))
         .or_else(|| of(e, |p: KeyOwnerRegistered| p.command))
         .or_else(|| of(e, |p: KeyOwnerRemoved| Some(p.command)))
         .or_else(|| of(e, |p: MasterKeyLoadApproved| Some(p.command)))
