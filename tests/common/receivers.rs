@@ -259,6 +259,8 @@ fn hec_script() -> PathBuf {
 pub struct HecReceiver {
     dir: tempfile::TempDir,
     token: String,
+    /// Certificate, key and client CA arguments for HTTPS.
+    tls_args: Vec<PathBuf>,
     out: PathBuf,
     log: PathBuf,
     port: u16,
@@ -268,12 +270,30 @@ pub struct HecReceiver {
 impl HecReceiver {
     /// Starts it with the token it accepts and waits until it listens.
     pub fn start(token: &str) -> HecReceiver {
+        Self::start_with(token, Vec::new())
+    }
+
+    /// The same over HTTPS with the server certificate (PEM chain) and key;
+    /// with `client_ca`, a client certificate signed by it is required.
+    pub fn start_tls(
+        token: &str,
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> HecReceiver {
+        let mut tls_args = vec![cert.to_path_buf(), key.to_path_buf()];
+        tls_args.extend(client_ca.map(Path::to_path_buf));
+        Self::start_with(token, tls_args)
+    }
+
+    fn start_with(token: &str, tls_args: Vec<PathBuf>) -> HecReceiver {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut me = HecReceiver {
             out: dir.path().join("events.jsonl"),
             log: dir.path().join("hec_receiver.log"),
             dir,
             token: token.to_string(),
+            tls_args,
             port: free_port(),
             child: None,
         };
@@ -287,14 +307,22 @@ impl HecReceiver {
             .append(true)
             .open(&self.log)
             .expect("receiver log");
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        command
             .arg(hec_script())
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--token")
             .arg(&self.token)
             .arg("--out")
-            .arg(&self.out)
+            .arg(&self.out);
+        for (flag, path) in ["--cert", "--key", "--client-ca"]
+            .iter()
+            .zip(&self.tls_args)
+        {
+            command.arg(flag).arg(path);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -304,9 +332,23 @@ impl HecReceiver {
         self.child = Some(child);
     }
 
-    /// The collector endpoint, `http://127.0.0.1:port/services/collector/event`.
+    /// The collector endpoint,
+    /// `http(s)://127.0.0.1:port/services/collector/event`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/services/collector/event", self.port)
+        let scheme = if self.tls_args.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        format!(
+            "{scheme}://127.0.0.1:{}/services/collector/event",
+            self.port
+        )
+    }
+
+    /// The same endpoint named `host` (which must resolve to 127.0.0.1).
+    pub fn url_for(&self, host: &str) -> String {
+        self.url().replace("127.0.0.1", host)
     }
 
     /// `127.0.0.1:port`.

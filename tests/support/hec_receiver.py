@@ -7,12 +7,15 @@ Answers POST /services/collector/event as Splunk HEC does: 401
 {"text":"Invalid data format","code":6} when the body is not a sequence of
 JSON objects each with "event"; otherwise appends every event object as one
 JSON line to --out, flushes and fsyncs, then answers 200
-{"text":"Success","code":0}. Loopback only; standard library only.
+{"text":"Success","code":0}. With --cert and --key it speaks HTTPS, and
+with --client-ca it also wants a client certificate signed by that CA.
+Loopback only; standard library only.
 """
 
 import argparse
 import json
 import os
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +51,9 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--client-ca")
     args = parser.parse_args()
     lock = threading.Lock()
     # A receiver killed mid-write may leave half a line: drop it, as the
@@ -113,6 +119,13 @@ def main():
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
+        if args.client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(args.client_ca)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print("listening", server.server_address[1], flush=True)
     try:
         server.serve_forever()

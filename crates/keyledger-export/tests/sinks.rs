@@ -291,12 +291,20 @@ fn syslog_tcp_lines_arrive_byte_exact() {
     assert_eq!(receiver.lines(), lines);
 }
 
-/// PEM files of a throwaway CA and a server certificate it signs for
-/// `localhost` and 127.0.0.1: (CA certificate, server certificate, key).
-fn throwaway_pki(dir: &Path, ca_name: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// PEM files of a throwaway CA, a server certificate it signs for
+/// `localhost` and 127.0.0.1, and a client certificate it signs.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+fn throwaway_pki(dir: &Path, ca_name: &str) -> Pki {
     use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
-        KeyUsagePurpose, SanType,
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose, SanType,
     };
     use std::net::{IpAddr, Ipv4Addr};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -310,27 +318,37 @@ fn throwaway_pki(dir: &Path, ca_name: &str) -> (PathBuf, PathBuf, PathBuf) {
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     server
         .distinguished_name
-        .push(DnType::CommonName, "keyledger test syslog");
+        .push(DnType::CommonName, "keyledger test receiver");
     let key = KeyPair::generate().unwrap();
     let cert = server.signed_by(&key, &ca).unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "keyledger export");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = client.signed_by(&client_key, &ca).unwrap();
     let prefix = ca_name.replace(' ', "_");
-    let paths = (
-        dir.join(format!("{prefix}-ca.pem")),
-        dir.join(format!("{prefix}-server.pem")),
-        dir.join(format!("{prefix}-server.key")),
-    );
-    fs::write(&paths.0, ca.pem()).unwrap();
-    fs::write(&paths.1, cert.pem()).unwrap();
-    fs::write(&paths.2, key.serialize_pem()).unwrap();
-    fs::set_permissions(&paths.2, fs::Permissions::from_mode(0o600)).unwrap();
-    (paths.0, paths.1, paths.2)
+    let file = |name: &str, pem: String| {
+        let path = dir.join(format!("{prefix}-{name}"));
+        fs::write(&path, pem).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    Pki {
+        ca: file("ca.pem", ca.pem()),
+        cert: file("server.pem", cert.pem()),
+        key: file("server.key", key.serialize_pem()),
+        client_cert: file("client.pem", client_cert.pem()),
+        client_key: file("client.key", client_key.serialize_pem()),
+    }
 }
 
 #[test]
 fn syslog_tls_delivers_and_refuses_a_wrong_name_or_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = throwaway_pki(dir.path(), "keyledger test CA");
-    let (other_ca, _, _) = throwaway_pki(dir.path(), "another CA");
+    let Pki { ca, cert, key, .. } = throwaway_pki(dir.path(), "keyledger test CA");
+    let other_ca = throwaway_pki(dir.path(), "another CA").ca;
     let receiver = Rsyslog::start(Some((&cert, &key)));
     let tls = |name: &str, ca: Option<&Path>| TlsClient {
         server_name: name.into(),
@@ -490,7 +508,7 @@ fn syslog_tcp_receiver_killed_between_batches_loses_nothing() {
 #[test]
 fn syslog_tls_receiver_killed_between_batches_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = throwaway_pki(dir.path(), "kill CA");
+    let Pki { ca, cert, key, .. } = throwaway_pki(dir.path(), "kill CA");
     let (lines, failures) = syslog_kill9_run(Some((&ca, &cert, &key)), BETWEEN_BATCHES);
     let total = BETWEEN_BATCHES.total;
     assert!(failures > 0, "no send failed: the kills did not happen");
@@ -524,7 +542,7 @@ fn syslog_tcp_receiver_killed_mid_batch_loses_nothing() {
 #[test]
 fn syslog_tls_receiver_killed_mid_batch_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = throwaway_pki(dir.path(), "kill CA");
+    let Pki { ca, cert, key, .. } = throwaway_pki(dir.path(), "kill CA");
     mid_batch(Some((&ca, &cert, &key)));
 }
 
@@ -698,4 +716,76 @@ fn hec_receiver_killed_mid_stream_loses_nothing() {
         .collect();
     let strangers = check_stream(&lines, total);
     assert!(strangers.is_empty(), "unexpected events: {strangers:?}");
+}
+
+#[test]
+fn hec_over_tls_checks_the_receiver_and_presents_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = throwaway_pki(dir.path(), "hec CA");
+    let other = throwaway_pki(dir.path(), "other hec CA");
+    let receiver = HecReceiver::start_tls(TOKEN, &pki.cert, &pki.key, Some(&pki.ca));
+    let target = |host: &str, ca: &Path, client: Option<&Pki>| {
+        let mut t = hec_target(receiver.url_for(host), TOKEN, false);
+        if let Target::Hec { tls, .. } = &mut t {
+            *tls = Some(TlsClient {
+                server_name: host.into(),
+                ca_file: Some(ca.to_path_buf()),
+                client_cert: client.map(|p| p.client_cert.clone()),
+                client_key: client.map(|p| p.client_key.clone()),
+            });
+        }
+        t
+    };
+    let lines = tricky_lines();
+    let entries: Vec<Entry> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| entry(i as u64, l))
+        .collect();
+    for host in ["localhost", "127.0.0.1"] {
+        let mut sink = sink::open(target(host, &pki.ca, Some(&pki))).unwrap();
+        sink.send(&entries).unwrap();
+    }
+    let got: Vec<String> = receiver
+        .events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, [lines.clone(), lines.clone()].concat());
+
+    // Another CA's roots; no client certificate; a client certificate the
+    // receiver does not trust: refused, nothing stored.
+    let err = sink::open(target("localhost", &other.ca, Some(&pki)))
+        .unwrap()
+        .send(&entries)
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Connect(m) if m.contains("UnknownIssuer")),
+        "{err}"
+    );
+    let refused = [
+        target("localhost", &other.ca, Some(&pki)),
+        target("localhost", &pki.ca, None),
+        target("localhost", &pki.ca, Some(&other)),
+    ];
+    for t in refused {
+        let what = format!("{t:?}");
+        let err = sink::open(t).unwrap().send(&entries).expect_err(&what);
+        // Our check of the receiver fails at the handshake; the receiver's
+        // refusal of our certificate may only show when writing.
+        assert!(
+            matches!(err, SendError::Connect(_) | SendError::Io(_)),
+            "{what}: {err}"
+        );
+        assert!(!err.to_string().contains(TOKEN));
+    }
+    assert_eq!(receiver.events().len(), 2 * lines.len());
+
+    // The certificate is checked against the URL's host, so server_name
+    // must be that host.
+    let mut t = target("localhost", &pki.ca, Some(&pki));
+    if let Target::Hec { tls: Some(tls), .. } = &mut t {
+        tls.server_name = "other.example".into();
+    }
+    assert!(matches!(sink::open(t).err(), Some(SendError::Config(_))));
 }

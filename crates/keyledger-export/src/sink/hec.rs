@@ -178,6 +178,25 @@ impl HecSink {
         body
     }
 
+    /// A failed request: not reached / TLS refused (Connect) or broken
+    /// off (Io).
+    fn request_error(&self, e: ureq::Error) -> SendError {
+        match e {
+            ureq::Error::Io(io) => {
+                let tls = io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>());
+                if tls || io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    SendError::Connect(format!("{}: {io}", self.url))
+                } else {
+                    SendError::Io(format!("{}: {io}", self.url))
+                }
+            }
+            ureq::Error::Timeout(t) => SendError::Io(format!("{}: timeout ({t})", self.url)),
+            other => SendError::Connect(format!("{}: {other}", self.url)),
+        }
+    }
+
     /// The receiver's text, cut to [`MAX_TEXT`] characters, token blanked.
     fn text_of(&self, answer: &str) -> String {
         let parsed: Option<Value> = serde_json::from_str(answer).ok();
@@ -202,11 +221,7 @@ impl Transport for HecSink {
             .header("authorization", self.authorization.as_str())
             .header("content-type", "application/json")
             .send(body.as_bytes())
-            .map_err(|e| match e {
-                ureq::Error::Io(io) => SendError::Io(format!("{}: {io}", self.url)),
-                ureq::Error::Timeout(t) => SendError::Io(format!("{}: timeout ({t})", self.url)),
-                other => SendError::Connect(format!("{}: {other}", self.url)),
-            })?;
+            .map_err(|e| self.request_error(e))?;
         let status = response.status().as_u16();
         let answer = response
             .body_mut()
