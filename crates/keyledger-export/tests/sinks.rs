@@ -522,9 +522,9 @@ fn syslog_tls_receiver_killed_between_batches_loses_nothing() {
 /// write at a kill may leave one stray line per kill.
 fn mid_batch(tls: Option<(&Path, &Path, &Path)>) {
     let plan = KillPlan {
-        total: 30_000,
-        per_batch: 1_000,
-        kills: 5,
+        total: 80_000,
+        per_batch: 2_000,
+        kills: 10,
         between_batches: false,
     };
     let (total, kills) = (plan.total, plan.kills);
