@@ -7,6 +7,9 @@
 //! verifiable log. No format adds anything a payload does not hold, and
 //! payloads hold no secrets (no key material, token, plaintext or
 //! ciphertext); the mapped formats carry only the fields [`mapping`] picks.
+//!
+//! [`sink`] delivers batches of rendered lines to receivers: a rotated
+//! file, syslog over TCP or TLS, Splunk's HTTP Event Collector.
 
 use std::io::Write;
 use std::str::FromStr;
@@ -20,6 +23,7 @@ mod jsonl;
 pub mod leef;
 pub mod mapping;
 pub mod ocsf;
+pub mod sink;
 
 /// The product version written into CEF, LEEF and OCSF headers.
 pub const PRODUCT_VERSION: &str = env!("CARGO_PKG_VERSION");
