@@ -77,6 +77,7 @@ fn state(instances: &[&Instance]) -> actix_web::web::Data<AppState> {
             instances.iter().map(|i| i.service.clone()).collect(),
         )),
         clock: Arc::new(chrono::Utc::now),
+        sinks: Default::default(),
     })
 }
 

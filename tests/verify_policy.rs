@@ -256,6 +256,69 @@ macro_rules! violation {
     };
 }
 
+// ------------------------------------------------------------ SIEM sinks
+
+fn sinks_command(names: &[&str]) -> AdminCommand {
+    AdminCommand::SetSinks {
+        sinks: names
+            .iter()
+            .map(|n| sink(n, "siem.example.com:6514"))
+            .collect(),
+    }
+}
+
+fn sink(name: &str, address: &str) -> keyledger::governance::sinks::SinkSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "format": "cef",
+        "target": {"kind": "syslog", "address": address}
+    }))
+    .expect("sink")
+}
+
+// Forwarding switched off by the server alone (no quorum).
+violation!(
+    sinks_set_with_fewer_signatures_than_the_threshold,
+    "export.sinks_set",
+    "not_enough_signatures",
+    |env| {
+        two_of_three(&env);
+        admin_command_by(
+            &env.service,
+            &env.clock,
+            &[&key_env::admin_key(), &admin_n(2)],
+            sinks_command(&["siem"]),
+        )
+        .expect("sinks by two");
+        let command = signed_ref(&env, &[&key_env::admin_key()], sinks_command(&[]));
+        forge(
+            &env,
+            admins_actor(),
+            &event::ExportSinksSet {
+                sinks: vec![],
+                command,
+            },
+        )
+    }
+);
+
+// The quorum signed one receiver; the log records another.
+violation!(
+    sinks_set_to_another_receiver_than_signed,
+    "export.sinks_set",
+    "command_mismatch",
+    |env| {
+        let command = signed_ref(&env, &[&key_env::admin_key()], sinks_command(&["siem"]));
+        forge(
+            &env,
+            admins_actor(),
+            &event::ExportSinksSet {
+                sinks: vec![sink("siem", "attacker.example.net:514")],
+                command,
+            },
+        )
+    }
+);
+
 // ------------------------------------------------------ administrator rules
 
 violation!(
@@ -1909,6 +1972,7 @@ fn honest_life(data: &Path) -> KeyEnv {
         },
     )
     .expect("instance policy");
+    admin_command_by(service, clock, &[&a, &b], sinks_command(&["siem"])).expect("sinks");
     // A key created under the instance policy: two principals delete it.
     let dual = create_key(service, "under-policy", false);
     service
@@ -2014,6 +2078,7 @@ fn an_honest_log_breaks_no_rule() {
         "credential.issued",
         "credential.revoked",
         "instance.policy_updated",
+        "export.sinks_set",
         "master_key.rotated",
         "instance.unsealed",
         "approval.requested",

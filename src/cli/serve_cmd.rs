@@ -49,6 +49,15 @@ pub struct ServeArgs {
     /// embedded store in the data directory. Also KEYLEDGER_DATABASE_URL.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Where SIEM file sinks write (default: DATA_DIR/export). Also
+    /// KEYLEDGER_EXPORT_DIR.
+    #[arg(long)]
+    pub export_dir: Option<PathBuf>,
+    /// A SIEM sink reference, NAME=FILE: the file behind a sink's
+    /// `token_ref`, `ca_ref`, `client_cert_ref` or `client_key_ref`
+    /// (repeatable; also KEYLEDGER_SINK_REFS=NAME=FILE,...).
+    #[arg(long, value_name = "NAME=FILE")]
+    pub sink_ref: Vec<String>,
 }
 
 pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
@@ -79,6 +88,12 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), String> {
     }
     if args.pkcs11_token.is_some() {
         config.pkcs11_token = args.pkcs11_token.clone();
+    }
+    if args.export_dir.is_some() {
+        config.export_dir = args.export_dir.clone();
+    }
+    for pair in &args.sink_ref {
+        config.add_sink_ref(pair)?;
     }
     if let Some(url) = &args.database_url {
         config.database_url = Some(crate::server::config::DatabaseUrl(url.clone()));

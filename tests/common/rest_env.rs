@@ -68,6 +68,7 @@ impl RestLedgerEnv {
         let state = web::Data::new(AppState {
             registry: Arc::new(registry),
             clock: clock.as_clock(),
+            sinks: Default::default(),
         });
         RestLedgerEnv {
             tmp,

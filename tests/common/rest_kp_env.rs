@@ -50,6 +50,7 @@ pub fn rest_env(data: &Path) -> RestEnv {
     let state = web::Data::new(AppState {
         registry,
         clock: env.clock.as_clock(),
+        sinks: Default::default(),
     });
     RestEnv {
         service,

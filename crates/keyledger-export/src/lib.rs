@@ -9,7 +9,8 @@
 //! ciphertext); the mapped formats carry only the fields [`mapping`] picks.
 //!
 //! [`sink`] delivers batches of rendered lines to receivers: a rotated
-//! file, syslog over TCP or TLS, Splunk's HTTP Event Collector.
+//! file, syslog over TCP or TLS, Splunk's HTTP Event Collector;
+//! [`delivery`] runs one sink: durable cursor, bounded batches, backoff.
 
 use std::io::Write;
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use keyledger_ledger::audit::{AuditLog, FRAME_CHUNK};
 
 pub mod cadf;
 pub mod cef;
+pub mod delivery;
 mod jsonl;
 pub mod leef;
 pub mod mapping;

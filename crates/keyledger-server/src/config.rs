@@ -21,8 +21,16 @@
 //! # The instance logs and key material on PostgreSQL instead of the
 //! # embedded files under data_dir (which still holds the ledger keys).
 //! database_url = "host=db1,db2 user=keyledger dbname=keyledger target_session_attrs=read-write"
+//! # SIEM sinks are set by a quorum-signed `export.set_sinks` command in the
+//! # log; the server supplies only what stays out of it: where file sinks
+//! # write (default: <data_dir>/export) and the files behind references.
+//! export_dir = "/var/log/keyledger"
+//! [sink_refs]
+//! splunk-token = "/etc/keyledger/splunk.token"
+//! siem-ca = "/etc/keyledger/siem-ca.pem"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -72,6 +80,12 @@ pub struct ServeConfig {
     /// PostgreSQL holding the instance logs and key material (several
     /// servers may share it); none: the embedded store in `data_dir`.
     pub database_url: Option<DatabaseUrl>,
+    /// Where file sinks write (`<export_dir>/<instance>/<file>`); none:
+    /// `<data_dir>/export`.
+    pub export_dir: Option<PathBuf>,
+    /// Sink reference name -> file (HEC token, TLS CA, client certificate
+    /// or key), resolved when a sink starts.
+    pub sink_refs: BTreeMap<String, PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -92,6 +106,8 @@ impl Default for ServeConfig {
             pkcs11_module: None,
             pkcs11_token: None,
             database_url: None,
+            export_dir: None,
+            sink_refs: BTreeMap::new(),
         }
     }
 }
@@ -169,7 +185,42 @@ impl ServeConfig {
         if let Some(v) = env("KEYLEDGER_DATABASE_URL") {
             self.database_url = Some(DatabaseUrl(v));
         }
+        if let Some(v) = env("KEYLEDGER_EXPORT_DIR") {
+            self.export_dir = Some(v.into());
+        }
+        if let Some(v) = env("KEYLEDGER_SINK_REFS") {
+            for pair in v.split(',').filter(|p| !p.is_empty()) {
+                self.add_sink_ref(pair)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Adds one `NAME=FILE` sink reference.
+    pub fn add_sink_ref(&mut self, pair: &str) -> Result<(), String> {
+        match pair.split_once('=') {
+            Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+                self.sink_refs.insert(name.to_string(), file.into());
+                Ok(())
+            }
+            _ => Err(format!(
+                "a sink reference is NAME=FILE, not {:?}",
+                pair.chars().take(64).collect::<String>()
+            )),
+        }
+    }
+
+    /// What the SIEM sinks need of this configuration.
+    pub fn sink_settings(&self) -> super::sinks::SinkSettings {
+        super::sinks::SinkSettings {
+            data_dir: self.data_dir.clone(),
+            export_dir: self
+                .export_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("export")),
+            refs: self.sink_refs.clone(),
+            delivery: Default::default(),
+        }
     }
 
     /// Checks the combinations: TLS needs both files unless plain HTTP was
@@ -240,6 +291,8 @@ mod tests {
                     "KEYLEDGER_PKCS11_MODULE" => "/lib/p11.so",
                     "KEYLEDGER_PKCS11_TOKEN" => "tok",
                     "KEYLEDGER_DATABASE_URL" => "host=127.0.0.1 password=hunter2",
+                    "KEYLEDGER_EXPORT_DIR" => "/x",
+                    "KEYLEDGER_SINK_REFS" => "tok=/t,ca=/c.pem",
                     _ => return None,
                 }
                 .to_string(),
@@ -262,6 +315,8 @@ mod tests {
             pkcs11_module: Some("/lib/p11.so".into()),
             pkcs11_token: Some("tok".into()),
             database_url: Some(DatabaseUrl("host=127.0.0.1 password=hunter2".into())),
+            export_dir: Some("/x".into()),
+            sink_refs: [("tok".into(), "/t".into()), ("ca".into(), "/c.pem".into())].into(),
         };
         assert_eq!(c, expected);
         assert!(

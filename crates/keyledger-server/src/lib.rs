@@ -25,6 +25,8 @@
 //! - [`dev`]: `--dev` bootstrap.
 //! - [`follow`]: on PostgreSQL, hears of other servers' appends and catches
 //!   each instance up.
+//! - [`sinks`]: the SIEM sinks the instances' logs set, each delivering
+//!   from its own durable cursor (metrics and `/ready` show their lag).
 //! - [`wire`]: body parsing, writing answers and response headers every
 //!   handler shares.
 //!
@@ -59,6 +61,7 @@ pub mod registry;
 pub mod resources;
 pub mod rings_aliases;
 pub mod scheduler;
+pub mod sinks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -132,9 +135,11 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
     {
         dev::unseal(&config.data_dir, &service)?;
     }
+    let sinks = Arc::new(sinks::SinkBoard::default());
     let state = web::Data::new(AppState {
         registry: registry.clone(),
         clock,
+        sinks: sinks.clone(),
     });
     let listening = listener::listen(bound, &config, state, tls)?;
     if config.dev {
@@ -169,8 +174,16 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         ),
         None => None,
     };
+    let sink_supervisor = sinks::spawn(
+        registry.clone(),
+        config.sink_settings(),
+        sinks,
+        stop.clone(),
+    )
+    .map_err(|e| format!("sinks: {e}"))?;
     let result = actix_web::rt::System::new().block_on(listening.server);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sink_supervisor.join();
     let _ = scheduler.join();
     if let Some(follower) = follower {
         let _ = follower.join();

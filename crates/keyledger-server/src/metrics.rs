@@ -1,7 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format): requests
 //! and latency per endpoint and status, unauthenticated requests, the
 //! sealed state and log size of every instance, the writer's batch sizes
-//! and append latency per instance, and the HSM's latency per operation.
+//! and append latency per instance, the HSM's latency per operation, and
+//! every SIEM sink's lag, deliveries and failures.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -35,6 +36,22 @@ struct EndpointLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InstanceLabels {
     instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    instance: String,
+    sink: String,
+}
+
+/// One sink's figures at a scrape.
+#[derive(Debug)]
+struct SinkFigures {
+    labels: SinkLabels,
+    lag: u64,
+    delivered: u64,
+    failures: u64,
+    up: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -117,7 +134,7 @@ pub async fn observe(
 }
 
 /// The exposition text, with the instance gauges refreshed.
-pub fn render(registry: &super::registry::Registry) -> String {
+pub fn render(registry: &super::registry::Registry, sinks: &super::sinks::SinkBoard) -> String {
     let m = metrics();
     for service in registry.all() {
         let labels = InstanceLabels {
@@ -131,7 +148,7 @@ pub fn render(registry: &super::registry::Registry) -> String {
             .set(i64::try_from(service.audit_log().size()).unwrap_or(i64::MAX));
     }
     let mut scraped = Registry::with_prefix("keyledger");
-    scraped.register_collector(Box::new(Snapshots::read(registry)));
+    scraped.register_collector(Box::new(Snapshots::read(registry, sinks)));
     let mut out = String::new();
     let encoded = prometheus_client::encoding::text::encode_registry(&mut out, &m.registry)
         .and_then(|()| prometheus_client::encoding::text::encode_registry(&mut out, &scraped))
@@ -149,10 +166,12 @@ struct Snapshots {
     batch_records: Vec<(InstanceLabels, HistogramSnapshot)>,
     append_seconds: Vec<(InstanceLabels, HistogramSnapshot)>,
     hsm_seconds: Vec<(OperationLabels, HistogramSnapshot)>,
+    sinks: Vec<SinkFigures>,
 }
 
 impl Snapshots {
-    fn read(registry: &super::registry::Registry) -> Self {
+    fn read(registry: &super::registry::Registry, board: &super::sinks::SinkBoard) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut batch_records = Vec::new();
         let mut append_seconds = Vec::new();
         for service in registry.all() {
@@ -175,10 +194,25 @@ impl Snapshots {
                 (labels, s)
             })
             .collect();
+        let sinks = board
+            .all()
+            .into_iter()
+            .map(|s| SinkFigures {
+                labels: SinkLabels {
+                    instance: s.instance,
+                    sink: s.sink,
+                },
+                lag: s.status.lag(),
+                delivered: s.status.delivered.load(Relaxed),
+                failures: s.status.failures.load(Relaxed),
+                up: !s.status.failing.load(Relaxed),
+            })
+            .collect();
         Snapshots {
             batch_records,
             append_seconds,
             hsm_seconds,
+            sinks,
         }
     }
 }
@@ -220,6 +254,57 @@ impl Collector for Snapshots {
             "hsm_operation_duration_seconds",
             "HSM call latency by operation (failed calls included).",
             &self.hsm_seconds,
-        )
+        )?;
+        self.encode_sinks(&mut encoder)
+    }
+}
+
+/// A per-sink metric: name, help, and its value of a sink's figures.
+type SinkMetric<T> = (&'static str, &'static str, fn(&SinkFigures) -> T);
+
+impl Snapshots {
+    fn encode_sinks(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.sinks.is_empty() {
+            return Ok(());
+        }
+        let gauges: [SinkMetric<i64>; 2] = [
+            (
+                "sink_lag_records",
+                "Records of an instance's log a SIEM sink has not had acknowledged yet.",
+                |s| i64::try_from(s.lag).unwrap_or(i64::MAX),
+            ),
+            (
+                "sink_up",
+                "1 while a SIEM sink's last delivery succeeded, 0 while it fails.",
+                |s| i64::from(s.up),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for s in &self.sinks {
+                metric.encode_family(&s.labels)?.encode_gauge(&value(s))?;
+            }
+        }
+        let counters: [SinkMetric<u64>; 2] = [
+            (
+                "sink_delivered_records",
+                "Records a SIEM sink's receiver acknowledged since the server started.",
+                |s| s.delivered,
+            ),
+            (
+                "sink_failures",
+                "Failed delivery attempts of a SIEM sink since the server started.",
+                |s| s.failures,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for s in &self.sinks {
+                metric
+                    .encode_family(&s.labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&value(s), None)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -1,11 +1,14 @@
 //! The operations endpoints: `GET /health`, `GET /ready` (on both
-//! listeners; only the operations listener names sealed instances) and
+//! listeners; only the operations listener names sealed instances and the
+//! SIEM sinks that are behind) and
 //! `GET /metrics` (operations listener only).
 
 use actix_web::{HttpResponse, web};
 
 use super::metrics;
-use super::model::{Health, Ready, Sealed, SealedInstances, StatusOk, StatusReady, StatusSealed};
+use super::model::{
+    Health, OpsReady, Ready, Sealed, SinkBehind, StatusOk, StatusReady, StatusSealed,
+};
 use super::registry::AppState;
 use super::wire::json_response;
 
@@ -48,17 +51,43 @@ fn sealed_instances(state: &AppState) -> Vec<String> {
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    readiness(&state, false)
+    readiness(&state)
 }
 
-/// The operations listener's `GET /ready`: 503 names the sealed instances.
+/// The operations listener's `GET /ready`: 503 names the sealed
+/// instances; either answer names the SIEM sinks that are behind.
 pub async fn ops_ready(state: web::Data<AppState>) -> HttpResponse {
-    readiness(&state, true)
+    let sealed = sealed_instances(&state);
+    let sinks_behind = state
+        .sinks
+        .behind()
+        .into_iter()
+        .map(|s| SinkBehind {
+            lag: s.status.lag(),
+            error: s.status.error(),
+            instance: s.instance,
+            sink: s.sink,
+        })
+        .collect();
+    let (code, status) = if sealed.is_empty() {
+        (200, "ready")
+    } else {
+        (503, "sealed")
+    };
+    json_response(
+        code,
+        JSON,
+        &OpsReady {
+            status,
+            sealed_instances: sealed,
+            sinks_behind,
+        },
+    )
 }
 
-/// 200 `ready`, or 503 `sealed` with the sealed instances' names
-/// (`name_them`) or only their number.
-fn readiness(state: &AppState, name_them: bool) -> HttpResponse {
+/// 200 `ready`, or 503 `sealed` with the number of sealed instances (the
+/// API listener names none: anyone can ask it).
+fn readiness(state: &AppState) -> HttpResponse {
     let sealed = sealed_instances(state);
     if sealed.is_empty() {
         json_response(
@@ -66,15 +95,6 @@ fn readiness(state: &AppState, name_them: bool) -> HttpResponse {
             JSON,
             &Ready {
                 status: StatusReady,
-            },
-        )
-    } else if name_them {
-        json_response(
-            503,
-            JSON,
-            &SealedInstances {
-                status: StatusSealed,
-                sealed_instances: sealed,
             },
         )
     } else {
@@ -93,5 +113,5 @@ fn readiness(state: &AppState, name_them: bool) -> HttpResponse {
 pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics::render(&state.registry))
+        .body(metrics::render(&state.registry, &state.sinks))
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The clock events are stamped with.
     pub clock: Clock,
+    /// The SIEM sinks running (empty where none run).
+    pub sinks: Arc<super::sinks::SinkBoard>,
 }
 
 /// Open instances by name.

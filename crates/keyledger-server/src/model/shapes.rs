@@ -792,13 +792,29 @@ pub struct Sealed {
     pub sealed_count: u64,
 }
 
-/// The operations listener's `GET /ready` when some instance is sealed:
-/// [`Sealed`] with the instances named. Not in the document, which
-/// describes the API listener.
+/// The operations listener's `GET /ready`: `ready` or `sealed` (503),
+/// naming the sealed instances and the SIEM sinks that are behind (which
+/// alone do not make the server unready: forwarding never holds up keys).
+/// Not in the document, which describes the API listener.
 #[derive(Serialize)]
-pub struct SealedInstances {
-    pub status: StatusSealed,
+pub struct OpsReady {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sealed_instances: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sinks_behind: Vec<SinkBehind>,
+}
+
+/// A SIEM sink that is failing or has not caught up for a while.
+#[derive(Serialize)]
+pub struct SinkBehind {
+    pub instance: String,
+    pub sink: String,
+    /// Records not acknowledged yet.
+    pub lag: u64,
+    /// Why its last delivery failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The first line of the bundle stream (`GET /ledger/bundle`, format in

@@ -1,0 +1,338 @@
+//! Delivery of one sink: reads the instance's log from the sink's durable
+//! cursor, renders a bounded batch, hands it to the sink's transport, and
+//! moves the cursor only once the transport says the receiver took the
+//! whole batch. At least once: after a crash, a restart or a receiver
+//! outage the batch that was not acknowledged is sent again, nothing
+//! earlier. The loop reads the log through the same read interface as
+//! `keyledger export` and never touches the writer, so a slow or dead
+//! receiver costs appends nothing; what waits is one batch in memory and
+//! a cursor that falls behind (the lag the status reports).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use keyledger_core::record::Record;
+use keyledger_ledger::audit::AuditLog;
+
+use crate::mapping::{Mapped, Outcome};
+use crate::sink::{Entry, Transport};
+use crate::{ExportError, Format};
+
+/// Batching, polling and backoff of a delivery loop.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Most records in one batch.
+    pub max_records: u64,
+    /// Most rendered bytes in one batch (a batch holds at least one record).
+    pub max_bytes: usize,
+    /// How often an idle loop looks for new records.
+    pub idle_poll: Duration,
+    /// First wait after a failed batch; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// A sink is *behind* once it has not been caught up for this long.
+    pub behind_after: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_records: 1000,
+            max_bytes: 1 << 20,
+            idle_poll: Duration::from_millis(100),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            behind_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where a sink stands, shared with metrics and readiness.
+#[derive(Debug)]
+pub struct SinkStatus {
+    /// The next sequence number to deliver (the durable cursor).
+    pub cursor: AtomicU64,
+    /// The log's size when the loop last looked.
+    pub head: AtomicU64,
+    /// Records the receiver acknowledged since the process started.
+    pub delivered: AtomicU64,
+    /// Batches that failed since the process started.
+    pub failures: AtomicU64,
+    /// Whether the last attempt failed.
+    pub failing: AtomicBool,
+    /// Why the last attempt failed (no secret: transport errors never
+    /// carry one).
+    pub last_error: Mutex<Option<String>>,
+    caught_up_at: Mutex<Instant>,
+}
+
+impl Default for SinkStatus {
+    fn default() -> Self {
+        SinkStatus {
+            cursor: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            caught_up_at: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl SinkStatus {
+    /// Records not yet acknowledged.
+    pub fn lag(&self) -> u64 {
+        self.head
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.cursor.load(Ordering::Relaxed))
+    }
+
+    /// Failing, or not caught up for longer than `after`.
+    pub fn behind(&self, after: Duration) -> bool {
+        self.failing.load(Ordering::Relaxed)
+            || (self.lag() > 0 && lock(&self.caught_up_at).elapsed() > after)
+    }
+
+    /// The last error, if the last attempt failed.
+    pub fn error(&self) -> Option<String> {
+        if self.failing.load(Ordering::Relaxed) {
+            lock(&self.last_error).clone()
+        } else {
+            None
+        }
+    }
+
+    /// Marks the sink failing for `why` (a configuration it cannot run,
+    /// a transport error).
+    pub fn fail(&self, why: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.failing.store(true, Ordering::Relaxed);
+        *lock(&self.last_error) = Some(why);
+    }
+
+    fn succeeded(&self) {
+        self.failing.store(false, Ordering::Relaxed);
+    }
+
+    fn caught_up(&self) {
+        *lock(&self.caught_up_at) = Instant::now();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A sink's durable cursor: the next sequence number to deliver, in a
+/// file replaced atomically (write, fsync, rename, fsync the directory).
+#[derive(Debug, Clone)]
+pub struct FileCursor {
+    path: PathBuf,
+}
+
+impl FileCursor {
+    /// The cursor kept at `path` (its directory is created, 0700).
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        Ok(FileCursor {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The stored cursor; 0 when none was stored yet.
+    pub fn load(&self) -> std::io::Result<u64> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: not a cursor", self.path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `next` durably.
+    pub fn store(&self, next: u64) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("cursor.tmp");
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            writeln!(f, "{next}")?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+/// Renders one record as a transport entry.
+pub fn entry(
+    format: Format,
+    instance: &str,
+    seq: u64,
+    record: &Record,
+) -> Result<Entry, ExportError> {
+    let m = Mapped::new(instance, seq, record)?;
+    let line = match format {
+        Format::Jsonl => crate::jsonl::render(instance, seq, record)?,
+        Format::Cadf => crate::cadf::render(&m),
+        Format::Ocsf => crate::ocsf::render(&m),
+        Format::Cef => crate::cef::render(&m),
+        Format::Leef => crate::leef::render(&m),
+    };
+    let time = chrono::DateTime::from_timestamp_millis(m.time_ms).unwrap_or_default();
+    Ok(Entry {
+        seq,
+        time,
+        event_type: m.event_type,
+        failure: m.outcome == Outcome::Failure,
+        line,
+    })
+}
+
+/// One sink's loop: runs until `stop`, delivering `log` from `cursor` in
+/// `format` through `transport`, and keeping `status` current.
+pub struct Delivery<'a> {
+    /// The instance's log.
+    pub log: &'a dyn AuditLog,
+    /// The format lines are rendered in.
+    pub format: Format,
+    /// Where the batches go.
+    pub transport: &'a mut dyn Transport,
+    /// The durable cursor.
+    pub cursor: &'a FileCursor,
+    /// Shared status.
+    pub status: &'a SinkStatus,
+    /// Batching, polling and backoff.
+    pub config: &'a DeliveryConfig,
+}
+
+impl Delivery<'_> {
+    /// Runs until `stop` is set. Errors of the transport, the store or the
+    /// cursor are reported in the status and retried with backoff; none
+    /// ends the loop.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        let mut next = loop {
+            match self.cursor.load() {
+                Ok(next) => break next,
+                Err(e) => {
+                    self.status.fail(format!("cursor: {e}"));
+                    if !pause(stop, self.config.max_backoff) {
+                        return;
+                    }
+                }
+            }
+        };
+        self.status.cursor.store(next, Ordering::Relaxed);
+        let mut backoff = self.config.min_backoff;
+        let mut batch: Vec<Entry> = Vec::new();
+        // The log's size when the batch was read: a batch that reaches it
+        // leaves the sink caught up.
+        let mut batch_head = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let head = self.log.size();
+            self.status.head.store(head, Ordering::Relaxed);
+            if batch.is_empty() {
+                if next >= head {
+                    self.status.caught_up();
+                    pause(stop, self.config.idle_poll);
+                    continue;
+                }
+                match self.read(next, head) {
+                    Ok(b) => {
+                        batch = b;
+                        batch_head = head;
+                    }
+                    Err(e) => {
+                        self.status.fail(e.to_string());
+                        backoff = self.wait(stop, backoff);
+                        continue;
+                    }
+                }
+            }
+            let end = next + batch.len() as u64;
+            let sent = self
+                .transport
+                .send(&batch)
+                .map_err(|e| e.to_string())
+                .and_then(|()| self.cursor.store(end).map_err(|e| format!("cursor: {e}")));
+            match sent {
+                Ok(()) => {
+                    let delivered = end - next;
+                    next = end;
+                    batch.clear();
+                    self.status.cursor.store(next, Ordering::Relaxed);
+                    self.status
+                        .delivered
+                        .fetch_add(delivered, Ordering::Relaxed);
+                    self.status.succeeded();
+                    if next >= batch_head {
+                        self.status.caught_up();
+                    }
+                    backoff = self.config.min_backoff;
+                }
+                Err(e) => {
+                    self.status.fail(e);
+                    backoff = self.wait(stop, backoff);
+                }
+            }
+        }
+    }
+
+    /// Records `next..` up to the batch bounds, rendered.
+    fn read(&self, next: u64, head: u64) -> Result<Vec<Entry>, ExportError> {
+        let stop = head.min(next.saturating_add(self.config.max_records));
+        let records = self.log.records(next, stop)?;
+        let instance = self.log.instance();
+        let mut batch = Vec::with_capacity(records.len());
+        let mut bytes = 0;
+        for (seq, record) in (next..).zip(&records) {
+            let e = entry(self.format, instance, seq, record)?;
+            bytes += e.line.len();
+            batch.push(e);
+            if bytes >= self.config.max_bytes {
+                break;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Waits `backoff` (or until stopped) and returns the next backoff.
+    fn wait(&self, stop: &AtomicBool, backoff: Duration) -> Duration {
+        pause(stop, backoff);
+        (backoff * 2).min(self.config.max_backoff)
+    }
+}
+
+/// Sleeps `d` in short steps; false when stopped.
+pub fn pause(stop: &AtomicBool, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+    }
+    !stop.load(Ordering::Relaxed)
+}

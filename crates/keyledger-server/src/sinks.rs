@@ -1,0 +1,369 @@
+//! The SIEM sinks the server runs: for every instance, the sinks its log
+//! says are in force (`export.sinks_set`, set only by a quorum-signed
+//! command), each delivered by its own thread from its own durable cursor
+//! ([`keyledger_export::delivery`]). The server's configuration supplies
+//! only what must stay out of the log: the files behind each sink's
+//! references (HEC token, TLS CA and client key) and the directory file
+//! sinks write under. A sink whose reference this server cannot resolve
+//! is not dropped: it shows as failing, in the metrics and on `/ready`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use keyledger_core::governance::sinks::{SinkSpec, SinkTarget, SinkTls, host_port, http_url};
+use keyledger_export::Format;
+use keyledger_export::delivery::{Delivery, DeliveryConfig, FileCursor, SinkStatus, pause};
+use keyledger_export::sink::{Target, TlsClient};
+use keyledger_kms::service::KeyService;
+use sha2::{Digest, Sha256};
+
+use super::registry::Registry;
+
+/// What the sinks need from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    /// Cursors live under `<data_dir>/sinks/<instance>/`.
+    pub data_dir: PathBuf,
+    /// File sinks write under `<export_dir>/<instance>/`.
+    pub export_dir: PathBuf,
+    /// Reference name -> file (HEC token, CA bundle, client certificate
+    /// or key). Only paths: the contents are read when a sink starts.
+    pub refs: BTreeMap<String, PathBuf>,
+    /// Batching, polling and backoff.
+    pub delivery: DeliveryConfig,
+}
+
+/// One running sink, as metrics and `/ready` see it.
+#[derive(Debug, Clone)]
+pub struct SinkView {
+    /// The instance.
+    pub instance: String,
+    /// The sink's name.
+    pub sink: String,
+    /// Its status.
+    pub status: Arc<SinkStatus>,
+}
+
+/// The sinks running now, for metrics and readiness.
+#[derive(Debug, Default)]
+pub struct SinkBoard {
+    sinks: RwLock<BTreeMap<(String, String), Arc<SinkStatus>>>,
+    behind_after: RwLock<Option<Duration>>,
+}
+
+impl SinkBoard {
+    /// Every running sink, by instance and name.
+    pub fn all(&self) -> Vec<SinkView> {
+        self.sinks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|((instance, sink), status)| SinkView {
+                instance: instance.clone(),
+                sink: sink.clone(),
+                status: status.clone(),
+            })
+            .collect()
+    }
+
+    /// The sinks that are failing or have not caught up for a while.
+    pub fn behind(&self) -> Vec<SinkView> {
+        let after = self
+            .behind_after
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or(DeliveryConfig::default().behind_after);
+        self.all()
+            .into_iter()
+            .filter(|s| s.status.behind(after))
+            .collect()
+    }
+
+    fn set(&self, key: (String, String), status: Option<Arc<SinkStatus>>) {
+        let mut sinks = self
+            .sinks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match status {
+            Some(s) => sinks.insert(key, s),
+            None => sinks.remove(&key),
+        };
+    }
+}
+
+/// A running sink thread.
+struct Worker {
+    key: (String, String),
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// The identity of a sink's configuration: its cursor belongs to it, so a
+/// sink whose target or format changes starts again from the log's start.
+fn spec_digest(spec: &SinkSpec) -> String {
+    let text = serde_json::to_string(spec).unwrap_or_default();
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
+}
+
+/// Starts the supervisor: every `poll`, for every instance, it starts the
+/// sinks the log has set and stops the ones it no longer has. It stops
+/// (and stops its sinks) when `stop` is set.
+pub fn spawn(
+    registry: Arc<Registry>,
+    settings: SinkSettings,
+    board: Arc<SinkBoard>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    *board
+        .behind_after
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(settings.delivery.behind_after);
+    std::thread::Builder::new()
+        .name("keyledger-sinks".into())
+        .spawn(move || supervise(&registry, &settings, &board, &stop))
+}
+
+fn supervise(registry: &Registry, settings: &SinkSettings, board: &SinkBoard, stop: &AtomicBool) {
+    // (instance, name, digest) -> worker
+    let mut workers: BTreeMap<(String, String, String), Worker> = BTreeMap::new();
+    let mut seen: BTreeMap<String, Option<u64>> = BTreeMap::new();
+    let mut stopping: Vec<Worker> = Vec::new();
+    loop {
+        for service in registry.all() {
+            let instance = service.instance().to_string();
+            let set_seq = service.with_projections(|p| p.governance.sinks_set_seq);
+            if seen.get(&instance) == Some(&set_seq) {
+                continue;
+            }
+            seen.insert(instance.clone(), set_seq);
+            let specs = service.with_projections(|p| p.governance.sinks.clone());
+            let wanted: BTreeMap<(String, String, String), SinkSpec> = specs
+                .into_iter()
+                .map(|s| ((instance.clone(), s.name.clone(), spec_digest(&s)), s))
+                .collect();
+            let gone: Vec<_> = workers
+                .keys()
+                .filter(|k| k.0 == instance && !wanted.contains_key(*k))
+                .cloned()
+                .collect();
+            for key in gone {
+                if let Some(w) = workers.remove(&key) {
+                    w.stop.store(true, Ordering::Relaxed);
+                    board.set(w.key.clone(), None);
+                    stopping.push(w);
+                }
+            }
+            for (key, spec) in wanted {
+                if workers.contains_key(&key) {
+                    continue;
+                }
+                match start(&service, spec, &key.2, settings) {
+                    Ok((worker, status)) => {
+                        board.set(worker.key.clone(), Some(status));
+                        workers.insert(key, worker);
+                    }
+                    Err(e) => eprintln!(
+                        "keyledger: sink {:?} of {instance}: cannot start a thread: {e}",
+                        key.1
+                    ),
+                }
+            }
+        }
+        stopping.retain(|w| !w.thread.is_finished());
+        if !pause(stop, Duration::from_millis(250)) {
+            break;
+        }
+    }
+    // Shutting down: stop every sink; a transport in the middle of a batch
+    // gets a moment (its batch is sent again after the restart anyway).
+    for w in workers.values() {
+        w.stop.store(true, Ordering::Relaxed);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut all: Vec<Worker> = workers.into_values().chain(stopping).collect();
+    while !all.is_empty() && Instant::now() < deadline {
+        all.retain(|w| !w.thread.is_finished());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start(
+    service: &Arc<KeyService>,
+    spec: SinkSpec,
+    digest: &str,
+    settings: &SinkSettings,
+) -> std::io::Result<(Worker, Arc<SinkStatus>)> {
+    let instance = service.instance().to_string();
+    let status = Arc::new(SinkStatus::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let key = (instance.clone(), spec.name.clone());
+    let cursor_path = settings
+        .data_dir
+        .join("sinks")
+        .join(&instance)
+        .join(format!("{}.{digest}.cursor", spec.name));
+    let thread = {
+        let service = service.clone();
+        let status = status.clone();
+        let stop = stop.clone();
+        let settings = settings.clone();
+        std::thread::Builder::new()
+            .name(format!("keyledger-sink-{}", spec.name))
+            .spawn(move || run(&service, &spec, &cursor_path, &settings, &status, &stop))?
+    };
+    Ok((Worker { key, stop, thread }, status))
+}
+
+/// One sink's thread: opens its transport (retrying while it cannot) and
+/// delivers until stopped.
+fn run(
+    service: &KeyService,
+    spec: &SinkSpec,
+    cursor_path: &Path,
+    settings: &SinkSettings,
+    status: &SinkStatus,
+    stop: &AtomicBool,
+) {
+    let instance = service.instance();
+    let log = service.audit_log();
+    status.head.store(log.size(), Ordering::Relaxed);
+    let cursor = match FileCursor::open(cursor_path) {
+        Ok(c) => c,
+        Err(e) => {
+            status.fail(format!("cursor {}: {e}", cursor_path.display()));
+            return;
+        }
+    };
+    if let Ok(next) = cursor.load() {
+        status.cursor.store(next, Ordering::Relaxed);
+    }
+    let format: Format = match spec.format.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            status.fail(e.to_string());
+            return;
+        }
+    };
+    let mut backoff = settings.delivery.min_backoff;
+    let mut transport = loop {
+        match target(instance, spec, format, settings)
+            .and_then(|t| keyledger_export::sink::open(t).map_err(|e| e.to_string()))
+        {
+            Ok(t) => break t,
+            Err(e) => {
+                status.fail(e);
+                if !pause(stop, backoff) {
+                    return;
+                }
+                backoff = (backoff * 2).min(settings.delivery.max_backoff);
+            }
+        }
+    };
+    Delivery {
+        log,
+        format,
+        transport: transport.as_mut(),
+        cursor: &cursor,
+        status,
+        config: &settings.delivery,
+    }
+    .run(stop);
+}
+
+/// The transport target of a sink, its references resolved on this server.
+fn target(
+    instance: &str,
+    spec: &SinkSpec,
+    format: Format,
+    settings: &SinkSettings,
+) -> Result<Target, String> {
+    let file = |name: &str| -> Result<&PathBuf, String> {
+        settings.refs.get(name).ok_or_else(|| {
+            format!("reference {name:?} is not configured on this server (sink_refs)")
+        })
+    };
+    let tls = |t: &Option<SinkTls>, host: &str| -> Result<TlsClient, String> {
+        let none = SinkTls {
+            server_name: None,
+            ca_ref: None,
+            client_cert_ref: None,
+            client_key_ref: None,
+        };
+        let t = t.as_ref().unwrap_or(&none);
+        Ok(TlsClient {
+            server_name: t.server_name.clone().unwrap_or_else(|| host.to_string()),
+            ca_file: t.ca_ref.as_deref().map(file).transpose()?.cloned(),
+            client_cert: t.client_cert_ref.as_deref().map(file).transpose()?.cloned(),
+            client_key: t.client_key_ref.as_deref().map(file).transpose()?.cloned(),
+        })
+    };
+    let host = hostname();
+    match &spec.target {
+        SinkTarget::File {
+            file: name,
+            max_bytes,
+            keep,
+        } => {
+            let dir = settings.export_dir.join(instance);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            Ok(Target::File {
+                path: dir.join(name),
+                max_bytes: *max_bytes,
+                keep: *keep,
+            })
+        }
+        SinkTarget::Syslog { address, tls: t } => {
+            let (h, _) = host_port(address)?;
+            Ok(Target::Syslog {
+                address: address.clone(),
+                tls: t.as_ref().map(|_| tls(t, h)).transpose()?,
+                hostname: host,
+                app_name: "keyledger".into(),
+            })
+        }
+        SinkTarget::Hec {
+            url,
+            token_ref,
+            index,
+            tls: t,
+        } => {
+            let (https, h) = http_url(url)?;
+            let path = file(token_ref)?;
+            let token = std::fs::read_to_string(path)
+                .map(|s| zeroize::Zeroizing::new(s.trim().to_string()))
+                .map_err(|e| format!("reference {token_ref:?}: {}: {e}", path.display()))?;
+            if token.is_empty() {
+                return Err(format!("reference {token_ref:?}: the token file is empty"));
+            }
+            Ok(Target::Hec {
+                url: url.clone(),
+                token,
+                tls: if https { Some(tls(t, h)?) } else { None },
+                index: index.clone(),
+                source: format!("keyledger:{instance}"),
+                sourcetype: format!("keyledger:{}", format.name()),
+                host,
+                json_event: matches!(format, Format::Cadf | Format::Ocsf | Format::Jsonl),
+            })
+        }
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// This machine's name, for syslog's HOSTNAME and HEC's `host`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "keyledger".into())
+}
