@@ -20,11 +20,13 @@ use keyledger_ledger::audit::{AuditLog, FRAME_CHUNK};
 
 pub mod cadf;
 pub mod cef;
+#[cfg(feature = "sinks")]
 pub mod delivery;
 mod jsonl;
 pub mod leef;
 pub mod mapping;
 pub mod ocsf;
+#[cfg(feature = "sinks")]
 pub mod sink;
 
 /// The product version written into CEF, LEEF and OCSF headers.
