@@ -553,3 +553,99 @@ fn rand_bytes() -> [u8; 16] {
     getrandom::getrandom(&mut b).expect("random");
     b
 }
+
+#[allow(dead_code)]
+#[path = "common/pg.rs"]
+mod pg;
+
+/// Two servers on one PostgreSQL database: one forwards the sink (it holds
+/// the sink's lease and writes the cursor in the database), so the receiver
+/// gets each record once; killed with SIGKILL, its lease goes with its
+/// session and the other server takes over from the same cursor.
+#[test]
+fn on_a_shared_database_one_server_forwards_and_the_other_takes_over() {
+    let db = pg::Db::create();
+    let url = db.url();
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let token = format!("hec-{}", hex::encode(rand_bytes()));
+    let token_file = dir.path().join("hec.token");
+    std::fs::write(&token_file, &token).expect("token file");
+    let refs = format!("hec-token={}", token_file.display());
+    let hec = HecReceiver::start(&token);
+    let env = [
+        ("KEYLEDGER_DATABASE_URL", url.as_str()),
+        ("KEYLEDGER_SINK_REFS", refs.as_str()),
+    ];
+    let mut a = DevServer::start(&data, &dir.path().join("a.err"), &env);
+    let mut b = DevServer::start(&data, &dir.path().join("b.err"), &env);
+    let res = set_sinks(
+        &a,
+        json!([{"name": "splunk", "format": "jsonl",
+                "target": {"kind": "hec", "url": hec.url(), "token_ref": "hec-token"}}]),
+    );
+    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&res.body));
+    let manager = a.token("manager");
+    let key = create_root_key(&mut a.conn(), &manager, "shared-db-key");
+    wrap_many(&a, &key, 20, 1);
+    wrap_many(&b, &key, 20, 2);
+    let received = |hec: &HecReceiver| -> Vec<u64> {
+        hec.events()
+            .iter()
+            .map(|e| e["event"]["seq"].as_u64().expect("seq"))
+            .collect()
+    };
+    let size = |s: &DevServer| s.log_records();
+    wait_for("every record, from one server", || {
+        received(&hec).iter().collect::<BTreeSet<_>>().len() as u64 == size(&a)
+    });
+    let n = size(&a);
+    assert_eq!(
+        complete_in_order("hec", &received(&hec), n),
+        0,
+        "each record once"
+    );
+    let forwarding = |s: &DevServer| {
+        let (_, metrics) = ops_get(s, "/metrics");
+        gauge(&metrics, "sink_forwarding", "splunk")
+    };
+    let (fa, fb) = (forwarding(&a), forwarding(&b));
+    assert_eq!(
+        [fa, fb].iter().filter(|f| **f == Some(1)).count(),
+        1,
+        "exactly one server forwards: {fa:?} {fb:?}"
+    );
+    // The standby reports the holder's progress and is not behind.
+    let (_, ready_a) = ops_get(&a, "/ready");
+    let (_, ready_b) = ops_get(&b, "/ready");
+    assert!(!ready_a.contains("sinks_behind") && !ready_b.contains("sinks_behind"));
+    // Kill the forwarding server; the other one takes over.
+    let (dead, survivor) = if fa == Some(1) {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    dead.child.kill().expect("kill -9");
+    dead.child.wait().expect("wait");
+    wrap_many(survivor, &key, 20, 3);
+    wait_for("the survivor to forward the rest", || {
+        received(&hec).iter().collect::<BTreeSet<_>>().len() as u64 == size(survivor)
+    });
+    let dups = complete_in_order("hec", &received(&hec), size(survivor));
+    eprintln!(
+        "records {}, duplicates after the takeover: {dups}",
+        size(survivor)
+    );
+    assert_eq!(forwarding(survivor), Some(1));
+    // The cursor is in the database.
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    wait_for("the cursor in the database at the head", || {
+        client
+            .query_opt(
+                "SELECT next_seq FROM sink_cursors WHERE instance = $1",
+                &[&INSTANCE],
+            )
+            .expect("query")
+            .is_some_and(|row| row.get::<_, i64>(0) as u64 == size(survivor))
+    });
+}

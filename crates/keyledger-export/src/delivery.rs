@@ -64,6 +64,9 @@ pub struct SinkStatus {
     pub failures: AtomicU64,
     /// Whether the last attempt failed.
     pub failing: AtomicBool,
+    /// Another server forwards this sink (it holds the sink's lease);
+    /// this one watches its cursor and stands by.
+    pub standby: AtomicBool,
     /// Why the last attempt failed (no secret: transport errors never
     /// carry one).
     pub last_error: Mutex<Option<String>>,
@@ -78,6 +81,7 @@ impl Default for SinkStatus {
             delivered: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
             last_error: Mutex::new(None),
             caught_up_at: Mutex::new(Instant::now()),
         }
@@ -92,10 +96,12 @@ impl SinkStatus {
             .saturating_sub(self.cursor.load(Ordering::Relaxed))
     }
 
-    /// Failing, or not caught up for longer than `after`.
+    /// Failing, or not caught up for longer than `after` (a standby is
+    /// neither: another server forwards).
     pub fn behind(&self, after: Duration) -> bool {
-        self.failing.load(Ordering::Relaxed)
-            || (self.lag() > 0 && lock(&self.caught_up_at).elapsed() > after)
+        !self.standby.load(Ordering::Relaxed)
+            && (self.failing.load(Ordering::Relaxed)
+                || (self.lag() > 0 && lock(&self.caught_up_at).elapsed() > after))
     }
 
     /// The last error, if the last attempt failed.
@@ -115,6 +121,15 @@ impl SinkStatus {
         *lock(&self.last_error) = Some(why);
     }
 
+    /// Marks the sink as forwarded by another server (`true`) or by this
+    /// one, with the cursor and log size to report.
+    pub fn stand_by(&self, standby: bool, cursor: u64, head: u64) {
+        self.standby.store(standby, Ordering::Relaxed);
+        self.failing.store(false, Ordering::Relaxed);
+        self.cursor.store(cursor, Ordering::Relaxed);
+        self.head.store(head, Ordering::Relaxed);
+    }
+
     fn succeeded(&self) {
         self.failing.store(false, Ordering::Relaxed);
     }
@@ -128,8 +143,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A sink's durable cursor: the next sequence number to deliver, in a
-/// file replaced atomically (write, fsync, rename, fsync the directory).
+/// Where a sink's durable cursor lives: the next sequence number to
+/// deliver. An error of either call ends [`Delivery::run`], whose caller
+/// opens the cursor again (a lost database lease, a full disk).
+pub trait Cursor: Send {
+    /// The stored cursor; 0 when none was stored yet.
+    fn load(&mut self) -> Result<u64, String>;
+    /// Stores `next` durably.
+    fn store(&mut self, next: u64) -> Result<(), String>;
+}
+
+impl Cursor for FileCursor {
+    fn load(&mut self) -> Result<u64, String> {
+        FileCursor::load(self).map_err(|e| format!("cursor {}: {e}", self.path.display()))
+    }
+    fn store(&mut self, next: u64) -> Result<(), String> {
+        FileCursor::store(self, next).map_err(|e| format!("cursor {}: {e}", self.path.display()))
+    }
+}
+
+/// A sink's durable cursor in a file replaced atomically (write, fsync,
+/// rename, fsync the directory).
 #[derive(Debug, Clone)]
 pub struct FileCursor {
     path: PathBuf,
@@ -221,7 +255,7 @@ pub struct Delivery<'a> {
     /// Where the batches go.
     pub transport: &'a mut dyn Transport,
     /// The durable cursor.
-    pub cursor: &'a FileCursor,
+    pub cursor: &'a mut dyn Cursor,
     /// Shared status.
     pub status: &'a SinkStatus,
     /// Batching, polling and backoff.
@@ -229,19 +263,16 @@ pub struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
-    /// Runs until `stop` is set. Errors of the transport, the store or the
-    /// cursor are reported in the status and retried with backoff; none
-    /// ends the loop.
+    /// Runs until `stop` is set, or until the cursor cannot be read or
+    /// stored (reported in the status; the caller opens it again). Errors
+    /// of the transport and the store are reported and retried with
+    /// backoff.
     pub fn run(&mut self, stop: &AtomicBool) {
-        let mut next = loop {
-            match self.cursor.load() {
-                Ok(next) => break next,
-                Err(e) => {
-                    self.status.fail(format!("cursor: {e}"));
-                    if !pause(stop, self.config.max_backoff) {
-                        return;
-                    }
-                }
+        let mut next = match self.cursor.load() {
+            Ok(next) => next,
+            Err(e) => {
+                self.status.fail(e);
+                return;
             }
         };
         self.status.cursor.store(next, Ordering::Relaxed);
@@ -272,11 +303,15 @@ impl Delivery<'_> {
                 }
             }
             let end = next + batch.len() as u64;
-            let sent = self
-                .transport
-                .send(&batch)
-                .map_err(|e| e.to_string())
-                .and_then(|()| self.cursor.store(end).map_err(|e| format!("cursor: {e}")));
+            let sent = self.transport.send(&batch).map_err(|e| e.to_string());
+            if sent.is_ok()
+                && let Err(e) = self.cursor.store(end)
+            {
+                // Delivered but not recorded: sent again after the cursor
+                // is opened again (at least once).
+                self.status.fail(e);
+                return;
+            }
             match sent {
                 Ok(()) => {
                     let delivered = end - next;

@@ -220,6 +220,7 @@ impl ServeConfig {
                 .unwrap_or_else(|| self.data_dir.join("export")),
             refs: self.sink_refs.clone(),
             delivery: Default::default(),
+            database: None,
         }
     }
 

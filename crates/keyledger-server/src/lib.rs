@@ -126,6 +126,10 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
     let bound = listener::bind_all(&config)?;
     let clock: Clock = Arc::new(chrono::Utc::now);
     let (storage, database) = open_storage(&config)?;
+    let sink_settings = sinks::SinkSettings {
+        database: database.clone(),
+        ..config.sink_settings()
+    };
     if config.dev {
         dev::bootstrap(&storage, hsm.clone())?;
     }
@@ -174,13 +178,8 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
         ),
         None => None,
     };
-    let sink_supervisor = sinks::spawn(
-        registry.clone(),
-        config.sink_settings(),
-        sinks,
-        stop.clone(),
-    )
-    .map_err(|e| format!("sinks: {e}"))?;
+    let sink_supervisor = sinks::spawn(registry.clone(), sink_settings, sinks, stop.clone())
+        .map_err(|e| format!("sinks: {e}"))?;
     let result = actix_web::rt::System::new().block_on(listening.server);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = sink_supervisor.join();

@@ -52,6 +52,7 @@ struct SinkFigures {
     delivered: u64,
     failures: u64,
     up: bool,
+    forwarding: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -206,6 +207,7 @@ impl Snapshots {
                 delivered: s.status.delivered.load(Relaxed),
                 failures: s.status.failures.load(Relaxed),
                 up: !s.status.failing.load(Relaxed),
+                forwarding: !s.status.standby.load(Relaxed),
             })
             .collect();
         Snapshots {
@@ -267,7 +269,7 @@ impl Snapshots {
         if self.sinks.is_empty() {
             return Ok(());
         }
-        let gauges: [SinkMetric<i64>; 2] = [
+        let gauges: [SinkMetric<i64>; 3] = [
             (
                 "sink_lag_records",
                 "Records of an instance's log a SIEM sink has not had acknowledged yet.",
@@ -277,6 +279,11 @@ impl Snapshots {
                 "sink_up",
                 "1 while a SIEM sink's last delivery succeeded, 0 while it fails.",
                 |s| i64::from(s.up),
+            ),
+            (
+                "sink_forwarding",
+                "1 while this server forwards a SIEM sink, 0 while another server on the same database does.",
+                |s| i64::from(s.forwarding),
             ),
         ];
         for (name, help, value) in gauges {

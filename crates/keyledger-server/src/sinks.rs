@@ -8,7 +8,7 @@
 //! is not dropped: it shows as failing, in the metrics and on `/ready`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use keyledger_core::governance::sinks::{SinkSpec, SinkTarget, SinkTls, host_port, http_url};
 use keyledger_export::Format;
-use keyledger_export::delivery::{Delivery, DeliveryConfig, FileCursor, SinkStatus, pause};
+use keyledger_export::delivery::{Cursor, Delivery, DeliveryConfig, FileCursor, SinkStatus, pause};
 use keyledger_export::sink::{Target, TlsClient};
 use keyledger_kms::service::KeyService;
 use sha2::{Digest, Sha256};
@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::registry::Registry;
 
 /// What the sinks need from the server's configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SinkSettings {
     /// Cursors live under `<data_dir>/sinks/<instance>/`.
     pub data_dir: PathBuf,
@@ -35,6 +35,10 @@ pub struct SinkSettings {
     pub refs: BTreeMap<String, PathBuf>,
     /// Batching, polling and backoff.
     pub delivery: DeliveryConfig,
+    /// On a shared PostgreSQL database: cursors live there, and one
+    /// server at a time forwards each sink (the one holding its lease);
+    /// none: cursors in files under `data_dir`.
+    pub database: Option<Arc<keyledger_store_postgres::PostgresStore>>,
 }
 
 /// One running sink, as metrics and `/ready` see it.
@@ -201,11 +205,7 @@ fn start(
     let status = Arc::new(SinkStatus::default());
     let stop = Arc::new(AtomicBool::new(false));
     let key = (instance.clone(), spec.name.clone());
-    let cursor_path = settings
-        .data_dir
-        .join("sinks")
-        .join(&instance)
-        .join(format!("{}.{digest}.cursor", spec.name));
+    let cursor_key = format!("{}.{digest}", spec.name);
     let thread = {
         let service = service.clone();
         let status = status.clone();
@@ -213,17 +213,18 @@ fn start(
         let settings = settings.clone();
         std::thread::Builder::new()
             .name(format!("keyledger-sink-{}", spec.name))
-            .spawn(move || run(&service, &spec, &cursor_path, &settings, &status, &stop))?
+            .spawn(move || run(&service, &spec, &cursor_key, &settings, &status, &stop))?
     };
     Ok((Worker { key, stop, thread }, status))
 }
 
-/// One sink's thread: opens its transport (retrying while it cannot) and
-/// delivers until stopped.
+/// One sink's thread: opens its transport (retrying while it cannot),
+/// then delivers from its cursor until stopped; a cursor that fails (a
+/// lost database lease, a full disk) is opened again after a backoff.
 fn run(
     service: &KeyService,
     spec: &SinkSpec,
-    cursor_path: &Path,
+    cursor_key: &str,
     settings: &SinkSettings,
     status: &SinkStatus,
     stop: &AtomicBool,
@@ -231,16 +232,6 @@ fn run(
     let instance = service.instance();
     let log = service.audit_log();
     status.head.store(log.size(), Ordering::Relaxed);
-    let cursor = match FileCursor::open(cursor_path) {
-        Ok(c) => c,
-        Err(e) => {
-            status.fail(format!("cursor {}: {e}", cursor_path.display()));
-            return;
-        }
-    };
-    if let Ok(next) = cursor.load() {
-        status.cursor.store(next, Ordering::Relaxed);
-    }
     let format: Format = match spec.format.parse() {
         Ok(f) => f,
         Err(e) => {
@@ -263,15 +254,83 @@ fn run(
             }
         }
     };
-    Delivery {
-        log,
-        format,
-        transport: transport.as_mut(),
-        cursor: &cursor,
-        status,
-        config: &settings.delivery,
+    while !stop.load(Ordering::Relaxed) {
+        let mut cursor = match open_cursor(instance, cursor_key, settings, status, log.size()) {
+            Ok(Some(c)) => c,
+            // Another server forwards this sink: look again in a while.
+            Ok(None) => {
+                pause(stop, LEASE_RETRY);
+                continue;
+            }
+            Err(e) => {
+                status.fail(e);
+                pause(stop, settings.delivery.max_backoff.min(LEASE_RETRY * 5));
+                continue;
+            }
+        };
+        Delivery {
+            log,
+            format,
+            transport: transport.as_mut(),
+            cursor: cursor.as_mut(),
+            status,
+            config: &settings.delivery,
+        }
+        .run(stop);
+        if !stop.load(Ordering::Relaxed) {
+            pause(stop, settings.delivery.min_backoff);
+        }
     }
-    .run(stop);
+}
+
+/// How often a standby server tries to take a sink's lease.
+const LEASE_RETRY: Duration = Duration::from_secs(1);
+
+/// The sink's cursor: a file under the data directory, or on a shared
+/// database the sink's lease (`None` while another server holds it; the
+/// status then reports that server's progress).
+fn open_cursor(
+    instance: &str,
+    key: &str,
+    settings: &SinkSettings,
+    status: &SinkStatus,
+    head: u64,
+) -> Result<Option<Box<dyn Cursor>>, String> {
+    match &settings.database {
+        None => {
+            let path = settings
+                .data_dir
+                .join("sinks")
+                .join(instance)
+                .join(format!("{key}.cursor"));
+            let cursor =
+                FileCursor::open(&path).map_err(|e| format!("cursor {}: {e}", path.display()))?;
+            status.stand_by(false, status.cursor.load(Ordering::Relaxed), head);
+            Ok(Some(Box::new(cursor)))
+        }
+        Some(db) => match db.sink_lease(instance, key)? {
+            Some(lease) => {
+                status.stand_by(false, status.cursor.load(Ordering::Relaxed), head);
+                Ok(Some(Box::new(LeaseCursor(lease))))
+            }
+            None => {
+                status.stand_by(true, db.sink_cursor(instance, key)?, head);
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// A sink's cursor on the database, read and written through its lease.
+struct LeaseCursor(keyledger_store_postgres::SinkLease);
+
+impl Cursor for LeaseCursor {
+    fn load(&mut self) -> Result<u64, String> {
+        self.0.load().map_err(|e| format!("sink lease: {e}"))
+    }
+    fn store(&mut self, next: u64) -> Result<(), String> {
+        self.0.store(next).map_err(|e| format!("sink lease: {e}"))
+    }
 }
 
 /// The transport target of a sink, its references resolved on this server.

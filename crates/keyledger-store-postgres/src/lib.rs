@@ -18,6 +18,7 @@
 //!   line open for `--database-url`.
 //! - [`notify`]: every append notifies the other servers; a listener
 //!   tells a server which instances to catch up.
+//! - [`sink_lease`]: which server forwards each SIEM sink, and its cursor.
 //! - `tls`: `sslmode` / `sslrootcert` of connection strings, rustls
 //!   (docs/STORE-POSTGRES-HA.md).
 //!
@@ -34,6 +35,7 @@ mod log;
 mod material;
 pub mod migrate;
 pub mod notify;
+pub mod sink_lease;
 mod storage;
 mod store;
 mod tls;
@@ -41,5 +43,6 @@ mod tls;
 pub use error::OpenError;
 pub use log::PostgresLog;
 pub use material::PostgresMaterialStore;
+pub use sink_lease::SinkLease;
 pub use storage::open_storage;
 pub use store::{DEFAULT_POOL_SIZE, PostgresStore};

@@ -17,10 +17,14 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../../../schemas/postgres/0002_key_material.sql"),
     ),
+    (
+        3,
+        include_str!("../../../schemas/postgres/0003_sink_cursors.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Advisory lock key serialising migrations between servers ("kl-schema").
 const MIGRATION_LOCK: i64 = 0x6b6c_2d73_6368_656d;

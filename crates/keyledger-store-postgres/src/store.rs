@@ -121,6 +121,28 @@ impl PostgresStore {
         crate::notify::Listener::connect(&self.config, self.connector.clone())
     }
 
+    /// Takes the lease of `instance`'s SIEM sink `sink` on a connection of
+    /// its own, or `None` while another session holds it
+    /// ([`crate::sink_lease`]).
+    pub fn sink_lease(
+        &self,
+        instance: &str,
+        sink: &str,
+    ) -> Result<Option<crate::SinkLease>, String> {
+        let client = self
+            .config
+            .connect(self.connector.clone())
+            .map_err(|e| crate::error::describe(&e))?;
+        crate::SinkLease::take(client, instance, sink)
+    }
+
+    /// The stored cursor of `instance`'s sink `sink`, whoever holds its
+    /// lease (0 when none was stored).
+    pub fn sink_cursor(&self, instance: &str, sink: &str) -> Result<u64, String> {
+        let mut conn = self.pool.get().map_err(|e| e.to_string())?;
+        crate::sink_lease::read(&mut conn, instance, sink)
+    }
+
     /// The key-material store (wrapped key versions and import tokens) in
     /// this store's database, sharing its connection pool. Its tables come
     /// with the migrations [`open`](Self::open) applied.
