@@ -5,7 +5,10 @@
 //! plaintexts and ciphertexts the events were made from. The same command
 //! reads an instance on PostgreSQL (`--database-url`, a throwaway database
 //! on `KEYLEDGER_TEST_PG_URL`, default the server on 127.0.0.1:5432; no
-//! database is a failure, not a skip).
+//! database is a failure, not a skip). Its refusals, as an attacker would
+//! try them: a lying server (records with a wrong leaf hash, records other
+//! than the ones asked for, fewer records than announced), an unreachable
+//! one, and malformed or unreachable `--database-url` values.
 
 #[allow(dead_code)]
 #[path = "common/http.rs"]
