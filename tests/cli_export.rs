@@ -896,7 +896,8 @@ fn a_server_that_sends_fewer_records_than_it_announces_fails_the_export() {
 }
 
 /// A server that cannot be reached: exit 2, an error naming the
-/// server, no file created.
+/// server, no file created; a URL with a password in it is refused
+/// without printing it.
 #[test]
 fn an_unreachable_server_fails_the_export_without_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -930,6 +931,35 @@ fn an_unreachable_server_fails_the_export_without_a_file() {
     );
     assert!(!stderr.contains("kl-token-for-nobody"), "{stderr}");
     assert!(!out.exists());
+
+    // A password in the URL's user info is refused before any request,
+    // and printed nowhere (the auditor token goes in --token-file).
+    for url in [
+        format!("http://auditor:hunter2-secret@{addr}"),
+        format!("http://hunter2-secret@{addr}/"),
+    ] {
+        let refused = keyledger_bounded(&[
+            "export",
+            "--url",
+            &url,
+            "--instance",
+            "life",
+            "--token-file",
+            token_file.to_str().expect("utf8"),
+            "--format",
+            "jsonl",
+            "--out",
+            out.to_str().expect("utf8"),
+        ]);
+        assert_eq!(refused.status.code(), Some(2));
+        let all = String::from_utf8_lossy(&[&refused.stdout[..], &refused.stderr[..]].concat())
+            .into_owned();
+        assert_eq!(
+            all,
+            "keyledger: error: --url must not carry a user or password: the auditor token goes in --token-file\n"
+        );
+        assert!(!out.exists());
+    }
 }
 
 /// `--database-url` that does not parse (a URL cut short, an empty host,
