@@ -166,11 +166,7 @@ fn open_source(args: &ExportArgs) -> Result<Source, String> {
 fn remote_source(url: &str, args: &ExportArgs) -> Result<Source, String> {
     let token_file = args.token_file.as_ref().ok_or("--url needs --token-file")?;
     let token = crate::client::Client::read_token(token_file)?;
-    Ok(Source::Remote(super::export_remote::Remote::new(
-        url,
-        &args.instance,
-        token,
-    )))
+    super::export_remote::Remote::new(url, &args.instance, token).map(Source::Remote)
 }
 
 #[cfg(not(feature = "client"))]

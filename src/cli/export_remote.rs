@@ -37,12 +37,30 @@ fn unread(start: u64, reason: impl std::fmt::Display) -> Failure {
     Failure::Server(format!("reading records from {start}: {reason}"))
 }
 
+/// Whether `url` carries user info (`user[:password]@`) before its host.
+/// Checked on the text as given, so that a URL that would not even parse
+/// is caught too: the client's errors name the URL, password and all.
+fn has_user_info(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+}
+
 impl Remote {
-    pub fn new(url: &str, instance: &str, token: Zeroizing<String>) -> Self {
-        Remote {
+    /// The server at `url` (which must not carry a user or password: the
+    /// credential is `token`, and every error names the URL).
+    pub fn new(url: &str, instance: &str, token: Zeroizing<String>) -> Result<Self, String> {
+        if has_user_info(url) {
+            return Err(
+                "--url must not carry a user or password: the auditor token goes in --token-file"
+                    .into(),
+            );
+        }
+        Ok(Remote {
             client: Client::new(url, instance, Some(token)),
             instance: instance.to_string(),
-        }
+        })
     }
 
     /// One page from `start`: its records as sent (not yet checked) and
