@@ -583,6 +583,16 @@ struct LyingServer {
 
 impl LyingServer {
     fn start(records: Vec<Value>, size: u64, page: usize) -> LyingServer {
+        LyingServer::start_sized(records, move |_| size, page)
+    }
+
+    /// As [`LyingServer::start`], the size announced being `size(start)`
+    /// for a page from `start` (a log that grows while it is read).
+    fn start_sized(
+        records: Vec<Value>,
+        size: impl Fn(u64) -> u64 + Send + 'static,
+        page: usize,
+    ) -> LyingServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -593,7 +603,7 @@ impl LyingServer {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    let _ = LyingServer::answer(stream, &records, size, page);
+                    let _ = LyingServer::answer(stream, &records, &size, page);
                 }
             }
         });
@@ -611,7 +621,7 @@ impl LyingServer {
     fn answer(
         stream: std::net::TcpStream,
         records: &[Value],
-        size: u64,
+        size: &dyn Fn(u64) -> u64,
         page: usize,
     ) -> std::io::Result<()> {
         use std::io::{BufRead, Write};
@@ -636,7 +646,7 @@ impl LyingServer {
                 let body = serde_json::json!({
                     "start": start,
                     "end": start + (to - from),
-                    "size": size,
+                    "size": size(start as u64),
                     "records": records[from..to],
                 });
                 ("200 OK", body.to_string())
@@ -893,6 +903,25 @@ fn a_server_that_sends_fewer_records_than_it_announces_fails_the_export() {
     );
     assert_eq!(refused.status.code(), Some(2));
     assert!(!out.exists(), "a failed export left {out:?}");
+}
+
+/// Without `--follow`, the export from a server ends at the head the
+/// server announced when it started, as from the stores, however the log
+/// grows while it is read (a busy server would otherwise keep it going).
+#[test]
+fn an_export_from_a_server_ends_at_the_head_it_started_with() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genuine = genuine_lines(dir.path(), "life", 20);
+    let records: Vec<Value> = genuine.iter().map(|l| served_record(l)).collect();
+    let all = records.len() as u64;
+    let head = 12;
+    let growing =
+        LyingServer::start_sized(records, move |start| if start == 0 { head } else { all }, 7);
+    let exported = ok(export_from(&growing, dir.path(), "jsonl", &[]));
+    assert_eq!(
+        exported.lines().collect::<Vec<_>>(),
+        genuine[..head as usize]
+    );
 }
 
 /// A server that cannot be reached: exit 2, an error naming the
