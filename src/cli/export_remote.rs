@@ -80,8 +80,9 @@ impl Remote {
         Ok((records, size))
     }
 
-    /// Writes the records from `since` to the server's head (and, with
-    /// `follow`, what is appended after, until the process is stopped).
+    /// Writes the records from `since` to the server's head as it was at
+    /// the first answer (with `follow`, then what is appended after, until
+    /// the process is stopped).
     /// Each record is checked before it is written, so a bad one stops the
     /// export after the good ones before it, as from the stores. A page
     /// without records short of the size the server announces is refused:
@@ -95,9 +96,16 @@ impl Remote {
     ) -> Result<u64, Failure> {
         let mut next = since;
         let mut written = 0;
+        // Without `follow`: the head the server announced first.
+        let mut head = None;
         loop {
             let (records, size) = self.page(next)?;
-            for item in &records {
+            let end = if follow {
+                size
+            } else {
+                *head.get_or_insert(size)
+            };
+            for item in records.iter().take(end.saturating_sub(next) as usize) {
                 let record = checked(next, item)?;
                 let line = keyledger_export::render(format, &self.instance, next, &record)?;
                 out.write_all(line.as_bytes())?;
@@ -105,11 +113,11 @@ impl Remote {
                 next += 1;
                 written += 1;
             }
-            if next < size {
+            if next < end {
                 if records.is_empty() {
                     return Err(refused(
                         next,
-                        format!("none came, though the server announced {size} records"),
+                        format!("none came, though the server announced {end} records"),
                     ));
                 }
                 continue;
