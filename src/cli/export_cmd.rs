@@ -71,6 +71,38 @@ fn create_new(path: &PathBuf) -> Result<std::fs::File, String> {
     })
 }
 
+/// Why an export failed: the export's own error (format, store, output,
+/// a record that is not the one asked for), or a server's answer refused
+/// (`--url`: unreachable, a record whose leaf hash or seq is wrong, fewer
+/// records than announced).
+pub(super) enum Failure {
+    Export(keyledger_export::ExportError),
+    /// What the server sent, refused (only `--url` makes these).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    Server(String),
+}
+
+impl From<keyledger_export::ExportError> for Failure {
+    fn from(e: keyledger_export::ExportError) -> Self {
+        Failure::Export(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Export(e.into())
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Export(e) => e.fmt(f),
+            Failure::Server(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// Where the records come from.
 enum Source {
     /// This machine's stores (embedded or PostgreSQL), read through the
@@ -101,7 +133,9 @@ pub fn run(args: &ExportArgs) -> Result<(), String> {
     };
     match source {
         Source::Local(ledger) => {
-            let result = finish(args, file, |out| export_then_follow(&ledger, args, out));
+            let result = finish(args, file, |out| {
+                export_then_follow(&ledger, args, out).map_err(Failure::from)
+            });
             ledger.shutdown();
             result
         }
@@ -132,11 +166,7 @@ fn open_source(args: &ExportArgs) -> Result<Source, String> {
 fn remote_source(url: &str, args: &ExportArgs) -> Result<Source, String> {
     let token_file = args.token_file.as_ref().ok_or("--url needs --token-file")?;
     let token = crate::client::Client::read_token(token_file)?;
-    Ok(Source::Remote(super::export_remote::Remote::new(
-        url,
-        &args.instance,
-        token,
-    )))
+    super::export_remote::Remote::new(url, &args.instance, token).map(Source::Remote)
 }
 
 #[cfg(not(feature = "client"))]
@@ -148,7 +178,7 @@ fn remote_source(_url: &str, _args: &ExportArgs) -> Result<Source, String> {
 fn finish(
     args: &ExportArgs,
     file: Option<std::fs::File>,
-    export: impl FnOnce(&mut dyn Write) -> Result<u64, keyledger_export::ExportError>,
+    export: impl FnOnce(&mut dyn Write) -> Result<u64, Failure>,
 ) -> Result<(), String> {
     let result = match file {
         Some(file) => {
@@ -163,7 +193,7 @@ fn finish(
             let mut out = std::io::BufWriter::new(stdout.lock());
             match export(&mut out).and_then(|n| out.flush().map(|()| n).map_err(Into::into)) {
                 // The reader stopped (`| head`): not an error of the export.
-                Err(keyledger_export::ExportError::Io(e))
+                Err(Failure::Export(keyledger_export::ExportError::Io(e)))
                     if e.kind() == std::io::ErrorKind::BrokenPipe =>
                 {
                     Ok(0)

@@ -2,17 +2,19 @@
 //! server's auditor endpoint (`GET /api/v2/ledger/records`, pages of at most
 //! 1000), each checked against the leaf hash the server sent with it before
 //! it is rendered, so an export from a server carries the same dedupe keys
-//! as one from the stores.
+//! as one from the stores. A record that is not the one asked for, or a
+//! server that announces records it does not send, stops the export.
 
 use std::io::Write;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use keyledger_export::{ExportError, Format};
+use keyledger_export::Format;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use super::export_cmd::Failure;
 use crate::client::Client;
 use crate::record::{Record, SIGNATURE_LEN};
 
@@ -25,58 +27,99 @@ pub struct Remote {
     instance: String,
 }
 
-fn malformed(seq: u64, reason: impl Into<String>) -> ExportError {
-    ExportError::Malformed {
-        seq,
-        reason: reason.into(),
-    }
+/// Record `seq` of the server's answer refused, and why.
+fn refused(seq: u64, reason: impl std::fmt::Display) -> Failure {
+    Failure::Server(format!("record {seq} from the server: {reason}"))
+}
+
+/// The page from `start` could not be had.
+fn unread(start: u64, reason: impl std::fmt::Display) -> Failure {
+    Failure::Server(format!("reading records from {start}: {reason}"))
+}
+
+/// Whether `url` carries user info (`user[:password]@`) before its host.
+/// Checked on the text as given, so that a URL that would not even parse
+/// is caught too: the client's errors name the URL, password and all.
+fn has_user_info(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
 }
 
 impl Remote {
-    pub fn new(url: &str, instance: &str, token: Zeroizing<String>) -> Self {
-        Remote {
+    /// The server at `url` (which must not carry a user or password: the
+    /// credential is `token`, and every error names the URL).
+    pub fn new(url: &str, instance: &str, token: Zeroizing<String>) -> Result<Self, String> {
+        if has_user_info(url) {
+            return Err(
+                "--url must not carry a user or password: the auditor token goes in --token-file"
+                    .into(),
+            );
+        }
+        Ok(Remote {
             client: Client::new(url, instance, Some(token)),
             instance: instance.to_string(),
-        }
+        })
     }
 
-    /// One page from `start`: its records (checked) and the log's size.
-    fn page(&self, start: u64) -> Result<(Vec<(u64, Record)>, u64), ExportError> {
-        let answer = self
+    /// One page from `start`: its records as sent (not yet checked) and
+    /// the log's size.
+    fn page(&self, start: u64) -> Result<(Vec<Value>, u64), Failure> {
+        let mut answer = self
             .client
             .get_json(&format!("ledger/records?start={start}"))
-            .map_err(|e| malformed(start, e))?;
+            .map_err(|e| unread(start, e))?;
         let size = answer["size"]
             .as_u64()
-            .ok_or_else(|| malformed(start, "the answer has no size"))?;
-        let mut out = Vec::new();
-        for (want, item) in (start..).zip(answer["records"].as_array().into_iter().flatten()) {
-            out.push((want, checked(want, item)?));
-        }
-        Ok((out, size))
+            .ok_or_else(|| unread(start, "the answer has no size"))?;
+        let records = match answer["records"].take() {
+            Value::Array(records) => records,
+            _ => return Err(unread(start, "the answer has no records")),
+        };
+        Ok((records, size))
     }
 
-    /// Writes the records from `since` to the server's head (and, with
-    /// `follow`, what is appended after, until the process is stopped).
+    /// Writes the records from `since` to the server's head as it was at
+    /// the first answer (with `follow`, then what is appended after, until
+    /// the process is stopped).
+    /// Each record is checked before it is written, so a bad one stops the
+    /// export after the good ones before it, as from the stores. A page
+    /// without records short of the size the server announces is refused:
+    /// the export never ends quietly short of the head.
     pub fn export(
         &self,
         format: Format,
         since: u64,
         follow: bool,
         out: &mut dyn Write,
-    ) -> Result<u64, ExportError> {
+    ) -> Result<u64, Failure> {
         let mut next = since;
         let mut written = 0;
+        // Without `follow`: the head the server announced first.
+        let mut head = None;
         loop {
             let (records, size) = self.page(next)?;
-            for (seq, record) in &records {
-                let line = keyledger_export::render(format, &self.instance, *seq, record)?;
+            let end = if follow {
+                size
+            } else {
+                *head.get_or_insert(size)
+            };
+            for item in records.iter().take(end.saturating_sub(next) as usize) {
+                let record = checked(next, item)?;
+                let line = keyledger_export::render(format, &self.instance, next, &record)?;
                 out.write_all(line.as_bytes())?;
                 out.write_all(b"\n")?;
+                next += 1;
+                written += 1;
             }
-            next += records.len() as u64;
-            written += records.len() as u64;
-            if next < size && !records.is_empty() {
+            if next < end {
+                if records.is_empty() {
+                    return Err(refused(
+                        next,
+                        format!("none came, though the server announced {end} records"),
+                    ));
+                }
                 continue;
             }
             if !follow {
@@ -90,21 +133,25 @@ impl Remote {
 
 /// A record of the answer at `seq`, if its seq, signature and leaf hash
 /// are what they must be.
-fn checked(seq: u64, item: &Value) -> Result<Record, ExportError> {
-    if item["seq"].as_u64() != Some(seq) {
-        return Err(malformed(
-            seq,
-            "the server sent another record than asked for",
-        ));
+fn checked(seq: u64, item: &Value) -> Result<Record, Failure> {
+    match item["seq"].as_u64() {
+        Some(found) if found == seq => {}
+        Some(found) => {
+            return Err(refused(
+                seq,
+                format!("the server sent record {found} in its place"),
+            ));
+        }
+        None => return Err(refused(seq, "it comes without its seq")),
     }
     let event = item["event"]
         .as_str()
-        .ok_or_else(|| malformed(seq, "a record without its event"))?;
+        .ok_or_else(|| refused(seq, "it comes without its event"))?;
     let signature: [u8; SIGNATURE_LEN] = item["signature"]
         .as_str()
         .and_then(|s| B64.decode(s).ok())
         .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| malformed(seq, "a record whose signature is not 64 bytes of base64"))?;
+        .ok_or_else(|| refused(seq, "its signature is not 64 bytes of base64"))?;
     let record = Record {
         event: event.as_bytes().to_vec(),
         signature,
@@ -112,11 +159,11 @@ fn checked(seq: u64, item: &Value) -> Result<Record, ExportError> {
     let leaf = item["leaf_hash"]
         .as_str()
         .and_then(|s| B64.decode(s).ok())
-        .ok_or_else(|| malformed(seq, "a record without its leaf hash"))?;
+        .ok_or_else(|| refused(seq, "it comes without its leaf hash"))?;
     if leaf != record.leaf_hash() {
-        return Err(malformed(
+        return Err(refused(
             seq,
-            "the leaf hash the server sent is not the record's",
+            "the leaf hash sent with it is not the record's",
         ));
     }
     Ok(record)
