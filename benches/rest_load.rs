@@ -27,10 +27,19 @@
 //! embedded server again; it reports PostgreSQL / embedded (mean of both
 //! embedded phases) and two servers / one, and checks the database's log
 //! grew by exactly the wraps answered 200 in each PostgreSQL phase.
+//!
+//! `--sinks` adds, in the same run: two SIEM sinks set on the server by a
+//! signed `export.set_sinks` (a CEF file sink and a syslog sink to a
+//! throwaway rsyslogd on loopback, `tests/common/receivers.rs`), wrap with
+//! them forwarding, then the sinks removed and wrap again; it reports
+//! wrap with sinks / without (mean of the phase before and the one after),
+//! the sinks' lag when the phase ended and how long they took to drain.
 
 #[allow(dead_code)]
 #[path = "../tests/common/http.rs"]
 mod http;
+#[path = "../tests/common/receivers.rs"]
+mod receivers;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -54,6 +63,8 @@ struct Args {
     kmip_peer: Option<(String, String)>,
     /// `--postgres`: also measure servers on PostgreSQL (see the crate docs).
     postgres: bool,
+    /// `--sinks`: also measure wrap with two SIEM sinks attached.
+    sinks: bool,
 }
 
 fn args() -> Args {
@@ -88,6 +99,7 @@ fn args() -> Args {
             (addr, key)
         }),
         postgres: raw.iter().any(|a| a == "--postgres"),
+        sinks: raw.iter().any(|a| a == "--sinks"),
     }
 }
 
@@ -502,6 +514,10 @@ fn main() {
         (after.append_seconds - before.append_seconds) * 1000.0 / batches.max(1.0),
     );
 
+    if a.sinks {
+        sink_phases(&a, &target, &data, &ops_addr, wrap.rate());
+    }
+
     if a.postgres {
         let (one, two) = postgres_phases(&a, dir.path());
         let again = run(Kind::Wrap, &target, &a);
@@ -618,4 +634,92 @@ fn postgres_phases(a: &Args, dir: &Path) -> (f64, f64) {
     );
     assert_eq!(one.other + two.other, 0, "non-200 answers on PostgreSQL");
     (one.rate(), two.rate())
+}
+
+/// Sets the dev instance's SIEM sinks by a command its administrator signs.
+fn set_sinks(addr: &str, data: &Path, sinks: serde_json::Value) {
+    use keyledger::governance::{AdminCommand, CommandDocument, SignedCommand};
+    let admin = keyledger::admin_key::read(&data.join("dev").join("admin.key")).expect("admin key");
+    let command = AdminCommand::SetSinks {
+        sinks: serde_json::from_value(sinks).expect("sinks"),
+    };
+    let expires = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let document = CommandDocument::new(INSTANCE, command, expires).expect("document");
+    let mut signed = SignedCommand::unsigned(&document).expect("unsigned");
+    signed.sign(&admin);
+    let body = serde_json::to_vec(&signed).expect("json");
+    let res = http::Conn::connect(addr)
+        .expect("connect")
+        .request(
+            "POST",
+            "/api/v2/admin/commands",
+            &[("bluemix-instance", INSTANCE)],
+            Some(&body),
+        )
+        .expect("submit");
+    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&res.body));
+}
+
+/// The sum of every sink's lag on the operations listener.
+fn sinks_lag(ops_addr: &str) -> u64 {
+    let mut conn = http::Conn::connect(ops_addr).expect("connect");
+    let res = conn.request("GET", "/metrics", &[], None).expect("metrics");
+    String::from_utf8(res.body)
+        .expect("text")
+        .lines()
+        .filter(|l| l.starts_with("keyledger_sink_lag_records{"))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
+        .sum()
+}
+
+/// Wrap with two sinks forwarding (a CEF file, syslog to rsyslogd), then
+/// without them again; prints wrap with / without.
+fn sink_phases(
+    a: &Args,
+    target: &std::sync::Arc<Target>,
+    data: &Path,
+    ops_addr: &str,
+    before: f64,
+) {
+    let syslog = receivers::Rsyslog::start(None);
+    set_sinks(
+        &target.addr,
+        data,
+        serde_json::json!([
+            {"name": "file", "format": "cef",
+             "target": {"kind": "file", "file": "bench.cef", "max_bytes": 1073741824, "keep": 2}},
+            {"name": "syslog", "format": "cef",
+             "target": {"kind": "syslog", "address": syslog.addr()}},
+        ]),
+    );
+    // Both sinks deliver the log's backlog before the phase starts.
+    let drained = |what: &str| {
+        let start = Instant::now();
+        while sinks_lag(ops_addr) > 0 || start.elapsed() < Duration::from_millis(300) {
+            assert!(
+                start.elapsed() < Duration::from_secs(600),
+                "sinks never drained {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    };
+    drained("the backlog");
+    let with = run(Kind::Wrap, target, a);
+    line("wrap-sinks", &with);
+    let lag = sinks_lag(ops_addr);
+    let drain = drained("after the phase");
+    let lines = syslog.lines().len();
+    set_sinks(&target.addr, data, serde_json::json!([]));
+    let after = run(Kind::Wrap, target, a);
+    line("wrap", &after);
+    let without = (before + after.rate()) / 2.0;
+    println!(
+        "RATIO wrap with two sinks / without = {:.3} (target >= 0.9; without {without:.0} req/s, mean of {before:.0} and {:.0}); \
+         lag at the end of the phase {lag} records, drained in {:.2} s; rsyslogd received {lines} lines",
+        with.rate() / without,
+        after.rate(),
+        drain.as_secs_f64()
+    );
+    assert_eq!(with.other + after.other, 0, "non-200 answers with sinks");
 }

@@ -1021,7 +1021,7 @@ fn a_malformed_or_unreachable_database_url_fails_without_a_file_or_its_password(
         ),
         (
             "host=127.0.0.1 password='hunter2-secret".to_string(),
-            "PostgreSQL: connection string: connection string: unterminated quote in the value of \"password\"",
+            "PostgreSQL: connection string: unterminated quote in the value of \"password\"",
         ),
         (
             format!("postgres://keyledger:hunter2-secret@127.0.0.1:{port}/keyledger"),

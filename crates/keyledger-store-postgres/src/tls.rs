@@ -180,7 +180,7 @@ fn split_tls_keys(url: &str) -> Result<(String, Option<String>, Option<String>),
 /// The pairs of a `key=value` connection string, with libpq's quoting
 /// (`'...'`, backslash escapes).
 fn key_values(s: &str) -> Result<Vec<(String, String)>, OpenError> {
-    let bad = |why: &str| OpenError::ConnectionString(format!("connection string: {why}"));
+    let bad = |why: &str| OpenError::ConnectionString(why.to_string());
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
