@@ -229,6 +229,7 @@ fn run(
     status: &SinkStatus,
     stop: &AtomicBool,
 ) {
+    lower_priority();
     let instance = service.instance();
     let log = service.audit_log();
     status.head.store(log.size(), Ordering::Relaxed);
@@ -282,6 +283,19 @@ fn run(
         }
     }
 }
+
+/// Forwarding is background work: a sink thread runs at nice
+/// [`SINK_NICENESS`], so when the cores are saturated requests get them
+/// first and the sinks fall behind (their lag grows, bounded by the
+/// cursor) instead of slowing appends; they catch up when load drops.
+/// Best effort: where the priority cannot be changed the thread runs at
+/// the server's.
+fn lower_priority() {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), SINK_NICENESS);
+}
+
+/// The nice value of sink threads (see [`lower_priority`]).
+pub const SINK_NICENESS: i32 = 10;
 
 /// How often a standby server tries to take a sink's lease.
 const LEASE_RETRY: Duration = Duration::from_secs(1);
