@@ -649,3 +649,50 @@ fn on_a_shared_database_one_server_forwards_and_the_other_takes_over() {
             .is_some_and(|row| row.get::<_, i64>(0) as u64 == size(survivor))
     });
 }
+
+/// A receiver that accepts connections and never reads: appends go on
+/// (every wrap answered), the sink's lag grows, and the server still stops
+/// cleanly on SIGTERM with a sink stuck in a write.
+#[test]
+fn a_receiver_that_never_reads_slows_no_append() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                held.lock().expect("lock").push(conn);
+            }
+        });
+    }
+    let mut server = start_server(&dir.path().join("data"), &dir.path().join("server.log"), "");
+    let res = set_sinks(
+        &server,
+        json!([{"name": "stuck", "format": "cadf",
+                "target": {"kind": "syslog", "address": addr}}]),
+    );
+    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&res.body));
+    let manager = server.token("manager");
+    let key = create_root_key(&mut server.conn(), &manager, "stuck-sink-key");
+    // Enough records to fill the connection's buffers many times over.
+    wrap_many(&server, &key, 300, 5);
+    wait_for("the receiver to hold a connection", || {
+        !held.lock().expect("lock").is_empty()
+    });
+    let (_, metrics) = ops_get(&server, "/metrics");
+    let lag = gauge(&metrics, "sink_lag_records", "stuck").expect("lag gauge");
+    assert_eq!(
+        lag as u64,
+        server.log_records(),
+        "nothing acknowledged: {metrics}"
+    );
+    let started = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    eprintln!(
+        "stopped in {:?} with a sink stuck in a write",
+        started.elapsed()
+    );
+}

@@ -148,6 +148,7 @@ pub fn render(registry: &super::registry::Registry, sinks: &super::sinks::SinkBo
             .get_or_create(&labels)
             .set(i64::try_from(service.audit_log().size()).unwrap_or(i64::MAX));
     }
+    sinks.refresh(registry);
     let mut scraped = Registry::with_prefix("keyledger");
     scraped.register_collector(Box::new(Snapshots::read(registry, sinks)));
     let mut out = String::new();

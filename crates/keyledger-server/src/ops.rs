@@ -58,6 +58,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 /// instances; either answer names the SIEM sinks that are behind.
 pub async fn ops_ready(state: web::Data<AppState>) -> HttpResponse {
     let sealed = sealed_instances(&state);
+    state.sinks.refresh(&state.registry);
     let sinks_behind = state
         .sinks
         .behind()

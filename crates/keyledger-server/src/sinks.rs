@@ -74,6 +74,19 @@ impl SinkBoard {
             .collect()
     }
 
+    /// Brings every sink's view of its log's size up to date (a sink stuck
+    /// in a write does not look), so its lag is the records it really has
+    /// not had acknowledged.
+    pub fn refresh(&self, registry: &Registry) {
+        for s in self.all() {
+            if let Some(service) = registry.get(&s.instance) {
+                s.status
+                    .head
+                    .fetch_max(service.audit_log().size(), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The sinks that are failing or have not caught up for a while.
     pub fn behind(&self) -> Vec<SinkView> {
         let after = self
