@@ -26,7 +26,8 @@
 //! - [`follow`]: on PostgreSQL, hears of other servers' appends and catches
 //!   each instance up.
 //! - [`sinks`]: the SIEM sinks the instances' logs set, each delivering
-//!   from its own durable cursor (metrics and `/ready` show their lag).
+//!   from its own durable cursor; [`sink_board`]: their status, which
+//!   metrics and `/ready` show.
 //! - [`wire`]: body parsing, writing answers and response headers every
 //!   handler shares.
 //!
@@ -61,6 +62,7 @@ pub mod registry;
 pub mod resources;
 pub mod rings_aliases;
 pub mod scheduler;
+pub mod sink_board;
 pub mod sinks;
 pub mod wire;
 
@@ -139,7 +141,7 @@ pub fn run(config: ServeConfig, hsm: Arc<dyn HsmBackend>) -> Result<(), String> 
     {
         dev::unseal(&config.data_dir, &service)?;
     }
-    let sinks = Arc::new(sinks::SinkBoard::default());
+    let sinks = Arc::new(sink_board::SinkBoard::default());
     let state = web::Data::new(AppState {
         registry: registry.clone(),
         clock,

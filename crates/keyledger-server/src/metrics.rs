@@ -135,7 +135,10 @@ pub async fn observe(
 }
 
 /// The exposition text, with the instance gauges refreshed.
-pub fn render(registry: &super::registry::Registry, sinks: &super::sinks::SinkBoard) -> String {
+pub fn render(
+    registry: &super::registry::Registry,
+    sinks: &super::sink_board::SinkBoard,
+) -> String {
     let m = metrics();
     for service in registry.all() {
         let labels = InstanceLabels {
@@ -148,7 +151,7 @@ pub fn render(registry: &super::registry::Registry, sinks: &super::sinks::SinkBo
             .get_or_create(&labels)
             .set(i64::try_from(service.audit_log().size()).unwrap_or(i64::MAX));
     }
-    sinks.refresh(registry);
+    sinks.refresh(|i| registry.get(i).map(|s| s.audit_log().size()));
     let mut scraped = Registry::with_prefix("keyledger");
     scraped.register_collector(Box::new(Snapshots::read(registry, sinks)));
     let mut out = String::new();
@@ -172,7 +175,7 @@ struct Snapshots {
 }
 
 impl Snapshots {
-    fn read(registry: &super::registry::Registry, board: &super::sinks::SinkBoard) -> Self {
+    fn read(registry: &super::registry::Registry, board: &super::sink_board::SinkBoard) -> Self {
         use std::sync::atomic::Ordering::Relaxed;
         let mut batch_records = Vec::new();
         let mut append_seconds = Vec::new();

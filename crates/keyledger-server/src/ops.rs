@@ -58,7 +58,9 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 /// instances; either answer names the SIEM sinks that are behind.
 pub async fn ops_ready(state: web::Data<AppState>) -> HttpResponse {
     let sealed = sealed_instances(&state);
-    state.sinks.refresh(&state.registry);
+    state
+        .sinks
+        .refresh(|i| state.registry.get(i).map(|s| s.audit_log().size()));
     let sinks_behind = state
         .sinks
         .behind()

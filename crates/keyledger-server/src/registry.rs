@@ -19,7 +19,7 @@ pub struct AppState {
     /// The clock events are stamped with.
     pub clock: Clock,
     /// The SIEM sinks running (empty where none run).
-    pub sinks: Arc<super::sinks::SinkBoard>,
+    pub sinks: Arc<super::sink_board::SinkBoard>,
 }
 
 /// Open instances by name.

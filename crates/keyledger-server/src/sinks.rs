@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use keyledger_kms::service::KeyService;
 use sha2::{Digest, Sha256};
 
 use super::registry::Registry;
+use super::sink_board::SinkBoard;
 
 /// What the sinks need from the server's configuration.
 #[derive(Clone)]
@@ -39,77 +40,6 @@ pub struct SinkSettings {
     /// server at a time forwards each sink (the one holding its lease);
     /// none: cursors in files under `data_dir`.
     pub database: Option<Arc<keyledger_store_postgres::PostgresStore>>,
-}
-
-/// One running sink, as metrics and `/ready` see it.
-#[derive(Debug, Clone)]
-pub struct SinkView {
-    /// The instance.
-    pub instance: String,
-    /// The sink's name.
-    pub sink: String,
-    /// Its status.
-    pub status: Arc<SinkStatus>,
-}
-
-/// The sinks running now, for metrics and readiness.
-#[derive(Debug, Default)]
-pub struct SinkBoard {
-    sinks: RwLock<BTreeMap<(String, String), Arc<SinkStatus>>>,
-    behind_after: RwLock<Option<Duration>>,
-}
-
-impl SinkBoard {
-    /// Every running sink, by instance and name.
-    pub fn all(&self) -> Vec<SinkView> {
-        self.sinks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|((instance, sink), status)| SinkView {
-                instance: instance.clone(),
-                sink: sink.clone(),
-                status: status.clone(),
-            })
-            .collect()
-    }
-
-    /// Brings every sink's view of its log's size up to date (a sink stuck
-    /// in a write does not look), so its lag is the records it really has
-    /// not had acknowledged.
-    pub fn refresh(&self, registry: &Registry) {
-        for s in self.all() {
-            if let Some(service) = registry.get(&s.instance) {
-                s.status
-                    .head
-                    .fetch_max(service.audit_log().size(), Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// The sinks that are failing or have not caught up for a while.
-    pub fn behind(&self) -> Vec<SinkView> {
-        let after = self
-            .behind_after
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .unwrap_or(DeliveryConfig::default().behind_after);
-        self.all()
-            .into_iter()
-            .filter(|s| s.status.behind(after))
-            .collect()
-    }
-
-    fn set(&self, key: (String, String), status: Option<Arc<SinkStatus>>) {
-        let mut sinks = self
-            .sinks
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match status {
-            Some(s) => sinks.insert(key, s),
-            None => sinks.remove(&key),
-        };
-    }
 }
 
 /// A running sink thread.
