@@ -172,7 +172,7 @@ pub fn render(m: &Mapped) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Pins the typed renderer byte for byte to the `json!` tree it
     //! replaced (kept here as the reference).
     use serde_json::{Map, Value, json};
@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::mapping::tests::samples;
 
-    fn old_render(m: &Mapped) -> String {
+    pub(crate) fn old_render(m: &Mapped) -> String {
         let mut target = json!({"id": m.target.id, "typeURI": m.target.type_uri});
         if let Some(name) = &m.target.name {
             target["name"] = json!(name);

@@ -140,13 +140,13 @@ pub fn render(m: &Mapped) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Pins the single-buffer CEF and LEEF renderers byte for byte to the
     //! per-field renderers they replaced (kept here as the reference).
     use super::*;
     use crate::mapping::tests::{NASTY, samples};
 
-    fn old_cef(m: &Mapped) -> String {
+    pub(crate) fn old_cef(m: &Mapped) -> String {
         let extension: Vec<String> = fields(m)
             .into_iter()
             .map(|(k, v)| format!("{k}={}", escape_value(&v)))
@@ -161,7 +161,7 @@ mod tests {
         )
     }
 
-    fn old_leef(m: &Mapped) -> String {
+    pub(crate) fn old_leef(m: &Mapped) -> String {
         use crate::leef::{DELIMITER, DEV_TIME_FORMAT, escape_value};
         let dev_time = chrono::DateTime::from_timestamp_millis(m.time_ms)
             .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string())

@@ -178,7 +178,7 @@ pub fn render(m: &Mapped) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Pins the typed renderer byte for byte to the `json!` tree it
     //! replaced (kept here as the reference).
     use serde_json::json;
@@ -186,7 +186,7 @@ mod tests {
     use super::*;
     use crate::mapping::tests::samples;
 
-    fn old_render(m: &Mapped) -> String {
+    pub(crate) fn old_render(m: &Mapped) -> String {
         let (status_id, status) = match m.outcome {
             Outcome::Success => (1, "Success"),
             Outcome::Failure => (2, "Failure"),
