@@ -16,53 +16,66 @@ pub fn escape_value(value: &str) -> String {
     crate::cef::backslash_escape(value, &['=', DELIMITER])
 }
 
-/// One LEEF 2.0 line.
-pub fn render(m: &Mapped) -> String {
+/// Calls `attribute` with each key/value pair of a mapped record, in
+/// order.
+fn for_each_attribute(m: &Mapped, attribute: &mut dyn FnMut(&'static str, &str)) {
     let dev_time = chrono::DateTime::from_timestamp_millis(m.time_ms)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string())
         .unwrap_or_else(|| m.time.clone());
-    let mut f: Vec<(&str, String)> = vec![
-        ("devTime", dev_time),
-        ("devTimeFormat", DEV_TIME_FORMAT.into()),
-        ("cat", m.family.clone()),
-        ("sev", m.severity.min(10).to_string()),
-        ("usrName", m.actor.principal.clone()),
-        ("role", role_name(m.actor.role)),
-        ("authMethod", auth_name(m.actor.auth)),
-        ("action", m.action.clone()),
-        ("outcome", m.outcome.name().into()),
-        ("instance", m.instance.clone()),
-        ("seq", m.seq.to_string()),
-        ("leafHash", m.leaf_hash.clone()),
-        ("resource", m.target.id.clone()),
-        ("correlationId", m.correlation_id.clone()),
-    ];
+    let mut number = itoa::Buffer::new();
+    attribute("devTime", &dev_time);
+    attribute("devTimeFormat", DEV_TIME_FORMAT);
+    attribute("cat", &m.family);
+    attribute("sev", number.format(m.severity.min(10)));
+    attribute("usrName", &m.actor.principal);
+    attribute("role", &role_name(m.actor.role));
+    attribute("authMethod", &auth_name(m.actor.auth));
+    attribute("action", &m.action);
+    attribute("outcome", m.outcome.name());
+    attribute("instance", &m.instance);
+    attribute("seq", number.format(m.seq));
+    attribute("leafHash", &m.leaf_hash);
+    attribute("resource", &m.target.id);
+    attribute("correlationId", &m.correlation_id);
     if let Some(name) = &m.target.name {
-        f.push(("resourceName", name.clone()));
+        attribute("resourceName", name);
     }
     if let Some(v) = &m.key_version_id {
-        f.push(("keyVersionId", v.clone()));
+        attribute("keyVersionId", v);
     }
     if let Some(state) = m.key_state {
-        f.push(("keyState", state.to_string()));
+        attribute("keyState", number.format(state));
     }
     if let Some(code) = &m.reason_code {
-        f.push(("reasonCode", code.clone()));
+        attribute("reasonCode", code);
     }
     if let Some(words) = &m.reason_text {
-        f.push(("reason", words.clone()));
+        attribute("reason", words);
     }
     if let Some(uri) = &m.request_uri {
-        f.push(("requestURI", uri.clone()));
+        attribute("requestURI", uri);
     }
-    let attributes: Vec<String> = f
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", escape_value(&v)))
-        .collect();
-    format!(
-        "LEEF:2.0|keyledger|keyledger|{}|{}|{DELIMITER}|{}",
-        crate::cef::escape_header(crate::PRODUCT_VERSION),
-        crate::cef::escape_header(&m.event_type),
-        attributes.join(&DELIMITER.to_string())
-    )
+}
+
+/// One LEEF 2.0 line, written into one buffer (no per-attribute strings).
+pub fn render(m: &Mapped) -> String {
+    let mut out = String::with_capacity(512);
+    out.push_str("LEEF:2.0|keyledger|keyledger|");
+    crate::cef::push_escaped(&mut out, crate::PRODUCT_VERSION, b"|");
+    out.push('|');
+    crate::cef::push_escaped(&mut out, &m.event_type, b"|");
+    out.push('|');
+    out.push(DELIMITER);
+    out.push('|');
+    let mut first = true;
+    for_each_attribute(m, &mut |k, v| {
+        if !first {
+            out.push(DELIMITER);
+        }
+        first = false;
+        out.push_str(k);
+        out.push('=');
+        crate::cef::push_escaped(&mut out, v, b"=^");
+    });
+    out
 }

@@ -267,24 +267,57 @@ fn unquote(value: Result<Value, serde_json::Error>) -> String {
     }
 }
 
+/// A stored event parsed and checked: every way [`Mapped::new`] can fail.
+struct Checked<'a> {
+    env: Envelope<'a>,
+    time_ms: i64,
+    payload: Map<String, Value>,
+}
+
+/// Parses record `seq`'s event and refuses it where it names another
+/// instance or position, or its time or payload does not parse.
+fn parse_checked<'a>(
+    instance: &str,
+    seq: u64,
+    record: &'a Record,
+) -> Result<Checked<'a>, ExportError> {
+    let malformed = |reason: String| ExportError::Malformed { seq, reason };
+    let env = Envelope::parse(&record.event).map_err(|e| malformed(e.to_string()))?;
+    if env.instance != instance || env.seq != seq {
+        return Err(ExportError::Mismatch {
+            seq,
+            found_instance: env.instance.chars().take(64).collect(),
+            found_seq: env.seq,
+        });
+    }
+    let time_ms = chrono::DateTime::parse_from_rfc3339(&env.time)
+        .map_err(|e| malformed(format!("time {:?}: {e}", env.time)))?
+        .timestamp_millis();
+    let payload: Map<String, Value> =
+        serde_json::from_str(env.payload.get()).map_err(|e| malformed(e.to_string()))?;
+    Ok(Checked {
+        env,
+        time_ms,
+        payload,
+    })
+}
+
+/// Fails exactly where [`Mapped::new`] would, without building the
+/// mapping (no leaf hash, target or field copies): the check JSON lines
+/// export makes before writing the record as stored.
+pub fn check(instance: &str, seq: u64, record: &Record) -> Result<(), ExportError> {
+    parse_checked(instance, seq, record).map(|_| ())
+}
+
 impl Mapped {
     /// Maps record `seq` of `instance`; refuses a record whose event names
     /// another instance or position, or does not parse.
     pub fn new(instance: &str, seq: u64, record: &Record) -> Result<Mapped, ExportError> {
-        let malformed = |reason: String| ExportError::Malformed { seq, reason };
-        let env = Envelope::parse(&record.event).map_err(|e| malformed(e.to_string()))?;
-        if env.instance != instance || env.seq != seq {
-            return Err(ExportError::Mismatch {
-                seq,
-                found_instance: env.instance.chars().take(64).collect(),
-                found_seq: env.seq,
-            });
-        }
-        let time_ms = chrono::DateTime::parse_from_rfc3339(&env.time)
-            .map_err(|e| malformed(format!("time {:?}: {e}", env.time)))?
-            .timestamp_millis();
-        let payload: Map<String, Value> =
-            serde_json::from_str(env.payload.get()).map_err(|e| malformed(e.to_string()))?;
+        let Checked {
+            env,
+            time_ms,
+            payload,
+        } = parse_checked(instance, seq, record)?;
         let t = env.event_type.as_str();
         let (action, activity, mut key_state) = classify(t);
         let action = match (action, t) {
@@ -347,5 +380,84 @@ impl Mapped {
             actor: env.actor,
             correlation_id: env.correlation_id,
         })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Hand-made mappings for the renderers' byte-for-byte tests.
+    use super::*;
+
+    /// Every special character of JSON, CEF and LEEF, multi-byte ones, at
+    /// the ends and doubled.
+    pub(crate) const NASTY: &str = "|a=b\\c\nd\re^f||==\\\\\"q\"\u{1}\té✓^";
+
+    /// Mappings with every optional field absent and present, both
+    /// outcomes, every severity band, several roles and methods, times in
+    /// and out of chrono's range, plain and awkward strings.
+    pub(crate) fn samples() -> Vec<Mapped> {
+        let roles = [
+            (Role::System, AuthMethod::Internal),
+            (Role::Admin, AuthMethod::AdminSignatures),
+            (Role::KeyOwner, AuthMethod::Bearer),
+            (Role::Anonymous, AuthMethod::LocalCli),
+            (Role::Manager, AuthMethod::KeyOwnerCredential),
+        ];
+        let mut out = Vec::new();
+        let mut i = 0usize;
+        for nasty in [NASTY, "", "plain"] {
+            for full in [false, true] {
+                for failure in [false, true] {
+                    // The last time is out of chrono's range: LEEF falls
+                    // back to the stored time.
+                    for time_ms in [0, 1_765_166_400_123, -1, i64::MAX] {
+                        i += 1;
+                        let (role, auth) = roles[i % roles.len()];
+                        let opt = |s: &str| full.then(|| format!("{s}{nasty}"));
+                        out.push(Mapped {
+                            instance: format!("inst{nasty}"),
+                            seq: if full { u64::MAX } else { i as u64 },
+                            leaf_hash: "ab".repeat(32),
+                            time: format!("2026-12-08T04:00:00.123Z{nasty}"),
+                            time_ms,
+                            event_type: format!("key.created{nasty}"),
+                            family: format!("key{nasty}"),
+                            actor: Actor {
+                                principal: format!("p{nasty}"),
+                                role,
+                                auth,
+                            },
+                            correlation_id: format!("c{nasty}"),
+                            action: format!("kms.secrets.create{nasty}"),
+                            outcome: if failure {
+                                Outcome::Failure
+                            } else {
+                                Outcome::Success
+                            },
+                            activity: [
+                                Activity::Create,
+                                Activity::Read,
+                                Activity::Update,
+                                Activity::Delete,
+                                Activity::Other,
+                            ][i % 5],
+                            target: Target {
+                                id: format!("crn{nasty}"),
+                                type_uri: "kms/secrets",
+                                name: opt("name"),
+                            },
+                            reason_code: opt("code"),
+                            reason_text: opt("words"),
+                            key_version_id: opt("v"),
+                            rewrapped_key_version_id: opt("r"),
+                            key_state: full.then_some((i % 6) as u8),
+                            request_uri: opt("/api"),
+                            severity: (i % 12) as u8,
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 }
