@@ -672,54 +672,53 @@ fn sinks_lag(ops_addr: &str) -> u64 {
         .sum()
 }
 
-/// Wrap with two sinks forwarding (a CEF file, syslog to rsyslogd), then
-/// without them again; prints wrap with / without.
-fn sink_phases(
-    a: &Args,
-    target: &std::sync::Arc<Target>,
-    data: &Path,
-    ops_addr: &str,
-    before: f64,
-) {
+/// Wrap with two sinks forwarding, then without them again, twice: a CEF
+/// file and syslog to rsyslogd (whose own CPU shares these cores), then
+/// two CEF files (no receiver process); prints wrap with / without.
+fn sink_phases(a: &Args, target: &std::sync::Arc<Target>, data: &Path, ops_addr: &str, before: f64) {
     let syslog = receivers::Rsyslog::start(None);
-    set_sinks(
-        &target.addr,
-        data,
-        serde_json::json!([
-            {"name": "file", "format": "cef",
-             "target": {"kind": "file", "file": "bench.cef", "max_bytes": 1073741824, "keep": 2}},
-            {"name": "syslog", "format": "cef",
-             "target": {"kind": "syslog", "address": syslog.addr()}},
-        ]),
-    );
-    // Both sinks deliver the log's backlog before the phase starts.
+    let file = |name: &str| {
+        serde_json::json!({"name": name, "format": "cef",
+            "target": {"kind": "file", "file": format!("{name}.cef"), "max_bytes": 1073741824, "keep": 2}})
+    };
+    let variants = [
+        (
+            "file + syslog to rsyslogd",
+            serde_json::json!([file("file"), {"name": "syslog", "format": "cef",
+                "target": {"kind": "syslog", "address": syslog.addr()}}]),
+        ),
+        ("two files", serde_json::json!([file("file-a"), file("file-b")])),
+    ];
+    // Both sinks deliver the log's backlog before a phase starts.
     let drained = |what: &str| {
         let start = Instant::now();
         while sinks_lag(ops_addr) > 0 || start.elapsed() < Duration::from_millis(300) {
-            assert!(
-                start.elapsed() < Duration::from_secs(600),
-                "sinks never drained {what}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(600), "sinks never drained {what}");
             std::thread::sleep(Duration::from_millis(50));
         }
         start.elapsed()
     };
-    drained("the backlog");
-    let with = run(Kind::Wrap, target, a);
-    line("wrap-sinks", &with);
-    let lag = sinks_lag(ops_addr);
-    let drain = drained("after the phase");
-    let lines = syslog.lines().len();
-    set_sinks(&target.addr, data, serde_json::json!([]));
-    let after = run(Kind::Wrap, target, a);
-    line("wrap", &after);
-    let without = (before + after.rate()) / 2.0;
-    println!(
-        "RATIO wrap with two sinks / without = {:.3} (target >= 0.9; without {without:.0} req/s, mean of {before:.0} and {:.0}); \
-         lag at the end of the phase {lag} records, drained in {:.2} s; rsyslogd received {lines} lines",
-        with.rate() / without,
-        after.rate(),
-        drain.as_secs_f64()
-    );
-    assert_eq!(with.other + after.other, 0, "non-200 answers with sinks");
+    let mut before = before;
+    for (name, sinks) in variants {
+        set_sinks(&target.addr, data, sinks);
+        drained("the backlog");
+        let with = run(Kind::Wrap, target, a);
+        line("wrap-sinks", &with);
+        let lag = sinks_lag(ops_addr);
+        let drain = drained("after the phase");
+        set_sinks(&target.addr, data, serde_json::json!([]));
+        let after = run(Kind::Wrap, target, a);
+        line("wrap", &after);
+        let without = (before + after.rate()) / 2.0;
+        println!(
+            "RATIO wrap with two sinks ({name}) / without = {:.3} (target >= 0.9; without {without:.0} req/s, mean of {before:.0} and {:.0}); \
+             lag at the end of the phase {lag} records, drained in {:.2} s",
+            with.rate() / without,
+            after.rate(),
+            drain.as_secs_f64()
+        );
+        assert_eq!(with.other + after.other, 0, "non-200 answers with sinks");
+        before = after.rate();
+    }
+    println!("rsyslogd received {} lines", syslog.lines().len());
 }
