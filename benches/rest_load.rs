@@ -675,7 +675,13 @@ fn sinks_lag(ops_addr: &str) -> u64 {
 /// Wrap with two sinks forwarding, then without them again, twice: a CEF
 /// file and syslog to rsyslogd (whose own CPU shares these cores), then
 /// two CEF files (no receiver process); prints wrap with / without.
-fn sink_phases(a: &Args, target: &std::sync::Arc<Target>, data: &Path, ops_addr: &str, before: f64) {
+fn sink_phases(
+    a: &Args,
+    target: &std::sync::Arc<Target>,
+    data: &Path,
+    ops_addr: &str,
+    before: f64,
+) {
     let syslog = receivers::Rsyslog::start(None);
     let file = |name: &str| {
         serde_json::json!({"name": name, "format": "cef",
@@ -687,13 +693,19 @@ fn sink_phases(a: &Args, target: &std::sync::Arc<Target>, data: &Path, ops_addr:
             serde_json::json!([file("file"), {"name": "syslog", "format": "cef",
                 "target": {"kind": "syslog", "address": syslog.addr()}}]),
         ),
-        ("two files", serde_json::json!([file("file-a"), file("file-b")])),
+        (
+            "two files",
+            serde_json::json!([file("file-a"), file("file-b")]),
+        ),
     ];
     // Both sinks deliver the log's backlog before a phase starts.
     let drained = |what: &str| {
         let start = Instant::now();
         while sinks_lag(ops_addr) > 0 || start.elapsed() < Duration::from_millis(300) {
-            assert!(start.elapsed() < Duration::from_secs(600), "sinks never drained {what}");
+            assert!(
+                start.elapsed() < Duration::from_secs(600),
+                "sinks never drained {what}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         start.elapsed()

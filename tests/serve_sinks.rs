@@ -154,6 +154,20 @@ fn wrap_many(server: &DevServer, key: &str, n: usize, tag: u8) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The first page of the dev instance's log, as an auditor reads it.
+fn log_records_json(server: &DevServer) -> String {
+    let auditor = server.token("auditor");
+    let res = call(
+        &mut server.conn(),
+        &auditor,
+        "GET",
+        "/api/v2/ledger/records?start=0",
+        None,
+    );
+    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&res.body));
+    String::from_utf8_lossy(&res.body).into_owned()
+}
+
 fn start_server(data: &Path, log: &Path, refs: &str) -> DevServer {
     DevServer::start(data, log, &[("KEYLEDGER_SINK_REFS", refs)])
 }
@@ -358,17 +372,9 @@ fn every_record_reaches_every_sink_through_receiver_and_server_kills() {
         assert!(found.is_empty(), "{what} leaks {found:?}");
     }
     // The log names the reference, never the token.
-    let auditor = server.token("auditor");
-    let res = call(
-        &mut server.conn(),
-        &auditor,
-        "GET",
-        "/api/v2/ledger/records?start=0",
-        None,
-    );
-    assert_eq!(res.status(), 200);
-    assert!(String::from_utf8_lossy(&res.body).contains("hec-token"));
-    assert!(secrets_scan::find_in(&res.body, &labelled[..1]).is_empty());
+    let records = log_records_json(&server);
+    assert!(records.contains("hec-token"));
+    assert!(secrets_scan::find_in(records.as_bytes(), &labelled[..1]).is_empty());
 }
 
 /// A throwaway CA and a server certificate for localhost and 127.0.0.1:
@@ -483,20 +489,8 @@ fn syslog_over_tls_checks_the_receiver_and_failing_sinks_say_why() {
 fn refused_sink_commands_set_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let server = start_server(&dir.path().join("data"), &dir.path().join("server.log"), "");
-    let auditor = server.token("auditor");
-    let sinks_events = |server: &DevServer| -> usize {
-        let res = call(
-            &mut server.conn(),
-            &auditor,
-            "GET",
-            "/api/v2/ledger/records?start=0",
-            None,
-        );
-        assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&res.body));
-        String::from_utf8_lossy(&res.body)
-            .matches("export.sinks_set")
-            .count()
-    };
+    let sinks_events =
+        |server: &DevServer| log_records_json(server).matches("export.sinks_set").count();
     // In clear to a remote host: refused by the rules (logged as denied).
     let res = set_sinks(
         &server,

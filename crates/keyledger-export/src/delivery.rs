@@ -67,6 +67,10 @@ pub struct SinkStatus {
     /// Another server forwards this sink (it holds the sink's lease);
     /// this one watches its cursor and stands by.
     pub standby: AtomicBool,
+    /// This server holds the sink's cursor (a file, or the database lease)
+    /// and delivers; false until it does, while it stands by, and after it
+    /// lost the cursor.
+    pub forwarding: AtomicBool,
     /// Why the last attempt failed (no secret: transport errors never
     /// carry one).
     pub last_error: Mutex<Option<String>>,
@@ -82,6 +86,7 @@ impl Default for SinkStatus {
             failures: AtomicU64::new(0),
             failing: AtomicBool::new(false),
             standby: AtomicBool::new(false),
+            forwarding: AtomicBool::new(false),
             last_error: Mutex::new(None),
             caught_up_at: Mutex::new(Instant::now()),
         }
@@ -125,6 +130,7 @@ impl SinkStatus {
     /// one, with the cursor and log size to report.
     pub fn stand_by(&self, standby: bool, cursor: u64, head: u64) {
         self.standby.store(standby, Ordering::Relaxed);
+        self.forwarding.store(!standby, Ordering::Relaxed);
         self.failing.store(false, Ordering::Relaxed);
         self.cursor.store(cursor, Ordering::Relaxed);
         self.head.store(head, Ordering::Relaxed);
@@ -271,6 +277,7 @@ impl Delivery<'_> {
         let mut next = match self.cursor.load() {
             Ok(next) => next,
             Err(e) => {
+                self.status.forwarding.store(false, Ordering::Relaxed);
                 self.status.fail(e);
                 return;
             }
@@ -309,6 +316,7 @@ impl Delivery<'_> {
             {
                 // Delivered but not recorded: sent again after the cursor
                 // is opened again (at least once).
+                self.status.forwarding.store(false, Ordering::Relaxed);
                 self.status.fail(e);
                 return;
             }

@@ -39,6 +39,15 @@ fn tricky_lines() -> Vec<String> {
     ]
 }
 
+/// One entry per line, seq from 0.
+fn entries(lines: &[String]) -> Vec<Entry> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| entry(i as u64, l))
+        .collect()
+}
+
 fn entry(seq: u64, line: &str) -> Entry {
     Entry {
         seq,
@@ -134,11 +143,7 @@ fn file_lines_arrive_byte_exact_and_new_files_are_0600() {
     let path = dir.path().join("export.log");
     let mut sink = file_target(&path, 10 << 20, 3);
     let lines = tricky_lines();
-    let entries: Vec<Entry> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| entry(i as u64, l))
-        .collect();
+    let entries = entries(&lines);
     sink.send(&entries[..2]).unwrap();
     sink.send(&entries[2..]).unwrap();
     sink.send(&[]).unwrap();
@@ -279,11 +284,7 @@ fn syslog_tcp_lines_arrive_byte_exact() {
     let receiver = Rsyslog::start(None);
     let mut sink = sink::open(syslog_target(receiver.addr(), None)).unwrap();
     let lines = tricky_lines();
-    let entries: Vec<Entry> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| entry(i as u64, l))
-        .collect();
+    let entries = entries(&lines);
     sink.send(&entries[..3]).unwrap();
     sink.send(&entries[3..]).unwrap();
     sink.send(&[]).unwrap();
@@ -358,11 +359,7 @@ fn syslog_tls_delivers_and_refuses_a_wrong_name_or_ca() {
     };
 
     let lines = tricky_lines();
-    let entries: Vec<Entry> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| entry(i as u64, l))
-        .collect();
+    let entries = entries(&lines);
     for name in ["localhost", "127.0.0.1"] {
         let mut sink =
             sink::open(syslog_target(receiver.addr(), Some(tls(name, Some(&ca))))).unwrap();
@@ -583,11 +580,7 @@ fn hec_events_arrive_byte_exact_with_their_fields() {
     let receiver = HecReceiver::start(TOKEN);
     let mut sink = sink::open(hec_target(receiver.url(), TOKEN, false)).unwrap();
     let lines = tricky_lines();
-    let entries: Vec<Entry> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| entry(i as u64, l))
-        .collect();
+    let entries = entries(&lines);
     sink.send(&entries[..2]).unwrap();
     sink.send(&entries[2..]).unwrap();
     sink.send(&[]).unwrap();
@@ -737,11 +730,7 @@ fn hec_over_tls_checks_the_receiver_and_presents_a_client_certificate() {
         t
     };
     let lines = tricky_lines();
-    let entries: Vec<Entry> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| entry(i as u64, l))
-        .collect();
+    let entries = entries(&lines);
     for host in ["localhost", "127.0.0.1"] {
         let mut sink = sink::open(target(host, &pki.ca, Some(&pki))).unwrap();
         sink.send(&entries).unwrap();

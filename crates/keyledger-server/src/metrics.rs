@@ -211,7 +211,7 @@ impl Snapshots {
                 delivered: s.status.delivered.load(Relaxed),
                 failures: s.status.failures.load(Relaxed),
                 up: !s.status.failing.load(Relaxed),
-                forwarding: !s.status.standby.load(Relaxed),
+                forwarding: s.status.forwarding.load(Relaxed),
             })
             .collect();
         Snapshots {

@@ -501,17 +501,7 @@ pub fn check_effect(view: View<'_>, command: &AdminCommand) -> Result<(), Denial
 }
 
 fn check_id(field: &str, value: &str) -> Result<(), Denial> {
-    let ok = (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Denial::Invalid(format!(
-            "{field} must be 1-64 letters, digits, '-', '_' or '.'"
-        )))
-    }
+    super::sinks::check_name(field, value, 64).map_err(Denial::Invalid)
 }
 
 fn check_label(field: &str, value: &str) -> Result<(), Denial> {

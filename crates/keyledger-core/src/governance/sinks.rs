@@ -284,7 +284,9 @@ fn check_host(host: &str) -> Result<(), String> {
     }
 }
 
-fn check_name(field: &str, value: &str, max: usize) -> Result<(), String> {
+/// `value` is 1 to `max` ASCII letters, digits, `-`, `_` or `.` (ids,
+/// names, references).
+pub(crate) fn check_name(field: &str, value: &str, max: usize) -> Result<(), String> {
     let ok = (1..=max).contains(&value.len())
         && value
             .bytes()
