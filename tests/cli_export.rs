@@ -1057,6 +1057,8 @@ fn a_malformed_or_unreachable_database_url_fails_without_a_file_or_its_password(
             assert_eq!(from_env.status.code(), Some(2), "{url}");
             assert_eq!(from_env.stderr, refused.stderr, "{url}");
             assert!(from_env.stdout.is_empty(), "{url}");
+            // Nor a data directory: the database is opened first.
+            assert!(!data.exists(), "{url}: created {data:?}");
             for output in [&refused, &from_env] {
                 let all = [&output.stdout[..], &output.stderr[..]].concat();
                 assert!(

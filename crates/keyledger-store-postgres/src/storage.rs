@@ -15,12 +15,14 @@ use crate::{DEFAULT_POOL_SIZE, PostgresStore};
 /// servers' appends ([`PostgresStore::listener`]). Applies pending
 /// migrations.
 pub fn open_storage(data_dir: &Path, url: &str) -> Result<(Storage, Arc<PostgresStore>), String> {
-    // The ledger keys' directory, private like the embedded store's.
-    keyledger_ledger::data_dir::create_dir_all(data_dir)
-        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    // The database first: a URL that does not parse or connect leaves no
+    // directory behind.
     let store = Arc::new(
         PostgresStore::open_url(url, DEFAULT_POOL_SIZE).map_err(|e| format!("PostgreSQL: {e}"))?,
     );
+    // The ledger keys' directory, private like the embedded store's.
+    keyledger_ledger::data_dir::create_dir_all(data_dir)
+        .map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let storage = Storage {
         data_dir: data_dir.to_path_buf(),
         events: store.clone(),
