@@ -417,7 +417,16 @@ fn syslog_over_tls_checks_the_receiver_and_failing_sinks_say_why() {
     let (ca, cert, key) = throwaway_pki(dir.path(), "sink test CA");
     let (other_ca, _, _) = throwaway_pki(dir.path(), "other CA");
     let syslog = Rsyslog::start(Some((&cert, &key)));
-    let refs = format!("ca={},other-ca={}", ca.display(), other_ca.display());
+    // A receiver that takes only clients with a certificate from `ca` (the
+    // server's certificate serves as the client's here).
+    let mtls = Rsyslog::start_mtls(&cert, &key, &ca);
+    let refs = format!(
+        "ca={},other-ca={},client-cert={},client-key={}",
+        ca.display(),
+        other_ca.display(),
+        cert.display(),
+        key.display()
+    );
     let server = start_server(
         &dir.path().join("data"),
         &dir.path().join("server.log"),
@@ -432,6 +441,13 @@ fn syslog_over_tls_checks_the_receiver_and_failing_sinks_say_why() {
             {"name": "wrong-ca", "format": "jsonl",
              "target": {"kind": "syslog", "address": syslog.addr(),
                         "tls": {"server_name": "localhost", "ca_ref": "other-ca"}}},
+            {"name": "mtls", "format": "cef",
+             "target": {"kind": "syslog", "address": mtls.addr(),
+                        "tls": {"server_name": "localhost", "ca_ref": "ca",
+                                "client_cert_ref": "client-cert", "client_key_ref": "client-key"}}},
+            {"name": "no-client-cert", "format": "leef",
+             "target": {"kind": "syslog", "address": mtls.addr(),
+                        "tls": {"server_name": "localhost", "ca_ref": "ca"}}},
             {"name": "unresolved", "format": "ocsf",
              "target": {"kind": "hec", "url": "https://splunk.example.com:8088/services/collector/event",
                         "token_ref": "not-on-this-server"}},
@@ -446,6 +462,16 @@ fn syslog_over_tls_checks_the_receiver_and_failing_sinks_say_why() {
         let seqs: BTreeSet<u64> = syslog.lines().iter().map(|l| seq_of("jsonl", l)).collect();
         seqs.len() as u64 == size
     });
+    wait_for("every record over mutual TLS", || {
+        let size = server.log_records();
+        let seqs: BTreeSet<u64> = mtls.lines().iter().map(|l| seq_of("cef", l)).collect();
+        seqs.len() as u64 == size
+    });
+    // Only the sink with a client certificate got through.
+    assert!(
+        mtls.lines().iter().all(|l| l.starts_with("CEF:")),
+        "a LEEF line came through without a client certificate"
+    );
     // Exactly one copy: the other sink delivered nothing.
     let size = server.log_records();
     let lines = syslog.lines();
@@ -456,12 +482,19 @@ fn syslog_over_tls_checks_the_receiver_and_failing_sinks_say_why() {
     assert_eq!(first["event"]["type"], "instance.created");
     wait_for("/ready naming the two failing sinks", || {
         let (_, body) = ops_get(&server, "/ready");
-        body.contains("\"sink\":\"wrong-ca\"") && body.contains("\"sink\":\"unresolved\"")
+        body.contains("\"sink\":\"wrong-ca\"")
+            && body.contains("\"sink\":\"unresolved\"")
+            && body.contains("\"sink\":\"no-client-cert\"")
     });
     let (_, body) = ops_get(&server, "/ready");
     let ready: Value = serde_json::from_str(&body).expect("json");
     let behind = ready["sinks_behind"].as_array().expect("sinks_behind");
-    assert!(!behind.iter().any(|s| s["sink"] == "tls"), "{body}");
+    assert!(
+        !behind
+            .iter()
+            .any(|s| s["sink"] == "tls" || s["sink"] == "mtls"),
+        "{body}"
+    );
     let error = |name: &str| {
         behind
             .iter()

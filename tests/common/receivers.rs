@@ -121,6 +121,17 @@ impl Rsyslog {
     /// Starts it and waits until it listens. `tls`: the server's
     /// certificate (PEM chain) and private key (PEM) paths.
     pub fn start(tls: Option<(&Path, &Path)>) -> Rsyslog {
+        Self::start_with(tls, None)
+    }
+
+    /// Like [`Rsyslog::start`] over TLS, also requiring every client to
+    /// present a certificate that chains to `client_ca` (gtls
+    /// `x509/certvalid`).
+    pub fn start_mtls(cert: &Path, key: &Path, client_ca: &Path) -> Rsyslog {
+        Self::start_with(Some((cert, key)), Some(client_ca))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>, client_ca: Option<&Path>) -> Rsyslog {
         let dir = tempfile::tempdir().expect("temp dir");
         let work = dir.path().join("work");
         fs::create_dir(&work).expect("work dir");
@@ -130,12 +141,21 @@ impl Rsyslog {
             None => (String::new(), String::new()),
             Some((cert, key)) => (
                 format!(
-                    "\n  DefaultNetstreamDriverCertFile=\"{}\"\n  DefaultNetstreamDriverKeyFile=\"{}\"",
+                    "\n  DefaultNetstreamDriverCertFile=\"{}\"\n  DefaultNetstreamDriverKeyFile=\"{}\"{}",
                     cert.display(),
-                    key.display()
+                    key.display(),
+                    client_ca
+                        .map(|ca| format!("\n  DefaultNetstreamDriverCAFile=\"{}\"", ca.display()))
+                        .unwrap_or_default()
                 ),
-                " StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"anon\""
-                    .to_string(),
+                format!(
+                    " StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"{}\"",
+                    if client_ca.is_some() {
+                        "x509/certvalid"
+                    } else {
+                        "anon"
+                    }
+                ),
             ),
         };
         let conf_text = format!(
