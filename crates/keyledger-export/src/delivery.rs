@@ -8,7 +8,6 @@
 //! receiver costs appends nothing; what waits is one batch in memory and
 //! a cursor that falls behind (the lag the status reports).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use keyledger_core::record::Record;
 use keyledger_ledger::audit::AuditLog;
+use keyledger_ledger::data_dir;
 
 use crate::mapping::{Mapped, Outcome};
 use crate::sink::{Entry, Transport};
@@ -179,10 +179,7 @@ impl FileCursor {
     /// The cursor kept at `path` (its directory is created, 0700).
     pub fn open(path: &Path) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
+            data_dir::create_dir_all(dir)?;
         }
         Ok(FileCursor {
             path: path.to_path_buf(),
@@ -203,28 +200,17 @@ impl FileCursor {
         }
     }
 
-    /// Stores `next` durably.
+    /// Stores `next` durably ([`data_dir::write_atomic`]).
     pub fn store(&self, next: u64) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("cursor.tmp");
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            writeln!(f, "{next}")?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        let (Some(dir), Some(name)) = (
+            self.path.parent(),
+            self.path.file_name().and_then(|n| n.to_str()),
+        ) else {
+            return Err(std::io::Error::other("a cursor path names a file"));
+        };
+        data_dir::write_atomic(dir, name, format!("{next}\n").as_bytes())
     }
 }
-
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 /// Renders one record as a transport entry.
 pub fn entry(
@@ -234,13 +220,7 @@ pub fn entry(
     record: &Record,
 ) -> Result<Entry, ExportError> {
     let m = Mapped::new(instance, seq, record)?;
-    let line = match format {
-        Format::Jsonl => crate::jsonl::render(instance, seq, record)?,
-        Format::Cadf => crate::cadf::render(&m),
-        Format::Ocsf => crate::ocsf::render(&m),
-        Format::Cef => crate::cef::render(&m),
-        Format::Leef => crate::leef::render(&m),
-    };
+    let line = crate::line_of(format, &m, record)?;
     let time = chrono::DateTime::from_timestamp_millis(m.time_ms).unwrap_or_default();
     Ok(Entry {
         seq,

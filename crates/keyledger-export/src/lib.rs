@@ -132,12 +132,21 @@ pub fn render(
         return jsonl::render(instance, seq, record);
     }
     let m = mapping::Mapped::new(instance, seq, record)?;
+    line_of(format, &m, record)
+}
+
+/// The line of `format` for `record`, already mapped as `m`.
+pub(crate) fn line_of(
+    format: Format,
+    m: &mapping::Mapped,
+    record: &Record,
+) -> Result<String, ExportError> {
     let line = match format {
-        Format::Cadf => cadf::render(&m),
-        Format::Ocsf => ocsf::render(&m),
-        Format::Cef => cef::render(&m),
-        Format::Leef => leef::render(&m),
-        Format::Jsonl => unreachable!("handled above"),
+        Format::Cadf => cadf::render(m),
+        Format::Ocsf => ocsf::render(m),
+        Format::Cef => cef::render(m),
+        Format::Leef => leef::render(m),
+        Format::Jsonl => jsonl::render(&m.instance, m.seq, record)?,
     };
     debug_assert!(!line.contains('\n') && !line.contains('\r'));
     Ok(line)

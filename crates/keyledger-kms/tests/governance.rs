@@ -66,6 +66,11 @@ fn fresh() -> Given {
 
 /// Admins admin_key(), key(2), key(3); thresholds 2 (signature), 2 (revocation).
 fn three_admins() -> Given {
+    three_admins_with(2, 2)
+}
+
+/// Admins admin_key(), key(2), key(3) and the given thresholds.
+fn three_admins_with(signature: u8, revocation: u8) -> Given {
     let g = fresh();
     admin_command(&g.service, &g.clock, add(&key(2), "bob")).expect("add bob");
     admin_command(&g.service, &g.clock, add(&key(3), "carol")).expect("add carol");
@@ -73,7 +78,7 @@ fn three_admins() -> Given {
         &g.service,
         &g.clock,
         &[&admin_key(), &key(2)],
-        thresholds(2, 2),
+        thresholds(signature, revocation),
     )
     .expect("thresholds");
     g
@@ -609,16 +614,7 @@ fn sinks(names: &[&str]) -> AdminCommand {
 /// configuration or too few signatures change nothing.
 #[test]
 fn sinks_are_set_by_quorum_and_removing_one_takes_the_revocation_threshold() {
-    let g = fresh();
-    admin_command(&g.service, &g.clock, add(&key(2), "bob")).expect("add bob");
-    admin_command(&g.service, &g.clock, add(&key(3), "carol")).expect("add carol");
-    admin_command_by(
-        &g.service,
-        &g.clock,
-        &[&admin_key(), &key(2), &key(3)],
-        thresholds(2, 3),
-    )
-    .expect("thresholds");
+    let g = three_admins_with(2, 3);
     let two = [&admin_key(), &key(2)];
     let all = [&admin_key(), &key(2), &key(3)];
     then_denied(

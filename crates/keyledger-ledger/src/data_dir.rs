@@ -37,6 +37,24 @@ pub fn file_options() -> OpenOptions {
     options
 }
 
+/// Replaces `dir/name` with `bytes` atomically and durably: write a 0600
+/// temp file, fsync it, rename it over the target, fsync the directory.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut file = file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(name))?;
+    fs::File::open(dir)?.sync_all()
+}
+
 /// An entry of the data directory that group or others may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LooseEntry {

@@ -303,13 +303,7 @@ fn target(
         })
     };
     let tls = |t: &Option<SinkTls>, host: &str| -> Result<TlsClient, String> {
-        let none = SinkTls {
-            server_name: None,
-            ca_ref: None,
-            client_cert_ref: None,
-            client_key_ref: None,
-        };
-        let t = t.as_ref().unwrap_or(&none);
+        let t = t.clone().unwrap_or_default();
         Ok(TlsClient {
             server_name: t.server_name.clone().unwrap_or_else(|| host.to_string()),
             ca_file: t.ca_ref.as_deref().map(file).transpose()?.cloned(),
@@ -325,10 +319,7 @@ fn target(
             keep,
         } => {
             let dir = settings.export_dir.join(instance);
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
+            keyledger_ledger::data_dir::create_dir_all(&dir)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
             Ok(Target::File {
                 path: dir.join(name),
@@ -372,8 +363,6 @@ fn target(
         }
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 /// This machine's name, for syslog's HOSTNAME and HEC's `host`.
 fn hostname() -> String {

@@ -79,7 +79,7 @@ pub enum SinkTarget {
 
 /// TLS settings of a sink. Files are named by references each server
 /// resolves (the CA bundle is no secret, but it lives on the server).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SinkTls {
     /// The name the receiver's certificate must carry; absent: the host

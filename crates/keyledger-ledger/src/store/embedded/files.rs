@@ -2,7 +2,7 @@
 //! the instance lock and the trusted-point sidecar.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use crate::store::StoreError;
@@ -29,22 +29,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replaces `dir/name` with `bytes` atomically and durably: write a temp
-/// file, fsync it, rename it over the target, fsync the directory.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut file = private()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
-}
+pub(crate) use crate::data_dir::write_atomic;
 
 /// Reads `dir/name`, `None` if it does not exist.
 pub(crate) fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
