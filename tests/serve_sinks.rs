@@ -723,3 +723,74 @@ fn a_receiver_that_never_reads_slows_no_append() {
         started.elapsed()
     );
 }
+
+/// `export.set_sinks` as an attacker would send it: signed by a key that is
+/// no administrator, for another instance, replayed, oversized. Each is
+/// refused with its reason and no sinks change.
+#[test]
+fn sink_commands_from_strangers_other_instances_replays_or_oversized_are_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = start_server(&dir.path().join("data"), &dir.path().join("server.log"), "");
+    let admin = keyledger::admin_key::read(&server.data_dir.join("dev").join("admin.key"))
+        .expect("dev admin key");
+    let sinks = |n: usize| AdminCommand::SetSinks {
+        sinks: (0..n)
+            .map(|i| {
+                serde_json::from_value(json!({"name": format!("s{i}"), "format": "cef",
+                    "target": {"kind": "syslog", "address": "127.0.0.1:514"}}))
+                .expect("sink")
+            })
+            .collect(),
+    };
+    let signed_by = |key: &ed25519_dalek::SigningKey, instance: &str, command: AdminCommand| {
+        let document = CommandDocument::new(
+            instance,
+            command,
+            Utc::now() + chrono::Duration::minutes(10),
+        )
+        .expect("document");
+        let mut signed = SignedCommand::unsigned(&document).expect("unsigned");
+        signed.sign(key);
+        signed
+    };
+    let refused = |signed: &SignedCommand, status: u16, reason: &str| {
+        let res = submit(&server, signed);
+        let body = String::from_utf8_lossy(&res.body).into_owned();
+        assert_eq!(res.status(), status, "{body}");
+        assert!(body.contains(reason), "{reason:?} not in {body}");
+    };
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    refused(
+        &signed_by(&stranger, INSTANCE, sinks(1)),
+        401,
+        "UNAUTHORIZED_ERR",
+    );
+    refused(
+        &signed_by(&admin, "other-instance", sinks(1)),
+        403,
+        r#"command is for instance \"other-instance\", not \"dev-instance\""#,
+    );
+    // Accepted once, refused when replayed.
+    let once = signed_by(&admin, INSTANCE, sinks(1));
+    assert_eq!(submit(&server, &once).status(), 200);
+    refused(&once, 403, "was already used (replay)");
+    // Nine sinks: over the rules' limit. A document over 16 KiB: refused
+    // before it is decided.
+    refused(
+        &signed_by(&admin, INSTANCE, sinks(9)),
+        400,
+        "at most 8 sinks",
+    );
+    let mut big = signed_by(&admin, INSTANCE, sinks(1));
+    big.document = big
+        .document
+        .replace("\"s0\"", &format!("\"{}\"", "x".repeat(17 * 1024)));
+    refused(&big, 400, "16384");
+    // Only the one accepted command set sinks.
+    assert_eq!(
+        log_records_json(&server)
+            .matches("export.sinks_set")
+            .count(),
+        1
+    );
+}
